@@ -1,0 +1,667 @@
+#include "conf/conf.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <confuse.h>
+
+#include "conf/strip.h"
+#include "protocols/protocol.h"
+#include "protocols/registry.h"
+
+#define CONF_MAX_FILE_SIZE (4 * 1024 * 1024)
+
+/* Where each option was written. libconfuse keeps no per-option line, but
+ * it calls a validator right after parsing each value, while its line
+ * counter still points at it. */
+struct line_mark {
+	const cfg_t *section;
+	const char *option;
+	int line;
+};
+
+struct loader {
+	const char *path;
+	struct conf_errors *errors;
+	struct line_mark *marks;
+	size_t n_marks, cap_marks;
+};
+
+struct conf_scope {
+	struct loader *loader;
+	cfg_t *section;
+	const char *listener;
+	int fallback_line;
+	bool failed;
+};
+
+/* libconfuse's validators and error hook carry no user pointer; loading is
+ * single-threaded and not reentrant, so the loader in progress sits here. */
+static struct loader *active_loader;
+
+static const struct {
+	const char *name;
+	int level;
+} log_levels[] = {
+	{ "err", LOG_ERR }, { "warning", LOG_WARNING }, { "notice", LOG_NOTICE },
+	{ "info", LOG_INFO }, { "debug", LOG_DEBUG },
+};
+
+static const char *const transport_names[] = {
+	[TRANSPORT_TCP] = "tcp",
+	[TRANSPORT_UDP] = "udp",
+	[TRANSPORT_MULTICAST] = "multicast",
+};
+
+/* Options every listener has, whatever its protocol. */
+static cfg_opt_t listener_common_options[] = {
+	CFG_STR("protocol", NULL, CFGF_NODEFAULT),
+	CFG_STR("transport", "tcp", CFGF_NONE),
+	CFG_STR("address", NULL, CFGF_NODEFAULT),
+	CFG_STR("interface", NULL, CFGF_NODEFAULT),
+	CFG_INT("ttl", 1, CFGF_NONE),
+	CFG_BOOL("loop", cfg_true, CFGF_NONE),
+	CFG_BOOL("required", cfg_true, CFGF_NONE),
+	CFG_INT("max-connections", CONF_DEFAULT_LISTENER_MAX_CONNECTIONS, CFGF_NONE),
+	CFG_INT("per-source", CONF_DEFAULT_PER_SOURCE, CFGF_NONE),
+	CFG_INT("idle-timeout", CONF_DEFAULT_IDLE_TIMEOUT, CFGF_NONE),
+	CFG_INT("buffer-size", CONF_DEFAULT_BUFFER_SIZE, CFGF_NONE),
+	CFG_STR_LIST("allow", NULL, CFGF_NONE),
+	CFG_STR_LIST("deny", NULL, CFGF_NONE),
+};
+#define N_COMMON (sizeof(listener_common_options) / sizeof(listener_common_options[0]))
+
+static const char *const tcp_only_options[] = {
+	"max-connections", "per-source", "idle-timeout", "buffer-size", NULL,
+};
+static const char *const multicast_only_options[] = { "interface", "ttl", "loop", NULL };
+
+void conf_errors_add(struct conf_errors *errors, const char *fmt, ...)
+{
+	va_list ap;
+	char *line;
+
+	va_start(ap, fmt);
+	if (vasprintf(&line, fmt, ap) < 0)
+		line = NULL;
+	va_end(ap);
+	if (line == NULL)
+		return;
+	if (errors->count == errors->cap) {
+		size_t cap = errors->cap ? errors->cap * 2 : 8;
+		char **lines = realloc(errors->lines, cap * sizeof(*lines));
+		if (lines == NULL) {
+			free(line);
+			return;
+		}
+		errors->lines = lines;
+		errors->cap = cap;
+	}
+	errors->lines[errors->count++] = line;
+}
+
+void conf_errors_clear(struct conf_errors *errors)
+{
+	for (size_t i = 0; i < errors->count; i++)
+		free(errors->lines[i]);
+	free(errors->lines);
+	memset(errors, 0, sizeof(*errors));
+}
+
+const char *transport_name(enum transport transport)
+{
+	return transport_names[transport];
+}
+
+const char *log_level_name(int level)
+{
+	for (size_t i = 0; i < sizeof(log_levels) / sizeof(log_levels[0]); i++)
+		if (log_levels[i].level == level)
+			return log_levels[i].name;
+	return "?";
+}
+
+/* ---- line marks ---- */
+
+static void mark_line(struct loader *ld, const cfg_t *section, const char *option, int line)
+{
+	for (size_t i = 0; i < ld->n_marks; i++)
+		if (ld->marks[i].section == section && strcmp(ld->marks[i].option, option) == 0)
+			return;
+	if (ld->n_marks == ld->cap_marks) {
+		size_t cap = ld->cap_marks ? ld->cap_marks * 2 : 64;
+		struct line_mark *marks = realloc(ld->marks, cap * sizeof(*marks));
+		if (marks == NULL)
+			return;
+		ld->marks = marks;
+		ld->cap_marks = cap;
+	}
+	ld->marks[ld->n_marks++] = (struct line_mark){ section, option, line };
+}
+
+static int find_line(const struct loader *ld, const cfg_t *section, const char *option)
+{
+	if (option == NULL)
+		return 0;
+	for (size_t i = 0; i < ld->n_marks; i++)
+		if (ld->marks[i].section == section && strcmp(ld->marks[i].option, option) == 0)
+			return ld->marks[i].line;
+	return 0;
+}
+
+/* The first line of a section: its earliest option, else its closing brace. */
+static int section_line(const struct loader *ld, const cfg_t *section)
+{
+	int first = 0;
+
+	for (size_t i = 0; i < ld->n_marks; i++)
+		if (ld->marks[i].section == section && (first == 0 || ld->marks[i].line < first))
+			first = ld->marks[i].line;
+	return first;
+}
+
+static int line_or(const struct loader *ld, const cfg_t *section, const char *option, int fallback)
+{
+	int line = find_line(ld, section, option);
+	return line ? line : fallback;
+}
+
+static bool option_written(const struct loader *ld, const cfg_t *section, const char *option)
+{
+	return find_line(ld, section, option) != 0;
+}
+
+static int record_value_line(cfg_t *cfg, cfg_opt_t *opt)
+{
+	mark_line(active_loader, cfg, opt->name, cfg->line);
+	return 0;
+}
+
+/* Runs when a section closes; cfg is its parent, the section the last one. */
+static int record_section_line(cfg_t *cfg, cfg_opt_t *opt)
+{
+	cfg_t *section = cfg_opt_getnsec(opt, cfg_opt_size(opt) - 1);
+
+	mark_line(active_loader, section, "}", cfg->line);
+	mark_line(active_loader, cfg, opt->name, cfg->line);
+	return 0;
+}
+
+static void register_line_marks(cfg_t *cfg, cfg_opt_t *opts, const char *prefix)
+{
+	char path[256];
+
+	for (cfg_opt_t *opt = opts; opt->name != NULL; opt++) {
+		snprintf(path, sizeof(path), "%s%s", prefix, opt->name);
+		if (opt->type == CFGT_SEC) {
+			char nested[sizeof(path) + 1];
+			cfg_set_validate_func(cfg, path, record_section_line);
+			snprintf(nested, sizeof(nested), "%s|", path);
+			register_line_marks(cfg, opt->subopts, nested);
+		} else {
+			cfg_set_validate_func(cfg, path, record_value_line);
+		}
+	}
+}
+
+static void report_libconfuse_error(cfg_t *cfg, const char *fmt, va_list ap)
+{
+	char message[512];
+
+	vsnprintf(message, sizeof(message), fmt, ap);
+	conf_errors_add(active_loader->errors, "%s:%d: %s", active_loader->path, cfg ? cfg->line : 0,
+			message);
+}
+
+/* ---- scope: errors against file and line ---- */
+
+static void scope_verror(struct conf_scope *scope, int line, const char *fmt, va_list ap)
+{
+	char message[512];
+
+	vsnprintf(message, sizeof(message), fmt, ap);
+	conf_errors_add(scope->loader->errors, "%s:%d: listener \"%s\": %s", scope->loader->path,
+			line, scope->listener, message);
+	scope->failed = true;
+}
+
+int conf_scope_line(const struct conf_scope *scope, const char *option)
+{
+	return line_or(scope->loader, scope->section, option, scope->fallback_line);
+}
+
+void conf_scope_error(struct conf_scope *scope, const char *option, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	scope_verror(scope, conf_scope_line(scope, option), fmt, ap);
+	va_end(ap);
+}
+
+const char *conf_scope_listener(const struct conf_scope *scope)
+{
+	return scope->listener;
+}
+
+/* ---- schema ---- */
+
+static cfg_opt_t *listener_options_new(void)
+{
+	const struct protocol *const *all = protocol_all();
+	size_t n_protocols = 0, i;
+	cfg_opt_t *opts;
+
+	while (all[n_protocols] != NULL)
+		n_protocols++;
+	opts = calloc(N_COMMON + n_protocols + 1, sizeof(*opts));
+	if (opts == NULL)
+		return NULL;
+	memcpy(opts, listener_common_options, sizeof(listener_common_options));
+	for (i = 0; i < n_protocols; i++) {
+		cfg_opt_t section = CFG_SEC(all[i]->name, all[i]->options, CFGF_NONE);
+		opts[N_COMMON + i] = section;
+	}
+	return opts;
+}
+
+static cfg_t *schema_new(cfg_opt_t *listener_opts)
+{
+	cfg_opt_t opts[] = {
+		CFG_STR("log-level", "info", CFGF_NONE),
+		CFG_INT("max-connections", CONF_DEFAULT_MAX_CONNECTIONS, CFGF_NONE),
+		CFG_INT("shutdown-grace", CONF_DEFAULT_SHUTDOWN_GRACE, CFGF_NONE),
+		CFG_SEC("listener", listener_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
+		CFG_END()
+	};
+	cfg_t *cfg = cfg_init(opts, CFGF_NONE);
+
+	if (cfg != NULL) {
+		cfg_set_error_function(cfg, report_libconfuse_error);
+		register_line_marks(cfg, opts, "");
+	}
+	return cfg;
+}
+
+static char *read_file(const char *path, struct conf_errors *errors)
+{
+	struct stat st;
+	char *text = NULL;
+	ssize_t got = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		conf_errors_add(errors, "%s: cannot open: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		conf_errors_add(errors, "%s: not a regular file", path);
+	} else if (st.st_size > CONF_MAX_FILE_SIZE) {
+		conf_errors_add(errors, "%s: larger than %d bytes", path, CONF_MAX_FILE_SIZE);
+	} else if ((text = malloc((size_t)st.st_size + 1)) != NULL) {
+		size_t want = (size_t)st.st_size, have = 0;
+		while (have < want && (got = read(fd, text + have, want - have)) > 0)
+			have += (size_t)got;
+		if (got < 0) {
+			conf_errors_add(errors, "%s: cannot read: %s", path, strerror(errno));
+			free(text);
+			text = NULL;
+		} else {
+			int unclosed;
+			text[have] = '\0';
+			unclosed = conf_strip_comments(text, have);
+			if (unclosed) {
+				conf_errors_add(errors, "%s:%d: \"{\" is never closed: the file ends inside this section",
+						path, unclosed);
+				free(text);
+				text = NULL;
+			}
+		}
+	}
+	close(fd);
+	return text;
+}
+
+/* ---- values ---- */
+
+static bool check_range(struct conf_scope *scope, cfg_t *sec, const char *option, long min,
+			long max, unsigned *out)
+{
+	long value = cfg_getint(sec, option);
+
+	if (value < min || value > max) {
+		conf_scope_error(scope, option, "%s must be from %ld to %ld, not %ld", option, min,
+				 max, value);
+		return false;
+	}
+	*out = (unsigned)value;
+	return true;
+}
+
+static bool parse_transport(const char *text, enum transport *out)
+{
+	for (size_t i = 0; i < sizeof(transport_names) / sizeof(transport_names[0]); i++)
+		if (strcmp(text, transport_names[i]) == 0) {
+			*out = (enum transport)i;
+			return true;
+		}
+	return false;
+}
+
+static void parse_cidr_list(struct conf_scope *scope, cfg_t *sec, const char *option,
+			    struct cidr **out, size_t *count)
+{
+	unsigned n = cfg_size(sec, option);
+	char err[160];
+
+	*count = 0;
+	*out = n ? calloc(n, sizeof(**out)) : NULL;
+	for (unsigned i = 0; i < n; i++) {
+		const char *text = cfg_getnstr(sec, option, i);
+		if (cidr_parse(text, &(*out)[*count], err, sizeof(err)) < 0)
+			conf_scope_error(scope, option, "%s: %s", option, err);
+		else
+			(*count)++;
+	}
+}
+
+static void reject_written(struct conf_scope *scope, cfg_t *sec, const char *const *options,
+			   const char *why)
+{
+	for (size_t i = 0; options[i] != NULL; i++)
+		if (option_written(scope->loader, sec, options[i]))
+			conf_scope_error(scope, options[i], "option \"%s\" %s", options[i], why);
+}
+
+static void resolve_interface(struct conf_scope *scope, cfg_t *sec, struct conf_listener *l)
+{
+	const char *name = cfg_getstr(sec, "interface");
+
+	if (name == NULL) {
+		conf_scope_error(scope, "address",
+				 "a multicast listener needs \"interface\" (an address or a name), "
+				 "so that it never joins or sends on the default route");
+		return;
+	}
+	l->interface = strdup(name);
+	if (inet_pton(AF_INET, name, &l->if_addr) == 1) {
+		if (l->endpoint.sa.ss_family != AF_INET)
+			conf_scope_error(scope, "interface",
+					 "an IPv6 group needs an interface name, not \"%s\"", name);
+		return;
+	}
+	l->ifindex = if_nametoindex(name);
+	if (l->ifindex == 0)
+		conf_scope_error(scope, "interface", "no such interface \"%s\"", name);
+}
+
+static void parse_address(struct conf_scope *scope, cfg_t *sec, struct conf_listener *l)
+{
+	const char *text = cfg_getstr(sec, "address");
+	char err[160];
+	bool group;
+
+	if (text == NULL) {
+		conf_scope_error(scope, NULL, "missing \"address\"");
+		return;
+	}
+	l->address = strdup(text);
+	if (endpoint_parse(text, &l->endpoint, err, sizeof(err)) < 0) {
+		conf_scope_error(scope, "address", "bad address \"%s\": %s", text, err);
+		return;
+	}
+	group = addr_is_multicast((struct sockaddr *)&l->endpoint.sa);
+	if (l->transport == TRANSPORT_MULTICAST && !group)
+		conf_scope_error(scope, "address", "\"%s\" is not a multicast group", text);
+	else if (l->transport != TRANSPORT_MULTICAST && group)
+		conf_scope_error(scope, "address",
+				 "\"%s\" is a multicast group: use transport = \"multicast\"", text);
+}
+
+static void parse_protocol(struct conf_scope *scope, cfg_t *sec, struct conf_listener *l)
+{
+	const char *name = cfg_getstr(sec, "protocol");
+	const struct protocol *const *all = protocol_all();
+
+	if (name == NULL) {
+		conf_scope_error(scope, NULL, "missing \"protocol\"");
+		return;
+	}
+	l->protocol = protocol_find(name);
+	if (l->protocol == NULL) {
+		char known[256] = "";
+		for (size_t i = 0; all[i] != NULL; i++)
+			snprintf(known + strlen(known), sizeof(known) - strlen(known), "%s%s",
+				 i ? ", " : "", all[i]->name);
+		conf_scope_error(scope, "protocol", "unknown protocol \"%s\" (known: %s)", name, known);
+	}
+	/* A section for another protocol would be silently ignored. */
+	for (size_t i = 0; all[i] != NULL; i++)
+		if (all[i] != l->protocol && option_written(scope->loader, sec, all[i]->name))
+			conf_scope_error(scope, all[i]->name,
+					 "section \"%s { }\" does not apply to protocol \"%s\"",
+					 all[i]->name, name);
+}
+
+static void parse_protocol_settings(struct conf_scope *scope, cfg_t *sec, struct conf_listener *l)
+{
+	struct conf_scope inner = *scope;
+
+	if (l->protocol == NULL)
+		return;
+	if (!(l->protocol->transports & TRANSPORT_BIT(l->transport))) {
+		conf_scope_error(scope, "transport", "protocol \"%s\" does not support transport \"%s\"",
+				 l->protocol->name, transport_name(l->transport));
+		return;
+	}
+	if (l->protocol->configure == NULL)
+		return;
+	inner.section = cfg_getsec(sec, l->protocol->name);
+	inner.fallback_line = line_or(scope->loader, sec, l->protocol->name, scope->fallback_line);
+	inner.failed = false;
+	l->settings = l->protocol->configure(inner.section, &inner);
+	if (inner.failed)
+		scope->failed = true;
+}
+
+static void parse_limits(struct conf_scope *scope, cfg_t *sec, struct conf_listener *l)
+{
+	unsigned ttl = 0, buffer = 0;
+
+	if (l->transport == TRANSPORT_TCP)
+		reject_written(scope, sec, multicast_only_options, "applies to multicast listeners only");
+	else
+		reject_written(scope, sec, tcp_only_options, "applies to tcp listeners only");
+	if (l->transport == TRANSPORT_UDP)
+		reject_written(scope, sec, multicast_only_options, "applies to multicast listeners only");
+	check_range(scope, sec, "max-connections", 1, 1000000, &l->max_connections);
+	check_range(scope, sec, "per-source", 1, 1000000, &l->per_source);
+	check_range(scope, sec, "idle-timeout", 0, 86400 * 7, &l->idle_timeout);
+	check_range(scope, sec, "buffer-size", 4096, 64 * 1024 * 1024, &buffer);
+	check_range(scope, sec, "ttl", 0, 255, &ttl);
+	l->buffer_size = buffer;
+	l->ttl = (int)ttl;
+	l->loop = cfg_getbool(sec, "loop");
+	l->required = cfg_getbool(sec, "required");
+	parse_cidr_list(scope, sec, "allow", &l->allow, &l->n_allow);
+	parse_cidr_list(scope, sec, "deny", &l->deny, &l->n_deny);
+}
+
+static bool parse_listener(struct loader *ld, cfg_t *sec, struct conf_listener *l)
+{
+	struct conf_scope scope = {
+		.loader = ld,
+		.section = sec,
+		.listener = cfg_title(sec),
+		.fallback_line = section_line(ld, sec),
+	};
+	const char *transport = cfg_getstr(sec, "transport");
+
+	l->name = strdup(cfg_title(sec));
+	l->line = scope.fallback_line;
+	if (!parse_transport(transport, &l->transport)) {
+		conf_scope_error(&scope, "transport", "unknown transport \"%s\" (tcp, udp or multicast)",
+				 transport);
+		return false;
+	}
+	parse_protocol(&scope, sec, l);
+	parse_address(&scope, sec, l);
+	if (l->transport == TRANSPORT_MULTICAST && l->address != NULL)
+		resolve_interface(&scope, sec, l);
+	parse_limits(&scope, sec, l);
+	if (!scope.failed)
+		parse_protocol_settings(&scope, sec, l);
+	return !scope.failed;
+}
+
+/* Two binds that the kernel would refuse, found before anything is bound. */
+static bool endpoints_collide(const struct conf_listener *a, const struct conf_listener *b)
+{
+	const struct sockaddr *sa = (const struct sockaddr *)&a->endpoint.sa;
+	const struct sockaddr *sb = (const struct sockaddr *)&b->endpoint.sa;
+
+	if (conf_listener_same_socket(a, b))
+		return true;
+	if (a->transport != b->transport || a->transport == TRANSPORT_MULTICAST ||
+	    addr_port(sa) != addr_port(sb))
+		return false;
+	return a->endpoint.any || b->endpoint.any;
+}
+
+static void check_collisions(struct loader *ld, struct conf *conf)
+{
+	for (size_t i = 1; i < conf->n_listeners; i++) {
+		struct conf_listener *l = &conf->listeners[i];
+		if (l->address == NULL || l->endpoint.len == 0)
+			continue;
+		for (size_t j = 0; j < i; j++) {
+			struct conf_listener *o = &conf->listeners[j];
+			if (o->endpoint.len == 0 || !endpoints_collide(l, o))
+				continue;
+			conf_errors_add(ld->errors,
+					"%s:%d: listener \"%s\": address %s (%s) overlaps listener "
+					"\"%s\" (line %d)",
+					ld->path, l->line, l->name, l->address,
+					transport_name(l->transport), o->name, o->line);
+			break;
+		}
+	}
+}
+
+static bool parse_globals(struct loader *ld, cfg_t *cfg, struct conf *conf)
+{
+	const char *level = cfg_getstr(cfg, "log-level");
+	long max = cfg_getint(cfg, "max-connections");
+	long grace = cfg_getint(cfg, "shutdown-grace");
+	bool ok = true;
+
+	conf->log_level = -1;
+	for (size_t i = 0; i < sizeof(log_levels) / sizeof(log_levels[0]); i++)
+		if (strcmp(level, log_levels[i].name) == 0)
+			conf->log_level = log_levels[i].level;
+	if (conf->log_level < 0) {
+		conf_errors_add(ld->errors, "%s:%d: log-level must be debug, info, notice, warning or err, not \"%s\"",
+				ld->path, find_line(ld, cfg, "log-level"), level);
+		ok = false;
+	}
+	if (max < 1 || max > 10000000) {
+		conf_errors_add(ld->errors, "%s:%d: max-connections must be from 1 to 10000000",
+				ld->path, find_line(ld, cfg, "max-connections"));
+		ok = false;
+	}
+	if (grace < 0 || grace > 86400) {
+		conf_errors_add(ld->errors, "%s:%d: shutdown-grace must be from 0 to 86400 seconds",
+				ld->path, find_line(ld, cfg, "shutdown-grace"));
+		ok = false;
+	}
+	conf->max_connections = (unsigned)max;
+	conf->shutdown_grace = (unsigned)grace;
+	return ok;
+}
+
+static struct conf *conf_build(struct loader *ld, cfg_t *cfg)
+{
+	struct conf *conf = calloc(1, sizeof(*conf));
+	size_t before = ld->errors->count;
+
+	if (conf == NULL)
+		return NULL;
+	conf->path = strdup(ld->path);
+	parse_globals(ld, cfg, conf);
+	conf->n_listeners = cfg_size(cfg, "listener");
+	conf->listeners = calloc(conf->n_listeners ? conf->n_listeners : 1, sizeof(*conf->listeners));
+	for (size_t i = 0; conf->listeners != NULL && i < conf->n_listeners; i++)
+		parse_listener(ld, cfg_getnsec(cfg, "listener", (unsigned)i), &conf->listeners[i]);
+	check_collisions(ld, conf);
+	if (conf->listeners == NULL || ld->errors->count > before) {
+		conf_free(conf);
+		return NULL;
+	}
+	return conf;
+}
+
+struct conf *conf_load(const char *path, struct conf_errors *errors)
+{
+	struct loader ld = { .path = path, .errors = errors };
+	cfg_opt_t *listener_opts;
+	struct conf *conf = NULL;
+	cfg_t *cfg = NULL;
+	char *text = read_file(path, errors);
+
+	if (text == NULL)
+		return NULL;
+	listener_opts = listener_options_new();
+	active_loader = &ld;
+	if (listener_opts != NULL)
+		cfg = schema_new(listener_opts);
+	if (cfg != NULL && cfg_parse_buf(cfg, text) == CFG_SUCCESS)
+		conf = conf_build(&ld, cfg);
+	else if (cfg == NULL || errors->count == 0)
+		conf_errors_add(errors, "%s: cannot parse", path);
+	active_loader = NULL;
+	if (cfg != NULL)
+		cfg_free(cfg);
+	free(listener_opts);
+	free(ld.marks);
+	free(text);
+	return conf;
+}
+
+void conf_free(struct conf *conf)
+{
+	if (conf == NULL)
+		return;
+	for (size_t i = 0; i < conf->n_listeners; i++) {
+		struct conf_listener *l = &conf->listeners[i];
+		if (l->settings != NULL && l->protocol->settings_free != NULL)
+			l->protocol->settings_free(l->settings);
+		free(l->name);
+		free(l->address);
+		free(l->interface);
+		free(l->allow);
+		free(l->deny);
+	}
+	free(conf->listeners);
+	free(conf->path);
+	free(conf);
+}
+
+bool conf_listener_same_socket(const struct conf_listener *a, const struct conf_listener *b)
+{
+	if (a->transport != b->transport || a->endpoint.any != b->endpoint.any ||
+	    !addr_equal((const struct sockaddr *)&a->endpoint.sa,
+			(const struct sockaddr *)&b->endpoint.sa))
+		return false;
+	if (a->transport != TRANSPORT_MULTICAST)
+		return true;
+	return a->ifindex == b->ifindex && a->if_addr.s_addr == b->if_addr.s_addr;
+}

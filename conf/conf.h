@@ -1,0 +1,91 @@
+/* The configuration snapshot: parsed, validated, immutable, plain C.
+ *
+ * conf_load() reads a libconfuse file, checks everything it can without
+ * binding a socket, and returns either a snapshot or every error found, each
+ * as "FILE:LINE: message". Nothing of libconfuse survives in the snapshot. */
+#ifndef CHASSISD_CONF_H
+#define CHASSISD_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <netinet/in.h>
+
+#include "conf/addr.h"
+
+struct protocol;
+
+enum transport {
+	TRANSPORT_TCP,
+	TRANSPORT_UDP,
+	TRANSPORT_MULTICAST,
+};
+#define TRANSPORT_BIT(t) (1u << (t))
+
+/* Defaults for every limit; each has an option of the same name. */
+#define CONF_DEFAULT_MAX_CONNECTIONS 16384	/* daemon-wide */
+#define CONF_DEFAULT_SHUTDOWN_GRACE 10		/* seconds */
+#define CONF_DEFAULT_LISTENER_MAX_CONNECTIONS 1024
+#define CONF_DEFAULT_PER_SOURCE 256
+#define CONF_DEFAULT_IDLE_TIMEOUT 300		/* seconds; 0 = none */
+#define CONF_DEFAULT_BUFFER_SIZE (256 * 1024)	/* bytes queued per connection */
+
+struct conf_listener {
+	char *name;
+	int line;				/* where the section starts */
+	const struct protocol *protocol;
+	void *settings;				/* the protocol's own, from configure() */
+	enum transport transport;
+	char *address;				/* as written, for messages */
+	struct endpoint endpoint;		/* the bind address; the group for multicast */
+	/* multicast only */
+	char *interface;
+	unsigned ifindex;			/* 0 when given as an IPv4 address */
+	struct in_addr if_addr;
+	int ttl;
+	bool loop;
+	/* all transports */
+	bool required;				/* a bind failure at start is fatal */
+	struct cidr *allow, *deny;
+	size_t n_allow, n_deny;
+	/* tcp only */
+	unsigned max_connections;
+	unsigned per_source;
+	unsigned idle_timeout;
+	size_t buffer_size;
+};
+
+struct conf {
+	char *path;
+	int log_level;				/* syslog priority: LOG_ERR .. LOG_DEBUG */
+	unsigned max_connections;
+	unsigned shutdown_grace;
+	struct conf_listener *listeners;
+	size_t n_listeners;
+};
+
+struct conf_errors {
+	char **lines;
+	size_t count;
+	size_t cap;
+};
+
+struct conf *conf_load(const char *path, struct conf_errors *errors);
+void conf_free(struct conf *conf);
+void conf_errors_add(struct conf_errors *errors, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void conf_errors_clear(struct conf_errors *errors);
+
+/* Same socket: a reload keeps it open rather than binding again. */
+bool conf_listener_same_socket(const struct conf_listener *a, const struct conf_listener *b);
+const char *transport_name(enum transport transport);
+const char *log_level_name(int level);
+
+/* What a protocol's configure() hook gets: where its section is, and a way
+ * to report errors against the right line. */
+struct conf_scope;
+int conf_scope_line(const struct conf_scope *scope, const char *option);
+void conf_scope_error(struct conf_scope *scope, const char *option, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+const char *conf_scope_listener(const struct conf_scope *scope);
+
+#endif

@@ -1,0 +1,54 @@
+/* The chassis API: everything a protocol module may ask of a connection or
+ * a datagram. A module never frees its connection and never touches the
+ * socket or libevent on it; it writes, asks to close, pauses reading. */
+#ifndef CHASSISD_CHASSIS_H
+#define CHASSISD_CHASSIS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+struct conn;
+struct datagram;
+struct evbuffer;
+
+/* Connections (tcp). */
+void conn_write(struct conn *conn, const void *data, size_t len);
+/* Moves every byte of `data` to the output without copying. */
+void conn_write_buffer(struct conn *conn, struct evbuffer *data);
+/* Queues len bytes of fd from offset, sent with sendfile; takes the fd. */
+int conn_write_file(struct conn *conn, int fd, off_t offset, off_t len);
+/* True once the output has reached the buffer limit: a producer should
+ * stop and wait for its drained() hook. */
+bool conn_output_full(const struct conn *conn);
+size_t conn_output_length(const struct conn *conn);
+/* Sends what is queued, then closes. Safe to call from any hook. */
+void conn_close_after_flush(struct conn *conn);
+void conn_pause_reading(struct conn *conn);
+void conn_resume_reading(struct conn *conn);
+
+const struct sockaddr *conn_peer(const struct conn *conn);
+const struct sockaddr *conn_local(struct conn *conn);
+const void *conn_settings(const struct conn *conn);
+void *conn_service_state(const struct conn *conn);
+void *conn_data(const struct conn *conn);
+void conn_set_data(struct conn *conn, void *data);
+void conn_log(const struct conn *conn, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Datagrams (udp, multicast). The payload is valid during the hook only. */
+const struct sockaddr *datagram_source(const struct datagram *dgram);
+const void *datagram_payload(const struct datagram *dgram, size_t *len);
+const void *datagram_settings(const struct datagram *dgram);
+void *datagram_service_state(const struct datagram *dgram);
+/* Sends one datagram back to the source; never blocks. */
+void datagram_reply(struct datagram *dgram, const void *data, size_t len);
+/* Counts the datagram as dropped, with a reason for the debug log. */
+void datagram_drop(struct datagram *dgram, const char *reason);
+/* A source that must never get a reply: port 0, the echo and chargen ports
+ * (7, 19: two reflectors would ping-pong forever), multicast, broadcast and
+ * unspecified addresses (spoofed sources of amplification attacks). */
+bool datagram_source_is_reflector(const struct datagram *dgram);
+
+#endif

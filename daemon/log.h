@@ -1,0 +1,52 @@
+/* The daemon's one logger.
+ *
+ * Call sites pass a level, an optional context (which listener, protocol,
+ * peer, config line, event) and a message. The sink is chosen once: a TTY
+ * gets timestamps; a pipe or file gets "<N>" priority prefixes that journald
+ * and syslog understand, and no timestamp (the reader adds its own). The
+ * context is printed as key=value pairs; a journald sink can turn the same
+ * context into native fields without any call site changing. */
+#ifndef CHASSISD_LOG_H
+#define CHASSISD_LOG_H
+
+#include <stdbool.h>
+#include <sys/socket.h>
+#include <syslog.h>
+
+/* Events worth a stable identity (journald MESSAGE_ID). */
+enum log_event {
+	LOG_EVENT_NONE,
+	LOG_EVENT_STARTED,
+	LOG_EVENT_STOPPING,
+	LOG_EVENT_RELOAD_APPLIED,
+	LOG_EVENT_RELOAD_FAILED,
+	LOG_EVENT_LISTENER_BOUND,
+	LOG_EVENT_LISTENER_BIND_FAILED,
+	LOG_EVENT_ACCEPT_PAUSED,
+	LOG_EVENT_LIMIT_HIT,
+};
+
+struct log_context {
+	const char *listener;
+	const char *protocol;
+	const char *transport;
+	const struct sockaddr *peer;
+	const char *config_file;
+	int config_line;
+	unsigned generation;
+	enum log_event event;
+};
+
+void log_init(void);
+void log_set_level(int level);
+bool log_enabled(int level);
+void log_write(int level, const struct log_context *ctx, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+#define log_err(...) log_write(LOG_ERR, NULL, __VA_ARGS__)
+#define log_warning(...) log_write(LOG_WARNING, NULL, __VA_ARGS__)
+#define log_notice(...) log_write(LOG_NOTICE, NULL, __VA_ARGS__)
+#define log_info(...) log_write(LOG_INFO, NULL, __VA_ARGS__)
+#define log_debug(...) log_write(LOG_DEBUG, NULL, __VA_ARGS__)
+
+#endif

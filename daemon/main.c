@@ -1,0 +1,245 @@
+/* chassisd: command line, lifecycle and signals. */
+#include <errno.h>
+#include <event2/event.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "build_config.h"
+#include "conf/conf.h"
+#include "daemon/log.h"
+#include "daemon/runtime.h"
+#include "systemd/notify.h"
+
+struct daemon {
+	const char *config_path;
+	bool verbose;
+	struct event_base *base;
+	struct runtime *rt;
+	struct event *signals[4];
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: chassisd [-c FILE] [-t] [-v] [--version] [--help]\n"
+		"  -c, --config FILE  configuration file (default %s)\n"
+		"  -t, --test         check the configuration and exit\n"
+		"  -v, --verbose      log at debug level whatever log-level says\n"
+		"      --version      print the version and exit\n"
+		"  -h, --help         print this help and exit\n"
+		"Signals: HUP reloads, TERM/INT stop (connections get shutdown-grace),\n"
+		"USR1 logs a status dump.\n",
+		CHASSISD_DEFAULT_CONFIG);
+}
+
+static void log_config_errors(const struct conf_errors *errors, const char *path, int level,
+			      enum log_event event)
+{
+	struct log_context ctx = { .config_file = path, .event = event };
+
+	for (size_t i = 0; i < errors->count; i++)
+		log_write(level, &ctx, "%s", errors->lines[i]);
+}
+
+static void apply_log_level(const struct daemon *d, const struct conf *conf)
+{
+	log_set_level(d->verbose ? LOG_DEBUG : conf->log_level);
+}
+
+/* The event loop's fds are the daemon's capacity: take all the kernel grants. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			log_warning("cannot raise the open file limit: %s", strerror(errno));
+	}
+}
+
+static void report_status(const struct daemon *d, const char *prefix, bool ready)
+{
+	char status[400], line[200];
+
+	runtime_status_line(d->rt, line, sizeof(line));
+	snprintf(status, sizeof(status), "%s%s", prefix, line);
+	if (ready)
+		notify_ready(status);
+	else
+		notify_status(status);
+}
+
+static void reload(struct daemon *d)
+{
+	struct conf_errors errors = { 0 };
+	unsigned serving = d->rt->generation_number;
+	struct log_context failed = { .config_file = d->config_path, .event = LOG_EVENT_RELOAD_FAILED,
+				      .generation = serving };
+	struct conf *conf;
+	char prefix[160];
+
+	notify_reloading();
+	log_info("reloading %s", d->config_path);
+	conf = conf_load(d->config_path, &errors);
+	if (conf == NULL) {
+		log_config_errors(&errors, d->config_path, LOG_ERR, LOG_EVENT_RELOAD_FAILED);
+		log_write(LOG_ERR, &failed, "reload failed: %zu error%s in %s; still serving generation %u",
+			  errors.count, errors.count == 1 ? "" : "s", d->config_path, serving);
+		snprintf(prefix, sizeof(prefix), "reload failed (%zu config errors), old config serving: ",
+			 errors.count);
+		conf_errors_clear(&errors);
+		report_status(d, prefix, true);
+		return;
+	}
+	apply_log_level(d, conf);
+	if (runtime_apply(d->rt, conf) < 0) {
+		log_write(LOG_ERR, &failed, "reload failed: a listener could not be opened; still serving generation %u",
+			  serving);
+		apply_log_level(d, runtime_conf(d->rt));
+		report_status(d, "reload failed (bind error), old config serving: ", true);
+		return;
+	}
+	report_status(d, "reload applied: ", true);
+}
+
+static void on_signal(evutil_socket_t signo, short what, void *arg)
+{
+	struct daemon *d = arg;
+	struct log_context ctx = { .event = LOG_EVENT_STOPPING };
+
+	switch (signo) {
+	case SIGHUP:
+		if (!d->rt->stopping)
+			reload(d);
+		break;
+	case SIGUSR1:
+		runtime_log_status(d->rt);
+		break;
+	default:
+		if (d->rt->stopping) {
+			log_notice("second stop signal: closing every connection now");
+			event_base_loopbreak(d->base);
+			break;
+		}
+		notify_stopping();
+		log_write(LOG_NOTICE, &ctx, "stopping on %s: %u connection%s get up to %u s to finish",
+			  strsignal((int)signo), d->rt->connections, d->rt->connections == 1 ? "" : "s",
+			  runtime_conf(d->rt)->shutdown_grace);
+		runtime_shutdown(d->rt);
+	}
+	(void)what;
+}
+
+static int add_signals(struct daemon *d)
+{
+	static const int signos[] = { SIGHUP, SIGTERM, SIGINT, SIGUSR1 };
+
+	for (size_t i = 0; i < sizeof(signos) / sizeof(signos[0]); i++) {
+		d->signals[i] = evsignal_new(d->base, signos[i], on_signal, d);
+		if (d->signals[i] == NULL || evsignal_add(d->signals[i], NULL) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int run(struct daemon *d, struct conf *conf)
+{
+	struct log_context started = { .event = LOG_EVENT_STARTED, .config_file = d->config_path };
+	int status = 1;
+
+	raise_fd_limit();
+	d->base = event_base_new();
+	d->rt = d->base ? runtime_new(d->base) : NULL;
+	if (d->rt == NULL) {
+		conf_free(conf);
+		log_err("cannot create the event loop");
+		goto out;
+	}
+	if (runtime_apply(d->rt, conf) < 0) {
+		log_err("not started: a required listener could not be opened");
+		goto out;
+	}
+	if (add_signals(d) < 0) {
+		log_err("cannot install signal handlers");
+		goto out;
+	}
+	log_write(LOG_INFO, &started, "chassisd %s started (libevent %s, %s)", CHASSISD_VERSION,
+		  event_get_version(), event_base_get_method(d->base));
+	report_status(d, "", true);
+	event_base_dispatch(d->base);
+	log_info("stopped");
+	status = 0;
+out:
+	for (size_t i = 0; i < sizeof(d->signals) / sizeof(d->signals[0]); i++)
+		if (d->signals[i] != NULL)
+			event_free(d->signals[i]);
+	runtime_free(d->rt);
+	if (d->base != NULL)
+		event_base_free(d->base);
+	return status;
+}
+
+static int check_only(const char *path, struct conf *conf, const struct conf_errors *errors)
+{
+	if (conf == NULL) {
+		for (size_t i = 0; i < errors->count; i++)
+			fprintf(stderr, "%s\n", errors->lines[i]);
+		return 1;
+	}
+	printf("%s: ok\n", path);
+	conf_free(conf);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "test", no_argument, NULL, 't' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct daemon d = { .config_path = CHASSISD_DEFAULT_CONFIG };
+	struct conf_errors errors = { 0 };
+	bool test = false;
+	struct conf *conf;
+	int opt, status;
+
+	while ((opt = getopt_long(argc, argv, "c:tvh", options, NULL)) != -1) {
+		switch (opt) {
+		case 'c': d.config_path = optarg; break;
+		case 't': test = true; break;
+		case 'v': d.verbose = true; break;
+		case 'V': printf("chassisd %s\n", CHASSISD_VERSION); return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind < argc) {
+		usage(stderr);
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	log_init();
+	conf = conf_load(d.config_path, &errors);
+	if (test) {
+		status = check_only(d.config_path, conf, &errors);
+	} else if (conf == NULL) {
+		log_config_errors(&errors, d.config_path, LOG_ERR, LOG_EVENT_NONE);
+		log_err("not started: %zu error%s in %s", errors.count, errors.count == 1 ? "" : "s",
+			d.config_path);
+		status = 1;
+	} else {
+		apply_log_level(&d, conf);
+		status = run(&d, conf);
+	}
+	conf_errors_clear(&errors);
+	return status;
+}

@@ -1,0 +1,335 @@
+#include "daemon/runtime.h"
+
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf/conf.h"
+#include "daemon/listener.h"
+#include "daemon/log.h"
+#include "protocols/protocol.h"
+
+/* A config snapshot and everything still using it. */
+struct generation {
+	struct conf *conf;
+	unsigned refs;
+	unsigned number;
+};
+
+/* What a reload does with one listener of the new file. */
+struct plan {
+	struct service *service;
+	struct listener *kept;		/* same socket as a running listener */
+	struct listener *opened;	/* newly bound */
+};
+
+static struct generation *generation_new(struct conf *conf, unsigned number)
+{
+	struct generation *gen = calloc(1, sizeof(*gen));
+
+	if (gen == NULL) {
+		conf_free(conf);
+		return NULL;
+	}
+	gen->conf = conf;
+	gen->refs = 1;
+	gen->number = number;
+	return gen;
+}
+
+static void generation_release(struct generation *gen)
+{
+	if (gen != NULL && --gen->refs == 0) {
+		conf_free(gen->conf);
+		free(gen);
+	}
+}
+
+static struct service *service_new(struct generation *gen, const struct conf_listener *conf)
+{
+	struct service *svc = calloc(1, sizeof(*svc));
+
+	if (svc == NULL)
+		return NULL;
+	svc->refs = 1;
+	svc->conf = conf;
+	if (conf->protocol->start != NULL) {
+		svc->state = conf->protocol->start(conf->settings, conf->name);
+		if (svc->state == NULL) {
+			free(svc);
+			return NULL;
+		}
+	}
+	svc->generation = gen;
+	gen->refs++;
+	return svc;
+}
+
+void service_ref(struct service *svc)
+{
+	svc->refs++;
+}
+
+void service_release(struct service *svc)
+{
+	if (svc == NULL || --svc->refs > 0)
+		return;
+	if (svc->conf->protocol->stop != NULL)
+		svc->conf->protocol->stop(svc->state);
+	generation_release(svc->generation);
+	free(svc);
+}
+
+struct runtime *runtime_new(struct event_base *base)
+{
+	struct runtime *rt = calloc(1, sizeof(*rt));
+
+	if (rt == NULL)
+		return NULL;
+	rt->base = base;
+	TAILQ_INIT(&rt->active);
+	TAILQ_INIT(&rt->retired);
+	return rt;
+}
+
+const struct conf *runtime_conf(const struct runtime *rt)
+{
+	return rt->current ? rt->current->conf : NULL;
+}
+
+unsigned runtime_max_connections(const struct runtime *rt)
+{
+	return rt->current->conf->max_connections;
+}
+
+static struct log_context listener_conf_context(const struct conf_listener *conf, enum log_event event)
+{
+	return (struct log_context){
+		.listener = conf->name,
+		.protocol = conf->protocol->name,
+		.transport = transport_name(conf->transport),
+		.event = event,
+	};
+}
+
+static struct listener *find_running(struct runtime *rt, const struct conf_listener *conf)
+{
+	struct listener *ls;
+
+	TAILQ_FOREACH(ls, &rt->active, link)
+		if (!ls->claimed && conf_listener_same_socket(ls->service->conf, conf))
+			return ls;
+	return NULL;
+}
+
+/* Returns false when the whole change must be abandoned. */
+static bool plan_listener(struct runtime *rt, struct generation *gen, const struct conf_listener *conf,
+			  struct plan *plan)
+{
+	struct log_context ctx = listener_conf_context(conf, LOG_EVENT_LISTENER_BIND_FAILED);
+	char err[256];
+
+	plan->service = service_new(gen, conf);
+	if (plan->service == NULL) {
+		log_write(LOG_ERR, &ctx, "listener %s: protocol %s failed to start", conf->name,
+			  conf->protocol->name);
+		return false;
+	}
+	plan->kept = find_running(rt, conf);
+	if (plan->kept != NULL) {
+		plan->kept->claimed = true;
+		return true;
+	}
+	plan->opened = listener_open(rt, plan->service, err, sizeof(err));
+	if (plan->opened != NULL)
+		return true;
+	log_write(conf->required ? LOG_ERR : LOG_WARNING, &ctx, "listener %s: %s%s", conf->name, err,
+		  conf->required ? "" : " (not required: carrying on without it)");
+	return !conf->required;
+}
+
+static void plan_abandon(struct plan *plans, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (plans[i].kept != NULL)
+			plans[i].kept->claimed = false;
+		if (plans[i].opened != NULL)
+			listener_free(plans[i].opened);
+		service_release(plans[i].service);
+	}
+}
+
+static void log_listening(const struct listener *ls)
+{
+	const struct conf_listener *conf = ls->service->conf;
+	struct log_context ctx = listener_conf_context(conf, LOG_EVENT_LISTENER_BOUND);
+
+	log_write(LOG_INFO, &ctx, "listening on %s (%s, %s)", conf->address,
+		  transport_name(conf->transport), conf->protocol->name);
+}
+
+/* Everything below succeeds or only logs: the point of no return. */
+static void plan_commit(struct runtime *rt, struct plan *plans, size_t n, unsigned *kept,
+			unsigned *added, unsigned *removed)
+{
+	struct listener_list next = TAILQ_HEAD_INITIALIZER(next);
+	struct listener *ls;
+
+	for (size_t i = 0; i < n; i++) {
+		if (plans[i].kept != NULL) {
+			ls = plans[i].kept;
+			TAILQ_REMOVE(&rt->active, ls, link);
+			ls->claimed = false;
+			listener_set_service(ls, plans[i].service);
+			TAILQ_INSERT_TAIL(&next, ls, link);
+			(*kept)++;
+		} else if (plans[i].opened != NULL) {
+			ls = plans[i].opened;
+			if (listener_enable(ls) < 0)
+				log_err("listener %s: cannot watch its socket", ls->service->conf->name);
+			TAILQ_INSERT_TAIL(&next, ls, link);
+			log_listening(ls);
+			(*added)++;
+		}
+		service_release(plans[i].service);
+	}
+	while ((ls = TAILQ_FIRST(&rt->active)) != NULL) {
+		TAILQ_REMOVE(&rt->active, ls, link);
+		listener_retire(ls, rt->current->conf->shutdown_grace);
+		if (ls->n_conns == 0)
+			listener_free(ls);
+		else
+			TAILQ_INSERT_TAIL(&rt->retired, ls, link);
+		(*removed)++;
+	}
+	TAILQ_CONCAT(&rt->active, &next, link);
+}
+
+int runtime_apply(struct runtime *rt, struct conf *conf)
+{
+	struct generation *gen = generation_new(conf, rt->generation_number + 1);
+	unsigned kept = 0, added = 0, removed = 0;
+	struct plan *plans;
+	size_t n, i;
+
+	if (gen == NULL)
+		return -1;
+	n = gen->conf->n_listeners;
+	plans = calloc(n ? n : 1, sizeof(*plans));
+	for (i = 0; plans != NULL && i < n; i++)
+		if (!plan_listener(rt, gen, &gen->conf->listeners[i], &plans[i]))
+			break;
+	if (plans == NULL || i < n) {
+		if (plans != NULL)
+			plan_abandon(plans, i < n ? i + 1 : n);
+		free(plans);
+		generation_release(gen);
+		return -1;
+	}
+	generation_release(rt->current);
+	rt->current = gen;
+	rt->generation_number = gen->number;
+	plan_commit(rt, plans, n, &kept, &added, &removed);
+	free(plans);
+	if (gen->number > 1) {
+		struct log_context ctx = { .generation = gen->number, .event = LOG_EVENT_RELOAD_APPLIED,
+					   .config_file = gen->conf->path };
+		log_write(LOG_NOTICE, &ctx, "reload %u: %u kept, %u added, %u removed", gen->number, kept,
+			  added, removed);
+	}
+	return 0;
+}
+
+static void runtime_check_stopped(struct runtime *rt)
+{
+	if (rt->stopping && rt->connections == 0)
+		event_base_loopbreak(rt->base);
+}
+
+void runtime_connection_opened(struct runtime *rt)
+{
+	rt->connections++;
+}
+
+void runtime_reap_listener(struct runtime *rt, struct listener *ls)
+{
+	if (ls->n_conns == 0 && ls->fd < 0 && !ls->closing_all) {
+		TAILQ_REMOVE(&rt->retired, ls, link);
+		listener_free(ls);
+	}
+}
+
+void runtime_connection_closed(struct runtime *rt, struct listener *ls)
+{
+	struct listener *other;
+
+	runtime_reap_listener(rt, ls);
+	if (rt->connections > 0)
+		rt->connections--;
+	/* A freed fd may be just what a paused listener waits for. */
+	TAILQ_FOREACH(other, &rt->active, link)
+		listener_resume_accept(other);
+	runtime_check_stopped(rt);
+}
+
+void runtime_shutdown(struct runtime *rt)
+{
+	struct listener *ls;
+
+	rt->stopping = true;
+	while ((ls = TAILQ_FIRST(&rt->active)) != NULL) {
+		TAILQ_REMOVE(&rt->active, ls, link);
+		listener_retire(ls, rt->current->conf->shutdown_grace);
+		if (ls->n_conns == 0)
+			listener_free(ls);
+		else
+			TAILQ_INSERT_TAIL(&rt->retired, ls, link);
+	}
+	runtime_check_stopped(rt);
+}
+
+void runtime_free(struct runtime *rt)
+{
+	struct listener *ls;
+
+	if (rt == NULL)
+		return;
+	rt->stopping = false;	/* no loopbreak from inside the teardown */
+	while ((ls = TAILQ_FIRST(&rt->active)) != NULL) {
+		TAILQ_REMOVE(&rt->active, ls, link);
+		listener_free(ls);
+	}
+	while ((ls = TAILQ_FIRST(&rt->retired)) != NULL) {
+		TAILQ_REMOVE(&rt->retired, ls, link);
+		ls->closing_all = true;
+		listener_free(ls);
+	}
+	generation_release(rt->current);
+	free(rt);
+}
+
+void runtime_status_line(const struct runtime *rt, char *buf, size_t len)
+{
+	const struct listener *ls;
+	unsigned listeners = 0;
+
+	TAILQ_FOREACH(ls, &rt->active, link)
+		listeners++;
+	snprintf(buf, len, "%u listener%s, %u connection%s, generation %u", listeners,
+		 listeners == 1 ? "" : "s", rt->connections, rt->connections == 1 ? "" : "s",
+		 rt->generation_number);
+}
+
+void runtime_log_status(const struct runtime *rt)
+{
+	const struct listener *ls;
+	char line[160];
+
+	runtime_status_line(rt, line, sizeof(line));
+	log_info("status: %s", line);
+	TAILQ_FOREACH(ls, &rt->active, link)
+		listener_log_status(ls);
+	TAILQ_FOREACH(ls, &rt->retired, link)
+		listener_log_status(ls);
+}

@@ -1,0 +1,25 @@
+#include "protocols/registry.h"
+
+#include <string.h>
+
+#include "protocols/protocol.h"
+
+extern const struct protocol protocol_echo;
+
+static const struct protocol *const protocols[] = {
+	&protocol_echo,
+	NULL,
+};
+
+const struct protocol *protocol_find(const char *name)
+{
+	for (size_t i = 0; protocols[i] != NULL; i++)
+		if (strcmp(protocols[i]->name, name) == 0)
+			return protocols[i];
+	return NULL;
+}
+
+const struct protocol *const *protocol_all(void)
+{
+	return protocols;
+}
