@@ -179,8 +179,13 @@ out:
 		if (d->signals[i] != NULL)
 			event_free(d->signals[i]);
 	runtime_free(d->rt);
-	if (d->base != NULL)
+	if (d->base != NULL) {
+		/* A freed bufferevent is released by a deferred callback; run
+		 * those so that nothing outlives the loop. */
+		for (int i = 0; i < 4; i++)
+			event_base_loop(d->base, EVLOOP_NONBLOCK);
 		event_base_free(d->base);
+	}
 	return status;
 }
 

@@ -1,0 +1,237 @@
+"""Black-box harness: the real chassisd binary on loopback.
+
+A test writes a config, starts the daemon with a NOTIFY_SOCKET of its own and
+waits for READY=1 (never a sleep), then talks to it with real clients.
+"""
+import os
+import re
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BINARY = os.environ.get("CHASSISD", os.path.join(ROOT, "build", "daemon", "chassisd"))
+
+
+def free_port(kind=socket.SOCK_STREAM, host="127.0.0.1"):
+    """A port free for both TCP and UDP on host, so tests can use either."""
+    while True:
+        with socket.socket(socket.AF_INET, kind) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        other = socket.SOCK_DGRAM if kind == socket.SOCK_STREAM else socket.SOCK_STREAM
+        try:
+            with socket.socket(socket.AF_INET, other) as s:
+                s.bind((host, port))
+            return port
+        except OSError:
+            continue
+
+
+def have_ipv6():
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+class Daemon:
+    """One chassisd process; its stderr goes to a file the test can read."""
+
+    def __init__(self, workdir, config_text, name="chassisd.conf", extra_args=(), preexec=None):
+        self.workdir = workdir
+        self.config = os.path.join(workdir, name)
+        self.write_config(config_text)
+        self.notify_path = os.path.join(workdir, "notify.sock")
+        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.notify.bind(self.notify_path)
+        self.notify.settimeout(0.1)
+        self.notifications = []
+        self.log_path = os.path.join(workdir, "stderr.log")
+        self.log_file = open(self.log_path, "wb")
+        env = dict(os.environ, NOTIFY_SOCKET=self.notify_path)
+        env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+        self.proc = subprocess.Popen([BINARY, "-c", self.config, *extra_args], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=self.log_file, env=env,
+                                     preexec_fn=preexec)
+        self.pid = self.proc.pid
+
+    def write_config(self, text):
+        tmp = self.config + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, self.config)
+
+    def poll_notifications(self, timeout=0.0):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                data = self.notify.recv(4096).decode()
+                self.notifications.append(data)
+                return data
+            except socket.timeout:
+                if time.monotonic() >= deadline:
+                    return None
+
+    def wait_notification(self, pattern, timeout=10.0, start=0):
+        """Waits for a notification (at index >= start) matching pattern."""
+        regex = re.compile(pattern, re.M)
+        deadline = time.monotonic() + timeout
+        index = start
+        while True:
+            while index < len(self.notifications):
+                if regex.search(self.notifications[index]):
+                    return index, self.notifications[index]
+                index += 1
+            if self.proc.poll() is not None:
+                self.poll_notifications()
+                if index < len(self.notifications):
+                    continue
+                raise AssertionError("chassisd exited (%s) before %r:\n%s" % (self.proc.returncode, pattern, self.log()))
+            if time.monotonic() >= deadline:
+                raise AssertionError("no %r from chassisd in %.1f s; got %r\n%s" % (
+                    pattern, timeout, self.notifications, self.log()))
+            self.poll_notifications(0.1)
+
+    def wait_ready(self):
+        return self.wait_notification(r"^READY=1")
+
+    def reload(self, text=None):
+        """Sends SIGHUP and returns the STATUS of the READY=1 that ends the reload."""
+        if text is not None:
+            self.write_config(text)
+        start = len(self.notifications)
+        self.proc.send_signal(signal.SIGHUP)
+        index, _ = self.wait_notification(r"^RELOADING=1", start=start)
+        _, ready = self.wait_notification(r"^READY=1", start=index + 1)
+        return ready
+
+    def signal(self, signo):
+        self.proc.send_signal(signo)
+
+    def stop(self, timeout=15):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self.close()
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.log_file.close()
+        self.notify.close()
+
+    def log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def wait_log(self, pattern, timeout=10.0):
+        regex = re.compile(pattern, re.M)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            m = regex.search(self.log())
+            if m:
+                return m
+            time.sleep(0.05)
+        raise AssertionError("no %r in the log:\n%s" % (pattern, self.log()))
+
+    def status_dump(self):
+        """SIGUSR1, then the status lines that it logged."""
+        before = self.log().count("status: ")
+        self.proc.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            text = self.log()
+            if text.count("status: ") > before:
+                time.sleep(0.1)
+                return self.log()
+            time.sleep(0.05)
+        raise AssertionError("no status dump")
+
+    def rss_kib(self):
+        with open("/proc/%d/status" % self.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise AssertionError("no VmRSS")
+
+    def cpu_seconds(self):
+        with open("/proc/%d/stat" % self.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.fixture
+def start_daemon(tmp_path):
+    """start_daemon(config_text) -> a ready Daemon, stopped after the test.
+
+    A daemon that logs a sanitizer report fails the test."""
+    started = []
+
+    def start(config_text, wait=True, **kwargs):
+        d = Daemon(str(tmp_path), config_text, **kwargs)
+        started.append(d)
+        if wait:
+            d.wait_ready()
+        return d
+
+    yield start
+    for d in started:
+        if d.proc.poll() is None:
+            d.stop()
+        else:
+            d.close()
+        text = d.log()
+        assert "Sanitizer" not in text and "runtime error" not in text, text
+
+
+def connect(port, host="127.0.0.1", source=None, timeout=5.0):
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    if source is not None:
+        s.bind((source, 0))
+    s.connect((host, port))
+    return s
+
+
+def recv_exactly(s, n):
+    chunks = []
+    while n > 0:
+        data = s.recv(min(n, 1 << 20))
+        if not data:
+            break
+        chunks.append(data)
+        n -= len(data)
+    return b"".join(chunks)
+
+
+def echo_once(s, payload=b"ping\n"):
+    s.sendall(payload)
+    return recv_exactly(s, len(payload)) == payload
+
+
+def is_closed_by_peer(s, timeout=3.0):
+    """True when the daemon closed s (EOF or reset) without sending data."""
+    s.settimeout(timeout)
+    try:
+        s.sendall(b"x")
+        return s.recv(16) == b""
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    except socket.timeout:
+        return False
+
+
+def echo_listener(name, port, extra="", transport="tcp", host="127.0.0.1"):
+    return 'listener "%s" {\n  protocol = "echo"\n  transport = "%s"\n  address = "%s:%d"\n%s\n}\n' % (
+        name, transport, host, port, extra)

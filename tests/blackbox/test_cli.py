@@ -1,0 +1,133 @@
+"""The command line: -t, --version, --help, start-up failures."""
+import os
+import re
+import socket
+import subprocess
+
+from conftest import BINARY, ROOT, echo_listener, free_port
+
+SHIPPED = os.path.join(ROOT, "conf", "chassisd.conf")
+
+
+def run(*args):
+    return subprocess.run([BINARY, *args], capture_output=True, text=True, timeout=30)
+
+
+def test_check_good_file_prints_ok_and_binds_nothing(tmp_path):
+    port = free_port()
+    conf = tmp_path / "good.conf"
+    conf.write_text(echo_listener("e", port))
+    # Something else holds the port: -t must not try to bind it.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))
+        s.listen()
+        r = run("-t", "-c", str(conf))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "%s: ok\n" % conf
+
+
+def test_check_shipped_config():
+    r = run("-t", "-c", SHIPPED)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "%s: ok\n" % SHIPPED
+
+
+def test_check_bad_file_prints_every_error_with_line(tmp_path):
+    conf = tmp_path / "bad.conf"
+    conf.write_text("# comment\n"
+                    'listener "a" { protocol = "nope" address = "127.0.0.1:1" }\n'
+                    "# another\n"
+                    'listener "b" { protocol = "echo" address = "localhost:1" }\n')
+    r = run("-t", "-c", str(conf))
+    assert r.returncode == 1
+    assert r.stdout == ""
+    assert r.stderr.splitlines() == [
+        '%s:2: listener "a": unknown protocol "nope" (known: echo)' % conf,
+        '%s:4: listener "b": bad address "localhost:1": "localhost" is not an IPv4 address, [IPv6] address or *' % conf,
+    ]
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    missing = tmp_path / "nope.conf"
+    for args in (["-t", "-c", str(missing)], ["-c", str(missing)]):
+        r = run(*args)
+        assert r.returncode == 1
+        assert "%s: cannot open: No such file or directory" % missing in r.stderr
+
+
+def test_unreadable_file_is_a_clear_error(tmp_path):
+    r = run("-t", "-c", str(tmp_path))
+    assert r.returncode == 1
+    assert "%s: not a regular file" % tmp_path in r.stderr
+
+
+def test_version_and_help():
+    r = run("--version")
+    assert r.returncode == 0 and re.fullmatch(r"chassisd \d+\.\d+\.\d+\n", r.stdout)
+    r = run("--help")
+    assert r.returncode == 0 and "usage: chassisd [-c FILE] [-t] [-v]" in r.stdout
+    r = run("--bogus")
+    assert r.returncode == 2 and "usage:" in r.stderr
+
+
+def test_bad_config_at_start_exits_1_with_file_line(tmp_path):
+    conf = tmp_path / "bad.conf"
+    conf.write_text('listener "a" {\n protocol = "echo"\n address = "127.0.0.1:80:80"\n}\n')
+    r = run("-c", str(conf))
+    assert r.returncode == 1
+    assert "<3>%s:3: listener \"a\": bad address" % conf in r.stderr
+    assert "not started: 1 error in %s" % conf in r.stderr
+
+
+def test_port_conflict_names_listener_address_and_reason(tmp_path):
+    port = free_port()
+    conf = tmp_path / "c.conf"
+    conf.write_text(echo_listener("busy", port))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))
+        s.listen()
+        r = run("-c", str(conf))
+    assert r.returncode == 1
+    assert "listener busy: cannot bind 127.0.0.1:%d (tcp): Address already in use" % port in r.stderr
+    assert "not started" in r.stderr
+
+
+def test_optional_listener_that_cannot_bind_is_skipped(start_daemon):
+    busy, free = free_port(), free_port()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", busy))
+        s.listen()
+        d = start_daemon(echo_listener("busy", busy, "required = false") + echo_listener("ok", free))
+        d.wait_log(r"<4>listener busy: cannot bind 127\.0\.0\.1:%d \(tcp\): Address already in use "
+                   r"\(not required: carrying on without it\)" % busy)
+        with socket.create_connection(("127.0.0.1", free), timeout=5) as c:
+            c.sendall(b"hi")
+            assert c.recv(2) == b"hi"
+    assert d.stop() == 0
+
+
+def test_log_lines_carry_priority_prefix_and_no_timestamp(start_daemon):
+    d = start_daemon(echo_listener("e", free_port()))
+    d.wait_log(r"^<6>chassisd \S+ started")
+    for line in d.log().splitlines():
+        assert re.match(r"<[0-7]>[^0-9]", line), line
+
+
+def test_log_on_a_tty_has_timestamps(tmp_path):
+    import pty
+    conf = tmp_path / "c.conf"
+    conf.write_text(echo_listener("e", free_port()))
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([BINARY, "-c", str(conf)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=slave)
+    os.close(slave)
+    text = b""
+    try:
+        while b"started" not in text:
+            text += os.read(master, 4096)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        os.close(master)
+    first = text.decode().splitlines()[0]
+    assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} info: listening on", first), first
