@@ -1,14 +1,25 @@
+/* The per-connection chassis.
+ *
+ * Built on plain events and evbuffers rather than bufferevents: the output
+ * is written straight through at the end of each callback, and EPOLLOUT is
+ * armed only when the kernel buffer is full. A bufferevent arms and disarms
+ * it around every write (two epoll_ctl calls and an extra wakeup per round
+ * trip) and asks FIONREAD before every read. Idle timeouts are not timers
+ * either: each listener keeps its connections ordered by last activity and
+ * one sweep a second closes those idle too long. */
 #include "daemon/conn.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "conf/conf.h"
 #include "daemon/chassis.h"
@@ -20,7 +31,9 @@
 /* How long a closing connection keeps reading (and discarding) after its
  * last byte went out, so that the client's unread request bytes do not turn
  * our close into a reset that destroys the response in flight. */
-#define CONN_LINGER_SECONDS 2
+#define CONN_LINGER_MS 2000
+/* Bytes asked of the kernel per read. */
+#define CONN_READ_CHUNK 16384
 
 enum {
 	CONN_CLOSING = 1 << 0,		/* close once the output is flushed */
@@ -29,26 +42,40 @@ enum {
 	CONN_PAUSED = 1 << 3,		/* the protocol asked not to read */
 	CONN_LINGERING = 1 << 4,	/* output flushed, write side shut */
 	CONN_LOCAL_KNOWN = 1 << 5,
+	CONN_READING = 1 << 6,		/* read event added */
+	CONN_WRITING = 1 << 7,		/* write event added: the kernel buffer was full */
+	CONN_IN_HOOK = 1 << 8,		/* a protocol hook runs: flush when it returns */
+	CONN_FAILED = 1 << 9,		/* a write failed: end at the next settle */
 };
 
 struct conn {
-	struct bufferevent *bev;
+	int fd;
+	unsigned flags;
+	struct evbuffer *in, *out;
+	struct event *readable, *writable;
 	struct listener *listener;
 	struct service *service;
 	const struct protocol *protocol;
 	size_t buffer_size;
-	unsigned flags;
+	uint64_t last_active_ms;
+	unsigned idle_ms;		/* 0 = never */
 	void *data;
 	struct sockaddr_storage peer;
 	struct sockaddr_storage local;
 	socklen_t peer_len;
 	socklen_t local_len;
-	TAILQ_ENTRY(conn) link;
+	TAILQ_ENTRY(conn) link;		/* listener->conns, least recently active first */
 };
 
-static void conn_on_read(struct bufferevent *bev, void *arg);
-static void conn_on_write(struct bufferevent *bev, void *arg);
-static void conn_on_event(struct bufferevent *bev, short what, void *arg);
+uint64_t conn_clock_ms(void)
+{
+	struct timespec ts;
+
+	/* Not the coarse clock: its 4 ms steps could close a connection a
+	 * hair before its timeout. This one is a vDSO read too. */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
 
 static struct log_context conn_context(const struct conn *conn)
 {
@@ -77,25 +104,42 @@ void conn_log(const struct conn *conn, int level, const char *fmt, ...)
 	log_write(level, &ctx, "%s", message);
 }
 
+static void conn_touch(struct conn *conn)
+{
+	struct conn_list *conns = &conn->listener->conns;
+
+	conn->last_active_ms = conn_clock_ms();
+	if (TAILQ_NEXT(conn, link) != NULL) {
+		TAILQ_REMOVE(conns, conn, link);
+		TAILQ_INSERT_TAIL(conns, conn, link);
+	}
+}
+
 static void conn_update_reading(struct conn *conn)
 {
 	bool want = (conn->flags & CONN_LINGERING) ||
-		    !(conn->flags & (CONN_CLOSING | CONN_READ_EOF | CONN_FULL | CONN_PAUSED));
+		    (!(conn->flags & (CONN_CLOSING | CONN_READ_EOF | CONN_FULL | CONN_PAUSED)) &&
+		     evbuffer_get_length(conn->in) < conn->buffer_size);
 
+	if (want == !!(conn->flags & CONN_READING))
+		return;
 	if (want)
-		bufferevent_enable(conn->bev, EV_READ);
+		event_add(conn->readable, NULL);
 	else
-		bufferevent_disable(conn->bev, EV_READ);
+		event_del(conn->readable);
+	conn->flags ^= CONN_READING;
 }
 
-/* The write callback costs a call per flush, so it is installed only while
- * something waits for the output to drain. */
-static void conn_update_callbacks(struct conn *conn)
+static void conn_free_io(struct conn *conn)
 {
-	bool want_write = conn->flags & (CONN_FULL | CONN_CLOSING);
-
-	bufferevent_setcb(conn->bev, conn_on_read, want_write ? conn_on_write : NULL,
-			  conn_on_event, conn);
+	if (conn->readable)
+		event_free(conn->readable);
+	if (conn->writable)
+		event_free(conn->writable);
+	if (conn->in)
+		evbuffer_free(conn->in);
+	if (conn->out)
+		evbuffer_free(conn->out);
 }
 
 static void conn_finish(struct conn *conn)
@@ -109,29 +153,73 @@ static void conn_finish(struct conn *conn)
 	TAILQ_REMOVE(&ls->conns, conn, link);
 	ls->n_conns--;
 	source_table_release(&ls->sources, (struct sockaddr *)&conn->peer);
-	bufferevent_free(conn->bev);
+	conn_free_io(conn);
+	close(conn->fd);
 	free(conn);
 	runtime_connection_closed(ls->rt, ls);
 	service_release(svc);
 }
 
+/* Writes what the kernel takes now; arms EPOLLOUT only for the rest. */
+static void conn_flush(struct conn *conn)
+{
+	int n;
+
+	if ((conn->flags & (CONN_WRITING | CONN_FAILED)) || evbuffer_get_length(conn->out) == 0)
+		return;
+	n = evbuffer_write(conn->out, conn->fd);
+	if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+		conn_log(conn, LOG_DEBUG, "write failed: %s", strerror(errno));
+		conn->flags |= CONN_FAILED;
+		return;
+	}
+	if (n > 0)
+		conn_touch(conn);
+	if (evbuffer_get_length(conn->out) > 0) {
+		conn->flags |= CONN_WRITING;
+		event_add(conn->writable, NULL);
+	}
+}
+
+/* Output at the limit stops reading; draining to half resumes it. */
+static void conn_check_output(struct conn *conn)
+{
+	size_t pending = evbuffer_get_length(conn->out);
+
+	if (!(conn->flags & CONN_FULL) && pending >= conn->buffer_size) {
+		conn->flags |= CONN_FULL;
+		conn_update_reading(conn);
+	} else if ((conn->flags & CONN_FULL) && pending <= conn->buffer_size / 2) {
+		conn->flags &= ~CONN_FULL;
+		conn_update_reading(conn);
+		if (conn->protocol->drained != NULL && !(conn->flags & CONN_CLOSING)) {
+			conn->flags |= CONN_IN_HOOK;
+			conn->protocol->drained(conn);
+			conn->flags &= ~CONN_IN_HOOK;
+			conn_flush(conn);
+		}
+	}
+}
+
 static void conn_linger(struct conn *conn)
 {
-	struct timeval linger = { CONN_LINGER_SECONDS, 0 };
-
 	conn->flags |= CONN_LINGERING;
-	shutdown(bufferevent_getfd(conn->bev), SHUT_WR);
-	bufferevent_set_timeouts(conn->bev, &linger, NULL);
+	conn->idle_ms = CONN_LINGER_MS;
+	shutdown(conn->fd, SHUT_WR);
+	conn_touch(conn);
 	conn_update_reading(conn);
 }
 
-/* Runs at the end of every chassis callback: a closing connection whose
- * output is out ends here, so a hook never sees its connection freed. */
+/* Runs at the end of every chassis callback, so that no hook ever sees its
+ * connection freed under it. */
 static void conn_settle(struct conn *conn)
 {
-	if (!(conn->flags & CONN_CLOSING) || (conn->flags & CONN_LINGERING))
+	if (conn->flags & CONN_FAILED) {
+		conn_finish(conn);
 		return;
-	if (evbuffer_get_length(bufferevent_get_output(conn->bev)) > 0)
+	}
+	if (!(conn->flags & CONN_CLOSING) || (conn->flags & CONN_LINGERING) ||
+	    evbuffer_get_length(conn->out) > 0)
 		return;
 	if (conn->flags & CONN_READ_EOF)
 		conn_finish(conn);
@@ -139,87 +227,146 @@ static void conn_settle(struct conn *conn)
 		conn_linger(conn);
 }
 
-static void conn_check_full(struct conn *conn)
+/* After a hook: send, apply backpressure, maybe end. */
+static void conn_after_hook(struct conn *conn)
 {
-	if ((conn->flags & CONN_FULL) ||
-	    evbuffer_get_length(bufferevent_get_output(conn->bev)) < conn->buffer_size)
-		return;
-	conn->flags |= CONN_FULL;
+	conn_flush(conn);
+	conn_check_output(conn);
 	conn_update_reading(conn);
-	conn_update_callbacks(conn);
+	conn_settle(conn);
 }
 
-static void conn_on_read(struct bufferevent *bev, void *arg)
+static void conn_on_eof(struct conn *conn)
 {
-	struct conn *conn = arg;
-	struct evbuffer *in = bufferevent_get_input(bev);
-
-	if (conn->flags & CONN_CLOSING) {
-		evbuffer_drain(in, evbuffer_get_length(in));
+	conn->flags |= CONN_READ_EOF;
+	if (conn->flags & CONN_LINGERING) {
+		conn_finish(conn);
 		return;
 	}
-	if (conn->protocol->input != NULL)
-		conn->protocol->input(conn, in);
-	else
-		evbuffer_drain(in, evbuffer_get_length(in));
-	conn_settle(conn);
-}
-
-static void conn_on_write(struct bufferevent *bev, void *arg)
-{
-	struct conn *conn = arg;
-	size_t pending = evbuffer_get_length(bufferevent_get_output(bev));
-
-	if ((conn->flags & CONN_FULL) && pending <= conn->buffer_size / 2) {
-		conn->flags &= ~CONN_FULL;
-		conn_update_reading(conn);
-		conn_update_callbacks(conn);
-		if (conn->protocol->drained != NULL && !(conn->flags & CONN_CLOSING))
-			conn->protocol->drained(conn);
+	if (conn->protocol->end_of_input != NULL && !(conn->flags & CONN_CLOSING)) {
+		conn->flags |= CONN_IN_HOOK;
+		conn->protocol->end_of_input(conn);
+		conn->flags &= ~CONN_IN_HOOK;
+	} else {
+		conn->flags |= CONN_CLOSING;
 	}
-	conn_settle(conn);
+	conn_after_hook(conn);
 }
 
-static void conn_on_event(struct bufferevent *bev, short what, void *arg)
+/* Reads into the input buffer's own free space: no FIONREAD, no copy. */
+static ssize_t conn_read(struct conn *conn)
+{
+	size_t room = conn->buffer_size - evbuffer_get_length(conn->in);
+	struct evbuffer_iovec vec[2];
+	int n_vec = room == 0 ? 0 : evbuffer_reserve_space(conn->in, room < CONN_READ_CHUNK ? room : CONN_READ_CHUNK,
+							   vec, 2);
+	struct iovec iov[2];
+	ssize_t n;
+
+	if (n_vec <= 0) {
+		errno = room == 0 ? EAGAIN : ENOMEM;
+		return -1;
+	}
+	for (int i = 0; i < n_vec; i++) {
+		iov[i].iov_base = vec[i].iov_base;
+		iov[i].iov_len = vec[i].iov_len;
+	}
+	n = readv(conn->fd, iov, n_vec);
+	if (n <= 0) {
+		evbuffer_commit_space(conn->in, vec, 0);
+		return n;
+	}
+	for (int i = 0; i < n_vec; i++) {
+		size_t used = (size_t)n > vec[i].iov_len ? vec[i].iov_len : (size_t)n;
+		n -= (ssize_t)used;
+		vec[i].iov_len = used;
+	}
+	evbuffer_commit_space(conn->in, vec, n_vec);
+	return 1;
+}
+
+static void conn_on_readable(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *conn = arg;
+	ssize_t n = conn_read(conn);
+
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;
+	if (n < 0) {
+		conn_log(conn, LOG_DEBUG, "read failed: %s", strerror(errno));
+		conn_finish(conn);
+		return;
+	}
+	if (n == 0) {
+		conn_on_eof(conn);
+		return;
+	}
+	if (conn->flags & (CONN_CLOSING | CONN_LINGERING)) {
+		evbuffer_drain(conn->in, evbuffer_get_length(conn->in));
+		return;
+	}
+	conn_touch(conn);
+	conn->flags |= CONN_IN_HOOK;
+	if (conn->protocol->input != NULL)
+		conn->protocol->input(conn, conn->in);
+	else
+		evbuffer_drain(conn->in, evbuffer_get_length(conn->in));
+	conn->flags &= ~CONN_IN_HOOK;
+	conn_after_hook(conn);
+	(void)fd;
+	(void)what;
+}
+
+/* EPOLLOUT after a full kernel buffer, or a flush asked for from outside
+ * any of this connection's hooks (event_active). */
+static void conn_on_writable(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *conn = arg;
 
-	if (what & BEV_EVENT_ERROR) {
-		conn_log(conn, LOG_DEBUG, "connection error: %s", strerror(errno));
-		conn_finish(conn);
-	} else if (what & BEV_EVENT_TIMEOUT) {
+	if (conn->flags & CONN_WRITING) {
+		conn->flags &= ~CONN_WRITING;
+		event_del(conn->writable);
+	}
+	conn_after_hook(conn);
+	(void)fd;
+	(void)what;
+}
+
+static void conn_request_flush(struct conn *conn)
+{
+	if (!(conn->flags & (CONN_IN_HOOK | CONN_WRITING)))
+		event_active(conn->writable, EV_WRITE, 0);
+}
+
+void conn_expire_idle(struct conn_list *conns, uint64_t now_ms)
+{
+	struct conn *conn = TAILQ_FIRST(conns), *next;
+
+	/* Ordered by last activity, and no timeout is under a second. */
+	for (; conn != NULL && now_ms - conn->last_active_ms >= 1000; conn = next) {
+		next = TAILQ_NEXT(conn, link);
+		if (conn->idle_ms == 0 || now_ms - conn->last_active_ms < conn->idle_ms)
+			continue;
 		if (!(conn->flags & CONN_LINGERING)) {
 			conn->listener->counters.idle_closed++;
-			conn_log(conn, LOG_DEBUG, "idle timeout (%s)",
-				 (what & BEV_EVENT_READING) ? "no input" : "output not read");
+			conn_log(conn, LOG_DEBUG, "idle timeout: nothing sent or received for %u s",
+				 conn->idle_ms / 1000);
 		}
 		conn_finish(conn);
-	} else if (what & BEV_EVENT_EOF) {
-		conn->flags |= CONN_READ_EOF;
-		if (conn->flags & CONN_LINGERING) {
-			conn_finish(conn);
-			return;
-		}
-		if (conn->protocol->end_of_input != NULL && !(conn->flags & CONN_CLOSING))
-			conn->protocol->end_of_input(conn);
-		else
-			conn_close_after_flush(conn);
-		conn_settle(conn);
 	}
-	(void)bev;
 }
 
-static void conn_set_timeouts(struct conn *conn, unsigned idle_seconds)
+static int conn_init_io(struct conn *conn, struct event_base *base)
 {
-	struct timeval idle = { (time_t)idle_seconds, 0 };
-	const struct timeval *shared;
-
-	if (idle_seconds == 0)
-		return;
-	/* Thousands of connections share one timeout value: a common timeout
-	 * keeps them in a queue instead of the timer heap. */
-	shared = event_base_init_common_timeout(bufferevent_get_base(conn->bev), &idle);
-	bufferevent_set_timeouts(conn->bev, shared ? shared : &idle, shared ? shared : &idle);
+	conn->in = evbuffer_new();
+	conn->out = evbuffer_new();
+	conn->readable = event_new(base, conn->fd, EV_READ | EV_PERSIST, conn_on_readable, conn);
+	conn->writable = event_new(base, conn->fd, EV_WRITE | EV_PERSIST, conn_on_writable, conn);
+	if (conn->in == NULL || conn->out == NULL || conn->readable == NULL || conn->writable == NULL)
+		return -1;
+	/* Lets evbuffer_write() send file segments with sendfile. */
+	evbuffer_set_flags(conn->out, EVBUFFER_FLAG_DRAINS_TO_FD);
+	return 0;
 }
 
 int conn_open(struct listener *ls, evutil_socket_t fd, const struct sockaddr *peer,
@@ -229,32 +376,36 @@ int conn_open(struct listener *ls, evutil_socket_t fd, const struct sockaddr *pe
 	const struct conf_listener *conf = svc->conf;
 	struct conn *conn = calloc(1, sizeof(*conn));
 
-	if (conn == NULL ||
-	    (conn->bev = bufferevent_socket_new(ls->rt->base, fd, BEV_OPT_CLOSE_ON_FREE)) == NULL) {
+	if (conn != NULL)
+		conn->fd = fd;
+	if (conn == NULL || conn_init_io(conn, ls->rt->base) < 0) {
+		if (conn != NULL)
+			conn_free_io(conn);
 		free(conn);
-		evutil_closesocket(fd);
+		close(fd);
 		return -1;
 	}
 	conn->listener = ls;
 	conn->service = svc;
 	conn->protocol = conf->protocol;
 	conn->buffer_size = conf->buffer_size;
+	conn->idle_ms = conf->idle_timeout * 1000u;
+	conn->last_active_ms = conn_clock_ms();
 	memcpy(&conn->peer, peer, peer_len);
 	conn->peer_len = peer_len;
 	service_ref(svc);
 	TAILQ_INSERT_TAIL(&ls->conns, conn, link);
 	ls->n_conns++;
 	runtime_connection_opened(ls->rt);
-
-	conn_update_callbacks(conn);
-	bufferevent_setwatermark(conn->bev, EV_READ, 0, conn->buffer_size);
-	bufferevent_setwatermark(conn->bev, EV_WRITE, conn->buffer_size / 2, 0);
-	conn_set_timeouts(conn, conf->idle_timeout);
-	conn_update_reading(conn);
 	conn_log(conn, LOG_DEBUG, "connection accepted");
-	if (conn->protocol->open != NULL && conn->protocol->open(conn) < 0)
-		conn_close_after_flush(conn);
-	conn_settle(conn);
+
+	if (conn->protocol->open != NULL) {
+		conn->flags |= CONN_IN_HOOK;
+		if (conn->protocol->open(conn) < 0)
+			conn->flags |= CONN_CLOSING;
+		conn->flags &= ~CONN_IN_HOOK;
+	}
+	conn_after_hook(conn);
 	return 0;
 }
 
@@ -267,32 +418,32 @@ void conn_close_now(struct conn *conn)
 
 void conn_write(struct conn *conn, const void *data, size_t len)
 {
-	bufferevent_write(conn->bev, data, len);
-	conn_check_full(conn);
+	evbuffer_add(conn->out, data, len);
+	conn_request_flush(conn);
 }
 
 void conn_write_buffer(struct conn *conn, struct evbuffer *data)
 {
-	bufferevent_write_buffer(conn->bev, data);
-	conn_check_full(conn);
+	evbuffer_add_buffer(conn->out, data);
+	conn_request_flush(conn);
 }
 
 int conn_write_file(struct conn *conn, int fd, off_t offset, off_t len)
 {
-	int rc = evbuffer_add_file(bufferevent_get_output(conn->bev), fd, offset, len);
+	int rc = evbuffer_add_file(conn->out, fd, offset, len);
 
-	conn_check_full(conn);
+	conn_request_flush(conn);
 	return rc;
 }
 
 bool conn_output_full(const struct conn *conn)
 {
-	return conn->flags & CONN_FULL;
+	return evbuffer_get_length(conn->out) >= conn->buffer_size;
 }
 
 size_t conn_output_length(const struct conn *conn)
 {
-	return evbuffer_get_length(bufferevent_get_output(conn->bev));
+	return evbuffer_get_length(conn->out);
 }
 
 void conn_close_after_flush(struct conn *conn)
@@ -301,11 +452,9 @@ void conn_close_after_flush(struct conn *conn)
 		return;
 	conn->flags |= CONN_CLOSING;
 	conn_update_reading(conn);
-	conn_update_callbacks(conn);
-	bufferevent_setwatermark(conn->bev, EV_WRITE, 0, 0);
-	/* Called outside a chassis callback with nothing queued, no write
-	 * would ever come to finish the close: ask for one. */
-	bufferevent_trigger(conn->bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+	/* Outside a hook nothing else would come back to finish the close. */
+	if (!(conn->flags & (CONN_IN_HOOK | CONN_WRITING)))
+		event_active(conn->writable, EV_WRITE, 0);
 }
 
 void conn_pause_reading(struct conn *conn)
@@ -330,8 +479,7 @@ const struct sockaddr *conn_local(struct conn *conn)
 	/* Most protocols never ask; a getsockname per accept would be waste. */
 	if (!(conn->flags & CONN_LOCAL_KNOWN)) {
 		conn->local_len = sizeof(conn->local);
-		if (getsockname(bufferevent_getfd(conn->bev), (struct sockaddr *)&conn->local,
-				&conn->local_len) == 0)
+		if (getsockname(conn->fd, (struct sockaddr *)&conn->local, &conn->local_len) == 0)
 			addr_unmap(&conn->local, &conn->local_len);
 		conn->flags |= CONN_LOCAL_KNOWN;
 	}

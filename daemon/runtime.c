@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "conf/conf.h"
+#include "daemon/conn.h"
 #include "daemon/listener.h"
 #include "daemon/log.h"
 #include "protocols/protocol.h"
@@ -81,8 +82,27 @@ void service_release(struct service *svc)
 	free(svc);
 }
 
+/* One timer for every connection: closes those idle past their timeout
+ * within a second of it (T..T+1 s), at no cost per read or write. */
+static void runtime_on_idle_sweep(evutil_socket_t fd, short what, void *arg)
+{
+	struct runtime *rt = arg;
+	struct listener *ls, *next;
+	uint64_t now = conn_clock_ms();
+
+	TAILQ_FOREACH(ls, &rt->active, link)
+		conn_expire_idle(&ls->conns, now);
+	for (ls = TAILQ_FIRST(&rt->retired); ls != NULL; ls = next) {
+		next = TAILQ_NEXT(ls, link);
+		conn_expire_idle(&ls->conns, now);	/* may free ls */
+	}
+	(void)fd;
+	(void)what;
+}
+
 struct runtime *runtime_new(struct event_base *base)
 {
+	struct timeval second = { 1, 0 };
 	struct runtime *rt = calloc(1, sizeof(*rt));
 
 	if (rt == NULL)
@@ -90,6 +110,13 @@ struct runtime *runtime_new(struct event_base *base)
 	rt->base = base;
 	TAILQ_INIT(&rt->active);
 	TAILQ_INIT(&rt->retired);
+	rt->idle_sweep = event_new(base, -1, EV_PERSIST, runtime_on_idle_sweep, rt);
+	if (rt->idle_sweep == NULL || event_add(rt->idle_sweep, &second) < 0) {
+		if (rt->idle_sweep != NULL)
+			event_free(rt->idle_sweep);
+		free(rt);
+		return NULL;
+	}
 	return rt;
 }
 
@@ -306,6 +333,7 @@ void runtime_free(struct runtime *rt)
 		listener_free(ls);
 	}
 	generation_release(rt->current);
+	event_free(rt->idle_sweep);
 	free(rt);
 }
 

@@ -9,6 +9,7 @@
 
 struct conf;
 struct conf_listener;
+struct event;
 struct event_base;
 struct generation;
 struct listener;
@@ -34,6 +35,7 @@ struct runtime {
 	unsigned connections;
 	unsigned generation_number;
 	bool stopping;
+	struct event *idle_sweep;	/* once a second: close idle connections */
 };
 
 struct runtime *runtime_new(struct event_base *base);
