@@ -3,7 +3,9 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <net/if.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -278,6 +280,8 @@ static cfg_t *schema_new(cfg_opt_t *listener_opts)
 {
 	cfg_opt_t opts[] = {
 		CFG_STR("log-level", "info", CFGF_NONE),
+		CFG_STR("user", NULL, CFGF_NODEFAULT),
+		CFG_STR("group", NULL, CFGF_NODEFAULT),
 		CFG_INT("max-connections", CONF_DEFAULT_MAX_CONNECTIONS, CFGF_NONE),
 		CFG_INT("shutdown-grace", CONF_DEFAULT_SHUTDOWN_GRACE, CFGF_NONE),
 		CFG_SEC("listener", listener_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
@@ -588,6 +592,44 @@ static bool parse_globals(struct loader *ld, cfg_t *cfg, struct conf *conf)
 	return ok;
 }
 
+/* Names are resolved now, so that -t and a reload catch a missing user. */
+static bool parse_identity(struct loader *ld, cfg_t *cfg, struct conf *conf)
+{
+	const char *user = cfg_getstr(cfg, "user"), *group = cfg_getstr(cfg, "group");
+	struct passwd *pw;
+	struct group *gr;
+	bool ok = true;
+
+	if (user != NULL) {
+		pw = getpwnam(user);
+		if (pw == NULL) {
+			conf_errors_add(ld->errors, "%s:%d: no such user \"%s\"", ld->path,
+					find_line(ld, cfg, "user"), user);
+			ok = false;
+		} else {
+			conf->user = strdup(user);
+			conf->uid = pw->pw_uid;
+			conf->gid = pw->pw_gid;
+		}
+	}
+	if (group != NULL) {
+		gr = getgrnam(group);
+		if (gr == NULL) {
+			conf_errors_add(ld->errors, "%s:%d: no such group \"%s\"", ld->path,
+					find_line(ld, cfg, "group"), group);
+			ok = false;
+		} else if (user == NULL) {
+			conf_errors_add(ld->errors, "%s:%d: \"group\" needs \"user\" too", ld->path,
+					find_line(ld, cfg, "group"));
+			ok = false;
+		} else {
+			conf->group = strdup(group);
+			conf->gid = gr->gr_gid;
+		}
+	}
+	return ok;
+}
+
 static struct conf *conf_build(struct loader *ld, cfg_t *cfg)
 {
 	struct conf *conf = calloc(1, sizeof(*conf));
@@ -597,6 +639,7 @@ static struct conf *conf_build(struct loader *ld, cfg_t *cfg)
 		return NULL;
 	conf->path = strdup(ld->path);
 	parse_globals(ld, cfg, conf);
+	parse_identity(ld, cfg, conf);
 	conf->n_listeners = cfg_size(cfg, "listener");
 	conf->listeners = calloc(conf->n_listeners ? conf->n_listeners : 1, sizeof(*conf->listeners));
 	for (size_t i = 0; conf->listeners != NULL && i < conf->n_listeners; i++)
@@ -652,6 +695,8 @@ void conf_free(struct conf *conf)
 	}
 	free(conf->listeners);
 	free(conf->path);
+	free(conf->user);
+	free(conf->group);
 	free(conf);
 }
 

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <netinet/in.h>
+#include <sys/types.h>
 
 #include "conf/addr.h"
 
@@ -57,6 +58,11 @@ struct conf_listener {
 struct conf {
 	char *path;
 	int log_level;				/* syslog priority: LOG_ERR .. LOG_DEBUG */
+	/* Who to become once every socket is bound; NULL = stay as started. */
+	char *user;
+	char *group;
+	uid_t uid;
+	gid_t gid;
 	unsigned max_connections;
 	unsigned shutdown_grace;
 	struct conf_listener *listeners;

@@ -11,12 +11,15 @@
 #include "build_config.h"
 #include "conf/conf.h"
 #include "daemon/log.h"
+#include "daemon/privileges.h"
 #include "daemon/runtime.h"
 #include "systemd/notify.h"
 
 struct daemon {
 	const char *config_path;
 	bool verbose;
+	bool privileges_dropped;
+	uid_t dropped_to;
 	struct event_base *base;
 	struct runtime *rt;
 	struct event *signals[4];
@@ -97,6 +100,8 @@ static void reload(struct daemon *d)
 		return;
 	}
 	apply_log_level(d, conf);
+	if ((conf->user != NULL) != d->privileges_dropped || (conf->user != NULL && conf->uid != d->dropped_to))
+		log_warning("user/group changes take effect at the next restart");
 	if (runtime_apply(d->rt, conf) < 0) {
 		log_write(LOG_ERR, &failed, "reload failed: a listener could not be opened; still serving generation %u",
 			  serving);
@@ -163,6 +168,16 @@ static int run(struct daemon *d, struct conf *conf)
 	if (runtime_apply(d->rt, conf) < 0) {
 		log_err("not started: a required listener could not be opened");
 		goto out;
+	}
+	conf = NULL;	/* the runtime owns it now */
+	if (runtime_conf(d->rt)->user != NULL) {
+		const struct conf *c = runtime_conf(d->rt);
+		if (privileges_drop(c->user, c->uid, c->gid) < 0) {
+			log_err("not started: refusing to keep running as root");
+			goto out;
+		}
+		d->dropped_to = c->uid;
+		d->privileges_dropped = true;
 	}
 	if (add_signals(d) < 0) {
 		log_err("cannot install signal handlers");

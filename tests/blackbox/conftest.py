@@ -44,13 +44,19 @@ def have_ipv6():
 class Daemon:
     """One chassisd process; its stderr goes to a file the test can read."""
 
-    def __init__(self, workdir, config_text, name="chassisd.conf", extra_args=(), preexec=None):
+    def __init__(self, workdir, config_text, name="chassisd.conf", extra_args=(), preexec=None,
+                 config_dir=None):
         self.workdir = workdir
-        self.config = os.path.join(workdir, name)
+        self.config = os.path.join(config_dir or workdir, name)
         self.write_config(config_text)
-        self.notify_path = os.path.join(workdir, "notify.sock")
+        # Like systemd's, the socket is writable by anyone: a daemon that
+        # dropped root must still be able to report.
+        self.notify_dir = tempfile.mkdtemp(prefix="chassisd-notify-")
+        os.chmod(self.notify_dir, 0o755)
+        self.notify_path = os.path.join(self.notify_dir, "notify.sock")
         self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.notify.bind(self.notify_path)
+        os.chmod(self.notify_path, 0o666)
         self.notify.settimeout(0.1)
         self.notifications = []
         self.log_path = os.path.join(workdir, "stderr.log")
@@ -129,6 +135,9 @@ class Daemon:
             self.proc.wait()
         self.log_file.close()
         self.notify.close()
+        if os.path.exists(self.notify_path):
+            os.unlink(self.notify_path)
+            os.rmdir(self.notify_dir)
 
     def log(self):
         with open(self.log_path, "rb") as f:

@@ -1,0 +1,87 @@
+"""Started as root with user = "...": bind first, then drop everything."""
+import os
+import pwd
+import socket
+import subprocess
+
+import pytest
+
+from conftest import BINARY, connect, echo_listener, echo_once, free_port
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to start as root")
+
+
+def free_low_port():
+    for port in range(900, 1000):
+        try:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+    pytest.skip("no free port below 1024")
+
+
+def proc_status(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+
+
+@pytest.fixture
+def public_dir():
+    """A folder the dropped user can read: reloads read the file as that user."""
+    import shutil
+    import tempfile
+    folder = tempfile.mkdtemp(prefix="chassisd-conf-")
+    os.chmod(folder, 0o755)
+    yield folder
+    shutil.rmtree(folder)
+
+
+def test_drops_to_nobody_and_still_serves_a_low_port(start_daemon, public_dir):
+    low = free_low_port()
+    nobody = pwd.getpwnam("nobody")
+    d = start_daemon('user = "nobody"\ngroup = "nogroup"\n' + echo_listener("low", low), config_dir=public_dir)
+    os.chmod(d.config, 0o644)
+    d.wait_log(r"<6>running as user nobody \(uid %d, gid \d+\)" % nobody.pw_uid)
+    status = proc_status(d.pid)
+    assert status["Uid"].split() == [str(nobody.pw_uid)] * 4
+    assert len(set(status["Gid"].split())) == 1 and status["Gid"].split()[0] != "0"
+    assert status["Groups"].strip() == status["Gid"].split()[0]
+    assert int(status["CapEff"], 16) == 0 and int(status["CapPrm"], 16) == 0
+    with connect(low) as s:
+        assert echo_once(s)
+    # A reload still works; a new low port cannot be bound any more and rolls back.
+    other_low = free_low_port() + 1
+    d.write_config('user = "nobody"\ngroup = "nogroup"\n' + echo_listener("low", low) +
+                   echo_listener("more", other_low))
+    os.chmod(d.config, 0o644)
+    assert "reload failed (bind error)" in d.reload()
+    d.wait_log(r"listener more: cannot bind 127\.0\.0\.1:%d \(tcp\): Permission denied" % other_low)
+    with connect(low) as s:
+        assert echo_once(s)
+
+
+def test_refuses_to_run_when_the_drop_is_impossible(tmp_path):
+    import tempfile
+    folder = tempfile.mkdtemp(prefix="chassisd-conf-")
+    os.chmod(folder, 0o755)
+    conf = os.path.join(folder, "c.conf")
+    with open(conf, "w") as f:
+        f.write('user = "daemon"\n' + echo_listener("e", free_port()))
+    os.chmod(conf, 0o644)
+    nobody = pwd.getpwnam("nobody")
+
+    def become_nobody():
+        os.setgid(nobody.pw_gid)
+        os.setuid(nobody.pw_uid)
+
+    try:
+        r = subprocess.run([BINARY, "-c", conf], capture_output=True, text=True, timeout=20,
+                           preexec_fn=become_nobody)
+    finally:
+        os.unlink(conf)
+        os.rmdir(folder)
+    assert r.returncode == 1
+    assert "cannot become user daemon: not started as root" in r.stderr
+    assert "refusing to keep running as root" in r.stderr
