@@ -14,6 +14,7 @@
 #include "daemon/log.h"
 #include "daemon/runtime.h"
 #include "protocols/protocol.h"
+#include "systemd/activation.h"
 
 /* OpenBSD httpd waits a second before accepting again when out of fds;
  * a closing connection resumes it sooner. */
@@ -152,10 +153,30 @@ fail:
 	return -1;
 }
 
+/* A socket passed by systemd, or one of our own. */
+static int socket_obtain(const struct conf_listener *conf, bool *adopted, char *err, size_t errlen)
+{
+	int fd = -1;
+	int taken = activation_take(conf, &fd, err, errlen);
+
+	*adopted = taken > 0;
+	if (taken < 0)
+		return -1;
+	if (taken == 0)
+		return socket_open(conf, err, errlen);
+	/* systemd cannot join groups: that is always ours to do. */
+	if (conf->transport == TRANSPORT_MULTICAST && multicast_join(fd, conf, err, errlen) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 struct listener *listener_open(struct runtime *rt, struct service *svc, char *err, size_t errlen)
 {
 	struct listener *ls;
-	int fd = socket_open(svc->conf, err, errlen);
+	bool adopted;
+	int fd = socket_obtain(svc->conf, &adopted, err, errlen);
 
 	if (fd < 0)
 		return NULL;
@@ -167,6 +188,7 @@ struct listener *listener_open(struct runtime *rt, struct service *svc, char *er
 	}
 	ls->rt = rt;
 	ls->fd = fd;
+	ls->adopted = adopted;
 	ls->service = svc;
 	service_ref(svc);
 	TAILQ_INIT(&ls->conns);

@@ -39,7 +39,8 @@ struct listener {
 	struct event *grace_timer;
 	bool out_of_fds;		/* logged once per episode */
 	bool accept_paused;
-	bool claimed;			/* a reload in progress keeps this one */
+	bool claimed;
+	bool adopted;			/* passed by systemd (socket activation) */			/* a reload in progress keeps this one */
 	bool closing_all;
 	struct conn_list conns;
 	unsigned n_conns;

@@ -13,6 +13,7 @@
 #include "daemon/log.h"
 #include "daemon/privileges.h"
 #include "daemon/runtime.h"
+#include "systemd/activation.h"
 #include "systemd/notify.h"
 
 struct daemon {
@@ -23,6 +24,9 @@ struct daemon {
 	struct event_base *base;
 	struct runtime *rt;
 	struct event *signals[4];
+	struct event *watchdog;
+	struct event *status_timer;
+	char last_status[200];
 };
 
 static void usage(FILE *out)
@@ -65,7 +69,7 @@ static void raise_fd_limit(void)
 	}
 }
 
-static void report_status(const struct daemon *d, const char *prefix, bool ready)
+static void report_status(struct daemon *d, const char *prefix, bool ready)
 {
 	char status[400], line[200];
 
@@ -75,6 +79,31 @@ static void report_status(const struct daemon *d, const char *prefix, bool ready
 		notify_ready(status);
 	else
 		notify_status(status);
+	snprintf(d->last_status, sizeof(d->last_status), "%s", line);
+}
+
+/* STATUS= follows connections as they come and go, at most once a second. */
+static void on_status_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+	char line[200];
+
+	runtime_status_line(d->rt, line, sizeof(line));
+	if (strcmp(line, d->last_status) != 0) {
+		notify_status(line);
+		snprintf(d->last_status, sizeof(d->last_status), "%s", line);
+	}
+	(void)fd;
+	(void)what;
+}
+
+static int add_timers(struct daemon *d)
+{
+	struct timeval second = { 1, 0 };
+
+	d->watchdog = notify_watchdog_start(d->base);
+	d->status_timer = event_new(d->base, -1, EV_PERSIST, on_status_timer, d);
+	return d->status_timer == NULL ? -1 : event_add(d->status_timer, &second);
 }
 
 static void reload(struct daemon *d)
@@ -165,10 +194,13 @@ static int run(struct daemon *d, struct conf *conf)
 		log_err("cannot create the event loop");
 		goto out;
 	}
+	activation_init();
 	if (runtime_apply(d->rt, conf) < 0) {
+		activation_release_unclaimed();
 		log_err("not started: a required listener could not be opened");
 		goto out;
 	}
+	activation_release_unclaimed();
 	conf = NULL;	/* the runtime owns it now */
 	if (runtime_conf(d->rt)->user != NULL) {
 		const struct conf *c = runtime_conf(d->rt);
@@ -179,8 +211,8 @@ static int run(struct daemon *d, struct conf *conf)
 		d->dropped_to = c->uid;
 		d->privileges_dropped = true;
 	}
-	if (add_signals(d) < 0) {
-		log_err("cannot install signal handlers");
+	if (add_signals(d) < 0 || add_timers(d) < 0) {
+		log_err("cannot install signal handlers and timers");
 		goto out;
 	}
 	log_write(LOG_INFO, &started, "chassisd %s started (libevent %s, %s)", CHASSISD_VERSION,
@@ -193,6 +225,10 @@ out:
 	for (size_t i = 0; i < sizeof(d->signals) / sizeof(d->signals[0]); i++)
 		if (d->signals[i] != NULL)
 			event_free(d->signals[i]);
+	if (d->watchdog != NULL)
+		event_free(d->watchdog);
+	if (d->status_timer != NULL)
+		event_free(d->status_timer);
 	runtime_free(d->rt);
 	if (d->base != NULL) {
 		/* A freed bufferevent is released by a deferred callback; run

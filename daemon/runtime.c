@@ -10,6 +10,10 @@
 #include "daemon/listener.h"
 #include "daemon/log.h"
 #include "protocols/protocol.h"
+#include "systemd/notify.h"
+
+/* Time systemd is asked for before each protocol start() hook. */
+#define PROTOCOL_START_TIMEOUT_USEC (30ull * 1000000)
 
 /* A config snapshot and everything still using it. */
 struct generation {
@@ -56,6 +60,8 @@ static struct service *service_new(struct generation *gen, const struct conf_lis
 	svc->refs = 1;
 	svc->conf = conf;
 	if (conf->protocol->start != NULL) {
+		/* A start may hash files or spawn programs: ask systemd for time. */
+		notify_extend_timeout(PROTOCOL_START_TIMEOUT_USEC);
 		svc->state = conf->protocol->start(conf->settings, conf->name);
 		if (svc->state == NULL) {
 			free(svc);
@@ -192,8 +198,9 @@ static void log_listening(const struct listener *ls)
 	const struct conf_listener *conf = ls->service->conf;
 	struct log_context ctx = listener_conf_context(conf, LOG_EVENT_LISTENER_BOUND);
 
-	log_write(LOG_INFO, &ctx, "listening on %s (%s, %s)", conf->address,
-		  transport_name(conf->transport), conf->protocol->name);
+	log_write(LOG_INFO, &ctx, "listening on %s (%s, %s)%s", conf->address,
+		  transport_name(conf->transport), conf->protocol->name,
+		  ls->adopted ? ", socket from systemd" : "");
 }
 
 /* Everything below succeeds or only logs: the point of no return. */

@@ -45,7 +45,7 @@ class Daemon:
     """One chassisd process; its stderr goes to a file the test can read."""
 
     def __init__(self, workdir, config_text, name="chassisd.conf", extra_args=(), preexec=None,
-                 config_dir=None):
+                 config_dir=None, wrapper=(), env=None):
         self.workdir = workdir
         self.config = os.path.join(config_dir or workdir, name)
         self.write_config(config_text)
@@ -59,11 +59,12 @@ class Daemon:
         os.chmod(self.notify_path, 0o666)
         self.notify.settimeout(0.1)
         self.notifications = []
+        self.arrivals = []
         self.log_path = os.path.join(workdir, "stderr.log")
         self.log_file = open(self.log_path, "wb")
-        env = dict(os.environ, NOTIFY_SOCKET=self.notify_path)
+        env = dict(os.environ, NOTIFY_SOCKET=self.notify_path, **(env or {}))
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
-        self.proc = subprocess.Popen([BINARY, "-c", self.config, *extra_args], stdin=subprocess.DEVNULL,
+        self.proc = subprocess.Popen([*wrapper, BINARY, "-c", self.config, *extra_args], stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=self.log_file, env=env,
                                      preexec_fn=preexec)
         self.pid = self.proc.pid
@@ -80,6 +81,7 @@ class Daemon:
             try:
                 data = self.notify.recv(4096).decode()
                 self.notifications.append(data)
+                self.arrivals.append(time.monotonic())
                 return data
             except socket.timeout:
                 if time.monotonic() >= deadline:
