@@ -512,6 +512,7 @@ static bool parse_listener(struct loader *ld, cfg_t *sec, struct conf_listener *
 
 	l->name = strdup(cfg_title(sec));
 	l->line = scope.fallback_line;
+	l->address_line = line_or(ld, sec, "address", l->line);
 	if (!parse_transport(transport, &l->transport)) {
 		conf_scope_error(&scope, "transport", "unknown transport \"%s\" (tcp, udp or multicast)",
 				 transport);

@@ -33,6 +33,7 @@ enum transport {
 struct conf_listener {
 	char *name;
 	int line;				/* where the section starts */
+	int address_line;			/* where a bind error points */
 	const struct protocol *protocol;
 	void *settings;				/* the protocol's own, from configure() */
 	enum transport transport;

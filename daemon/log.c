@@ -9,11 +9,19 @@
 
 #include "conf/addr.h"
 #include "conf/conf.h"
+#include "systemd/journal.h"
 
 #define LOG_LINE_MAX 2048
 
+/* Chosen once at start: where a record goes and how it is dressed. */
+enum log_sink {
+	LOG_SINK_PIPE,		/* "<N>" prefix, the reader adds time */
+	LOG_SINK_TTY,		/* a person at a terminal: local timestamps */
+	LOG_SINK_JOURNAL,	/* native journald fields */
+};
+
 static int log_level = LOG_INFO;
-static bool log_to_tty;
+static enum log_sink log_sink = LOG_SINK_PIPE;
 
 static void log_from_libevent(int severity, const char *msg)
 {
@@ -26,7 +34,10 @@ static void log_from_libevent(int severity, const char *msg)
 
 void log_init(void)
 {
-	log_to_tty = isatty(STDERR_FILENO);
+	if (journal_stderr_is_journal())
+		log_sink = LOG_SINK_JOURNAL;
+	else if (isatty(STDERR_FILENO))
+		log_sink = LOG_SINK_TTY;
 	event_set_log_callback(log_from_libevent);
 }
 
@@ -75,13 +86,15 @@ static size_t append_context(char *buf, size_t used, const struct log_context *c
 	return used;
 }
 
-static size_t append_prefix(char *buf, int level)
+static size_t append_prefix(char *buf, enum log_sink sink, int level)
 {
 	struct timespec now;
 	struct tm tm;
 	char stamp[32];
 
-	if (!log_to_tty)
+	if (sink == LOG_SINK_JOURNAL)
+		return 0;
+	if (sink == LOG_SINK_PIPE)
 		return append(buf, 0, "<%d>", level);
 	clock_gettime(CLOCK_REALTIME, &now);
 	localtime_r(&now.tv_sec, &tm);
@@ -89,29 +102,48 @@ static size_t append_prefix(char *buf, int level)
 	return append(buf, 0, "%s.%03ld %s: ", stamp, now.tv_nsec / 1000000, log_level_name(level));
 }
 
-void log_write(int level, const struct log_context *ctx, const char *fmt, ...)
+static void log_emit(enum log_sink sink, int level, const struct log_context *ctx, const char *fmt,
+		     va_list ap)
 {
 	char buf[LOG_LINE_MAX];
-	size_t used;
-	va_list ap;
-	int n;
+	size_t used = append_prefix(buf, sink, level);
+	int n = vsnprintf(buf + used, LOG_LINE_MAX - used, fmt, ap);
 
-	if (!log_enabled(level))
-		return;
-	used = append_prefix(buf, level);
-	va_start(ap, fmt);
-	n = vsnprintf(buf + used, LOG_LINE_MAX - used, fmt, ap);
-	va_end(ap);
 	if (n > 0)
 		used = used + (size_t)n < LOG_LINE_MAX ? used + (size_t)n : LOG_LINE_MAX - 1;
+	/* The context stays in the text too: `journalctl -u chassisd` shows
+	 * only MESSAGE, and the reader should not have to ask for -o verbose. */
 	if (ctx != NULL)
 		used = append_context(buf, used, ctx);
 	/* A message must stay one record: journald and syslog split on newlines. */
 	for (size_t i = 0; i < used; i++)
 		if (buf[i] == '\n')
 			buf[i] = ' ';
+	buf[used] = '\0';
+	if (sink == LOG_SINK_JOURNAL && journal_send(level, buf, ctx) == 0)
+		return;
+	if (sink == LOG_SINK_JOURNAL) {
+		/* journald is gone: keep the record, on the stream it also reads. */
+		char line[LOG_LINE_MAX + 8];
+		int len = snprintf(line, sizeof(line), "<%d>%s\n", level, buf);
+
+		if (len > 0 && write(STDERR_FILENO, line, (size_t)len < sizeof(line) ? (size_t)len : sizeof(line) - 1) < 0)
+			return;
+		return;
+	}
 	buf[used++] = '\n';
 	/* One write per line keeps lines whole when several writers share stderr. */
 	if (write(STDERR_FILENO, buf, used) < 0)
 		return;
+}
+
+void log_write(int level, const struct log_context *ctx, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!log_enabled(level))
+		return;
+	va_start(ap, fmt);
+	log_emit(log_sink, level, ctx, fmt, ap);
+	va_end(ap);
 }

@@ -43,13 +43,25 @@ static void usage(FILE *out)
 		CHASSISD_DEFAULT_CONFIG);
 }
 
+/* Config errors read "FILE:LINE: what"; the line becomes CONFIG_LINE. */
+static int config_error_line(const char *error, const char *path)
+{
+	size_t len = strlen(path);
+
+	if (strncmp(error, path, len) != 0 || error[len] != ':')
+		return 0;
+	return atoi(error + len + 1);
+}
+
 static void log_config_errors(const struct conf_errors *errors, const char *path, int level,
 			      enum log_event event)
 {
 	struct log_context ctx = { .config_file = path, .event = event };
 
-	for (size_t i = 0; i < errors->count; i++)
+	for (size_t i = 0; i < errors->count; i++) {
+		ctx.config_line = config_error_line(errors->lines[i], path);
 		log_write(level, &ctx, "%s", errors->lines[i]);
+	}
 }
 
 static void apply_log_level(const struct daemon *d, const struct conf *conf)

@@ -142,6 +142,7 @@ static struct log_context listener_conf_context(const struct conf_listener *conf
 		.listener = conf->name,
 		.protocol = conf->protocol->name,
 		.transport = transport_name(conf->transport),
+		.config_line = conf->line,
 		.event = event,
 	};
 }
@@ -162,6 +163,10 @@ static bool plan_listener(struct runtime *rt, struct generation *gen, const stru
 {
 	struct log_context ctx = listener_conf_context(conf, LOG_EVENT_LISTENER_BIND_FAILED);
 	char err[256];
+
+	ctx.config_file = gen->conf->path;
+	ctx.config_line = conf->address_line;
+	ctx.generation = gen->number;
 
 	plan->service = service_new(gen, conf);
 	if (plan->service == NULL) {
