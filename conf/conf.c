@@ -42,6 +42,7 @@ struct conf_scope {
 	struct loader *loader;
 	cfg_t *section;
 	const char *listener;
+	enum transport transport;
 	int fallback_line;
 	bool failed;
 };
@@ -255,6 +256,11 @@ const char *conf_scope_listener(const struct conf_scope *scope)
 	return scope->listener;
 }
 
+enum transport conf_scope_transport(const struct conf_scope *scope)
+{
+	return scope->transport;
+}
+
 /* ---- schema ---- */
 
 static cfg_opt_t *listener_options_new(void)
@@ -284,6 +290,7 @@ static cfg_t *schema_new(cfg_opt_t *listener_opts)
 		CFG_STR("group", NULL, CFGF_NODEFAULT),
 		CFG_INT("max-connections", CONF_DEFAULT_MAX_CONNECTIONS, CFGF_NONE),
 		CFG_INT("shutdown-grace", CONF_DEFAULT_SHUTDOWN_GRACE, CFGF_NONE),
+		CFG_INT("max-children", CONF_DEFAULT_MAX_CHILDREN, CFGF_NONE),
 		CFG_SEC("listener", listener_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
 		CFG_END()
 	};
@@ -472,6 +479,7 @@ static void parse_protocol_settings(struct conf_scope *scope, cfg_t *sec, struct
 	inner.section = cfg_getsec(sec, l->protocol->name);
 	inner.fallback_line = line_or(scope->loader, sec, l->protocol->name, scope->fallback_line);
 	inner.failed = false;
+	inner.transport = l->transport;
 	l->settings = l->protocol->configure(inner.section, &inner);
 	if (inner.failed)
 		scope->failed = true;
@@ -567,6 +575,7 @@ static bool parse_globals(struct loader *ld, cfg_t *cfg, struct conf *conf)
 	const char *level = cfg_getstr(cfg, "log-level");
 	long max = cfg_getint(cfg, "max-connections");
 	long grace = cfg_getint(cfg, "shutdown-grace");
+	long children = cfg_getint(cfg, "max-children");
 	bool ok = true;
 
 	conf->log_level = -1;
@@ -588,8 +597,14 @@ static bool parse_globals(struct loader *ld, cfg_t *cfg, struct conf *conf)
 				ld->path, find_line(ld, cfg, "shutdown-grace"));
 		ok = false;
 	}
+	if (children < 1 || children > 100000) {
+		conf_errors_add(ld->errors, "%s:%d: max-children must be from 1 to 100000",
+				ld->path, find_line(ld, cfg, "max-children"));
+		ok = false;
+	}
 	conf->max_connections = (unsigned)max;
 	conf->shutdown_grace = (unsigned)grace;
+	conf->max_children = (unsigned)children;
 	return ok;
 }
 

@@ -25,6 +25,7 @@ enum transport {
 /* Defaults for every limit; each has an option of the same name. */
 #define CONF_DEFAULT_MAX_CONNECTIONS 16384	/* daemon-wide */
 #define CONF_DEFAULT_SHUTDOWN_GRACE 10		/* seconds */
+#define CONF_DEFAULT_MAX_CHILDREN 64		/* programs run at once, daemon-wide */
 #define CONF_DEFAULT_LISTENER_MAX_CONNECTIONS 1024
 #define CONF_DEFAULT_PER_SOURCE 256
 #define CONF_DEFAULT_IDLE_TIMEOUT 300		/* seconds; 0 = none */
@@ -66,6 +67,7 @@ struct conf {
 	gid_t gid;
 	unsigned max_connections;
 	unsigned shutdown_grace;
+	unsigned max_children;
 	struct conf_listener *listeners;
 	size_t n_listeners;
 };
@@ -94,5 +96,6 @@ int conf_scope_line(const struct conf_scope *scope, const char *option);
 void conf_scope_error(struct conf_scope *scope, const char *option, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 const char *conf_scope_listener(const struct conf_scope *scope);
+enum transport conf_scope_transport(const struct conf_scope *scope);
 
 #endif

@@ -417,20 +417,27 @@ void listener_free(struct listener *ls)
 void listener_log_status(const struct listener *ls)
 {
 	const struct listener_counters *c = &ls->counters;
+	const struct protocol *protocol = ls->service->conf->protocol;
 	struct log_context ctx = listener_context(ls);
+	char extra[256] = "";
+
+	if (protocol->status != NULL && ls->service->state != NULL) {
+		extra[0] = ' ';
+		protocol->status(ls->service->state, extra + 1, sizeof(extra) - 1);
+	}
 
 	if (ls->service->conf->transport == TRANSPORT_TCP)
 		log_write(LOG_INFO, &ctx,
 			  "status: %s %u connections, accepted=%llu denied=%llu refused_limit=%llu "
-			  "refused_per_source=%llu idle_closed=%llu accept_paused=%llu%s",
+			  "refused_per_source=%llu idle_closed=%llu accept_paused=%llu%s%s",
 			  ls->service->conf->address, ls->n_conns, (unsigned long long)c->accepted,
 			  (unsigned long long)c->denied, (unsigned long long)c->refused_limit,
 			  (unsigned long long)c->refused_per_source, (unsigned long long)c->idle_closed,
-			  (unsigned long long)c->accept_paused, ls->fd < 0 ? " (retired)" : "");
+			  (unsigned long long)c->accept_paused, extra, ls->fd < 0 ? " (retired)" : "");
 	else
 		log_write(LOG_INFO, &ctx,
-			  "status: %s datagrams=%llu replies=%llu dropped=%llu denied=%llu%s",
+			  "status: %s datagrams=%llu replies=%llu dropped=%llu denied=%llu%s%s",
 			  ls->service->conf->address, (unsigned long long)c->datagrams,
 			  (unsigned long long)c->replies, (unsigned long long)c->dropped,
-			  (unsigned long long)c->denied, ls->fd < 0 ? " (retired)" : "");
+			  (unsigned long long)c->denied, extra, ls->fd < 0 ? " (retired)" : "");
 }

@@ -13,6 +13,7 @@
 #include "daemon/log.h"
 #include "daemon/privileges.h"
 #include "daemon/runtime.h"
+#include "protocols/support/child.h"
 #include "systemd/activation.h"
 #include "systemd/notify.h"
 
@@ -242,6 +243,7 @@ out:
 	if (d->status_timer != NULL)
 		event_free(d->status_timer);
 	runtime_free(d->rt);
+	child_kill_all();
 	if (d->base != NULL) {
 		/* A freed bufferevent is released by a deferred callback; run
 		 * those so that nothing outlives the loop. */

@@ -10,6 +10,7 @@
 #include "daemon/listener.h"
 #include "daemon/log.h"
 #include "protocols/protocol.h"
+#include "protocols/support/child.h"
 #include "systemd/notify.h"
 
 /* Time systemd is asked for before each protocol start() hook. */
@@ -51,8 +52,9 @@ static void generation_release(struct generation *gen)
 	}
 }
 
-static struct service *service_new(struct generation *gen, const struct conf_listener *conf)
+static struct service *service_new(struct runtime *rt, struct generation *gen, const struct conf_listener *conf)
 {
+	struct service_env env = { .base = rt->base, .listener = conf->name };
 	struct service *svc = calloc(1, sizeof(*svc));
 
 	if (svc == NULL)
@@ -62,7 +64,7 @@ static struct service *service_new(struct generation *gen, const struct conf_lis
 	if (conf->protocol->start != NULL) {
 		/* A start may hash files or spawn programs: ask systemd for time. */
 		notify_extend_timeout(PROTOCOL_START_TIMEOUT_USEC);
-		svc->state = conf->protocol->start(conf->settings, conf->name);
+		svc->state = conf->protocol->start(conf->settings, &env);
 		if (svc->state == NULL) {
 			free(svc);
 			return NULL;
@@ -169,7 +171,7 @@ static bool plan_listener(struct runtime *rt, struct generation *gen, const stru
 	ctx.config_line = conf->address_line;
 	ctx.generation = gen->number;
 
-	plan->service = service_new(gen, conf);
+	plan->service = service_new(rt, gen, conf);
 	if (plan->service == NULL) {
 		log_write(LOG_ERR, &ctx, "listener %s: protocol %s failed to start", conf->name,
 			  conf->protocol->name);
@@ -269,6 +271,7 @@ int runtime_apply(struct runtime *rt, struct conf *conf)
 	}
 	generation_release(rt->current);
 	rt->current = gen;
+	child_set_global_limit(conf->max_children);
 	rt->generation_number = gen->number;
 	plan_commit(rt, plans, n, &kept, &added, &removed);
 	free(plans);

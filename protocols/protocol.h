@@ -12,6 +12,14 @@
 #include "conf/conf.h"
 #include "daemon/chassis.h"
 
+struct event_base;
+
+/* What a listener generation's state may use. */
+struct service_env {
+	struct event_base *base;	/* for a module's own timers and children */
+	const char *listener;
+};
+
 struct protocol {
 	const char *name;
 	unsigned transports;		/* TRANSPORT_BIT() mask */
@@ -23,9 +31,12 @@ struct protocol {
 	void *(*configure)(cfg_t *section, struct conf_scope *scope);
 	void (*settings_free)(void *settings);
 
-	/* Per listener generation: state shared by its connections. */
-	void *(*start)(const void *settings, const char *listener);
+	/* Per listener generation: state shared by its connections. stop()
+	 * runs when the last connection of the generation has closed.
+	 * status() adds the module's counters to the SIGUSR1 dump. */
+	void *(*start)(const void *settings, const struct service_env *env);
 	void (*stop)(void *state);
+	void (*status)(const void *state, char *buf, size_t len);
 
 	/* Per connection (tcp). open() may write a greeting; returning -1
 	 * closes the connection. input() sees new bytes in `in`.

@@ -5,9 +5,15 @@
 #include "protocols/protocol.h"
 
 extern const struct protocol protocol_echo;
+extern const struct protocol protocol_fortune;
+extern const struct protocol protocol_audio_cookie;
+extern const struct protocol protocol_video_cookie;
 
 static const struct protocol *const protocols[] = {
 	&protocol_echo,
+	&protocol_fortune,
+	&protocol_audio_cookie,
+	&protocol_video_cookie,
 	NULL,
 };
 

@@ -1,0 +1,92 @@
+/* The child-process runner: a configured program per request, run safely.
+ *
+ * Kamaelia ran `fortune` through a shell, relative to the working
+ * directory, with no timeout, no output cap and no reaping discipline. Here
+ * a child gets an argv (no shell), a minimal environment, a working
+ * directory, only fds 0-2 (stdin /dev/null, stdout and stderr pipes), its
+ * own process group (so a timeout kills what it started too), a deadline
+ * (SIGTERM, then SIGKILL after a grace) and an output cap. A pidfd reaps it
+ * from the event loop: no SIGCHLD handler, no zombie. */
+#ifndef CHASSISD_CHILD_H
+#define CHASSISD_CHILD_H
+
+#include <confuse.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "conf/conf.h"
+
+struct child;
+struct event_base;
+struct evbuffer;
+
+/* What the config says; immutable once loaded. */
+struct child_spec {
+	char **argv;			/* NULL-terminated; argv[0] absolute */
+	char *workdir;
+	unsigned timeout_ms;
+	unsigned kill_grace_ms;
+	size_t output_limit;
+	unsigned max_children;		/* per listener */
+	bool busy_message;		/* over the cap: say so, else just close */
+};
+
+/* Per listener generation: the cap and the counters. A pool outlives its
+ * owner while its children die: release it, and the last child frees it. */
+struct child_pool {
+	unsigned live;
+	bool released;
+	unsigned long long spawned, refused, failed, timed_out, cut;
+};
+
+struct child_pool *child_pool_new(void);
+void child_pool_release(struct child_pool *pool);
+
+enum child_end {
+	CHILD_OK,			/* exit status 0 */
+	CHILD_FAILED,			/* non-zero exit or killed by a signal */
+	CHILD_TIMED_OUT,
+	CHILD_CUT,			/* output reached the limit */
+};
+
+struct child_hooks {
+	/* New stdout bytes. Take them all: a child is never paused, so its
+	 * deadline measures the program, not a slow client; output-limit
+	 * bounds what an owner may have to hold. */
+	void (*output)(void *owner, struct evbuffer *data);
+	/* Once, after the process is reaped and its stdout drained. */
+	void (*finished)(void *owner, enum child_end end);
+};
+
+/* The libconfuse options every child-running section shares; `limit` is the
+ * default output cap in bytes. */
+#define CHILD_OPTIONS(limit)                                                   \
+	CFG_STR_LIST("command", NULL, CFGF_NODEFAULT),                          \
+	CFG_STR("working-directory", "/", CFGF_NONE),                           \
+	CFG_INT("timeout", 5, CFGF_NONE),                                       \
+	CFG_INT("kill-grace", 2, CFGF_NONE),                                    \
+	CFG_INT("output-limit", (limit), CFGF_NONE),                            \
+	CFG_INT("max-children", 16, CFGF_NONE),                                 \
+	CFG_STR("when-busy", "message", CFGF_NONE)
+
+/* Reads CHILD_OPTIONS (argv from `command`, else from default_argv) and
+ * checks the program exists and can run. False after reporting an error. */
+bool child_spec_configure(struct child_spec *spec, cfg_t *section, struct conf_scope *scope,
+			  const char *const *default_argv);
+void child_spec_free(struct child_spec *spec);
+
+/* NULL when over a cap (pool->refused counted, errno EAGAIN) or when the
+ * spawn failed (pool->failed counted, reason in err). */
+struct child *child_spawn(struct event_base *base, const struct child_spec *spec, struct child_pool *pool,
+			  const char *listener, const struct child_hooks *hooks, void *owner, char *err,
+			  size_t err_len);
+/* The owner is gone: no more hooks; the process is killed and reaped. */
+void child_abandon(struct child *child);
+
+/* Daemon-wide cap on children alive at once (global max-children). */
+void child_set_global_limit(unsigned max);
+unsigned child_live_count(void);
+/* At exit: SIGKILL every child still alive and wait for it. */
+void child_kill_all(void);
+
+#endif
