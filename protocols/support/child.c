@@ -169,6 +169,8 @@ static void child_count_outcome(struct child *child, enum child_end end)
 		child_log(child, LOG_WARNING, "killed by signal %d", WTERMSIG(child->status));
 }
 
+static void child_drain_stderr(struct child *child);
+
 /* Done when reaped and stdout is drained; the owner hears it once. */
 static void child_finish_if_done(struct child *child)
 {
@@ -176,6 +178,7 @@ static void child_finish_if_done(struct child *child)
 
 	if (!child->exited || !child->out_eof || child->in_hook)
 		return;
+	child_drain_stderr(child);
 	end = child_outcome(child);
 	child_count_outcome(child, end);
 	if (child->owner != NULL) {
@@ -243,6 +246,15 @@ static void child_deliver(struct child *child)
 	child->in_hook++;
 	child->hooks->output(child->owner, child->out);
 	child->in_hook--;
+}
+
+/* What a dead child said last is still in the pipe: log it before the
+ * exit status, so the reader sees the cause first. */
+static void child_drain_stderr(struct child *child)
+{
+	while (child->err_fd >= 0 && evbuffer_read(child->err, child->err_fd, CHILD_READ_CHUNK) > 0)
+		;
+	child_flush_stderr(child, true);
 }
 
 static void child_on_stdout(evutil_socket_t fd, short what, void *arg)
@@ -539,7 +551,7 @@ bool child_spec_configure(struct child_spec *spec, cfg_t *sec, struct conf_scope
 	ok &= int_in_range(sec, scope, "output-limit", 1, 1L << 30, &limit);
 	ok &= int_in_range(sec, scope, "max-children", 1, 10000, &max);
 	if (workdir[0] != '/' || stat(workdir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		conf_scope_error(scope, "working-directory", "\"%s\" is not an existing directory given by an absolute path",
+		conf_scope_error(scope, "working-directory", "working-directory \"%s\" is not an absolute path to a directory",
 				 workdir);
 		ok = false;
 	}

@@ -246,3 +246,53 @@ def is_closed_by_peer(s, timeout=3.0):
 def echo_listener(name, port, extra="", transport="tcp", host="127.0.0.1"):
     return 'listener "%s" {\n  protocol = "echo"\n  transport = "%s"\n  address = "%s:%d"\n%s\n}\n' % (
         name, transport, host, port, extra)
+
+
+def processes_under(pid):
+    """[(pid, state)] of every live descendant of pid, from /proc."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # The command name may hold spaces and parentheses: split after it.
+        fields = stat[stat.rindex(")") + 2:].split()
+        parents[int(entry)] = (int(fields[1]), fields[0])
+    found, frontier = [], [pid]
+    while frontier:
+        parent = frontier.pop()
+        for child, (ppid, state) in parents.items():
+            if ppid == parent:
+                found.append((child, state))
+                frontier.append(child)
+    return found
+
+
+def assert_no_zombies(pid):
+    zombies = [p for p, state in processes_under(pid) if state == "Z"]
+    assert zombies == [], "zombie children of %d: %s" % (pid, zombies)
+
+
+def wait_until(predicate, timeout=10.0, interval=0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+def read_all(s, limit=64 << 20):
+    """Everything the peer sends until it closes."""
+    chunks, total = [], 0
+    while total <= limit:
+        data = s.recv(65536)
+        if not data:
+            break
+        chunks.append(data)
+        total += len(data)
+    return b"".join(chunks)
