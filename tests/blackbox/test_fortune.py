@@ -246,3 +246,23 @@ def test_reload_swaps_the_fortune_file(start_daemon, tmp_path):
     path.unlink()
     assert "reload failed" in d.reload(), "a missing file is a config error on reload"
     assert fetch(port) == b"new fortune\n", "and the old config keeps serving"
+
+
+def test_the_daemon_wide_cap_spans_listeners(start_daemon):
+    ports = [free_port(), free_port()]
+    d = start_daemon('max-children = 3\n' + "".join(
+        fortune_listener("l%d" % i, p, 'command = {"/bin/sleep", "5"}  max-children = 16') for i, p in enumerate(ports)))
+    clients = [connect(ports[i % 2]) for i in range(6)]
+    assert wait_until(lambda: len(processes_under(d.pid)) == 3, 5)
+    busy = []
+    for c in clients:
+        c.settimeout(1.0)
+        try:
+            busy.append(read_all(c))
+        except socket.timeout:
+            pass  # its program is running
+    assert busy == [b"busy: try again later\r\n"] * 3
+    assert len(processes_under(d.pid)) == 3
+    for c in clients:
+        c.close()
+    d.wait_log(r"no fortune: daemon-wide max-children reached")
