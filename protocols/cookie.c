@@ -8,9 +8,9 @@
  * Producing the clip (feed.h) is kept apart from the TCP framing here, so
  * the HTTP module can serve the same clips. */
 #include <dirent.h>
-#include <event2/buffer.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +21,7 @@
 #include "protocols/protocol.h"
 #include "protocols/support/child.h"
 #include "protocols/support/feed.h"
+#include "protocols/support/oneshot.h"
 
 #define COOKIE_FILES_MAX 100000
 
@@ -37,13 +38,7 @@ struct cookie_state {
 	struct event_base *base;
 	char *listener;
 	struct child_pool *pool;
-	unsigned long long served, failed, busy;
-};
-
-struct cookie_session {
-	struct conn *conn;
-	struct cookie_state *state;
-	struct feed *feed;
+	struct oneshot_counters counters;
 };
 
 #define COOKIE_OPTIONS(extensions)                                             \
@@ -170,109 +165,39 @@ static void *cookie_configure(cfg_t *sec, struct conf_scope *scope)
 
 /* --- tcp -------------------------------------------------------------- */
 
-static void session_write(void *arg, struct evbuffer *data)
+static struct feed *cookie_feed_file(struct cookie_state *state, struct oneshot *shot, char *err, size_t err_len)
 {
-	struct cookie_session *session = arg;
-
-	conn_write_buffer(session->conn, data);
-}
-
-static int session_write_file(void *arg, int fd, off_t offset, off_t len)
-{
-	struct cookie_session *session = arg;
-
-	return conn_write_file(session->conn, fd, offset, len);
-}
-
-static void session_done(void *arg, bool ok, const char *why)
-{
-	struct cookie_session *session = arg;
-
-	session->feed = NULL;
-	if (ok) {
-		session->state->served++;
-	} else {
-		session->state->failed++;
-		conn_log(session->conn, LOG_WARNING, "clip failed: %s", why);
-	}
-	conn_close_after_flush(session->conn);
-}
-
-static const struct feed_sink session_sink = {
-	.write = session_write,
-	.write_file = session_write_file,
-	.done = session_done,
-};
-
-static struct feed *cookie_feed_file(struct cookie_session *session)
-{
-	const struct cookie_settings *settings = session->state->settings;
+	const struct cookie_settings *settings = state->settings;
 	const char *path = settings->files[arc4random_uniform((uint32_t)settings->n_files)];
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	struct stat st;
 
 	if (fd < 0 || fstat(fd, &st) < 0) {
-		conn_log(session->conn, LOG_WARNING, "clip %s: %s", path, strerror(errno));
+		snprintf(err, err_len, "%s: %s", path, strerror(errno));
 		if (fd >= 0)
 			close(fd);
+		errno = ENOENT;
 		return NULL;
 	}
-	return feed_file(session->state->base, fd, st.st_size, settings->pace, &session_sink, session);
+	return feed_file(state->base, fd, st.st_size, settings->pace, &oneshot_sink, shot);
 }
 
 static int cookie_open(struct conn *conn)
 {
 	struct cookie_state *state = conn_service_state(conn);
-	struct cookie_session *session = calloc(1, sizeof(*session));
-	char err[160];
+	const struct cookie_settings *settings = state->settings;
+	struct oneshot *shot = oneshot_open(conn, &state->counters, "clip");
+	struct feed *feed;
+	char err[PATH_MAX + 64] = "out of memory";
 
-	if (session == NULL)
+	if (shot == NULL)
 		return -1;
-	session->conn = conn;
-	session->state = state;
-	conn_set_data(conn, session);
-	if (state->settings->n_files > 0) {
-		session->feed = cookie_feed_file(session);
-	} else {
-		session->feed = feed_command(state->base, &state->settings->child, state->pool, state->listener,
-					     state->settings->pace, &session_sink, session, err, sizeof(err));
-		if (session->feed == NULL && errno == EAGAIN) {
-			state->busy++;
-			conn_log(conn, LOG_NOTICE, "no clip: %s", err);
-			if (!state->settings->child.busy_message)
-				return -1;
-			conn_write(conn, "busy: try again later\r\n", 23);
-			conn_close_after_flush(conn);
-			return 0;
-		}
-		if (session->feed == NULL)
-			conn_log(conn, LOG_WARNING, "clip failed: %s", err);
-	}
-	if (session->feed == NULL)
-		state->failed++;
-	return session->feed != NULL ? 0 : -1;
-}
-
-static void cookie_input(struct conn *conn, struct evbuffer *in)
-{
-	(void)conn;
-	evbuffer_drain(in, evbuffer_get_length(in));
-}
-
-static void cookie_end_of_input(struct conn *conn)
-{
-	(void)conn;
-}
-
-static void cookie_close(struct conn *conn)
-{
-	struct cookie_session *session = conn_data(conn);
-
-	if (session == NULL)
-		return;
-	if (session->feed != NULL)
-		feed_cancel(session->feed);
-	free(session);
+	if (settings->n_files > 0)
+		feed = cookie_feed_file(state, shot, err, sizeof(err));
+	else
+		feed = feed_command(state->base, &settings->child, state->pool, state->listener, settings->pace,
+				    &oneshot_sink, shot, err, sizeof(err));
+	return oneshot_started(shot, feed, err, settings->child.busy_message);
 }
 
 /* --- per listener ----------------------------------------------------- */
@@ -308,7 +233,7 @@ static void cookie_status(const void *p, char *buf, size_t len)
 	const struct cookie_state *state = p;
 
 	snprintf(buf, len, "clips=%llu failed=%llu busy=%llu children=%u spawned=%llu timed_out=%llu cut=%llu",
-		 state->served, state->failed, state->busy, state->pool->live, state->pool->spawned,
+		 state->counters.served, state->counters.failed, state->counters.busy, state->pool->live, state->pool->spawned,
 		 state->pool->timed_out, state->pool->cut);
 }
 
@@ -323,9 +248,9 @@ static void cookie_status(const void *p, char *buf, size_t len)
 		.stop = cookie_stop,                                            \
 		.status = cookie_status,                                        \
 		.open = cookie_open,                                            \
-		.input = cookie_input,                                          \
-		.end_of_input = cookie_end_of_input,                            \
-		.close = cookie_close,                                          \
+		.input = oneshot_conn_input,                                    \
+		.end_of_input = oneshot_conn_end_of_input,                      \
+		.close = oneshot_conn_close,                                    \
 	}
 
 const struct protocol protocol_audio_cookie = COOKIE_PROTOCOL("audio-cookie", audio_cookie_options);

@@ -22,6 +22,7 @@
 #include "protocols/protocol.h"
 #include "protocols/support/child.h"
 #include "protocols/support/feed.h"
+#include "protocols/support/oneshot.h"
 
 #define FORTUNE_FILE_MAX (16 << 20)
 #define FORTUNE_UDP_MAX 512		/* RFC 865 */
@@ -63,17 +64,12 @@ struct fortune_state {
 	struct event_base *base;
 	char *listener;
 	struct child_pool *pool;
-	unsigned long long served, failed, busy, not_ready;
+	struct oneshot_counters counters;
+	unsigned long long not_ready;
 	/* udp, command mode */
 	struct fortune_text ready[FORTUNE_UDP_READY];
 	size_t n_ready;
 	struct fortune_refill refills[FORTUNE_UDP_READY];
-};
-
-struct fortune_session {
-	struct conn *conn;
-	struct fortune_state *state;
-	struct feed *feed;
 };
 
 /* --- configuration -------------------------------------------------- */
@@ -243,7 +239,7 @@ static void refill_done(void *arg, bool ok, const char *why)
 	} else if (!ok) {
 		struct log_context ctx = { .listener = state->listener };
 
-		state->failed++;
+		state->counters.failed++;
 		log_write(LOG_WARNING, &ctx, "fortune failed: %s", why);
 	}
 	evbuffer_drain(refill->text, evbuffer_get_length(refill->text));
@@ -286,7 +282,7 @@ static void fortune_datagram(struct datagram *dgram)
 	if (settings->n_entries > 0) {
 		pick = settings->entries[arc4random_uniform((uint32_t)settings->n_entries)];
 		datagram_reply(dgram, pick.text, fortune_udp_length(pick.text, pick.len));
-		state->served++;
+		state->counters.served++;
 		return;
 	}
 	if (state->n_ready == 0) {
@@ -298,110 +294,31 @@ static void fortune_datagram(struct datagram *dgram)
 	pick = state->ready[--state->n_ready];
 	datagram_reply(dgram, pick.text, fortune_udp_length(pick.text, pick.len));
 	free(pick.text);
-	state->served++;
+	state->counters.served++;
 	fortune_refill(state);
 }
 
 /* --- tcp -------------------------------------------------------------- */
 
-static void session_write(void *arg, struct evbuffer *data)
-{
-	struct fortune_session *session = arg;
-
-	conn_write_buffer(session->conn, data);
-}
-
-static int session_write_file(void *arg, int fd, off_t offset, off_t len)
-{
-	struct fortune_session *session = arg;
-
-	return conn_write_file(session->conn, fd, offset, len);
-}
-
-static void session_done(void *arg, bool ok, const char *why)
-{
-	struct fortune_session *session = arg;
-
-	session->feed = NULL;
-	if (ok) {
-		session->state->served++;
-	} else {
-		session->state->failed++;
-		conn_log(session->conn, LOG_WARNING, "fortune failed: %s", why);
-	}
-	conn_close_after_flush(session->conn);
-}
-
-static const struct feed_sink session_sink = {
-	.write = session_write,
-	.write_file = session_write_file,
-	.done = session_done,
-};
-
-static int fortune_busy(struct fortune_session *session, const char *why)
-{
-	session->state->busy++;
-	conn_log(session->conn, LOG_NOTICE, "no fortune: %s", why);
-	if (!session->state->settings->child.busy_message)
-		return -1;
-	conn_write(session->conn, "busy: try again later\r\n", 23);
-	conn_close_after_flush(session->conn);
-	return 0;
-}
-
 static int fortune_open(struct conn *conn)
 {
 	struct fortune_state *state = conn_service_state(conn);
 	const struct fortune_settings *settings = state->settings;
-	struct fortune_session *session = calloc(1, sizeof(*session));
-	char err[160];
+	struct oneshot *shot = oneshot_open(conn, &state->counters, "fortune");
+	struct feed *feed;
+	char err[160] = "out of memory";
 
-	if (session == NULL)
+	if (shot == NULL)
 		return -1;
-	session->conn = conn;
-	session->state = state;
-	conn_set_data(conn, session);
 	if (settings->n_entries > 0) {
 		const struct fortune_text *pick = &settings->entries[arc4random_uniform((uint32_t)settings->n_entries)];
 
-		session->feed = feed_bytes(state->base, pick->text, pick->len, settings->rate, &session_sink, session);
+		feed = feed_bytes(state->base, pick->text, pick->len, settings->rate, &oneshot_sink, shot);
 	} else {
-		session->feed = feed_command(state->base, &settings->child, state->pool, state->listener,
-					     settings->rate, &session_sink, session, err, sizeof(err));
-		if (session->feed == NULL && errno == EAGAIN)
-			return fortune_busy(session, err);
-		if (session->feed == NULL)
-			conn_log(conn, LOG_WARNING, "fortune failed: %s", err);
+		feed = feed_command(state->base, &settings->child, state->pool, state->listener, settings->rate,
+				    &oneshot_sink, shot, err, sizeof(err));
 	}
-	if (session->feed == NULL)
-		state->failed++;
-	return session->feed != NULL ? 0 : -1;
-}
-
-/* What the client sends is ignored (RFC 865), but read and dropped so a
- * chatty client cannot fill our buffers. */
-static void fortune_input(struct conn *conn, struct evbuffer *in)
-{
-	(void)conn;
-	evbuffer_drain(in, evbuffer_get_length(in));
-}
-
-/* The client may half-close at once (`nc -N`); the fortune still comes. */
-static void fortune_end_of_input(struct conn *conn)
-{
-	(void)conn;
-}
-
-static void fortune_close(struct conn *conn)
-{
-	struct fortune_session *session = conn_data(conn);
-
-	if (session == NULL)
-		return;
-	/* An early disconnect kills the program. */
-	if (session->feed != NULL)
-		feed_cancel(session->feed);
-	free(session);
+	return oneshot_started(shot, feed, err, settings->child.busy_message);
 }
 
 /* --- per listener ----------------------------------------------------- */
@@ -456,7 +373,7 @@ static void fortune_status(const void *p, char *buf, size_t len)
 
 	snprintf(buf, len,
 		 "fortunes=%llu failed=%llu busy=%llu not_ready=%llu children=%u spawned=%llu timed_out=%llu cut=%llu",
-		 state->served, state->failed, state->busy, state->not_ready, pool->live, pool->spawned,
+		 state->counters.served, state->counters.failed, state->counters.busy, state->not_ready, pool->live, pool->spawned,
 		 pool->timed_out, pool->cut);
 }
 
@@ -470,8 +387,8 @@ const struct protocol protocol_fortune = {
 	.stop = fortune_stop,
 	.status = fortune_status,
 	.open = fortune_open,
-	.input = fortune_input,
-	.end_of_input = fortune_end_of_input,
-	.close = fortune_close,
+	.input = oneshot_conn_input,
+	.end_of_input = oneshot_conn_end_of_input,
+	.close = oneshot_conn_close,
 	.datagram = fortune_datagram,
 };
