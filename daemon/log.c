@@ -86,54 +86,46 @@ static size_t append_context(char *buf, size_t used, const struct log_context *c
 	return used;
 }
 
-static size_t append_prefix(char *buf, enum log_sink sink, int level)
+/* "<N>" for a pipe (and for the journal's own stream when journald did not
+ * take a record), a local time and level for a person at a terminal. */
+static void format_prefix(char *buf, size_t len, enum log_sink sink, int level)
 {
 	struct timespec now;
 	struct tm tm;
 	char stamp[32];
 
-	if (sink == LOG_SINK_JOURNAL)
-		return 0;
-	if (sink == LOG_SINK_PIPE)
-		return append(buf, 0, "<%d>", level);
+	if (sink != LOG_SINK_TTY) {
+		snprintf(buf, len, "<%d>", level);
+		return;
+	}
 	clock_gettime(CLOCK_REALTIME, &now);
 	localtime_r(&now.tv_sec, &tm);
 	strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", &tm);
-	return append(buf, 0, "%s.%03ld %s: ", stamp, now.tv_nsec / 1000000, log_level_name(level));
+	snprintf(buf, len, "%s.%03ld %s: ", stamp, now.tv_nsec / 1000000, log_level_name(level));
 }
 
 static void log_emit(enum log_sink sink, int level, const struct log_context *ctx, const char *fmt,
 		     va_list ap)
 {
-	char buf[LOG_LINE_MAX];
-	size_t used = append_prefix(buf, sink, level);
-	int n = vsnprintf(buf + used, LOG_LINE_MAX - used, fmt, ap);
+	char text[LOG_LINE_MAX], prefix[64], line[LOG_LINE_MAX + sizeof(prefix) + 1];
+	int n = vsnprintf(text, sizeof(text), fmt, ap);
+	size_t used = n < 0 ? 0 : (size_t)n < sizeof(text) ? (size_t)n : sizeof(text) - 1;
 
-	if (n > 0)
-		used = used + (size_t)n < LOG_LINE_MAX ? used + (size_t)n : LOG_LINE_MAX - 1;
 	/* The context stays in the text too: `journalctl -u chassisd` shows
 	 * only MESSAGE, and the reader should not have to ask for -o verbose. */
 	if (ctx != NULL)
-		used = append_context(buf, used, ctx);
+		used = append_context(text, used, ctx);
 	/* A message must stay one record: journald and syslog split on newlines. */
 	for (size_t i = 0; i < used; i++)
-		if (buf[i] == '\n')
-			buf[i] = ' ';
-	buf[used] = '\0';
-	if (sink == LOG_SINK_JOURNAL && journal_send(level, buf, ctx) == 0)
+		if (text[i] == '\n')
+			text[i] = ' ';
+	text[used] = '\0';
+	if (sink == LOG_SINK_JOURNAL && journal_send(level, text, ctx) == 0)
 		return;
-	if (sink == LOG_SINK_JOURNAL) {
-		/* journald is gone: keep the record, on the stream it also reads. */
-		char line[LOG_LINE_MAX + 8];
-		int len = snprintf(line, sizeof(line), "<%d>%s\n", level, buf);
-
-		if (len > 0 && write(STDERR_FILENO, line, (size_t)len < sizeof(line) ? (size_t)len : sizeof(line) - 1) < 0)
-			return;
-		return;
-	}
-	buf[used++] = '\n';
+	format_prefix(prefix, sizeof(prefix), sink, level);
+	n = snprintf(line, sizeof(line), "%s%s\n", prefix, text);
 	/* One write per line keeps lines whole when several writers share stderr. */
-	if (write(STDERR_FILENO, buf, used) < 0)
+	if (n > 0 && write(STDERR_FILENO, line, (size_t)n) < 0)
 		return;
 }
 

@@ -155,8 +155,8 @@ static bool fortune_load_file(struct fortune_settings *settings, const char *pat
 static void *fortune_configure(cfg_t *sec, struct conf_scope *scope)
 {
 	struct fortune_settings *settings = calloc(1, sizeof(*settings));
-	const char *file = sec != NULL ? cfg_getstr(sec, "file") : NULL;
-	long rate = sec != NULL ? cfg_getint(sec, "rate") : 0;
+	const char *file = cfg_getstr(sec, "file");
+	long rate = cfg_getint(sec, "rate");
 	bool ok;
 
 	if (settings == NULL)
