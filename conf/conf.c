@@ -45,6 +45,8 @@ struct conf_scope {
 	enum transport transport;
 	int fallback_line;
 	bool failed;
+	char label[160];		/* a nested section: "route \"/\": " */
+	struct conf_scope *outer;
 };
 
 /* libconfuse's validators and error hook carry no user pointer; loading is
@@ -232,8 +234,8 @@ static void scope_verror(struct conf_scope *scope, int line, const char *fmt, va
 	char message[512];
 
 	vsnprintf(message, sizeof(message), fmt, ap);
-	conf_errors_add(scope->loader->errors, "%s:%d: listener \"%s\": %s", scope->loader->path,
-			line, scope->listener, message);
+	conf_errors_add(scope->loader->errors, "%s:%d: listener \"%s\": %s%s", scope->loader->path,
+			line, scope->listener, scope->label, message);
 	scope->failed = true;
 }
 
@@ -259,6 +261,47 @@ const char *conf_scope_listener(const struct conf_scope *scope)
 enum transport conf_scope_transport(const struct conf_scope *scope)
 {
 	return scope->transport;
+}
+
+bool conf_scope_int(struct conf_scope *scope, cfg_t *sec, const char *option, long min, long max, long *value)
+{
+	*value = cfg_getint(sec, option);
+	if (*value >= min && *value <= max)
+		return true;
+	conf_scope_error(scope, option, "%s must be from %ld to %ld", option, min, max);
+	return false;
+}
+
+bool conf_scope_written(const struct conf_scope *scope, const char *option)
+{
+	return option_written(scope->loader, scope->section, option);
+}
+
+struct conf_scope *conf_scope_enter(struct conf_scope *scope, cfg_t *section, const char *label)
+{
+	struct conf_scope *inner = malloc(sizeof(*inner));
+	int line = section_line(scope->loader, section);
+
+	if (inner == NULL)
+		return NULL;
+	*inner = *scope;
+	inner->section = section;
+	inner->fallback_line = line ? line : scope->fallback_line;
+	inner->failed = false;
+	inner->outer = scope;
+	if (snprintf(inner->label, sizeof(inner->label), "%s%s: ", scope->label, label) >= (int)sizeof(inner->label))
+		strcpy(inner->label + sizeof(inner->label) - 6, "...: ");
+	return inner;
+}
+
+bool conf_scope_leave(struct conf_scope *inner)
+{
+	bool ok = !inner->failed;
+
+	if (!ok)
+		inner->outer->failed = true;
+	free(inner);
+	return ok;
 }
 
 /* ---- schema ---- */

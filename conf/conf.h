@@ -14,6 +14,7 @@
 #include "conf/addr.h"
 
 struct protocol;
+struct cfg_t;
 
 enum transport {
 	TRANSPORT_TCP,
@@ -97,5 +98,14 @@ void conf_scope_error(struct conf_scope *scope, const char *option, const char *
 	__attribute__((format(printf, 3, 4)));
 const char *conf_scope_listener(const struct conf_scope *scope);
 enum transport conf_scope_transport(const struct conf_scope *scope);
+bool conf_scope_written(const struct conf_scope *scope, const char *option);
+/* An integer option within [min, max], else an error at its line. */
+bool conf_scope_int(struct conf_scope *scope, struct cfg_t *sec, const char *option, long min, long max,
+		    long *value);
+/* A section nested in the scope's (an HTTP route, a module's options in it):
+ * its errors read "listener \"web\": <label>: ...". Leaving frees it and
+ * says whether it had no errors; the outer scope fails with it. */
+struct conf_scope *conf_scope_enter(struct conf_scope *scope, struct cfg_t *section, const char *label);
+bool conf_scope_leave(struct conf_scope *inner);
 
 #endif

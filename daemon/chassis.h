@@ -9,9 +9,12 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include <stdint.h>
+
 struct conn;
 struct datagram;
 struct evbuffer;
+struct log_field;
 
 /* Connections (tcp). */
 void conn_write(struct conn *conn, const void *data, size_t len);
@@ -36,6 +39,32 @@ void *conn_data(const struct conn *conn);
 void conn_set_data(struct conn *conn, void *data);
 void conn_log(const struct conn *conn, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* One line in a fixed format (an access log): the connection's context and
+ * `fields` go to journald as fields but stay out of the text. */
+void conn_log_line(const struct conn *conn, int level, const struct log_field *fields, size_t n_fields,
+		   const char *line);
+/* Replaces the listener's idle-timeout for this connection (keep-alive);
+ * 0 = never. Checked twice a second, so whole seconds are what count. */
+void conn_set_idle_timeout(struct conn *conn, unsigned seconds);
+
+/* The daemon as a whole, for status pages. */
+struct chassis_totals {
+	unsigned generation;		/* reloads applied, 1 at start */
+	unsigned connections;
+	unsigned max_connections;
+	unsigned listeners;		/* active ones */
+	uint64_t uptime_seconds;
+};
+struct chassis_listener_stats {
+	const char *name, *protocol, *transport, *address;
+	bool retired;			/* dropped by a reload, connections finishing */
+	unsigned connections;
+	uint64_t accepted, denied, refused_limit, refused_per_source, idle_closed, accept_paused;
+	uint64_t datagrams, replies, dropped;
+	const char *module_counters;	/* the module's own, "key=value ..." */
+};
+void chassis_stats(const struct conn *conn, struct chassis_totals *totals,
+		   void (*each)(const struct chassis_listener_stats *stats, void *arg), void *arg);
 
 /* Datagrams (udp, multicast). The payload is valid during the hook only. */
 const struct sockaddr *datagram_source(const struct datagram *dgram);

@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -104,6 +106,26 @@ void conn_log(const struct conn *conn, int level, const char *fmt, ...)
 	log_write(level, &ctx, "%s", message);
 }
 
+void conn_log_line(const struct conn *conn, int level, const struct log_field *fields, size_t n_fields,
+		   const char *line)
+{
+	struct log_context ctx;
+
+	if (!log_enabled(level))
+		return;
+	ctx = conn_context(conn);
+	ctx.fields = fields;
+	ctx.n_fields = n_fields;
+	ctx.bare_text = true;
+	log_write(level, &ctx, "%s", line);
+}
+
+void chassis_stats(const struct conn *conn, struct chassis_totals *totals,
+		   void (*each)(const struct chassis_listener_stats *stats, void *arg), void *arg)
+{
+	runtime_stats(conn->listener->rt, totals, each, arg);
+}
+
 static void conn_touch(struct conn *conn)
 {
 	struct conn_list *conns = &conn->listener->conns;
@@ -167,7 +189,12 @@ static void conn_flush(struct conn *conn)
 
 	if ((conn->flags & (CONN_WRITING | CONN_FAILED)) || evbuffer_get_length(conn->out) == 0)
 		return;
-	n = evbuffer_write(conn->out, conn->fd);
+	/* One evbuffer_write stops where memory meets a file segment (an HTTP
+	 * head, then its body by sendfile): keep going while the kernel takes
+	 * it, rather than wait a loop turn for EPOLLOUT. */
+	do
+		n = evbuffer_write(conn->out, conn->fd);
+	while (n > 0 && evbuffer_get_length(conn->out) > 0);
 	if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
 		conn_log(conn, LOG_DEBUG, "write failed: %s", strerror(errno));
 		conn->flags |= CONN_FAILED;
@@ -385,6 +412,9 @@ int conn_open(struct listener *ls, evutil_socket_t fd, const struct sockaddr *pe
 		close(fd);
 		return -1;
 	}
+	/* Each callback's output goes out whole when it returns; Nagle would
+	 * only hold back a response's last segment for the peer's delayed ACK. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
 	conn->listener = ls;
 	conn->service = svc;
 	conn->protocol = conf->protocol;
@@ -455,6 +485,12 @@ void conn_close_after_flush(struct conn *conn)
 	/* Outside a hook nothing else would come back to finish the close. */
 	if (!(conn->flags & (CONN_IN_HOOK | CONN_WRITING)))
 		event_active(conn->writable, EV_WRITE, 0);
+}
+
+void conn_set_idle_timeout(struct conn *conn, unsigned seconds)
+{
+	if (!(conn->flags & CONN_LINGERING))
+		conn->idle_ms = seconds * 1000u;
 }
 
 void conn_pause_reading(struct conn *conn)

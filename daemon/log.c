@@ -113,7 +113,7 @@ static void log_emit(enum log_sink sink, int level, const struct log_context *ct
 
 	/* The context stays in the text too: `journalctl -u chassisd` shows
 	 * only MESSAGE, and the reader should not have to ask for -o verbose. */
-	if (ctx != NULL)
+	if (ctx != NULL && !ctx->bare_text)
 		used = append_context(text, used, ctx);
 	/* A message must stay one record: journald and syslog split on newlines. */
 	for (size_t i = 0; i < used; i++)

@@ -10,6 +10,7 @@
 #define CHASSISD_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/socket.h>
 #include <syslog.h>
 
@@ -26,6 +27,12 @@ enum log_event {
 	LOG_EVENT_LIMIT_HIT,
 };
 
+/* A record's own journald field (HTTP_STATUS=200); the text has it already. */
+struct log_field {
+	const char *name;
+	const char *value;
+};
+
 struct log_context {
 	const char *listener;
 	const char *protocol;
@@ -35,6 +42,11 @@ struct log_context {
 	int config_line;
 	unsigned generation;
 	enum log_event event;
+	const struct log_field *fields;
+	size_t n_fields;
+	/* The message is a fixed format (an access log line): keep the context
+	 * out of its text; journald still gets it as fields. */
+	bool bare_text;
 };
 
 void log_init(void);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "conf/conf.h"
+#include "daemon/chassis.h"
 #include "daemon/conn.h"
 #include "daemon/listener.h"
 #include "daemon/log.h"
@@ -109,6 +110,14 @@ static void runtime_on_idle_sweep(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 }
 
+static time_t runtime_clock_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
 struct runtime *runtime_new(struct event_base *base)
 {
 	struct timeval half_second = { 0, 500000 };
@@ -117,6 +126,7 @@ struct runtime *runtime_new(struct event_base *base)
 	if (rt == NULL)
 		return NULL;
 	rt->base = base;
+	rt->started = runtime_clock_seconds();
 	TAILQ_INIT(&rt->active);
 	TAILQ_INIT(&rt->retired);
 	rt->idle_sweep = event_new(base, -1, EV_PERSIST, runtime_on_idle_sweep, rt);
@@ -376,4 +386,55 @@ void runtime_log_status(const struct runtime *rt)
 		listener_log_status(ls);
 	TAILQ_FOREACH(ls, &rt->retired, link)
 		listener_log_status(ls);
+}
+
+static void runtime_listener_stats(const struct listener *ls,
+				   void (*each)(const struct chassis_listener_stats *stats, void *arg), void *arg)
+{
+	const struct conf_listener *conf = ls->service->conf;
+	const struct listener_counters *c = &ls->counters;
+	char module[512] = "";
+	struct chassis_listener_stats stats = {
+		.name = conf->name,
+		.protocol = conf->protocol->name,
+		.transport = transport_name(conf->transport),
+		.address = conf->address,
+		.retired = ls->fd < 0,
+		.connections = ls->n_conns,
+		.accepted = c->accepted,
+		.denied = c->denied,
+		.refused_limit = c->refused_limit,
+		.refused_per_source = c->refused_per_source,
+		.idle_closed = c->idle_closed,
+		.accept_paused = c->accept_paused,
+		.datagrams = c->datagrams,
+		.replies = c->replies,
+		.dropped = c->dropped,
+		.module_counters = module,
+	};
+
+	if (conf->protocol->status != NULL && ls->service->state != NULL)
+		conf->protocol->status(ls->service->state, module, sizeof(module));
+	each(&stats, arg);
+}
+
+void runtime_stats(const struct runtime *rt, struct chassis_totals *totals,
+		   void (*each)(const struct chassis_listener_stats *stats, void *arg), void *arg)
+{
+	const struct listener *ls;
+
+	*totals = (struct chassis_totals){
+		.generation = rt->generation_number,
+		.connections = rt->connections,
+		.max_connections = runtime_max_connections(rt),
+		.uptime_seconds = (uint64_t)(runtime_clock_seconds() - rt->started),
+	};
+	TAILQ_FOREACH(ls, &rt->active, link)
+		totals->listeners++;
+	if (each == NULL)
+		return;
+	TAILQ_FOREACH(ls, &rt->active, link)
+		runtime_listener_stats(ls, each, arg);
+	TAILQ_FOREACH(ls, &rt->retired, link)
+		runtime_listener_stats(ls, each, arg);
 }

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/queue.h>
+#include <time.h>
 
 struct conf;
 struct conf_listener;
@@ -36,6 +37,7 @@ struct runtime {
 	unsigned generation_number;
 	bool stopping;
 	struct event *idle_sweep;	/* once a second: close idle connections */
+	time_t started;			/* CLOCK_MONOTONIC seconds */
 };
 
 struct runtime *runtime_new(struct event_base *base);
@@ -50,6 +52,11 @@ void runtime_free(struct runtime *rt);
 void runtime_log_status(const struct runtime *rt);
 /* One line for systemd's STATUS=. */
 void runtime_status_line(const struct runtime *rt, char *buf, size_t len);
+/* The chassis_stats() behind a status page: every listener, retired too. */
+struct chassis_totals;
+struct chassis_listener_stats;
+void runtime_stats(const struct runtime *rt, struct chassis_totals *totals,
+		   void (*each)(const struct chassis_listener_stats *stats, void *arg), void *arg);
 
 /* For listeners and connections. */
 void runtime_connection_opened(struct runtime *rt);

@@ -48,8 +48,8 @@ struct cookie_state {
 	CFG_INT("bitrate", 0, CFGF_NONE),                                       \
 	CFG_END()
 
-static cfg_opt_t audio_cookie_options[] = { COOKIE_OPTIONS("{wav}") };
-static cfg_opt_t video_cookie_options[] = { COOKIE_OPTIONS("{ts}") };
+cfg_opt_t audio_cookie_options[] = { COOKIE_OPTIONS("{wav}") };
+cfg_opt_t video_cookie_options[] = { COOKIE_OPTIONS("{ts}") };
 
 /* --- configuration -------------------------------------------------- */
 
@@ -165,7 +165,8 @@ static void *cookie_configure(cfg_t *sec, struct conf_scope *scope)
 
 /* --- tcp -------------------------------------------------------------- */
 
-static struct feed *cookie_feed_file(struct cookie_state *state, struct oneshot *shot, char *err, size_t err_len)
+static struct feed *cookie_feed_file(struct cookie_state *state, const struct feed_sink *sink, void *arg,
+				     char *err, size_t err_len)
 {
 	const struct cookie_settings *settings = state->settings;
 	const char *path = settings->files[arc4random_uniform((uint32_t)settings->n_files)];
@@ -179,25 +180,31 @@ static struct feed *cookie_feed_file(struct cookie_state *state, struct oneshot 
 		errno = ENOENT;
 		return NULL;
 	}
-	return feed_file(state->base, fd, st.st_size, settings->pace, &oneshot_sink, shot);
+	return feed_file(state->base, fd, st.st_size, settings->pace, sink, arg);
+}
+
+static struct feed *cookie_body(void *p, const struct feed_sink *sink, void *arg, char *err, size_t err_len)
+{
+	struct cookie_state *state = p;
+	const struct cookie_settings *settings = state->settings;
+
+	if (settings->n_files > 0)
+		return cookie_feed_file(state, sink, arg, err, err_len);
+	return feed_command(state->base, &settings->child, state->pool, state->listener, settings->pace, sink, arg,
+			    err, err_len);
 }
 
 static int cookie_open(struct conn *conn)
 {
 	struct cookie_state *state = conn_service_state(conn);
-	const struct cookie_settings *settings = state->settings;
 	struct oneshot *shot = oneshot_open(conn, &state->counters, "clip");
-	struct feed *feed;
 	char err[PATH_MAX + 64] = "out of memory";
+	struct feed *feed;
 
 	if (shot == NULL)
 		return -1;
-	if (settings->n_files > 0)
-		feed = cookie_feed_file(state, shot, err, sizeof(err));
-	else
-		feed = feed_command(state->base, &settings->child, state->pool, state->listener, settings->pace,
-				    &oneshot_sink, shot, err, sizeof(err));
-	return oneshot_started(shot, feed, err, settings->child.busy_message);
+	feed = cookie_body(state, &oneshot_sink, shot, err, sizeof(err));
+	return oneshot_started(shot, feed, err, state->settings->child.busy_message);
 }
 
 /* --- per listener ----------------------------------------------------- */
@@ -237,7 +244,7 @@ static void cookie_status(const void *p, char *buf, size_t len)
 		 state->pool->timed_out, state->pool->cut);
 }
 
-#define COOKIE_PROTOCOL(protocol_name, option_table)                           \
+#define COOKIE_PROTOCOL(protocol_name, option_table, type)                     \
 	{                                                                       \
 		.name = protocol_name,                                          \
 		.transports = TRANSPORT_BIT(TRANSPORT_TCP),                     \
@@ -251,7 +258,9 @@ static void cookie_status(const void *p, char *buf, size_t len)
 		.input = oneshot_conn_input,                                    \
 		.end_of_input = oneshot_conn_end_of_input,                      \
 		.close = oneshot_conn_close,                                    \
+		.body = cookie_body,                                            \
+		.content_type = type,                                           \
 	}
 
-const struct protocol protocol_audio_cookie = COOKIE_PROTOCOL("audio-cookie", audio_cookie_options);
-const struct protocol protocol_video_cookie = COOKIE_PROTOCOL("video-cookie", video_cookie_options);
+const struct protocol protocol_audio_cookie = COOKIE_PROTOCOL("audio-cookie", audio_cookie_options, "audio/wav");
+const struct protocol protocol_video_cookie = COOKIE_PROTOCOL("video-cookie", video_cookie_options, "video/mp2t");

@@ -30,7 +30,7 @@
 
 static const char *const fortune_default_command[] = { "/usr/games/fortune", "-s", NULL };
 
-static cfg_opt_t fortune_options[] = {
+cfg_opt_t fortune_options[] = {
 	CHILD_OPTIONS(65536),
 	CFG_STR("file", NULL, CFGF_NODEFAULT),
 	CFG_INT("rate", 0, CFGF_NONE),
@@ -300,25 +300,35 @@ static void fortune_datagram(struct datagram *dgram)
 
 /* --- tcp -------------------------------------------------------------- */
 
-static int fortune_open(struct conn *conn)
+static struct feed *fortune_body(void *p, const struct feed_sink *sink, void *arg, char *err, size_t err_len)
 {
-	struct fortune_state *state = conn_service_state(conn);
+	struct fortune_state *state = p;
 	const struct fortune_settings *settings = state->settings;
-	struct oneshot *shot = oneshot_open(conn, &state->counters, "fortune");
 	struct feed *feed;
-	char err[160] = "out of memory";
 
-	if (shot == NULL)
-		return -1;
 	if (settings->n_entries > 0) {
 		const struct fortune_text *pick = &settings->entries[arc4random_uniform((uint32_t)settings->n_entries)];
 
-		feed = feed_bytes(state->base, pick->text, pick->len, settings->rate, &oneshot_sink, shot);
-	} else {
-		feed = feed_command(state->base, &settings->child, state->pool, state->listener, settings->rate,
-				    &oneshot_sink, shot, err, sizeof(err));
+		feed = feed_bytes(state->base, pick->text, pick->len, settings->rate, sink, arg);
+		if (feed == NULL)
+			snprintf(err, err_len, "out of memory");
+		return feed;
 	}
-	return oneshot_started(shot, feed, err, settings->child.busy_message);
+	return feed_command(state->base, &settings->child, state->pool, state->listener, settings->rate, sink, arg,
+			    err, err_len);
+}
+
+static int fortune_open(struct conn *conn)
+{
+	struct fortune_state *state = conn_service_state(conn);
+	struct oneshot *shot = oneshot_open(conn, &state->counters, "fortune");
+	char err[160] = "out of memory";
+	struct feed *feed;
+
+	if (shot == NULL)
+		return -1;
+	feed = fortune_body(state, &oneshot_sink, shot, err, sizeof(err));
+	return oneshot_started(shot, feed, err, state->settings->child.busy_message);
 }
 
 /* --- per listener ----------------------------------------------------- */
@@ -391,4 +401,6 @@ const struct protocol protocol_fortune = {
 	.end_of_input = oneshot_conn_end_of_input,
 	.close = oneshot_conn_close,
 	.datagram = fortune_datagram,
+	.body = fortune_body,
+	.content_type = "text/plain; charset=utf-8",
 };

@@ -13,6 +13,8 @@
 #include "daemon/chassis.h"
 
 struct event_base;
+struct feed;
+struct feed_sink;
 
 /* What a listener generation's state may use. */
 struct service_env {
@@ -52,6 +54,12 @@ struct protocol {
 
 	/* Per datagram (udp, multicast). */
 	void (*datagram)(struct datagram *dgram);
+
+	/* The module as another protocol's body source (an HTTP route): one
+	 * fortune or clip fed into sink, or NULL with errno set (EAGAIN: over
+	 * a child cap) and the reason in err. */
+	struct feed *(*body)(void *state, const struct feed_sink *sink, void *arg, char *err, size_t err_len);
+	const char *content_type;	/* of what body() produces */
 };
 
 #endif

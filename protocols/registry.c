@@ -8,12 +8,14 @@ extern const struct protocol protocol_echo;
 extern const struct protocol protocol_fortune;
 extern const struct protocol protocol_audio_cookie;
 extern const struct protocol protocol_video_cookie;
+extern const struct protocol protocol_http;
 
 static const struct protocol *const protocols[] = {
 	&protocol_echo,
 	&protocol_fortune,
 	&protocol_audio_cookie,
 	&protocol_video_cookie,
+	&protocol_http,
 	NULL,
 };
 

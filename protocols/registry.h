@@ -4,7 +4,15 @@
 
 #include <stddef.h>
 
+#include <confuse.h>
+
 struct protocol;
+
+/* The option tables of the modules an HTTP route can embed
+ * (route "/x" { handler = "fortune"  fortune { ... } }). */
+extern cfg_opt_t fortune_options[];
+extern cfg_opt_t audio_cookie_options[];
+extern cfg_opt_t video_cookie_options[];
 
 const struct protocol *protocol_find(const char *name);
 /* NULL-terminated, in a stable order. */

@@ -23,7 +23,7 @@ static const char *const message_ids[] = {
 	[LOG_EVENT_LIMIT_HIT] = "67836f1c16db427d8adf0ded5d604bd6",
 };
 
-#define JOURNAL_FIELDS_MAX 16
+#define JOURNAL_FIELDS_MAX 24
 #define JOURNAL_FIELD_TEXT 8192
 
 bool journal_stderr_is_journal(void)
@@ -89,6 +89,8 @@ static void context_fields(struct fields *f, const struct log_context *ctx)
 		field_add(f, "CONFIG_LINE=%d", ctx->config_line);
 	if (ctx->generation)
 		field_add(f, "RELOAD_GENERATION=%u", ctx->generation);
+	for (size_t i = 0; i < ctx->n_fields; i++)
+		field_add(f, "%s=%s", ctx->fields[i].name, ctx->fields[i].value);
 }
 
 int journal_send(int level, const char *message, const struct log_context *ctx)

@@ -504,15 +504,6 @@ static bool program_runnable(const char *path, struct conf_scope *scope, const c
 	return true;
 }
 
-static bool int_in_range(cfg_t *sec, struct conf_scope *scope, const char *option, long min, long max,
-			 long *value)
-{
-	*value = cfg_getint(sec, option);
-	if (*value >= min && *value <= max)
-		return true;
-	conf_scope_error(scope, option, "%s must be from %ld to %ld", option, min, max);
-	return false;
-}
 
 static bool child_argv_configure(struct child_spec *spec, cfg_t *sec, struct conf_scope *scope,
 				 const char *const *default_argv)
@@ -546,10 +537,10 @@ bool child_spec_configure(struct child_spec *spec, cfg_t *sec, struct conf_scope
 	struct stat st;
 	bool ok = child_argv_configure(spec, sec, scope, default_argv);
 
-	ok &= int_in_range(sec, scope, "timeout", 1, 86400, &timeout);
-	ok &= int_in_range(sec, scope, "kill-grace", 0, 60, &grace);
-	ok &= int_in_range(sec, scope, "output-limit", 1, 1L << 30, &limit);
-	ok &= int_in_range(sec, scope, "max-children", 1, 10000, &max);
+	ok &= conf_scope_int(scope, sec, "timeout", 1, 86400, &timeout);
+	ok &= conf_scope_int(scope, sec, "kill-grace", 0, 60, &grace);
+	ok &= conf_scope_int(scope, sec, "output-limit", 1, 1L << 30, &limit);
+	ok &= conf_scope_int(scope, sec, "max-children", 1, 10000, &max);
 	if (workdir[0] != '/' || stat(workdir, &st) < 0 || !S_ISDIR(st.st_mode)) {
 		conf_scope_error(scope, "working-directory", "working-directory \"%s\" is not an absolute path to a directory",
 				 workdir);

@@ -1,0 +1,278 @@
+/* The status (JSON) and metrics (Prometheus text format) handlers: the
+ * daemon's counters, per listener, as the SIGUSR1 dump has them. */
+#include <event2/buffer.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "build_config.h"
+#include "daemon/chassis.h"
+#include "protocols/http/http.h"
+
+#define INFO_LISTENERS_MAX 1024
+
+struct info_listener {
+	struct chassis_listener_stats stats;
+	char module[512];		/* module_counters, copied */
+};
+
+struct info_snapshot {
+	struct chassis_totals totals;
+	struct info_listener *listeners;
+	size_t count;
+};
+
+static void info_collect_one(const struct chassis_listener_stats *stats, void *arg)
+{
+	struct info_snapshot *snap = arg;
+	struct info_listener *l;
+
+	if (snap->count == INFO_LISTENERS_MAX)
+		return;
+	l = &snap->listeners[snap->count++];
+	l->stats = *stats;
+	snprintf(l->module, sizeof(l->module), "%s", stats->module_counters ? stats->module_counters : "");
+	l->stats.module_counters = l->module;
+}
+
+/* The names point into the running configuration, which cannot change
+ * while this answer is being written (one thread, no reload mid-call). */
+static bool info_collect(struct http_exchange *ex, struct info_snapshot *snap)
+{
+	snap->count = 0;
+	snap->listeners = calloc(INFO_LISTENERS_MAX, sizeof(*snap->listeners));
+	if (snap->listeners == NULL)
+		return false;
+	chassis_stats(ex->conn, &snap->totals, info_collect_one, snap);
+	return true;
+}
+
+/* "key=value key=value": the next pair, or false at the end. */
+static bool next_counter(const char **cursor, char *key, size_t key_cap, unsigned long long *value)
+{
+	const char *p = *cursor, *eq;
+	size_t len;
+
+	while (*p == ' ')
+		p++;
+	eq = strchr(p, '=');
+	if (*p == '\0' || eq == NULL)
+		return false;
+	len = (size_t)(eq - p) < key_cap - 1 ? (size_t)(eq - p) : key_cap - 1;
+	memcpy(key, p, len);
+	key[len] = '\0';
+	*value = strtoull(eq + 1, (char **)cursor, 10);
+	return true;
+}
+
+/* ---- status: JSON ---- */
+
+static void json_string(struct evbuffer *out, const char *text)
+{
+	evbuffer_add(out, "\"", 1);
+	for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			evbuffer_add_printf(out, "\\%c", *p);
+		else if (*p < 0x20)
+			evbuffer_add_printf(out, "\\u%04x", *p);
+		else
+			evbuffer_add(out, p, 1);
+	}
+	evbuffer_add(out, "\"", 1);
+}
+
+static void status_listener(struct evbuffer *out, const struct chassis_listener_stats *s)
+{
+	const char *cursor = s->module_counters;
+	char key[64];
+	unsigned long long value;
+	bool first = true;
+
+	evbuffer_add_printf(out, "{\"name\": ");
+	json_string(out, s->name);
+	evbuffer_add_printf(out, ", \"protocol\": ");
+	json_string(out, s->protocol);
+	evbuffer_add_printf(out, ", \"transport\": \"%s\", \"address\": ", s->transport);
+	json_string(out, s->address);
+	evbuffer_add_printf(out,
+			    ", \"retired\": %s, \"connections\": %u, \"counters\": {\"accepted\": %llu, \"denied\": %llu, "
+			    "\"refused_limit\": %llu, \"refused_per_source\": %llu, \"idle_closed\": %llu, "
+			    "\"accept_paused\": %llu, \"datagrams\": %llu, \"replies\": %llu, \"dropped\": %llu}, "
+			    "\"module\": {",
+			    s->retired ? "true" : "false", s->connections, (unsigned long long)s->accepted,
+			    (unsigned long long)s->denied, (unsigned long long)s->refused_limit,
+			    (unsigned long long)s->refused_per_source, (unsigned long long)s->idle_closed,
+			    (unsigned long long)s->accept_paused, (unsigned long long)s->datagrams,
+			    (unsigned long long)s->replies, (unsigned long long)s->dropped);
+	while (next_counter(&cursor, key, sizeof(key), &value)) {
+		evbuffer_add_printf(out, "%s\"%s\": %llu", first ? "" : ", ", key, value);
+		first = false;
+	}
+	evbuffer_add_printf(out, "}}");
+}
+
+static void status_serve(struct http_exchange *ex, const struct http_route *route, void *route_state)
+{
+	struct info_snapshot snap;
+	struct evbuffer *out = evbuffer_new();
+
+	(void)route;
+	(void)route_state;
+	if (out == NULL || !info_collect(ex, &snap)) {
+		if (out != NULL)
+			evbuffer_free(out);
+		http_respond_error(ex, 500, "out of memory");
+		return;
+	}
+	evbuffer_add_printf(out,
+			    "{\"server\": \"chassisd\", \"version\": \"%s\", \"uptime_seconds\": %llu, "
+			    "\"reload_generation\": %u, \"connections\": %u, \"max_connections\": %u, \"listeners\": [",
+			    CHASSISD_VERSION, (unsigned long long)snap.totals.uptime_seconds, snap.totals.generation,
+			    snap.totals.connections, snap.totals.max_connections);
+	for (size_t i = 0; i < snap.count; i++) {
+		evbuffer_add_printf(out, "%s\n  ", i ? "," : "");
+		status_listener(out, &snap.listeners[i].stats);
+	}
+	evbuffer_add_printf(out, "\n]}\n");
+	http_respond_buffer(ex, 200, "application/json", out, "Cache-Control: no-store\r\n");
+	evbuffer_free(out);
+	free(snap.listeners);
+}
+
+const struct http_handler http_handler_status = {
+	.name = "status",
+	.options = (const char *const[]){ NULL },
+	.methods = HTTP_ALLOW_GET | HTTP_ALLOW_HEAD,
+	.serve = status_serve,
+};
+
+/* ---- metrics: Prometheus text format 0.0.4 ---- */
+
+static void label_value(struct evbuffer *out, const char *text)
+{
+	for (const char *p = text; *p; p++) {
+		if (*p == '\\' || *p == '"')
+			evbuffer_add_printf(out, "\\%c", *p);
+		else if (*p == '\n')
+			evbuffer_add(out, "\\n", 2);
+		else
+			evbuffer_add(out, p, 1);
+	}
+}
+
+static void sample(struct evbuffer *out, const char *family, const struct chassis_listener_stats *s,
+		   unsigned long long value)
+{
+	evbuffer_add_printf(out, "%s{listener=\"", family);
+	label_value(out, s->name);
+	evbuffer_add_printf(out, "\",protocol=\"");
+	label_value(out, s->protocol);
+	evbuffer_add_printf(out, "\"} %llu\n", value);
+}
+
+#define LISTENER_COUNTER(field, help)                                              \
+	{ "chassisd_listener_" #field "_total", help, offsetof(struct chassis_listener_stats, field) }
+
+static const struct {
+	const char *family, *help;
+	size_t offset;
+} listener_counters[] = {
+	LISTENER_COUNTER(accepted, "Connections accepted."),
+	LISTENER_COUNTER(denied, "Connections or datagrams refused by allow/deny."),
+	LISTENER_COUNTER(refused_limit, "Connections refused at max-connections."),
+	LISTENER_COUNTER(refused_per_source, "Connections refused at per-source."),
+	LISTENER_COUNTER(idle_closed, "Connections closed at idle-timeout."),
+	LISTENER_COUNTER(accept_paused, "Times accepting paused for lack of file descriptors."),
+	LISTENER_COUNTER(datagrams, "Datagrams received."),
+	LISTENER_COUNTER(replies, "Datagrams sent in reply."),
+	LISTENER_COUNTER(dropped, "Datagrams dropped."),
+};
+
+/* Module counters become chassisd_<protocol>_<key>, one family per pair,
+ * samples grouped as the format requires. */
+static void metrics_module(struct evbuffer *out, const struct info_snapshot *snap)
+{
+	for (size_t i = 0; i < snap->count; i++) {
+		const char *cursor = snap->listeners[i].module;
+		char key[64], family[128];
+		unsigned long long value;
+
+		while (next_counter(&cursor, key, sizeof(key), &value)) {
+			bool seen = false;
+
+			for (size_t j = 0; j < i && !seen; j++)
+				seen = strcmp(snap->listeners[j].stats.protocol, snap->listeners[i].stats.protocol) == 0;
+			if (seen)
+				continue;
+			snprintf(family, sizeof(family), "chassisd_%s_%s", snap->listeners[i].stats.protocol, key);
+			for (char *p = family; *p; p++)
+				if (*p == '-')
+					*p = '_';
+			evbuffer_add_printf(out, "# HELP %s The %s module's %s counter.\n# TYPE %s untyped\n", family,
+					    snap->listeners[i].stats.protocol, key, family);
+			for (size_t k = i; k < snap->count; k++) {
+				const char *other = snap->listeners[k].module;
+				char other_key[64];
+				unsigned long long other_value;
+
+				if (strcmp(snap->listeners[k].stats.protocol, snap->listeners[i].stats.protocol) != 0)
+					continue;
+				while (next_counter(&other, other_key, sizeof(other_key), &other_value))
+					if (strcmp(other_key, key) == 0)
+						sample(out, family, &snap->listeners[k].stats, other_value);
+			}
+		}
+	}
+}
+
+static void metrics_serve(struct http_exchange *ex, const struct http_route *route, void *route_state)
+{
+	struct info_snapshot snap;
+	struct evbuffer *out = evbuffer_new();
+
+	(void)route;
+	(void)route_state;
+	if (out == NULL || !info_collect(ex, &snap)) {
+		if (out != NULL)
+			evbuffer_free(out);
+		http_respond_error(ex, 500, "out of memory");
+		return;
+	}
+	evbuffer_add_printf(out,
+			    "# HELP chassisd_reload_generation Configurations applied since start, 1 at start.\n"
+			    "# TYPE chassisd_reload_generation gauge\nchassisd_reload_generation %u\n"
+			    "# HELP chassisd_uptime_seconds Seconds since the daemon started.\n"
+			    "# TYPE chassisd_uptime_seconds gauge\nchassisd_uptime_seconds %llu\n"
+			    "# HELP chassisd_connections Open connections, all listeners.\n"
+			    "# TYPE chassisd_connections gauge\nchassisd_connections %u\n"
+			    "# HELP chassisd_max_connections The daemon-wide connection limit.\n"
+			    "# TYPE chassisd_max_connections gauge\nchassisd_max_connections %u\n"
+			    "# HELP chassisd_listener_connections Open connections per listener.\n"
+			    "# TYPE chassisd_listener_connections gauge\n",
+			    snap.totals.generation, (unsigned long long)snap.totals.uptime_seconds,
+			    snap.totals.connections, snap.totals.max_connections);
+	for (size_t i = 0; i < snap.count; i++)
+		sample(out, "chassisd_listener_connections", &snap.listeners[i].stats, snap.listeners[i].stats.connections);
+	for (size_t c = 0; c < sizeof(listener_counters) / sizeof(listener_counters[0]); c++) {
+		evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s counter\n", listener_counters[c].family,
+				    listener_counters[c].help, listener_counters[c].family);
+		for (size_t i = 0; i < snap.count; i++) {
+			const char *base = (const char *)&snap.listeners[i].stats;
+			uint64_t value;
+
+			memcpy(&value, base + listener_counters[c].offset, sizeof(value));
+			sample(out, listener_counters[c].family, &snap.listeners[i].stats, value);
+		}
+	}
+	metrics_module(out, &snap);
+	http_respond_buffer(ex, 200, "text/plain; version=0.0.4; charset=utf-8", out, "Cache-Control: no-store\r\n");
+	evbuffer_free(out);
+	free(snap.listeners);
+}
+
+const struct http_handler http_handler_metrics = {
+	.name = "metrics",
+	.options = (const char *const[]){ NULL },
+	.methods = HTTP_ALLOW_GET | HTTP_ALLOW_HEAD,
+	.serve = metrics_serve,
+};

@@ -1,0 +1,320 @@
+/* Writing answers: status line and headers in one small write, bodies from
+ * memory, from a file by sendfile, or from a module's feed as chunks. */
+#include <event2/buffer.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon/chassis.h"
+#include "daemon/log.h"
+#include "protocols/http/http.h"
+#include "protocols/protocol.h"
+#include "protocols/support/feed.h"
+
+const char *http_status_text(int status)
+{
+	switch (status) {
+	case 100: return "Continue";
+	case 200: return "OK";
+	case 206: return "Partial Content";
+	case 301: return "Moved Permanently";
+	case 302: return "Found";
+	case 303: return "See Other";
+	case 304: return "Not Modified";
+	case 307: return "Temporary Redirect";
+	case 308: return "Permanent Redirect";
+	case 400: return "Bad Request";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 411: return "Length Required";
+	case 413: return "Content Too Large";
+	case 414: return "URI Too Long";
+	case 416: return "Range Not Satisfiable";
+	case 417: return "Expectation Failed";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 503: return "Service Unavailable";
+	case 505: return "HTTP Version Not Supported";
+	default: return "Unknown";
+	}
+}
+
+static const char *const day_names[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
+static const char *const month_names[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+					   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+
+/* By hand rather than strftime: the names must be English whatever the
+ * locale, and this runs for every answer. */
+void http_date(time_t when, char *buf)
+{
+	struct tm tm;
+
+	gmtime_r(&when, &tm);
+	snprintf(buf, 30, "%s, %02u %s %04u %02u:%02u:%02u GMT", day_names[tm.tm_wday], (unsigned)tm.tm_mday % 100u,
+		 month_names[tm.tm_mon], (unsigned)(tm.tm_year + 1900) % 10000u, (unsigned)tm.tm_hour % 100u,
+		 (unsigned)tm.tm_min % 100u, (unsigned)tm.tm_sec % 100u);
+}
+
+/* IMF-fixdate only; the obsolete forms a client may send just miss. */
+bool http_date_parse(const char *text, size_t len, time_t *out)
+{
+	char copy[40], month[4];
+	struct tm tm = { 0 };
+	int day, year, hour, min, sec, used = 0;
+
+	if (len >= sizeof(copy))
+		return false;
+	memcpy(copy, text, len);
+	copy[len] = '\0';
+	if (sscanf(copy, "%*3s, %2d %3s %4d %2d:%2d:%2d GMT%n", &day, month, &year, &hour, &min, &sec, &used) != 6 ||
+	    used != (int)len)
+		return false;
+	for (tm.tm_mon = 0; tm.tm_mon < 12 && strcmp(month, month_names[tm.tm_mon]) != 0; tm.tm_mon++)
+		;
+	if (tm.tm_mon == 12)
+		return false;
+	tm.tm_mday = day;
+	tm.tm_year = year - 1900;
+	tm.tm_hour = hour;
+	tm.tm_min = min;
+	tm.tm_sec = sec;
+	*out = timegm(&tm);
+	return true;
+}
+
+static const char *http_date_now(void)
+{
+	static time_t cached_at;
+	static char cached[30];
+	time_t now = time(NULL);
+
+	if (now != cached_at) {
+		http_date(now, cached);
+		cached_at = now;
+	}
+	return cached;
+}
+
+void http_html_escape(struct evbuffer *out, const char *text, size_t len)
+{
+	size_t start = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		const char *entity;
+		switch (text[i]) {
+		case '<': entity = "&lt;"; break;
+		case '>': entity = "&gt;"; break;
+		case '&': entity = "&amp;"; break;
+		case '"': entity = "&quot;"; break;
+		case '\'': entity = "&#39;"; break;
+		default: continue;
+		}
+		evbuffer_add(out, text + start, i - start);
+		evbuffer_add(out, entity, strlen(entity));
+		start = i + 1;
+	}
+	evbuffer_add(out, text + start, len - start);
+}
+
+void http_respond_head(struct http_exchange *ex, int status, const char *type, off_t length, const char *extra)
+{
+	char head[1024];
+	char framing[64] = "";
+	bool keep_alive;
+	bool one_oh = ex->request.major == 1 && ex->request.minor == 0;
+	int n;
+
+	ex->status = status;
+	ex->chunked = false;
+	/* An unknown length on HTTP/1.0 can only end with the connection. */
+	if (length < 0 && one_oh)
+		ex->keep_alive = false;
+	keep_alive = http_exchange_keep_alive(ex);
+	if (length >= 0 && status != 304)
+		snprintf(framing, sizeof(framing), "Content-Length: %lld\r\n", (long long)length);
+	else if (length < 0 && !one_oh) {
+		snprintf(framing, sizeof(framing), "Transfer-Encoding: chunked\r\n");
+		ex->chunked = true;
+	}
+	n = snprintf(head, sizeof(head), "HTTP/1.1 %d %s\r\nServer: chassisd\r\nDate: %s\r\n%s%s%s%s%s\r\n", status,
+		     http_status_text(status), http_date_now(), type ? "Content-Type: " : "", type ? type : "",
+		     type ? "\r\n" : "", framing,
+		     keep_alive ? (one_oh ? "Connection: keep-alive\r\n" : "") : "Connection: close\r\n");
+	if (n < 0 || (size_t)n >= sizeof(head))
+		n = 0;
+	/* Drop the blank line to add extra headers first. */
+	if (extra != NULL && n >= 2) {
+		conn_write(ex->conn, head, (size_t)n - 2);
+		conn_write(ex->conn, extra, strlen(extra));
+		conn_write(ex->conn, "\r\n", 2);
+	} else {
+		conn_write(ex->conn, head, (size_t)n);
+	}
+	ex->head_written = true;
+}
+
+void http_respond_bytes(struct http_exchange *ex, int status, const char *type, const void *body, size_t len,
+			const char *extra)
+{
+	http_respond_head(ex, status, type, (off_t)len, extra);
+	if (!ex->head_only && len > 0) {
+		conn_write(ex->conn, body, len);
+		ex->bytes_out = len;
+	}
+	http_finish(ex);
+}
+
+void http_respond_buffer(struct http_exchange *ex, int status, const char *type, struct evbuffer *body,
+			 const char *extra)
+{
+	size_t len = evbuffer_get_length(body);
+
+	http_respond_head(ex, status, type, (off_t)len, extra);
+	if (!ex->head_only && len > 0) {
+		conn_write_buffer(ex->conn, body);
+		ex->bytes_out = len;
+	}
+	http_finish(ex);
+}
+
+void http_respond_file(struct http_exchange *ex, int fd, off_t offset, off_t len)
+{
+	if (ex->head_only || len == 0 || conn_write_file(ex->conn, fd, offset, len) < 0) {
+		if (!ex->head_only && len > 0)
+			ex->keep_alive = false;		/* the length promised cannot be kept */
+		close(fd);
+	} else {
+		ex->bytes_out = (uint64_t)len;
+	}
+	http_finish(ex);
+}
+
+void http_respond_error(struct http_exchange *ex, int status, const char *detail)
+{
+	struct evbuffer *page = evbuffer_new();
+	char allow[64] = "Allow: GET, HEAD\r\n";
+
+	if (page == NULL) {
+		ex->keep_alive = false;
+		http_respond_bytes(ex, status, NULL, NULL, 0, NULL);
+		return;
+	}
+	/* A bad request leaves the connection in an unknown state. */
+	if (status == 400 || status == 408 || status == 411 || status == 413 || status == 414 || status == 417 ||
+	    status == 431 || status >= 500)
+		ex->keep_alive = false;
+	evbuffer_add_printf(page, "<!DOCTYPE html>\n<html><head><title>%d %s</title></head>\n<body><h1>%d %s</h1>\n<p>",
+			    status, http_status_text(status), status, http_status_text(status));
+	http_html_escape(page, detail, strlen(detail));
+	evbuffer_add_printf(page, "</p>\n<hr><address>chassisd</address></body></html>\n");
+	if (status == 405 && ex->route != NULL) {
+		unsigned m = ex->route->handler->methods;
+		snprintf(allow, sizeof(allow), "Allow: %s%s%s%s\r\n", (m & HTTP_ALLOW_GET) ? "GET, " : "",
+			 (m & HTTP_ALLOW_HEAD) ? "HEAD, " : "", (m & HTTP_ALLOW_POST) ? "POST, " : "",
+			 (m & HTTP_ALLOW_PUT) ? "PUT, " : "");
+		allow[strlen(allow) - 4] = '\r';
+		allow[strlen(allow) - 3] = '\n';
+		allow[strlen(allow) - 2] = '\0';
+	}
+	http_respond_buffer(ex, status, "text/html; charset=utf-8", page, status == 405 ? allow : NULL);
+	evbuffer_free(page);
+}
+
+/* ---- a module's body, chunked ---- */
+
+static void feed_head(struct http_exchange *ex)
+{
+	if (!ex->head_written)
+		http_respond_head(ex, 200, ex->feed_type, -1, NULL);
+}
+
+static void feed_chunk_start(struct http_exchange *ex, size_t len)
+{
+	char size[24];
+	int n;
+
+	feed_head(ex);
+	ex->bytes_out += len;
+	if (!ex->chunked)
+		return;
+	n = snprintf(size, sizeof(size), "%zx\r\n", len);
+	conn_write(ex->conn, size, (size_t)n);
+}
+
+static void http_feed_write(void *arg, struct evbuffer *data)
+{
+	struct http_exchange *ex = arg;
+	size_t len = evbuffer_get_length(data);
+
+	if (len == 0)
+		return;
+	feed_chunk_start(ex, len);
+	conn_write_buffer(ex->conn, data);
+	if (ex->chunked)
+		conn_write(ex->conn, "\r\n", 2);
+}
+
+static int http_feed_write_file(void *arg, int fd, off_t offset, off_t len)
+{
+	struct http_exchange *ex = arg;
+	int rc;
+
+	feed_chunk_start(ex, (size_t)len);
+	rc = conn_write_file(ex->conn, fd, offset, len);
+	if (ex->chunked)
+		conn_write(ex->conn, "\r\n", 2);
+	return rc;
+}
+
+static void http_feed_done(void *arg, bool ok, const char *why)
+{
+	struct http_exchange *ex = arg;
+
+	feed_head(ex);
+	ex->feed = NULL;
+	if (!ok) {
+		/* No last chunk: the client sees the body is cut short. */
+		conn_log(ex->conn, LOG_WARNING, "%s failed: %s", ex->route->module->name, why);
+		ex->keep_alive = false;
+	} else if (ex->chunked) {
+		conn_write(ex->conn, "0\r\n\r\n", 5);
+	}
+	http_finish(ex);
+}
+
+static const struct feed_sink http_feed_sink = {
+	.write = http_feed_write,
+	.write_file = http_feed_write_file,
+	.done = http_feed_done,
+};
+
+void http_respond_feed(struct http_exchange *ex, const struct protocol *module, void *module_state)
+{
+	char err[256] = "out of memory";
+
+	ex->feed_type = module->content_type;
+	if (ex->head_only) {
+		http_respond_head(ex, 200, ex->feed_type, -1, NULL);
+		http_finish(ex);
+		return;
+	}
+	ex->feed = module->body(module_state, &http_feed_sink, ex, err, sizeof(err));
+	if (ex->feed == NULL) {
+		bool busy = errno == EAGAIN;
+
+		conn_log(ex->conn, busy ? LOG_NOTICE : LOG_WARNING, "%s: %s", module->name, err);
+		if (busy)
+			http_respond_bytes(ex, 503, "text/plain; charset=utf-8", "busy: try again later\n", 22,
+					   "Retry-After: 1\r\n");
+		else
+			http_respond_error(ex, 500, "The body could not be produced.");
+		return;
+	}
+	feed_head(ex);
+}

@@ -1,0 +1,549 @@
+/* Static files under a root.
+ *
+ * The request path is percent-decoded and normalised here, and the result
+ * is opened with openat2(RESOLVE_BENEATH) against the root's descriptor,
+ * so the kernel itself refuses any way out of the root that the string
+ * checks might have missed ("..", a symlink pointing outside) unless
+ * follow-symlinks is on. Bodies go out by sendfile through the chassis. */
+#include <dirent.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "daemon/chassis.h"
+#include "daemon/log.h"
+#include "protocols/http/http.h"
+
+#define STATIC_LISTING_MAX 10000
+
+/* ---- configuration ---- */
+
+static bool static_configure(struct http_route *route, cfg_t *sec, struct conf_scope *scope)
+{
+	struct http_static *files = &route->files;
+	const char *root = cfg_getstr(sec, "root");
+	const char *index = cfg_getstr(sec, "index");
+
+	if (root == NULL || root[0] != '/') {
+		conf_scope_error(scope, root ? "root" : NULL, "a static route needs root = \"/absolute/directory\"");
+		return false;
+	}
+	files->root_fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (files->root_fd < 0) {
+		conf_scope_error(scope, "root", "cannot open root %s: %s", root, strerror(errno));
+		return false;
+	}
+	if (index[0] == '\0' || strchr(index, '/') != NULL || strcmp(index, "..") == 0) {
+		conf_scope_error(scope, "index", "index must be a file name, not \"%s\"", index);
+		return false;
+	}
+	files->root = realpath(root, NULL);
+	files->index = strdup(index);
+	files->autoindex = cfg_getbool(sec, "autoindex");
+	files->follow_symlinks = cfg_getbool(sec, "follow-symlinks");
+	files->precompressed = cfg_getbool(sec, "precompressed");
+	return files->root != NULL && files->index != NULL;
+}
+
+static void static_free(struct http_route *route)
+{
+	if (route->files.root_fd >= 0)
+		close(route->files.root_fd);
+	free(route->files.root);
+	free(route->files.index);
+}
+
+/* ---- the path ---- */
+
+static int hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Decodes and normalises `path` into "a/b/c" (no leading slash, "" for the
+ * root). Refuses NUL, backslashes, bad escapes and any ".." that would
+ * climb above the root, whatever the encoding. */
+static bool static_clean_path(const char *path, size_t len, char *out, size_t cap, bool *trailing_slash)
+{
+	size_t o = 0, seg = 0;
+
+	*trailing_slash = len == 0 || path[len - 1] == '/';
+	for (size_t i = 0; i <= len; i++) {
+		if (i < len) {
+			char c = path[i];
+			int hi, lo;
+
+			if (c == '%') {
+				if (i + 2 >= len || (hi = hex_value(path[i + 1])) < 0 || (lo = hex_value(path[i + 2])) < 0)
+					return false;
+				c = (char)(hi * 16 + lo);
+				i += 2;
+				if (c == '/')
+					return false;	/* an encoded slash is never a separator */
+			}
+			if (c == '\0' || c == '\\')
+				return false;
+			if (c != '/') {
+				if (o + 2 >= cap)
+					return false;
+				out[o++] = c;
+				continue;
+			}
+		}
+		/* A segment ends: out[seg, o). */
+		if (o == seg || (o - seg == 1 && out[seg] == '.')) {
+			o = seg;
+		} else if (o - seg == 2 && out[seg] == '.' && out[seg + 1] == '.') {
+			if (seg == 0)
+				return false;
+			for (o = seg - 1; o > 0 && out[o - 1] != '/'; o--)
+				;
+		} else {
+			out[o++] = '/';
+		}
+		seg = o;
+	}
+	if (o > 0)
+		o--;		/* the separator after the last segment */
+	out[o] = '\0';
+	return true;
+}
+
+static int static_openat(const struct http_static *files, const char *rel)
+{
+	static bool no_openat2;
+	const char *name = rel[0] ? rel : ".";
+	int flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+	int fd;
+
+	if (files->follow_symlinks)
+		return openat(files->root_fd, name, flags);
+	if (!no_openat2) {
+		struct open_how how = { .flags = (unsigned long long)flags,
+					.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS };
+
+		fd = (int)syscall(SYS_openat2, files->root_fd, name, &how, sizeof(how));
+		if (fd >= 0 || errno != ENOSYS)
+			return fd;
+		no_openat2 = true;	/* an old kernel or a seccomp filter */
+	}
+	/* Without openat2: open, then ask the kernel where it landed. */
+	fd = openat(files->root_fd, name, flags);
+	if (fd >= 0) {
+		char link[64], where[PATH_MAX];
+		size_t root_len = strlen(files->root);
+		ssize_t n;
+
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+		n = readlink(link, where, sizeof(where) - 1);
+		if (n < 0 || (size_t)n < root_len || memcmp(where, files->root, root_len) != 0 ||
+		    (where[root_len] != '/' && (size_t)n != root_len && root_len > 1)) {
+			close(fd);
+			errno = EXDEV;
+			return -1;
+		}
+	}
+	return fd;
+}
+
+/* ---- headers a client sends ---- */
+
+static bool token_list_has(const char *list, size_t len, const char *token)
+{
+	size_t token_len = strlen(token);
+	const char *p = list, *end = list + len;
+
+	while (p < end) {
+		const char *item_end = memchr(p, ',', (size_t)(end - p)), *q;
+		const char *stop = item_end ? item_end : end;
+
+		while (p < stop && (*p == ' ' || *p == '\t'))
+			p++;
+		for (q = p; q < stop && *q != ';' && *q != ' '; q++)
+			;
+		if ((size_t)(q - p) == token_len && strncasecmp(p, token, token_len) == 0) {
+			const char *qv = memmem(q, (size_t)(stop - q), "q=", 2);
+			/* q=0, q=0.0 ... refuse it */
+			if (qv == NULL || strtod(qv + 2, NULL) > 0)
+				return true;
+			return false;
+		}
+		p = stop + 1;
+	}
+	return false;
+}
+
+static bool etag_matches(const char *list, size_t len, const char *etag)
+{
+	size_t etag_len = strlen(etag);
+	const char *p = list, *end = list + len;
+
+	while (p < end) {
+		while (p < end && (*p == ' ' || *p == ',' || *p == '\t'))
+			p++;
+		if (p < end && *p == '*')
+			return true;
+		if (end - p >= 2 && p[0] == 'W' && p[1] == '/')
+			p += 2;
+		if ((size_t)(end - p) >= etag_len && memcmp(p, etag, etag_len) == 0)
+			return true;
+		while (p < end && *p != ',')
+			p++;
+	}
+	return false;
+}
+
+/* ---- answers ---- */
+
+struct static_file {
+	int fd;
+	struct stat st;
+	const char *name;		/* for the MIME type */
+	size_t name_len;
+	bool gzip;
+};
+
+static void static_not_found(struct http_exchange *ex, int err)
+{
+	if (err == EACCES || err == EPERM)
+		http_respond_error(ex, 403, "Access to this path is forbidden.");
+	else
+		http_respond_error(ex, 404, "The requested path was not found on this server.");
+}
+
+/* 0: no usable range (send everything); 1: one range; -1: unsatisfiable. */
+static int static_range(struct http_exchange *ex, const char *etag, const char *last_modified, off_t size,
+			off_t *start, off_t *end)
+{
+	size_t len, if_len;
+	const char *range = http_header_find(ex, "Range", &len);
+	const char *if_range = http_header_find(ex, "If-Range", &if_len);
+	char spec[64], *dash, *rest;
+	unsigned long long a, b;
+
+	if (range == NULL || len < 7 || len >= sizeof(spec) || strncasecmp(range, "bytes=", 6) != 0 ||
+	    memchr(range, ',', len) != NULL)
+		return 0;
+	if (if_range != NULL && !((if_len == strlen(etag) && memcmp(if_range, etag, if_len) == 0) ||
+				  (if_len == strlen(last_modified) && memcmp(if_range, last_modified, if_len) == 0)))
+		return 0;
+	memcpy(spec, range + 6, len - 6);
+	spec[len - 6] = '\0';
+	dash = strchr(spec, '-');
+	if (dash == NULL || strspn(spec, "0123456789-") != strlen(spec))
+		return 0;
+	if (dash == spec) {			/* the last n bytes */
+		a = strtoull(dash + 1, &rest, 10);
+		if (*rest != '\0' || dash[1] == '\0')
+			return 0;
+		if (a == 0 || size == 0)
+			return -1;
+		*start = (unsigned long long)size > a ? size - (off_t)a : 0;
+		*end = size - 1;
+		return 1;
+	}
+	a = strtoull(spec, &rest, 10);
+	if (rest != dash)
+		return 0;
+	b = dash[1] ? strtoull(dash + 1, &rest, 10) : ULLONG_MAX;
+	if (dash[1] && *rest != '\0')
+		return 0;
+	if (b < a)
+		return 0;
+	if (a >= (unsigned long long)size)
+		return -1;
+	*start = (off_t)a;
+	*end = b >= (unsigned long long)size ? size - 1 : (off_t)b;
+	return 1;
+}
+
+static void static_send(struct http_exchange *ex, const struct http_settings *settings, struct static_file *file)
+{
+	char etag[64], modified[30], headers[512], range_header[640] = "", page[160];
+	size_t len;
+	const char *inm = http_header_find(ex, "If-None-Match", &len), *ims;
+	const char *type = mime_type_for(settings->mime, file->name, file->name_len);
+	time_t since;
+	off_t start = 0, end = file->st.st_size - 1;
+	int range;
+
+	snprintf(etag, sizeof(etag), "\"%llx-%llx\"", (unsigned long long)file->st.st_mtime,
+		 (unsigned long long)file->st.st_size);
+	http_date(file->st.st_mtime, modified);
+	snprintf(headers, sizeof(headers), "ETag: %s\r\nLast-Modified: %s\r\nAccept-Ranges: bytes\r\n%s", etag,
+		 modified, file->gzip ? "Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n" : "");
+	if (inm != NULL ? etag_matches(inm, len, etag)
+			: ((ims = http_header_find(ex, "If-Modified-Since", &len)) != NULL &&
+			   http_date_parse(ims, len, &since) && file->st.st_mtime <= since)) {
+		close(file->fd);
+		http_respond_head(ex, 304, NULL, 0, headers);
+		http_finish(ex);
+		return;
+	}
+	range = static_range(ex, etag, modified, file->st.st_size, &start, &end);
+	if (range < 0) {
+		close(file->fd);
+		snprintf(range_header, sizeof(range_header), "Content-Range: bytes */%lld\r\n",
+			 (long long)file->st.st_size);
+		len = (size_t)snprintf(page, sizeof(page), "416 Range Not Satisfiable: the file has %lld bytes\n",
+				       (long long)file->st.st_size);
+		http_respond_bytes(ex, 416, "text/plain; charset=utf-8", page, len, range_header);
+		return;
+	}
+	if (range > 0) {
+		snprintf(range_header, sizeof(range_header), "%sContent-Range: bytes %lld-%lld/%lld\r\n", headers,
+			 (long long)start, (long long)end, (long long)file->st.st_size);
+		http_respond_head(ex, 206, type, end - start + 1, range_header);
+	} else {
+		http_respond_head(ex, 200, type, file->st.st_size, headers);
+	}
+	http_respond_file(ex, file->fd, start, end - start + 1);
+}
+
+/* The .gz sibling instead, when the client takes gzip and it exists. */
+static void static_try_gzip(struct http_exchange *ex, const struct http_static *files, const char *rel,
+			    struct static_file *file)
+{
+	size_t len, rel_len = strlen(rel);
+	const char *accept = http_header_find(ex, "Accept-Encoding", &len);
+	char gz[PATH_MAX];
+	struct stat st;
+	int fd;
+
+	if (!files->precompressed || accept == NULL || !token_list_has(accept, len, "gzip") ||
+	    rel_len + 4 > sizeof(gz))
+		return;
+	memcpy(gz, rel, rel_len);
+	memcpy(gz + rel_len, ".gz", 4);
+	fd = static_openat(files, gz);
+	if (fd < 0)
+		return;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return;
+	}
+	close(file->fd);
+	file->fd = fd;
+	file->st = st;
+	file->gzip = true;
+}
+
+struct listing_entry {
+	char *name;
+	bool dir;
+	off_t size;
+	time_t mtime;
+};
+
+static int listing_compare(const void *a, const void *b)
+{
+	const struct listing_entry *x = a, *y = b;
+
+	if (x->dir != y->dir)
+		return x->dir ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+static void href_escape(struct evbuffer *out, const char *name)
+{
+	static const char hex[] = "0123456789ABCDEF";
+
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		    strchr("-._~", *p) != NULL) {
+			evbuffer_add(out, p, 1);
+		} else {
+			char esc[3] = { '%', hex[*p >> 4], hex[*p & 15] };
+			evbuffer_add(out, esc, 3);
+		}
+	}
+}
+
+static size_t listing_read(int fd, struct listing_entry **out)
+{
+	DIR *dir = fdopendir(fd);
+	struct listing_entry *entries = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *d;
+
+	if (dir == NULL) {
+		close(fd);
+		*out = NULL;
+		return 0;
+	}
+	while ((d = readdir(dir)) != NULL && n < STATIC_LISTING_MAX) {
+		struct stat st;
+
+		if (d->d_name[0] == '.' || fstatat(dirfd(dir), d->d_name, &st, 0) < 0)
+			continue;	/* hidden, or a dangling link */
+		if (n == cap) {
+			struct listing_entry *grown = realloc(entries, (cap = cap ? cap * 2 : 64) * sizeof(*grown));
+			if (grown == NULL)
+				break;
+			entries = grown;
+		}
+		entries[n] = (struct listing_entry){ strdup(d->d_name), S_ISDIR(st.st_mode), st.st_size, st.st_mtime };
+		if (entries[n].name != NULL)
+			n++;
+	}
+	closedir(dir);
+	qsort(entries, n, sizeof(*entries), listing_compare);
+	*out = entries;
+	return n;
+}
+
+static void static_listing(struct http_exchange *ex, int fd, bool at_root)
+{
+	struct evbuffer *page = evbuffer_new();
+	struct listing_entry *entries;
+	size_t n = listing_read(fd, &entries);
+	const struct http_request *req = &ex->request;
+
+	if (page == NULL) {
+		http_respond_error(ex, 500, "out of memory");
+		goto out;
+	}
+	evbuffer_add_printf(page, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Index of ");
+	http_html_escape(page, req->path, req->path_len);
+	evbuffer_add_printf(page, "</title></head>\n<body><h1>Index of ");
+	http_html_escape(page, req->path, req->path_len);
+	evbuffer_add_printf(page, "</h1>\n<table>\n<tr><th>Name</th><th>Size</th><th>Modified</th></tr>\n");
+	if (!at_root)
+		evbuffer_add_printf(page, "<tr><td><a href=\"../\">../</a></td><td>-</td><td></td></tr>\n");
+	for (size_t i = 0; i < n; i++) {
+		char when[30];
+
+		http_date(entries[i].mtime, when);
+		evbuffer_add_printf(page, "<tr><td><a href=\"");
+		href_escape(page, entries[i].name);
+		evbuffer_add_printf(page, "%s\">", entries[i].dir ? "/" : "");
+		http_html_escape(page, entries[i].name, strlen(entries[i].name));
+		if (entries[i].dir)
+			evbuffer_add_printf(page, "/</a></td><td>-</td><td>%s</td></tr>\n", when);
+		else
+			evbuffer_add_printf(page, "</a></td><td>%lld</td><td>%s</td></tr>\n",
+					    (long long)entries[i].size, when);
+	}
+	evbuffer_add_printf(page, "</table>\n<hr><address>chassisd</address></body></html>\n");
+	http_respond_buffer(ex, 200, "text/html; charset=utf-8", page, NULL);
+	evbuffer_free(page);
+out:
+	for (size_t i = 0; i < n; i++)
+		free(entries[i].name);
+	free(entries);
+}
+
+/* A directory: the index file, else a listing, else 403; without its
+ * trailing slash, a redirect so that relative links resolve. */
+static void static_directory(struct http_exchange *ex, const struct http_static *files, struct static_file *file,
+			     char *rel, bool trailing_slash)
+{
+	const struct http_request *req = &ex->request;
+	size_t rel_len = strlen(rel);
+	char index[PATH_MAX];
+	int fd;
+
+	if (!trailing_slash) {
+		size_t cap = req->path_len + req->query_len + 32;
+		char *location = malloc(cap);
+
+		close(file->fd);
+		if (location == NULL) {
+			http_respond_error(ex, 500, "out of memory");
+			return;
+		}
+		snprintf(location, cap, "Location: %.*s/%s%.*s\r\n", (int)req->path_len, req->path,
+			 req->query ? "?" : "", (int)req->query_len, req->query ? req->query : "");
+		http_respond_bytes(ex, 301, NULL, NULL, 0, location);
+		free(location);
+		return;
+	}
+	if ((size_t)snprintf(index, sizeof(index), "%s%s%s", rel, rel_len ? "/" : "", files->index) >= sizeof(index)) {
+		close(file->fd);
+		http_respond_error(ex, 404, "The requested path was not found on this server.");
+		return;
+	}
+	fd = static_openat(files, index);
+	if (fd >= 0 && fstat(fd, &file->st) == 0 && S_ISREG(file->st.st_mode)) {
+		close(file->fd);
+		file->fd = fd;
+		file->name = files->index;
+		file->name_len = strlen(files->index);
+		static_try_gzip(ex, files, index, file);
+		static_send(ex, ex->settings, file);
+		return;
+	}
+	if (fd >= 0)
+		close(fd);
+	if (!files->autoindex) {
+		close(file->fd);
+		http_respond_error(ex, 403, "This directory has no index and listing is off.");
+		return;
+	}
+	static_listing(ex, file->fd, rel_len == 0);
+}
+
+static void static_serve(struct http_exchange *ex, const struct http_route *route, void *route_state)
+{
+	const struct http_static *files = &route->files;
+	const struct http_request *req = &ex->request;
+	size_t skip = route->prefix[route->prefix_len - 1] == '/' ? route->prefix_len - 1 : route->prefix_len;
+	char rel[PATH_MAX];
+	bool trailing_slash;
+	struct static_file file = { .fd = -1 };
+
+	(void)route_state;
+	if (!static_clean_path(req->path + skip, req->path_len - skip, rel, sizeof(rel), &trailing_slash)) {
+		http_respond_error(ex, 400, "The path is malformed or leaves the document root.");
+		return;
+	}
+	file.fd = static_openat(files, rel);
+	if (file.fd < 0) {
+		if (errno == EXDEV || errno == ELOOP)
+			conn_log(ex->conn, LOG_DEBUG, "refused %s: resolves outside the root", rel);
+		static_not_found(ex, errno);
+		return;
+	}
+	if (fstat(file.fd, &file.st) < 0) {
+		close(file.fd);
+		static_not_found(ex, errno);
+		return;
+	}
+	if (S_ISDIR(file.st.st_mode)) {
+		static_directory(ex, files, &file, rel, trailing_slash);
+		return;
+	}
+	if (!S_ISREG(file.st.st_mode)) {
+		close(file.fd);
+		static_not_found(ex, ENOENT);
+		return;
+	}
+	file.name = rel;
+	file.name_len = strlen(rel);
+	static_try_gzip(ex, files, rel, &file);
+	static_send(ex, ex->settings, &file);
+}
+
+const struct http_handler http_handler_static = {
+	.name = "static",
+	.options = (const char *const[]){ "root", "index", "autoindex", "follow-symlinks", "precompressed", NULL },
+	.methods = HTTP_ALLOW_GET | HTTP_ALLOW_HEAD,
+	.configure = static_configure,
+	.free = static_free,
+	.serve = static_serve,
+};
