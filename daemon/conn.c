@@ -48,6 +48,7 @@ enum {
 	CONN_WRITING = 1 << 7,		/* write event added: the kernel buffer was full */
 	CONN_IN_HOOK = 1 << 8,		/* a protocol hook runs: flush when it returns */
 	CONN_FAILED = 1 << 9,		/* a write failed: end at the next settle */
+	CONN_FILE_QUEUED = 1 << 10,	/* a file segment waits in the output */
 };
 
 struct conn {
@@ -192,9 +193,18 @@ static void conn_flush(struct conn *conn)
 	/* One evbuffer_write stops where memory meets a file segment (an HTTP
 	 * head, then its body by sendfile): keep going while the kernel takes
 	 * it, rather than wait a loop turn for EPOLLOUT. */
+	/* Corked, a head and a small file leave as one segment, not two: the
+	 * second segment doubled the kernel's work per keep-alive response. */
+	if (conn->flags & CONN_FILE_QUEUED)
+		setsockopt(conn->fd, IPPROTO_TCP, TCP_CORK, &(int){ 1 }, sizeof(int));
 	do
 		n = evbuffer_write(conn->out, conn->fd);
 	while (n > 0 && evbuffer_get_length(conn->out) > 0);
+	if (conn->flags & CONN_FILE_QUEUED) {
+		setsockopt(conn->fd, IPPROTO_TCP, TCP_CORK, &(int){ 0 }, sizeof(int));
+		if (evbuffer_get_length(conn->out) == 0)
+			conn->flags &= ~CONN_FILE_QUEUED;
+	}
 	if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
 		conn_log(conn, LOG_DEBUG, "write failed: %s", strerror(errno));
 		conn->flags |= CONN_FAILED;
@@ -462,6 +472,7 @@ int conn_write_file(struct conn *conn, int fd, off_t offset, off_t len)
 {
 	int rc = evbuffer_add_file(conn->out, fd, offset, len);
 
+	conn->flags |= CONN_FILE_QUEUED;
 	conn_request_flush(conn);
 	return rc;
 }
