@@ -282,7 +282,11 @@ static void http_answer(struct http_exchange *ex)
 	ex->head_written = false;
 	ex->head_only = ex->request.method == HTTP_HEAD;
 	if (route == NULL) {
-		http_respond_error(ex, 404, "No route matches this path.");
+		char detail[512];
+
+		snprintf(detail, sizeof(detail), "No route matches %.*s", (int)(ex->request.path_len < 400 ? ex->request.path_len : 400),
+			 ex->request.path);
+		http_respond_error(ex, 404, detail);
 		return;
 	}
 	if (!(http_method_bit(ex->request.method) & route->handler->methods)) {

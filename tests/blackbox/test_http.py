@@ -1,0 +1,574 @@
+"""The http protocol against real clients: curl, raw sockets, headless
+Chromium, and a Prometheus text parser (promtool when Debian has it)."""
+import gzip
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+
+from conftest import connect, free_port
+from test_journal import journald, wait_for  # noqa: F401 (a fixture)
+
+FORTUNES = "/usr/share/games/fortunes/fortunes"
+
+
+def web_config(port, root, http_extra="", routes_before=""):
+    return ('listener "web" {\n'
+            '  protocol = "http"\n'
+            '  address = "127.0.0.1:%d"\n'
+            '  http {\n'
+            '    %s\n'
+            '    route "/fortune" { handler = "fortune"  fortune { file = "%s" } }\n'
+            '    route "/status"  { handler = "status" }\n'
+            '    route "/metrics" { handler = "metrics" }\n'
+            '    route "/echo"    { handler = "echo" }\n'
+            '    route "/old"     { handler = "redirect"  location = "/new/"  status = 308 }\n'
+            '    %s\n'
+            '    route "/"        { handler = "static"  root = "%s"  autoindex = true }\n'
+            '  }\n'
+            '}\n' % (port, http_extra, FORTUNES, routes_before, root))
+
+
+def make_root(tmp_path):
+    root = tmp_path / "www"
+    (root / "sub").mkdir(parents=True)
+    (root / "noindex").mkdir()
+    (root / "index.html").write_text("<h1>home</h1>\n")
+    (root / "a.txt").write_text("hello, world\n")
+    (root / "style.css").write_text("body{}\n")
+    (root / "blob.bin").write_bytes(bytes(range(256)) * 4)
+    (root / "sub" / "index.html").write_text("sub index\n")
+    (root / "noindex" / "<b>&amp;.txt").write_text("escaped\n")
+    (root / "noindex" / "plain.txt").write_text("x\n")
+    (root / "app.js").write_text("console.log('plain');\n" * 50)
+    (root / "app.js.gz").write_bytes(gzip.compress(b"console.log('gzipped');\n" * 50))
+    (tmp_path / "secret.txt").write_text("TOP SECRET\n")
+    os.symlink(str(tmp_path / "secret.txt"), str(root / "escape"))
+    os.symlink("a.txt", str(root / "inside"))
+    return root
+
+
+@pytest.fixture
+def web(start_daemon, tmp_path):
+    """-> (daemon, port, root) with every route configured."""
+    root = make_root(tmp_path)
+    port = free_port()
+    d = start_daemon(web_config(port, root, "head-timeout = 2"))
+    return d, port, root
+
+
+def curl(*args, check=True):
+    r = subprocess.run(["curl", "-sS", "--max-time", "10", *args], capture_output=True, check=check)
+    return r
+
+
+def head_and_body(port, path, *args):
+    r = curl("-D", "-", "http://127.0.0.1:%d%s" % (port, path), *args)
+    head, _, body = r.stdout.partition(b"\r\n\r\n")
+    while head.startswith(b"HTTP/1.1 100"):
+        head, _, body = body.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return status, headers, body
+
+
+def raw_exchange(port, data, timeout=5.0):
+    """Sends data, reads until the server closes (or timeout)."""
+    with connect(port, timeout=timeout) as s:
+        s.sendall(data)
+        out = b""
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    return out, True
+                out += chunk
+        except socket.timeout:
+            return out, False
+
+
+def parse_responses(data):
+    """Splits a byte stream of Content-Length framed responses."""
+    responses = []
+    while data:
+        head, sep, rest = data.partition(b"\r\n\r\n")
+        assert sep, "an incomplete head: %r" % data[:200]
+        lines = head.decode("latin-1").split("\r\n")
+        headers = {l.split(":", 1)[0].lower(): l.split(":", 1)[1].strip() for l in lines[1:]}
+        length = int(headers.get("content-length", "0"))
+        responses.append((int(lines[0].split()[1]), headers, rest[:length]))
+        data = rest[length:]
+    return responses
+
+
+def serving(port):
+    status, _, body = head_and_body(port, "/a.txt")
+    return status == 200 and body == b"hello, world\n"
+
+
+# ---- HTTP/1.0 and 1.1 ----
+
+def test_http10_and_http11_answers_with_date_server_and_type(web):
+    d, port, root = web
+    for version in ("--http1.0", "--http1.1"):
+        status, headers, body = head_and_body(port, "/a.txt", version)
+        assert status == 200 and body == b"hello, world\n"
+        assert headers["content-type"] == "text/plain"
+        assert headers["content-length"] == "13"
+        assert headers["server"] == "chassisd"
+        assert re.fullmatch(r"\w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d GMT", headers["date"])
+    _, headers, _ = head_and_body(port, "/style.css")
+    assert headers["content-type"] == "text/css"
+    _, headers, _ = head_and_body(port, "/blob.bin")
+    assert headers["content-type"] == "application/octet-stream"
+    # HTTP/1.0 without keep-alive closes after the answer.
+    out, closed = raw_exchange(port, b"GET /a.txt HTTP/1.0\r\n\r\n")
+    assert closed and out.startswith(b"HTTP/1.1 200 OK\r\n") and out.endswith(b"hello, world\n")
+
+
+def test_head_has_the_same_length_and_no_body(web):
+    d, port, root = web
+    out, closed = raw_exchange(port, b"HEAD /blob.bin HTTP/1.1\r\nHost: x\r\n\r\n"
+                                     b"GET /a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    first_head, _, rest = out.partition(b"\r\n\r\n")
+    assert b"Content-Length: 1024\r\n" in first_head
+    assert rest.startswith(b"HTTP/1.1 200 OK"), "HEAD sent a body"
+    assert rest.endswith(b"hello, world\n") and closed
+
+
+def test_ranges_first_middle_suffix_and_unsatisfiable(web):
+    d, port, root = web
+    blob = (root / "blob.bin").read_bytes()
+    for spec, start, end in (("0-99", 0, 99), ("300-599", 300, 599), ("-100", 924, 1023), ("1000-", 1000, 1023)):
+        status, headers, body = head_and_body(port, "/blob.bin", "-r", spec)
+        assert status == 206, spec
+        assert body == blob[start:end + 1], spec
+        assert headers["content-range"] == "bytes %d-%d/1024" % (start, end)
+        assert headers["content-length"] == str(end - start + 1)
+    status, headers, _ = head_and_body(port, "/blob.bin", "-r", "5000-")
+    assert status == 416 and headers["content-range"] == "bytes */1024"
+    # Several ranges are answered with the whole file (allowed by RFC 9110).
+    status, _, body = head_and_body(port, "/blob.bin", "-r", "0-1,5-6")
+    assert status == 200 and body == blob
+
+
+def test_conditional_get_answers_304(web):
+    d, port, root = web
+    status, headers, _ = head_and_body(port, "/a.txt")
+    etag, modified = headers["etag"], headers["last-modified"]
+    status, headers, body = head_and_body(port, "/a.txt", "-H", "If-None-Match: %s" % etag)
+    assert status == 304 and body == b"" and headers["etag"] == etag
+    status, _, _ = head_and_body(port, "/a.txt", "-H", 'If-None-Match: "other"')
+    assert status == 200
+    status, _, _ = head_and_body(port, "/a.txt", "-H", "If-Modified-Since: %s" % modified)
+    assert status == 304
+    status, _, _ = head_and_body(port, "/a.txt", "-H", "If-Modified-Since: Mon, 01 Jan 2001 00:00:00 GMT")
+    assert status == 200
+    # A changed file is a new ETag.
+    (root / "a.txt").write_text("changed, longer\n")
+    status, headers, body = head_and_body(port, "/a.txt", "-H", "If-None-Match: %s" % etag)
+    assert status == 200 and body == b"changed, longer\n" and headers["etag"] != etag
+
+
+def test_keep_alive_connection_is_reused(web):
+    d, port, root = web
+    r = curl("-v", "http://127.0.0.1:%d/a.txt" % port, "http://127.0.0.1:%d/style.css" % port)
+    assert r.stdout == b"hello, world\nbody{}\n"
+    assert b"Re-using existing connection" in r.stderr
+
+
+def test_chunked_upload_to_echo_with_100_continue(web):
+    d, port, root = web
+    payload = os.urandom(200000)
+    path = os.path.join(d.workdir, "upload.bin")
+    with open(path, "wb") as f:
+        f.write(payload)
+    r = curl("-v", "-H", "Transfer-Encoding: chunked", "-H", "Expect: 100-continue", "-H",
+             "Content-Type: application/x-test", "--data-binary", "@" + path, "http://127.0.0.1:%d/echo" % port)
+    assert r.stdout == payload
+    assert b"HTTP/1.1 100 Continue" in r.stderr
+    assert b"content-type: application/x-test" in r.stderr.lower()
+
+
+def test_pipelined_requests_are_answered_in_order(web):
+    d, port, root = web
+    paths = ["/a.txt", "/style.css", "/sub/", "/blob.bin", "/nothing-here", "/a.txt"]
+    data = b"".join(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % p.encode() for p in paths)
+    data += b"GET /a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    out, closed = raw_exchange(port, data)
+    assert closed
+    responses = parse_responses(out)
+    assert [r[0] for r in responses] == [200, 200, 200, 200, 404, 200, 200]
+    assert responses[0][2] == b"hello, world\n"
+    assert responses[1][2] == b"body{}\n"
+    assert responses[2][2] == b"sub index\n"
+    assert responses[3][2] == (root / "blob.bin").read_bytes()
+    assert responses[6][1]["connection"] == "close"
+
+
+# ---- malformed input ----
+
+MALFORMED = [
+    ("folded header", b"GET /a.txt HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n", 400),
+    ("HTTP/0.9 line", b"GET /a.txt\r\n", 505),
+    ("garbage", b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03\r\n\r\n", 501),
+    ("oversize request line", b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n", 414),
+    ("oversize headers", b"GET / HTTP/1.1\r\nX-A: " + b"a" * 9000 + b"\r\n\r\n", 431),
+    ("too many headers", b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(150)) + b"\r\n", 431),
+    ("NUL in path", b"GET /a\x00.txt HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    ("encoded NUL in path", b"GET /a%00.txt HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    ("2 GB Content-Length", b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2147483648\r\n\r\n", 413),
+    ("POST without length", b"POST /echo HTTP/1.1\r\nHost: x\r\n\r\n", 411),
+    ("unknown transfer coding", b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+    ("method not allowed", b"DELETE /a.txt HTTP/1.1\r\nHost: x\r\n\r\n", 405),
+    ("HTTP/2.0 line", b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505),
+    ("bad Content-Length", b"POST /echo HTTP/1.1\r\nContent-Length: 12abc\r\n\r\n", 400),
+    ("Expect other than 100-continue", b"POST /echo HTTP/1.1\r\nContent-Length: 2\r\nExpect: magic\r\n\r\n", 417),
+]
+
+
+@pytest.mark.parametrize("name,request_bytes,expected", MALFORMED, ids=[m[0] for m in MALFORMED])
+def test_malformed_request_gets_its_status_and_a_close(web, name, request_bytes, expected):
+    d, port, root = web
+    out, closed = raw_exchange(port, request_bytes)
+    assert out.split(b"\r\n", 1)[0].startswith(b"HTTP/1.1 %d " % expected), out[:200]
+    if expected != 405:
+        assert closed, "the connection stays open after %s" % name
+        assert b"Connection: close\r\n" in out
+    assert d.proc.poll() is None and serving(port)
+
+
+def test_bare_lf_request_is_accepted_like_nginx(web):
+    d, port, root = web
+    out, closed = raw_exchange(port, b"GET /a.txt HTTP/1.1\nHost: x\nConnection: close\n\n")
+    assert out.startswith(b"HTTP/1.1 200 OK\r\n") and out.endswith(b"hello, world\n") and closed
+
+
+def test_bad_requests_are_counted(web):
+    d, port, root = web
+    for _, request_bytes, _ in MALFORMED[:4]:
+        raw_exchange(port, request_bytes)
+    status = json.loads(curl("http://127.0.0.1:%d/status" % port).stdout)
+    web_stats = [l for l in status["listeners"] if l["name"] == "web"][0]
+    assert web_stats["module"]["bad_requests"] == 4
+
+
+TRAVERSALS = [
+    "/../secret.txt", "/%2e%2e/secret.txt", "/%2E%2E/secret.txt", "/.%2e/secret.txt", "/%2e./secret.txt",
+    "/sub/../../secret.txt", "/sub/%2e%2e/%2e%2e/secret.txt", "/..%2fsecret.txt", "/%2e%2e%2fsecret.txt",
+    "/..%5csecret.txt", "/..\\secret.txt", "/sub/..%2f..%2fsecret.txt", "/%252e%252e/secret.txt",
+    "/escape", "/./../secret.txt", "//../secret.txt", "/sub/./../../secret.txt",
+]
+
+
+@pytest.mark.parametrize("path", TRAVERSALS)
+def test_path_traversal_is_refused(web, path):
+    d, port, root = web
+    out, _ = raw_exchange(port, b"GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % path.encode())
+    status = int(out.split(b" ", 2)[1])
+    assert status in (400, 403, 404), out[:200]
+    assert b"TOP SECRET" not in out
+
+
+def test_symlinks_inside_the_root_work_and_follow_symlinks_opens_the_way_out(start_daemon, tmp_path):
+    root = make_root(tmp_path)
+    port = free_port()
+    start_daemon(web_config(port, root))
+    assert head_and_body(port, "/inside")[2] == b"hello, world\n"
+    assert head_and_body(port, "/escape")[0] == 404
+    port2 = free_port()
+    config = web_config(port2, root).replace("autoindex = true", "follow-symlinks = true")
+    start_daemon(config)
+    assert head_and_body(port2, "/escape")[2] == b"TOP SECRET\n"
+
+
+# ---- static files ----
+
+def test_directories_redirect_index_and_autoindex(web):
+    d, port, root = web
+    status, headers, _ = head_and_body(port, "/sub?x=1")
+    assert status == 301 and headers["location"] == "/sub/?x=1"
+    assert head_and_body(port, "/sub/")[2] == b"sub index\n"
+    status, headers, body = head_and_body(port, "/noindex/")
+    assert status == 200 and headers["content-type"] == "text/html; charset=utf-8"
+    assert b"&lt;b&gt;&amp;amp;.txt" in body, "the file name is HTML-escaped"
+    assert b'href="%3Cb%3E%26amp%3B.txt"' in body
+    assert b"<b>" not in body
+    assert b'href="plain.txt"' in body
+
+
+def test_directory_without_index_is_403_when_autoindex_is_off(start_daemon, tmp_path):
+    root = make_root(tmp_path)
+    port = free_port()
+    start_daemon(web_config(port, root).replace("autoindex = true", "autoindex = false"))
+    assert head_and_body(port, "/noindex/")[0] == 403
+
+
+def test_precompressed_sibling_for_gzip_clients(web):
+    d, port, root = web
+    status, headers, body = head_and_body(port, "/app.js", "-H", "Accept-Encoding: gzip")
+    assert headers["content-encoding"] == "gzip"
+    assert headers["content-type"] == "text/javascript"
+    assert gzip.decompress(body) == b"console.log('gzipped');\n" * 50
+    status, headers, body = head_and_body(port, "/app.js")
+    assert "content-encoding" not in headers and body == b"console.log('plain');\n" * 50
+    status, headers, body = head_and_body(port, "/app.js", "-H", "Accept-Encoding: gzip;q=0")
+    assert "content-encoding" not in headers
+
+
+def test_no_route_is_an_escaped_404(start_daemon, tmp_path):
+    port = free_port()
+    start_daemon('listener "w" {\n protocol = "http"\n address = "127.0.0.1:%d"\n'
+                 ' http { route "/only" { handler = "status" } }\n}\n' % port)
+    out, _ = raw_exchange(port, b"GET /x<script>alert(1)</script> HTTP/1.1\r\nConnection: close\r\n\r\n")
+    if out.startswith(b"HTTP/1.1 404"):
+        assert b"<script>" not in out and b"&lt;script&gt;" in out
+    else:
+        assert out.startswith(b"HTTP/1.1 400")
+    status, _, body = head_and_body(port, "/onlyx")
+    assert status == 404 and b"/onlyx" in body
+    assert head_and_body(port, "/only")[0] == 200
+
+
+def test_redirect_route(web):
+    d, port, root = web
+    status, headers, _ = head_and_body(port, "/old/page")
+    assert status == 308 and headers["location"] == "/new/"
+
+
+# ---- routes to modules ----
+
+def test_fortune_route_is_chunked_text_from_the_database(web):
+    d, port, root = web
+    with open(FORTUNES, "rb") as f:
+        entries = {e.strip() for e in f.read().split(b"\n%\n")}
+    status, headers, body = head_and_body(port, "/fortune")
+    assert status == 200 and headers["transfer-encoding"] == "chunked"
+    assert headers["content-type"] == "text/plain; charset=utf-8"
+    assert body.strip() in entries
+    # HTTP/1.0 has no chunks: the body ends with the connection.
+    out, closed = raw_exchange(port, b"GET /fortune HTTP/1.0\r\n\r\n")
+    head, _, body = out.partition(b"\r\n\r\n")
+    assert closed and b"Transfer-Encoding" not in head and body.strip() in entries
+    out, closed = raw_exchange(port, b"HEAD /fortune HTTP/1.1\r\nConnection: close\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 200 ") and out.endswith(b"\r\n\r\n") and closed
+
+
+def test_audio_cookie_route_serves_a_clip(start_daemon, tmp_path):
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", str(clips / "a.wav"), "synth", "0.3", "sine", "440"],
+                   check=True)
+    port = free_port()
+    start_daemon('listener "w" {\n protocol = "http"\n address = "127.0.0.1:%d"\n http {\n'
+                 '  route "/clip" { handler = "audio-cookie"  audio-cookie { directory = "%s" } }\n }\n}\n'
+                 % (port, clips))
+    status, headers, body = head_and_body(port, "/clip")
+    assert status == 200 and headers["content-type"] == "audio/wav"
+    assert body == (clips / "a.wav").read_bytes()
+
+
+# ---- limits ----
+
+def test_slowloris_is_cut_at_the_head_deadline_while_others_are_served(web):
+    d, port, root = web
+    slow = connect(port, timeout=10)
+    request = b"GET /a.txt HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 20
+    started = time.monotonic()
+    answered = 0
+    cut = None
+    for byte in request:
+        try:
+            slow.sendall(bytes([byte]))
+        except (BrokenPipeError, ConnectionResetError):
+            break
+        if serving(port):
+            answered += 1
+        slow.settimeout(0.5)
+        try:
+            data = slow.recv(4096)
+            cut = time.monotonic() - started
+            assert data.startswith(b"HTTP/1.1 408 ") or data == b""
+            break
+        except socket.timeout:
+            pass
+        time.sleep(0.5)
+    slow.close()
+    assert cut is not None, "the slow client was never cut"
+    assert 1.8 <= cut <= 3.5, "cut after %.1f s with head-timeout = 2" % cut
+    assert answered >= 2
+
+
+def test_body_and_request_limits(start_daemon, tmp_path):
+    root = make_root(tmp_path)
+    port = free_port()
+    start_daemon(web_config(port, root, "max-body = 1000  max-requests = 3  keepalive-timeout = 1"))
+    out, closed = raw_exchange(port, b"POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                     b"3e8\r\n" + b"x" * 1000 + b"\r\n1\r\ny\r\n0\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 413 ") and closed
+    out, closed = raw_exchange(port, b"POST /echo HTTP/1.1\r\nContent-Length: 1000\r\nConnection: close\r\n\r\n"
+                                     + b"z" * 1000)
+    assert out.startswith(b"HTTP/1.1 200 ") and out.endswith(b"z" * 1000)
+    # The third request on a connection is its last.
+    out, closed = raw_exchange(port, b"GET /a.txt HTTP/1.1\r\n\r\n" * 4)
+    responses = parse_responses(out)
+    assert len(responses) == 3 and closed
+    assert responses[2][1]["connection"] == "close"
+    # Idle between requests: closed after keepalive-timeout.
+    with connect(port) as s:
+        s.sendall(b"GET /a.txt HTTP/1.1\r\n\r\n")
+        s.settimeout(5)
+        got = s.recv(4096)
+        assert got.startswith(b"HTTP/1.1 200")
+        started = time.monotonic()
+        assert s.recv(4096) == b""
+        assert time.monotonic() - started < 3
+
+
+# ---- status, metrics, access log ----
+
+def parse_prometheus(text):
+    """A strict reader of the text format: every sample belongs to a family
+    declared by # TYPE just before its group, names and labels are valid."""
+    families, samples, current = {}, [], None
+    name_re = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+    for line in text.splitlines():
+        if line.startswith("# HELP "):
+            continue
+        m = re.fullmatch(r"# TYPE (%s) (counter|gauge|untyped|summary|histogram)" % name_re, line)
+        if m:
+            assert m.group(1) not in families, "family %s declared twice" % m.group(1)
+            families[m.group(1)] = m.group(2)
+            current = m.group(1)
+            continue
+        m = re.fullmatch(r'(%s)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*",?)*\})? ([0-9.eE+-]+|NaN|[+-]Inf)'
+                         % name_re, line)
+        assert m, "not a sample line: %r" % line
+        assert m.group(1) == current, "sample %s outside its family group" % m.group(1)
+        samples.append((m.group(1), m.group(2) or "", float(m.group(3))))
+    return families, samples
+
+
+def test_status_json_and_metrics(web):
+    d, port, root = web
+    head_and_body(port, "/a.txt")
+    status = json.loads(curl("http://127.0.0.1:%d/status" % port).stdout)
+    assert status["server"] == "chassisd" and status["reload_generation"] == 1
+    web_stats = [l for l in status["listeners"] if l["name"] == "web"][0]
+    assert web_stats["protocol"] == "http" and web_stats["connections"] >= 1
+    assert web_stats["counters"]["accepted"] >= 2 and web_stats["module"]["responses_2xx"] >= 1
+
+    text = curl("http://127.0.0.1:%d/metrics" % port).stdout.decode()
+    families, samples = parse_prometheus(text)
+    assert families["chassisd_listener_accepted_total"] == "counter"
+    values = {(n, l): v for n, l, v in samples}
+    assert values[("chassisd_reload_generation", "")] == 1
+    assert values[("chassisd_listener_accepted_total", '{listener="web",protocol="http"}')] >= 3
+    assert values[("chassisd_http_requests", '{listener="web",protocol="http"}')] >= 2
+    if shutil.which("promtool"):
+        r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+        assert r.returncode == 0, r.stdout + r.stderr
+
+    d.reload()
+    status = json.loads(curl("http://127.0.0.1:%d/status" % port).stdout)
+    assert status["reload_generation"] == 2
+
+
+def test_access_log_in_combined_format(web):
+    d, port, root = web
+    curl("-A", 'agent "quoted"', "-e", "http://ref.example/", "http://127.0.0.1:%d/a.txt?q=1" % port)
+    line = d.wait_log(r'GET /a\.txt\?q=1')
+    m = re.search(r'^<6>127\.0\.0\.1 - - \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] '
+                  r'"GET /a\.txt\?q=1 HTTP/1\.1" 200 13 "http://ref\.example/" "agent \\x22quoted\\x22"$',
+                  d.log(), re.M)
+    assert m, d.log()
+    assert "listener=" not in m.group(0)
+
+
+def test_access_log_fields_under_journald(start_daemon, journald, tmp_path):
+    wrapper, records = journald
+    root = make_root(tmp_path)
+    port = free_port()
+    start_daemon(web_config(port, root), wrapper=wrapper)
+    curl("http://127.0.0.1:%d/blob.bin" % port)
+    found = wait_for(records, lambda r: r.get("HTTP_PATH") == "/blob.bin", "an access record")[0]
+    assert (found["HTTP_METHOD"], found["HTTP_STATUS"], found["BYTES_OUT"]) == ("GET", "200", "1024")
+    assert found["LISTENER"] == "web" and found["REMOTE_ADDR"] == "127.0.0.1"
+    assert 0 < int(found["DURATION_USEC"]) < 10000000
+    assert found["MESSAGE"].startswith('127.0.0.1 - - [') and found["PRIORITY"] == "6"
+
+
+def test_access_log_off(start_daemon, tmp_path):
+    root = make_root(tmp_path)
+    port = free_port()
+    d = start_daemon(web_config(port, root, "access-log = false"))
+    head_and_body(port, "/a.txt")
+    time.sleep(0.2)
+    assert "GET /a.txt" not in d.log()
+
+
+def test_live_keep_alive_connection_survives_a_reload(web):
+    d, port, root = web
+    with connect(port) as s:
+        s.sendall(b"GET /a.txt HTTP/1.1\r\n\r\n")
+        assert s.recv(4096).endswith(b"hello, world\n")
+        d.reload(config_with_a_new_route(d))
+        s.sendall(b"GET /a.txt HTTP/1.1\r\nConnection: close\r\n\r\n")
+        s.settimeout(5)
+        assert s.recv(4096).endswith(b"hello, world\n")
+    # New connections get the new routes.
+    assert head_and_body(port, "/fortune")[0] == 200
+    assert head_and_body(port, "/gone")[0] == 200
+
+
+def config_with_a_new_route(d):
+    with open(d.config) as f:
+        return f.read().replace('route "/old"', 'route "/gone" { handler = "status" }\n    route "/old"')
+
+
+# ---- headless Chromium ----
+
+def chromium_binary():
+    for name in ("chromium", "chromium-browser"):
+        if shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def chromium(*args, timeout=60):
+    binary = chromium_binary()
+    home = os.environ.get("TMPDIR", "/tmp")
+    return subprocess.run([binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                           "--no-first-run", "--user-data-dir=%s/chassisd-chromium-%d" % (home, os.getpid()),
+                           *args], capture_output=True, timeout=timeout)
+
+
+def distinct_pixels(png):
+    """How many distinct gray levels the screenshot has (ffmpeg decodes)."""
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", png, "-f", "rawvideo", "-pix_fmt", "gray", "-"],
+                         capture_output=True, check=True).stdout
+    return len(set(raw)), len(raw)
+
+
+@pytest.mark.skipif(chromium_binary() is None, reason="chromium is not installed")
+def test_chromium_renders_autoindex_and_status(web, tmp_path):
+    d, port, root = web
+    for path, expected in (("/noindex/", [b"plain.txt", b"&lt;b&gt;&amp;amp;.txt"]),
+                           ("/status", [b'"reload_generation": 1', b'"name": "web"'])):
+        url = "http://127.0.0.1:%d%s" % (port, path)
+        dom = chromium("--dump-dom", url).stdout
+        for entry in expected:
+            assert entry in dom, (path, dom[:2000])
+        shot = str(tmp_path / "shot.png")
+        chromium("--screenshot=%s" % shot, "--window-size=800,600", url)
+        levels, pixels = distinct_pixels(shot)
+        assert pixels == 800 * 600 and levels > 2, "a blank screenshot of %s" % path
