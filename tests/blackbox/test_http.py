@@ -12,7 +12,7 @@ import time
 import pytest
 
 from conftest import connect, free_port
-from test_journal import journald, wait_for  # noqa: F401 (a fixture)
+from test_journal import LISTENER_BOUND, journald, wait_for, with_id  # noqa: F401 (a fixture)
 
 FORTUNES = "/usr/share/games/fortunes/fortunes"
 
@@ -499,6 +499,7 @@ def test_access_log_fields_under_journald(start_daemon, journald, tmp_path):
     root = make_root(tmp_path)
     port = free_port()
     start_daemon(web_config(port, root), wrapper=wrapper)
+    wait_for(records, lambda r: with_id(LISTENER_BOUND)(r) and r.get("LISTENER") == "web", "web bound")
     curl("http://127.0.0.1:%d/blob.bin" % port)
     found = wait_for(records, lambda r: r.get("HTTP_PATH") == "/blob.bin", "an access record")[0]
     assert (found["HTTP_METHOD"], found["HTTP_STATUS"], found["BYTES_OUT"]) == ("GET", "200", "1024")
