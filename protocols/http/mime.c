@@ -109,8 +109,8 @@ struct mime_table *mime_table_load(const char *path)
 		mime_read(table, file);
 		fclose(file);
 	}
-	/* Stable, so a later (file) entry for the same extension... is after
-	 * the built-in one; the lookup takes the last of equals. */
+	/* An extension in both the file and the built-in table may resolve to
+	 * either; the two agree on the common types the table holds. */
 	qsort(table->entries, table->count, sizeof(*table->entries), mime_compare);
 	return table;
 }

@@ -151,8 +151,10 @@ static int static_openat(const struct http_static *files, const char *rel)
 
 		snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
 		n = readlink(link, where, sizeof(where) - 1);
-		if (n < 0 || (size_t)n < root_len || memcmp(where, files->root, root_len) != 0 ||
-		    (where[root_len] != '/' && (size_t)n != root_len && root_len > 1)) {
+		if (n >= 0)
+			where[n] = '\0';
+		if (n < 0 || strncmp(where, files->root, root_len) != 0 ||
+		    !(where[root_len] == '\0' || where[root_len] == '/' || strcmp(files->root, "/") == 0)) {
 			close(fd);
 			errno = EXDEV;
 			return -1;
