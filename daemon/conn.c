@@ -200,10 +200,11 @@ static void conn_flush(struct conn *conn)
 	do
 		n = evbuffer_write(conn->out, conn->fd);
 	while (n > 0 && evbuffer_get_length(conn->out) > 0);
+	/* Once the head has left, the rest of a large file needs no cork:
+	 * later flushes skip both setsockopt calls. */
 	if (conn->flags & CONN_FILE_QUEUED) {
 		setsockopt(conn->fd, IPPROTO_TCP, TCP_CORK, &(int){ 0 }, sizeof(int));
-		if (evbuffer_get_length(conn->out) == 0)
-			conn->flags &= ~CONN_FILE_QUEUED;
+		conn->flags &= ~CONN_FILE_QUEUED;
 	}
 	if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
 		conn_log(conn, LOG_DEBUG, "write failed: %s", strerror(errno));

@@ -197,14 +197,9 @@ static struct feed *cookie_body(void *p, const struct feed_sink *sink, void *arg
 static int cookie_open(struct conn *conn)
 {
 	struct cookie_state *state = conn_service_state(conn);
-	struct oneshot *shot = oneshot_open(conn, &state->counters, "clip");
-	char err[PATH_MAX + 64] = "out of memory";
-	struct feed *feed;
 
-	if (shot == NULL)
-		return -1;
-	feed = cookie_body(state, &oneshot_sink, shot, err, sizeof(err));
-	return oneshot_started(shot, feed, err, state->settings->child.busy_message);
+	return oneshot_conn_open(conn, &state->counters, "clip", cookie_body, state,
+				 state->settings->child.busy_message);
 }
 
 /* --- per listener ----------------------------------------------------- */

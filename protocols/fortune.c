@@ -321,14 +321,9 @@ static struct feed *fortune_body(void *p, const struct feed_sink *sink, void *ar
 static int fortune_open(struct conn *conn)
 {
 	struct fortune_state *state = conn_service_state(conn);
-	struct oneshot *shot = oneshot_open(conn, &state->counters, "fortune");
-	char err[160] = "out of memory";
-	struct feed *feed;
 
-	if (shot == NULL)
-		return -1;
-	feed = fortune_body(state, &oneshot_sink, shot, err, sizeof(err));
-	return oneshot_started(shot, feed, err, state->settings->child.busy_message);
+	return oneshot_conn_open(conn, &state->counters, "fortune", fortune_body, state,
+				 state->settings->child.busy_message);
 }
 
 /* --- per listener ----------------------------------------------------- */

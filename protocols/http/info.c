@@ -47,6 +47,25 @@ static bool info_collect(struct http_exchange *ex, struct info_snapshot *snap)
 	return true;
 }
 
+/* Both pages: a snapshot written by `write`, never cached by a proxy. */
+static void info_serve(struct http_exchange *ex, void (*write)(struct evbuffer *out, const struct info_snapshot *snap),
+		       const char *type)
+{
+	struct info_snapshot snap;
+	struct evbuffer *out = evbuffer_new();
+
+	if (out == NULL || !info_collect(ex, &snap)) {
+		if (out != NULL)
+			evbuffer_free(out);
+		http_respond_error(ex, 500, "out of memory");
+		return;
+	}
+	write(out, &snap);
+	http_respond_buffer(ex, 200, type, out, "Cache-Control: no-store\r\n");
+	evbuffer_free(out);
+	free(snap.listeners);
+}
+
 /* "key=value key=value": the next pair, or false at the end. */
 static bool next_counter(const char **cursor, char *key, size_t key_cap, unsigned long long *value)
 {
@@ -111,32 +130,25 @@ static void status_listener(struct evbuffer *out, const struct chassis_listener_
 	evbuffer_add_printf(out, "}}");
 }
 
-static void status_serve(struct http_exchange *ex, const struct http_route *route, void *route_state)
+static void status_write(struct evbuffer *out, const struct info_snapshot *snap)
 {
-	struct info_snapshot snap;
-	struct evbuffer *out = evbuffer_new();
-
-	(void)route;
-	(void)route_state;
-	if (out == NULL || !info_collect(ex, &snap)) {
-		if (out != NULL)
-			evbuffer_free(out);
-		http_respond_error(ex, 500, "out of memory");
-		return;
-	}
 	evbuffer_add_printf(out,
 			    "{\"server\": \"chassisd\", \"version\": \"%s\", \"uptime_seconds\": %llu, "
 			    "\"reload_generation\": %u, \"connections\": %u, \"max_connections\": %u, \"listeners\": [",
-			    CHASSISD_VERSION, (unsigned long long)snap.totals.uptime_seconds, snap.totals.generation,
-			    snap.totals.connections, snap.totals.max_connections);
-	for (size_t i = 0; i < snap.count; i++) {
+			    CHASSISD_VERSION, (unsigned long long)snap->totals.uptime_seconds, snap->totals.generation,
+			    snap->totals.connections, snap->totals.max_connections);
+	for (size_t i = 0; i < snap->count; i++) {
 		evbuffer_add_printf(out, "%s\n  ", i ? "," : "");
-		status_listener(out, &snap.listeners[i].stats);
+		status_listener(out, &snap->listeners[i].stats);
 	}
 	evbuffer_add_printf(out, "\n]}\n");
-	http_respond_buffer(ex, 200, "application/json", out, "Cache-Control: no-store\r\n");
-	evbuffer_free(out);
-	free(snap.listeners);
+}
+
+static void status_serve(struct http_exchange *ex, const struct http_route *route, void *route_state)
+{
+	info_serve(ex, status_write, "application/json");
+	(void)route;
+	(void)route_state;
 }
 
 const struct http_handler http_handler_status = {
@@ -225,19 +237,8 @@ static void metrics_module(struct evbuffer *out, const struct info_snapshot *sna
 	}
 }
 
-static void metrics_serve(struct http_exchange *ex, const struct http_route *route, void *route_state)
+static void metrics_write(struct evbuffer *out, const struct info_snapshot *snap)
 {
-	struct info_snapshot snap;
-	struct evbuffer *out = evbuffer_new();
-
-	(void)route;
-	(void)route_state;
-	if (out == NULL || !info_collect(ex, &snap)) {
-		if (out != NULL)
-			evbuffer_free(out);
-		http_respond_error(ex, 500, "out of memory");
-		return;
-	}
 	evbuffer_add_printf(out,
 			    "# HELP chassisd_reload_generation Configurations applied since start, 1 at start.\n"
 			    "# TYPE chassisd_reload_generation gauge\nchassisd_reload_generation %u\n"
@@ -249,25 +250,29 @@ static void metrics_serve(struct http_exchange *ex, const struct http_route *rou
 			    "# TYPE chassisd_max_connections gauge\nchassisd_max_connections %u\n"
 			    "# HELP chassisd_listener_connections Open connections per listener.\n"
 			    "# TYPE chassisd_listener_connections gauge\n",
-			    snap.totals.generation, (unsigned long long)snap.totals.uptime_seconds,
-			    snap.totals.connections, snap.totals.max_connections);
-	for (size_t i = 0; i < snap.count; i++)
-		sample(out, "chassisd_listener_connections", &snap.listeners[i].stats, snap.listeners[i].stats.connections);
+			    snap->totals.generation, (unsigned long long)snap->totals.uptime_seconds,
+			    snap->totals.connections, snap->totals.max_connections);
+	for (size_t i = 0; i < snap->count; i++)
+		sample(out, "chassisd_listener_connections", &snap->listeners[i].stats, snap->listeners[i].stats.connections);
 	for (size_t c = 0; c < sizeof(listener_counters) / sizeof(listener_counters[0]); c++) {
 		evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s counter\n", listener_counters[c].family,
 				    listener_counters[c].help, listener_counters[c].family);
-		for (size_t i = 0; i < snap.count; i++) {
-			const char *base = (const char *)&snap.listeners[i].stats;
+		for (size_t i = 0; i < snap->count; i++) {
+			const char *base = (const char *)&snap->listeners[i].stats;
 			uint64_t value;
 
 			memcpy(&value, base + listener_counters[c].offset, sizeof(value));
-			sample(out, listener_counters[c].family, &snap.listeners[i].stats, value);
+			sample(out, listener_counters[c].family, &snap->listeners[i].stats, value);
 		}
 	}
-	metrics_module(out, &snap);
-	http_respond_buffer(ex, 200, "text/plain; version=0.0.4; charset=utf-8", out, "Cache-Control: no-store\r\n");
-	evbuffer_free(out);
-	free(snap.listeners);
+	metrics_module(out, snap);
+}
+
+static void metrics_serve(struct http_exchange *ex, const struct http_route *route, void *route_state)
+{
+	info_serve(ex, metrics_write, "text/plain; version=0.0.4; charset=utf-8");
+	(void)route;
+	(void)route_state;
 }
 
 const struct http_handler http_handler_metrics = {

@@ -195,6 +195,23 @@ void http_respond_file(struct http_exchange *ex, int fd, off_t offset, off_t len
 	http_finish(ex);
 }
 
+/* "Allow: GET, HEAD\r\n" from a handler's method bits. */
+static void http_allow_header(unsigned methods, char *buf, size_t len)
+{
+	static const struct {
+		unsigned bit;
+		const char *name;
+	} names[] = { { HTTP_ALLOW_GET, "GET" }, { HTTP_ALLOW_HEAD, "HEAD" }, { HTTP_ALLOW_POST, "POST" },
+		      { HTTP_ALLOW_PUT, "PUT" } };
+	size_t used = (size_t)snprintf(buf, len, "Allow:");
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]) && used < len; i++)
+		if (methods & names[i].bit)
+			used += (size_t)snprintf(buf + used, len - used, "%s %s", used > 6 ? "," : "", names[i].name);
+	if (used < len)
+		snprintf(buf + used, len - used, "\r\n");
+}
+
 void http_respond_error(struct http_exchange *ex, int status, const char *detail)
 {
 	struct evbuffer *page = evbuffer_new();
@@ -213,15 +230,8 @@ void http_respond_error(struct http_exchange *ex, int status, const char *detail
 			    status, http_status_text(status), status, http_status_text(status));
 	http_html_escape(page, detail, strlen(detail));
 	evbuffer_add_printf(page, "</p>\n<hr><address>chassisd</address></body></html>\n");
-	if (status == 405 && ex->route != NULL) {
-		unsigned m = ex->route->handler->methods;
-		snprintf(allow, sizeof(allow), "Allow: %s%s%s%s\r\n", (m & HTTP_ALLOW_GET) ? "GET, " : "",
-			 (m & HTTP_ALLOW_HEAD) ? "HEAD, " : "", (m & HTTP_ALLOW_POST) ? "POST, " : "",
-			 (m & HTTP_ALLOW_PUT) ? "PUT, " : "");
-		allow[strlen(allow) - 4] = '\r';
-		allow[strlen(allow) - 3] = '\n';
-		allow[strlen(allow) - 2] = '\0';
-	}
+	if (status == 405 && ex->route != NULL)
+		http_allow_header(ex->route->handler->methods, allow, sizeof(allow));
 	http_respond_buffer(ex, status, "text/html; charset=utf-8", page, status == 405 ? allow : NULL);
 	evbuffer_free(page);
 }

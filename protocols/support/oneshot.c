@@ -1,6 +1,7 @@
 #include "protocols/support/oneshot.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <event2/buffer.h>
 #include <stdlib.h>
 
@@ -44,13 +45,13 @@ static void oneshot_done(void *arg, bool ok, const char *why)
 	conn_close_after_flush(shot->conn);
 }
 
-const struct feed_sink oneshot_sink = {
+static const struct feed_sink oneshot_sink = {
 	.write = oneshot_write,
 	.write_file = oneshot_write_file,
 	.done = oneshot_done,
 };
 
-struct oneshot *oneshot_open(struct conn *conn, struct oneshot_counters *counters, const char *what)
+static struct oneshot *oneshot_open(struct conn *conn, struct oneshot_counters *counters, const char *what)
 {
 	struct oneshot *shot = calloc(1, sizeof(*shot));
 
@@ -63,7 +64,7 @@ struct oneshot *oneshot_open(struct conn *conn, struct oneshot_counters *counter
 	return shot;
 }
 
-int oneshot_started(struct oneshot *shot, struct feed *feed, const char *err, bool busy_message)
+static int oneshot_started(struct oneshot *shot, struct feed *feed, const char *err, bool busy_message)
 {
 	shot->feed = feed;
 	if (feed != NULL)
@@ -80,6 +81,17 @@ int oneshot_started(struct oneshot *shot, struct feed *feed, const char *err, bo
 	shot->counters->failed++;
 	conn_log(shot->conn, LOG_WARNING, "%s failed: %s", shot->what, err);
 	return -1;
+}
+
+int oneshot_conn_open(struct conn *conn, struct oneshot_counters *counters, const char *what, oneshot_body_fn *body,
+		      void *state, bool busy_message)
+{
+	struct oneshot *shot = oneshot_open(conn, counters, what);
+	char err[PATH_MAX + 64] = "out of memory";
+
+	if (shot == NULL)
+		return -1;
+	return oneshot_started(shot, body(state, &oneshot_sink, shot, err, sizeof(err)), err, busy_message);
 }
 
 /* What the client sends is ignored (RFC 865), but read and dropped so a

@@ -1,13 +1,13 @@
 /* One body per TCP connection, then close: the framing that fortune and
  * the cookies share (Kamaelia's "cookie" servers).
  *
- * A module's open() hook makes a oneshot, starts a feed with oneshot_sink
- * and the oneshot as its argument, and returns oneshot_started(). The
- * other connection hooks are the oneshot_conn_* functions below. */
+ * A module's open() hook returns oneshot_conn_open() with its body()
+ * hook; the other connection hooks are the oneshot_conn_* functions. */
 #ifndef CHASSISD_ONESHOT_H
 #define CHASSISD_ONESHOT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "protocols/support/feed.h"
 
@@ -19,14 +19,14 @@ struct oneshot_counters {
 	unsigned long long served, failed, busy;
 };
 
-extern const struct feed_sink oneshot_sink;
+typedef struct feed *oneshot_body_fn(void *state, const struct feed_sink *sink, void *arg, char *err,
+				      size_t err_len);
 
-/* `what` names the body in log lines ("fortune", "clip"). NULL: out of memory. */
-struct oneshot *oneshot_open(struct conn *conn, struct oneshot_counters *counters, const char *what);
-/* feed is what the module started (NULL when it could not: errno EAGAIN
- * means over a child cap, and busy_message says whether to tell the client).
- * Returns what open() must return. */
-int oneshot_started(struct oneshot *shot, struct feed *feed, const char *err, bool busy_message);
+/* Starts body(state, ...) towards the connection; `what` names it in log
+ * lines ("fortune", "clip"). Over a child cap, busy_message says whether
+ * to tell the client. Returns what open() must return. */
+int oneshot_conn_open(struct conn *conn, struct oneshot_counters *counters, const char *what, oneshot_body_fn *body,
+		      void *state, bool busy_message);
 
 void oneshot_conn_input(struct conn *conn, struct evbuffer *in);
 void oneshot_conn_end_of_input(struct conn *conn);
