@@ -14,6 +14,7 @@
 struct conn;
 struct datagram;
 struct evbuffer;
+struct evbuffer_file_segment;
 struct log_field;
 
 /* Connections (tcp). */
@@ -22,6 +23,9 @@ void conn_write(struct conn *conn, const void *data, size_t len);
 void conn_write_buffer(struct conn *conn, struct evbuffer *data);
 /* Queues len bytes of fd from offset, sent with sendfile; takes the fd. */
 int conn_write_file(struct conn *conn, int fd, off_t offset, off_t len);
+/* The same from a segment the caller keeps (an open-file cache): the
+ * output takes its own reference. */
+int conn_write_file_segment(struct conn *conn, struct evbuffer_file_segment *segment, off_t offset, off_t len);
 /* True once the output has reached the buffer limit: a producer should
  * stop and wait for its drained() hook. */
 bool conn_output_full(const struct conn *conn);

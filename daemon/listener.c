@@ -4,6 +4,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -324,6 +325,11 @@ int listener_enable(struct listener *ls)
 	struct event_base *base = ls->rt->base;
 
 	if (ls->service->conf->transport == TRANSPORT_TCP) {
+		/* Each callback's output goes out whole when it returns; Nagle
+		 * would only hold back an answer's last segment for the peer's
+		 * delayed ACK. Accepted sockets inherit it from the listener:
+		 * one call here, none per connection. */
+		setsockopt(ls->fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
 		ls->resume_timer = evtimer_new(base, listener_on_resume_timer, ls);
 		/* Backlog 0: socket_open() already called listen(). */
 		ls->acceptor = evconnlistener_new(base, listener_on_accept, ls, LEV_OPT_CLOSE_ON_FREE,
