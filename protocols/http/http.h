@@ -21,6 +21,7 @@
 
 struct conn;
 struct evbuffer;
+struct evbuffer_file_segment;
 struct feed;
 struct http_exchange;
 struct http_route;
@@ -51,11 +52,15 @@ struct http_handler {
 	void (*serve)(struct http_exchange *ex, const struct http_route *route, void *route_state);
 };
 
+struct static_cached;
+
 struct http_static {
 	int root_fd;			/* O_PATH: requests resolve beneath it */
 	char *root;
 	char *index;
 	bool autoindex, follow_symlinks, precompressed;
+	struct static_cached *cache;	/* open files, direct-mapped */
+	size_t cache_size;
 };
 
 struct http_route {
@@ -179,7 +184,8 @@ void http_respond_bytes(struct http_exchange *ex, int status, const char *type, 
 void http_respond_buffer(struct http_exchange *ex, int status, const char *type, struct evbuffer *body,
 			 const char *extra);
 /* Queues len bytes of fd for sendfile; takes the fd; HEAD closes it. */
-void http_respond_file(struct http_exchange *ex, int fd, off_t offset, off_t len);
+/* The output takes its own reference to the segment. */
+void http_respond_file(struct http_exchange *ex, struct evbuffer_file_segment *segment, off_t offset, off_t len);
 /* An HTML error page; `detail` is escaped. */
 void http_respond_error(struct http_exchange *ex, int status, const char *detail);
 /* A module's feed as a chunked body; the exchange finishes when it ends. */

@@ -183,15 +183,14 @@ void http_respond_buffer(struct http_exchange *ex, int status, const char *type,
 	http_finish(ex);
 }
 
-void http_respond_file(struct http_exchange *ex, int fd, off_t offset, off_t len)
+void http_respond_file(struct http_exchange *ex, struct evbuffer_file_segment *segment, off_t offset, off_t len)
 {
-	if (ex->head_only || len == 0 || conn_write_file(ex->conn, fd, offset, len) < 0) {
-		if (!ex->head_only && len > 0)
-			ex->keep_alive = false;		/* the length promised cannot be kept */
-		close(fd);
-	} else {
+	if (ex->head_only || len == 0)
+		;
+	else if (conn_write_file_segment(ex->conn, segment, offset, len) < 0)
+		ex->keep_alive = false;		/* the length promised cannot be kept */
+	else
 		ex->bytes_out = (uint64_t)len;
-	}
 	http_finish(ex);
 }
 

@@ -22,6 +22,7 @@ cfg_opt_t http_route_options[] = {
 	CFG_BOOL("autoindex", cfg_false, CFGF_NONE),
 	CFG_BOOL("follow-symlinks", cfg_false, CFGF_NONE),
 	CFG_BOOL("precompressed", cfg_true, CFGF_NONE),
+	CFG_INT("open-files", 256, CFGF_NONE),
 	CFG_STR("location", NULL, CFGF_NODEFAULT),
 	CFG_INT("status", 301, CFGF_NONE),
 	CFG_SEC("fortune", fortune_options, CFGF_NONE),
@@ -31,7 +32,7 @@ cfg_opt_t http_route_options[] = {
 };
 
 static const char *const handler_option_names[] = {
-	"root", "index", "autoindex", "follow-symlinks", "precompressed", "location", "status", NULL,
+	"root", "index", "autoindex", "follow-symlinks", "precompressed", "open-files", "location", "status", NULL,
 };
 
 /* ---- a module's body: fortune, audio-cookie, video-cookie ---- */

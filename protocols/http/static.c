@@ -4,11 +4,13 @@
  * is opened with openat2(RESOLVE_BENEATH) against the root's descriptor,
  * so the kernel itself refuses any way out of the root that the string
  * checks might have missed ("..", a symlink pointing outside) unless
- * follow-symlinks is on. Bodies go out by sendfile through the chassis. */
+ * follow-symlinks is on. Bodies go out by sendfile through the chassis,
+ * from an open-file cache that spares a repeated file its open and close. */
 #include <dirent.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <limits.h>
 #include <linux/openat2.h>
 #include <stdio.h>
@@ -24,6 +26,24 @@
 #include "protocols/http/http.h"
 
 #define STATIC_LISTING_MAX 10000
+#define STATIC_OPEN_FILES_MAX 65536
+
+/* An open regular file: the cache's reference to its segment. */
+struct static_cached {
+	char *rel;
+	struct evbuffer_file_segment *segment;
+	struct stat st;
+};
+
+static void static_cache_evict(struct static_cached *slot)
+{
+	if (slot->rel == NULL)
+		return;
+	free(slot->rel);
+	evbuffer_file_segment_free(slot->segment);	/* in-flight answers keep theirs */
+	slot->rel = NULL;
+	slot->segment = NULL;
+}
 
 /* ---- configuration ---- */
 
@@ -32,6 +52,7 @@ static bool static_configure(struct http_route *route, cfg_t *sec, struct conf_s
 	struct http_static *files = &route->files;
 	const char *root = cfg_getstr(sec, "root");
 	const char *index = cfg_getstr(sec, "index");
+	long open_files;
 
 	if (root == NULL || root[0] != '/') {
 		conf_scope_error(scope, root ? "root" : NULL, "a static route needs root = \"/absolute/directory\"");
@@ -51,7 +72,11 @@ static bool static_configure(struct http_route *route, cfg_t *sec, struct conf_s
 	files->autoindex = cfg_getbool(sec, "autoindex");
 	files->follow_symlinks = cfg_getbool(sec, "follow-symlinks");
 	files->precompressed = cfg_getbool(sec, "precompressed");
-	return files->root != NULL && files->index != NULL;
+	if (!conf_scope_int(scope, sec, "open-files", 0, STATIC_OPEN_FILES_MAX, &open_files))
+		return false;
+	files->cache_size = (size_t)open_files;
+	files->cache = open_files > 0 ? calloc(files->cache_size, sizeof(*files->cache)) : NULL;
+	return files->root != NULL && files->index != NULL && (open_files == 0 || files->cache != NULL);
 }
 
 static void static_free(struct http_route *route)
@@ -60,6 +85,9 @@ static void static_free(struct http_route *route)
 		close(route->files.root_fd);
 	free(route->files.root);
 	free(route->files.index);
+	for (size_t i = 0; route->files.cache != NULL && i < route->files.cache_size; i++)
+		static_cache_evict(&route->files.cache[i]);
+	free(route->files.cache);
 }
 
 /* ---- the path ---- */
@@ -163,6 +191,107 @@ static int static_openat(const struct http_static *files, const char *rel)
 	return fd;
 }
 
+/* ---- open files ----
+ *
+ * A direct-mapped cache of open regular files as libevent file segments:
+ * a hit costs one fstatat instead of openat2, fstat and close. The stat
+ * must show the same inode, size, mtime and ctime, so a file edited,
+ * replaced, renamed over or chmodded is opened afresh through openat2; a
+ * path that now leads elsewhere (a symlink swapped in) shows another inode
+ * and is checked beneath the root again. */
+
+struct static_file {
+	struct evbuffer_file_segment *segment;	/* a regular file */
+	bool borrowed;				/* the cache's reference */
+	int fd;					/* anything else: a directory */
+	struct stat st;
+	const char *name;			/* for the MIME type */
+	size_t name_len;
+	bool gzip;
+};
+
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+	       a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+static struct static_cached *static_cache_slot(const struct http_static *files, const char *rel)
+{
+	uint32_t hash = 2166136261u;	/* FNV-1a */
+
+	if (files->cache_size == 0)
+		return NULL;
+	for (const unsigned char *p = (const unsigned char *)rel; *p; p++)
+		hash = (hash ^ *p) * 16777619u;
+	return &files->cache[hash % files->cache_size];
+}
+
+static void static_file_release(struct static_file *file)
+{
+	if (file->segment != NULL && !file->borrowed)
+		evbuffer_file_segment_free(file->segment);
+	if (file->fd >= 0)
+		close(file->fd);
+	file->segment = NULL;
+	file->fd = -1;
+}
+
+/* A regular file becomes a segment, kept in the cache when it has room. */
+static int static_file_segment(const char *rel, struct static_cached *slot, struct static_file *file)
+{
+	char *key = slot != NULL ? strdup(rel) : NULL;
+
+	file->segment = evbuffer_file_segment_new(file->fd, 0, file->st.st_size, EVBUF_FS_CLOSE_ON_FREE);
+	if (file->segment == NULL) {
+		free(key);
+		static_file_release(file);
+		errno = ENOMEM;
+		return -1;
+	}
+	file->fd = -1;
+	if (key != NULL) {
+		static_cache_evict(slot);
+		*slot = (struct static_cached){ key, file->segment, file->st };
+		file->borrowed = true;
+	}
+	return 0;
+}
+
+/* Opens rel: a regular file as a segment, anything else as a descriptor.
+ * -1 with errno when it cannot be had. Opening another file may evict a
+ * borrowed segment: only do it to replace the file in hand. */
+static int static_open(const struct http_static *files, const char *rel, struct static_file *file)
+{
+	struct static_cached *slot = static_cache_slot(files, rel);
+	struct stat now;
+
+	file->segment = NULL;
+	file->borrowed = false;
+	if (slot != NULL && slot->rel != NULL && strcmp(slot->rel, rel) == 0) {
+		if (fstatat(files->root_fd, rel, &now, 0) == 0 && same_file(&now, &slot->st)) {
+			file->segment = slot->segment;
+			file->borrowed = true;
+			file->fd = -1;
+			file->st = slot->st;
+			return 0;
+		}
+		static_cache_evict(slot);
+	}
+	file->fd = static_openat(files, rel);
+	if (file->fd < 0)
+		return -1;
+	if (fstat(file->fd, &file->st) < 0) {
+		int err = errno;
+
+		static_file_release(file);
+		errno = err;
+		return -1;
+	}
+	return S_ISREG(file->st.st_mode) ? static_file_segment(rel, slot, file) : 0;
+}
+
 /* ---- headers a client sends ---- */
 
 static bool token_list_has(const char *list, size_t len, const char *token)
@@ -211,14 +340,6 @@ static bool etag_matches(const char *list, size_t len, const char *etag)
 }
 
 /* ---- answers ---- */
-
-struct static_file {
-	int fd;
-	struct stat st;
-	const char *name;		/* for the MIME type */
-	size_t name_len;
-	bool gzip;
-};
 
 static void static_not_found(struct http_exchange *ex, int err)
 {
@@ -284,22 +405,24 @@ static void static_send(struct http_exchange *ex, const struct http_settings *se
 	off_t start = 0, end = file->st.st_size - 1;
 	int range;
 
-	snprintf(etag, sizeof(etag), "\"%llx-%llx\"", (unsigned long long)file->st.st_mtime,
-		 (unsigned long long)file->st.st_size);
+	/* With the nanoseconds, a same-size rewrite within a second is a new
+	 * ETag too. */
+	snprintf(etag, sizeof(etag), "\"%llx.%lx-%llx\"", (unsigned long long)file->st.st_mtim.tv_sec,
+		 (unsigned long)file->st.st_mtim.tv_nsec, (unsigned long long)file->st.st_size);
 	http_date(file->st.st_mtime, modified);
 	snprintf(headers, sizeof(headers), "ETag: %s\r\nLast-Modified: %s\r\nAccept-Ranges: bytes\r\n%s", etag,
 		 modified, file->gzip ? "Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n" : "");
 	if (inm != NULL ? etag_matches(inm, len, etag)
 			: ((ims = http_header_find(ex, "If-Modified-Since", &len)) != NULL &&
 			   http_date_parse(ims, len, &since) && file->st.st_mtime <= since)) {
-		close(file->fd);
+		static_file_release(file);
 		http_respond_head(ex, 304, NULL, 0, headers);
 		http_finish(ex);
 		return;
 	}
 	range = static_range(ex, etag, modified, file->st.st_size, &start, &end);
 	if (range < 0) {
-		close(file->fd);
+		static_file_release(file);
 		snprintf(range_header, sizeof(range_header), "Content-Range: bytes */%lld\r\n",
 			 (long long)file->st.st_size);
 		len = (size_t)snprintf(page, sizeof(page), "416 Range Not Satisfiable: the file has %lld bytes\n",
@@ -314,7 +437,8 @@ static void static_send(struct http_exchange *ex, const struct http_settings *se
 	} else {
 		http_respond_head(ex, 200, type, file->st.st_size, headers);
 	}
-	http_respond_file(ex, file->fd, start, end - start + 1);
+	http_respond_file(ex, file->segment, start, end - start + 1);
+	static_file_release(file);
 }
 
 /* The .gz sibling instead, when the client takes gzip and it exists. */
@@ -324,24 +448,23 @@ static void static_try_gzip(struct http_exchange *ex, const struct http_static *
 	size_t len, rel_len = strlen(rel);
 	const char *accept = http_header_find(ex, "Accept-Encoding", &len);
 	char gz[PATH_MAX];
-	struct stat st;
-	int fd;
+	struct static_file packed;
 
 	if (!files->precompressed || accept == NULL || !token_list_has(accept, len, "gzip") ||
 	    rel_len + 4 > sizeof(gz))
 		return;
 	memcpy(gz, rel, rel_len);
 	memcpy(gz + rel_len, ".gz", 4);
-	fd = static_openat(files, gz);
-	if (fd < 0)
+	if (static_open(files, gz, &packed) < 0)
 		return;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
+	if (packed.segment == NULL) {
+		static_file_release(&packed);
 		return;
 	}
-	close(file->fd);
-	file->fd = fd;
-	file->st = st;
+	static_file_release(file);
+	file->segment = packed.segment;
+	file->borrowed = packed.borrowed;
+	file->st = packed.st;
 	file->gzip = true;
 }
 
@@ -458,13 +581,13 @@ static void static_directory(struct http_exchange *ex, const struct http_static 
 	const struct http_request *req = &ex->request;
 	size_t rel_len = strlen(rel);
 	char index[PATH_MAX];
-	int fd;
+	struct static_file found;
 
 	if (!trailing_slash) {
 		size_t cap = req->path_len + req->query_len + 32;
 		char *location = malloc(cap);
 
-		close(file->fd);
+		static_file_release(file);
 		if (location == NULL) {
 			http_respond_error(ex, 500, "out of memory");
 			return;
@@ -476,24 +599,23 @@ static void static_directory(struct http_exchange *ex, const struct http_static 
 		return;
 	}
 	if ((size_t)snprintf(index, sizeof(index), "%s%s%s", rel, rel_len ? "/" : "", files->index) >= sizeof(index)) {
-		close(file->fd);
+		static_file_release(file);
 		http_respond_error(ex, 404, "The requested path was not found on this server.");
 		return;
 	}
-	fd = static_openat(files, index);
-	if (fd >= 0 && fstat(fd, &file->st) == 0 && S_ISREG(file->st.st_mode)) {
-		close(file->fd);
-		file->fd = fd;
+	if (static_open(files, index, &found) == 0 && found.segment != NULL) {
+		static_file_release(file);
+		*file = found;
 		file->name = files->index;
 		file->name_len = strlen(files->index);
 		static_try_gzip(ex, files, index, file);
 		static_send(ex, ex->settings, file);
 		return;
 	}
-	if (fd >= 0)
-		close(fd);
+	if (found.segment != NULL || found.fd >= 0)
+		static_file_release(&found);
 	if (!files->autoindex) {
-		close(file->fd);
+		static_file_release(file);
 		http_respond_error(ex, 403, "This directory has no index and listing is off.");
 		return;
 	}
@@ -514,15 +636,9 @@ static void static_serve(struct http_exchange *ex, const struct http_route *rout
 		http_respond_error(ex, 400, "The path is malformed or leaves the document root.");
 		return;
 	}
-	file.fd = static_openat(files, rel);
-	if (file.fd < 0) {
+	if (static_open(files, rel, &file) < 0) {
 		if (errno == EXDEV || errno == ELOOP)
 			conn_log(ex->conn, LOG_DEBUG, "refused %s: resolves outside the root", rel);
-		static_not_found(ex, errno);
-		return;
-	}
-	if (fstat(file.fd, &file.st) < 0) {
-		close(file.fd);
 		static_not_found(ex, errno);
 		return;
 	}
@@ -530,8 +646,8 @@ static void static_serve(struct http_exchange *ex, const struct http_route *rout
 		static_directory(ex, files, &file, rel, trailing_slash);
 		return;
 	}
-	if (!S_ISREG(file.st.st_mode)) {
-		close(file.fd);
+	if (file.segment == NULL) {
+		static_file_release(&file);
 		static_not_found(ex, ENOENT);
 		return;
 	}
@@ -543,7 +659,8 @@ static void static_serve(struct http_exchange *ex, const struct http_route *rout
 
 const struct http_handler http_handler_static = {
 	.name = "static",
-	.options = (const char *const[]){ "root", "index", "autoindex", "follow-symlinks", "precompressed", NULL },
+	.options = (const char *const[]){ "root", "index", "autoindex", "follow-symlinks", "precompressed", "open-files",
+					  NULL },
 	.methods = HTTP_ALLOW_GET | HTTP_ALLOW_HEAD,
 	.configure = static_configure,
 	.free = static_free,

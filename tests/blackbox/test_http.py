@@ -573,3 +573,57 @@ def test_chromium_renders_autoindex_and_status(web, tmp_path):
         chromium("--screenshot=%s" % shot, "--window-size=800,600", url)
         levels, pixels = distinct_pixels(shot)
         assert pixels == 800 * 600 and levels > 2, "a blank screenshot of %s" % path
+
+
+# ---- the open-file cache ----
+
+@pytest.mark.parametrize("open_files", ["", "open-files = 0", "open-files = 1"])
+def test_open_file_cache_sees_every_change_at_once(start_daemon, tmp_path, open_files):
+    """Edits, renames over, a symlink swapped in, deletion: the next request
+    sees each, with or without the cache (1 slot: every file evicts another)."""
+    root = make_root(tmp_path)
+    port = free_port()
+    start_daemon(web_config(port, root).replace("autoindex = true", "autoindex = true  " + open_files))
+    status, headers, body = head_and_body(port, "/a.txt")
+    assert (status, body) == (200, b"hello, world\n")
+    etag = headers["etag"]
+    assert head_and_body(port, "/style.css")[2] == b"body{}\n"
+    (root / "a.txt").write_text("HELLO, WORLD\n")   # same size, same second
+    status, headers, body = head_and_body(port, "/a.txt", "-H", "If-None-Match: %s" % etag)
+    assert (status, body) == (200, b"HELLO, WORLD\n") and headers["etag"] != etag
+    (tmp_path / "new.txt").write_text("deployed\n")
+    os.rename(str(tmp_path / "new.txt"), str(root / "a.txt"))
+    assert head_and_body(port, "/a.txt")[2] == b"deployed\n"
+    os.remove(str(root / "a.txt"))
+    os.symlink(str(tmp_path / "secret.txt"), str(root / "a.txt"))
+    status, _, body = head_and_body(port, "/a.txt")
+    assert status == 404 and b"SECRET" not in body
+    os.remove(str(root / "a.txt"))
+    assert head_and_body(port, "/a.txt")[0] == 404
+    (root / "a.txt").write_text("back\n")
+    assert head_and_body(port, "/a.txt")[2] == b"back\n"
+
+
+def test_a_download_in_flight_keeps_its_file_when_it_is_replaced(start_daemon, tmp_path):
+    """The cache drops a replaced file at once, but an answer still being
+    sent holds its own reference: it ends with the old bytes, whole."""
+    root = make_root(tmp_path)
+    old = bytes(range(256)) * 16384          # 4 MiB
+    (root / "big.bin").write_bytes(old)
+    port = free_port()
+    start_daemon(web_config(port, root))
+    with connect(port) as slow:
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        slow.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        received = slow.recv(65536)
+        (tmp_path / "next.bin").write_bytes(b"new\n")
+        os.rename(str(tmp_path / "next.bin"), str(root / "big.bin"))
+        assert head_and_body(port, "/big.bin")[2] == b"new\n"
+        while True:
+            chunk = slow.recv(1 << 20)
+            if not chunk:
+                break
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert b"Content-Length: %d" % len(old) in head
+    assert body == old
