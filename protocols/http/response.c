@@ -122,39 +122,77 @@ void http_html_escape(struct evbuffer *out, const char *text, size_t len)
 	evbuffer_add(out, text + start, len - start);
 }
 
+/* Builds heads without printf: they are written for every answer. */
+static char *put(char *at, const char *text, size_t len)
+{
+	memcpy(at, text, len);
+	return at + len;
+}
+
+#define PUT(at, literal) put(at, literal, sizeof(literal) - 1)
+
+static char *put_decimal(char *at, unsigned long long value)
+{
+	char digits[20];
+	size_t n = 0;
+
+	do
+		digits[n++] = (char)('0' + value % 10);
+	while ((value /= 10) > 0);
+	while (n > 0)
+		*at++ = digits[--n];
+	return at;
+}
+
+/* The longest Content-Type a head takes; the rest of its line fits in
+ * 256 bytes, and most extra headers in the remaining 1280. */
+#define HTTP_TYPE_MAX 512
+
 void http_respond_head(struct http_exchange *ex, int status, const char *type, off_t length, const char *extra)
 {
-	char head[1024];
-	char framing[64] = "";
-	bool keep_alive;
+	char head[HTTP_TYPE_MAX + 1536], *at = head;
+	const char *reason = http_status_text(status);
 	bool one_oh = ex->request.major == 1 && ex->request.minor == 0;
-	int n;
+	size_t type_len = type != NULL ? strnlen(type, HTTP_TYPE_MAX + 1) : 0, extra_len;
 
 	ex->status = status;
 	ex->chunked = false;
 	/* An unknown length on HTTP/1.0 can only end with the connection. */
 	if (length < 0 && one_oh)
 		ex->keep_alive = false;
-	keep_alive = http_exchange_keep_alive(ex);
-	if (length >= 0 && status != 304)
-		snprintf(framing, sizeof(framing), "Content-Length: %lld\r\n", (long long)length);
-	else if (length < 0 && !one_oh) {
-		snprintf(framing, sizeof(framing), "Transfer-Encoding: chunked\r\n");
+	at = PUT(at, "HTTP/1.1 ");
+	at = put_decimal(at, (unsigned)status % 1000u);
+	*at++ = ' ';
+	at = put(at, reason, strlen(reason));
+	at = PUT(at, "\r\nServer: chassisd\r\nDate: ");
+	at = put(at, http_date_now(), 29);
+	at = PUT(at, "\r\n");
+	if (type_len > 0 && type_len <= HTTP_TYPE_MAX) {
+		at = PUT(at, "Content-Type: ");
+		at = put(at, type, type_len);
+		at = PUT(at, "\r\n");
+	}
+	if (length >= 0 && status != 304) {
+		at = PUT(at, "Content-Length: ");
+		at = put_decimal(at, (unsigned long long)length);
+		at = PUT(at, "\r\n");
+	} else if (length < 0 && !one_oh) {
+		at = PUT(at, "Transfer-Encoding: chunked\r\n");
 		ex->chunked = true;
 	}
-	n = snprintf(head, sizeof(head), "HTTP/1.1 %d %s\r\nServer: chassisd\r\nDate: %s\r\n%s%s%s%s%s\r\n", status,
-		     http_status_text(status), http_date_now(), type ? "Content-Type: " : "", type ? type : "",
-		     type ? "\r\n" : "", framing,
-		     keep_alive ? (one_oh ? "Connection: keep-alive\r\n" : "") : "Connection: close\r\n");
-	if (n < 0 || (size_t)n >= sizeof(head))
-		n = 0;
-	/* Drop the blank line to add extra headers first. */
-	if (extra != NULL && n >= 2) {
-		conn_write(ex->conn, head, (size_t)n - 2);
-		conn_write(ex->conn, extra, strlen(extra));
-		conn_write(ex->conn, "\r\n", 2);
+	if (!http_exchange_keep_alive(ex))
+		at = PUT(at, "Connection: close\r\n");
+	else if (one_oh)
+		at = PUT(at, "Connection: keep-alive\r\n");
+	extra_len = extra != NULL ? strlen(extra) : 0;
+	if (extra_len + 2 <= sizeof(head) - (size_t)(at - head)) {
+		at = put(at, extra, extra_len);
+		at = PUT(at, "\r\n");
+		conn_write(ex->conn, head, (size_t)(at - head));
 	} else {
-		conn_write(ex->conn, head, (size_t)n);
+		conn_write(ex->conn, head, (size_t)(at - head));
+		conn_write(ex->conn, extra, extra_len);
+		conn_write(ex->conn, "\r\n", 2);
 	}
 	ex->head_written = true;
 }

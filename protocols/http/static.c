@@ -28,11 +28,20 @@
 #define STATIC_LISTING_MAX 10000
 #define STATIC_OPEN_FILES_MAX 65536
 
+/* ETag, Last-Modified and the headers that carry them, worked out once
+ * per opened file rather than formatted for every answer. */
+struct static_validators {
+	char etag[48];
+	char modified[30];
+	char headers[128];
+};
+
 /* An open regular file: the cache's reference to its segment. */
 struct static_cached {
 	char *rel;
 	struct evbuffer_file_segment *segment;
 	struct stat st;
+	struct static_validators validators;
 };
 
 static void static_cache_evict(struct static_cached *slot)
@@ -205,6 +214,7 @@ struct static_file {
 	bool borrowed;				/* the cache's reference */
 	int fd;					/* anything else: a directory */
 	struct stat st;
+	struct static_validators validators;	/* with the segment */
 	const char *name;			/* for the MIME type */
 	size_t name_len;
 	bool gzip;
@@ -238,6 +248,17 @@ static void static_file_release(struct static_file *file)
 	file->fd = -1;
 }
 
+static void static_validators_set(struct static_validators *v, const struct stat *st)
+{
+	/* With the nanoseconds, a same-size rewrite within a second is a new
+	 * ETag too. */
+	snprintf(v->etag, sizeof(v->etag), "\"%llx.%lx-%llx\"", (unsigned long long)st->st_mtim.tv_sec,
+		 (unsigned long)st->st_mtim.tv_nsec, (unsigned long long)st->st_size);
+	http_date(st->st_mtime, v->modified);
+	snprintf(v->headers, sizeof(v->headers), "ETag: %s\r\nLast-Modified: %s\r\nAccept-Ranges: bytes\r\n", v->etag,
+		 v->modified);
+}
+
 /* A regular file becomes a segment, kept in the cache when it has room. */
 static int static_file_segment(const char *rel, struct static_cached *slot, struct static_file *file)
 {
@@ -251,9 +272,10 @@ static int static_file_segment(const char *rel, struct static_cached *slot, stru
 		return -1;
 	}
 	file->fd = -1;
+	static_validators_set(&file->validators, &file->st);
 	if (key != NULL) {
 		static_cache_evict(slot);
-		*slot = (struct static_cached){ key, file->segment, file->st };
+		*slot = (struct static_cached){ key, file->segment, file->st, file->validators };
 		file->borrowed = true;
 	}
 	return 0;
@@ -275,6 +297,7 @@ static int static_open(const struct http_static *files, const char *rel, struct 
 			file->borrowed = true;
 			file->fd = -1;
 			file->st = slot->st;
+			file->validators = slot->validators;
 			return 0;
 		}
 		static_cache_evict(slot);
@@ -397,22 +420,22 @@ static int static_range(struct http_exchange *ex, const char *etag, const char *
 
 static void static_send(struct http_exchange *ex, const struct http_settings *settings, struct static_file *file)
 {
-	char etag[64], modified[30], headers[512], range_header[640] = "", page[160];
+	static const char gzip_headers[] = "Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n";
+	const struct static_validators *v = &file->validators;
+	char gzipped[sizeof(v->headers) + sizeof(gzip_headers)], range_header[640] = "", page[160];
 	size_t len;
 	const char *inm = http_header_find(ex, "If-None-Match", &len), *ims;
 	const char *type = mime_type_for(settings->mime, file->name, file->name_len);
+	const char *headers = v->headers;
 	time_t since;
 	off_t start = 0, end = file->st.st_size - 1;
 	int range;
 
-	/* With the nanoseconds, a same-size rewrite within a second is a new
-	 * ETag too. */
-	snprintf(etag, sizeof(etag), "\"%llx.%lx-%llx\"", (unsigned long long)file->st.st_mtim.tv_sec,
-		 (unsigned long)file->st.st_mtim.tv_nsec, (unsigned long long)file->st.st_size);
-	http_date(file->st.st_mtime, modified);
-	snprintf(headers, sizeof(headers), "ETag: %s\r\nLast-Modified: %s\r\nAccept-Ranges: bytes\r\n%s", etag,
-		 modified, file->gzip ? "Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n" : "");
-	if (inm != NULL ? etag_matches(inm, len, etag)
+	if (file->gzip) {
+		snprintf(gzipped, sizeof(gzipped), "%s%s", v->headers, gzip_headers);
+		headers = gzipped;
+	}
+	if (inm != NULL ? etag_matches(inm, len, v->etag)
 			: ((ims = http_header_find(ex, "If-Modified-Since", &len)) != NULL &&
 			   http_date_parse(ims, len, &since) && file->st.st_mtime <= since)) {
 		static_file_release(file);
@@ -420,7 +443,7 @@ static void static_send(struct http_exchange *ex, const struct http_settings *se
 		http_finish(ex);
 		return;
 	}
-	range = static_range(ex, etag, modified, file->st.st_size, &start, &end);
+	range = static_range(ex, v->etag, v->modified, file->st.st_size, &start, &end);
 	if (range < 0) {
 		static_file_release(file);
 		snprintf(range_header, sizeof(range_header), "Content-Range: bytes */%lld\r\n",
@@ -465,6 +488,7 @@ static void static_try_gzip(struct http_exchange *ex, const struct http_static *
 	file->segment = packed.segment;
 	file->borrowed = packed.borrowed;
 	file->st = packed.st;
+	file->validators = packed.validators;
 	file->gzip = true;
 }
 
