@@ -186,7 +186,8 @@ void http_respond_head(struct http_exchange *ex, int status, const char *type, o
 		at = PUT(at, "Connection: keep-alive\r\n");
 	extra_len = extra != NULL ? strlen(extra) : 0;
 	if (extra_len + 2 <= sizeof(head) - (size_t)(at - head)) {
-		at = put(at, extra, extra_len);
+		if (extra_len > 0)
+			at = put(at, extra, extra_len);
 		at = PUT(at, "\r\n");
 		conn_write(ex->conn, head, (size_t)(at - head));
 	} else {
