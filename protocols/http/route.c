@@ -232,6 +232,22 @@ static bool route_configure(struct http_route *route, cfg_t *sec, struct conf_sc
 	return route->handler->configure == NULL || route->handler->configure(route, sec, scope);
 }
 
+static const struct http_route *route_match_among(const struct http_route *routes, size_t n, const char *path,
+						   size_t len);
+
+/* First match wins, so a route whose prefix an earlier one already takes
+ * (a catch-all "/" placed first) would never answer: say so. */
+static void route_check_reachable(const struct http_settings *settings, const struct http_route *route,
+				  struct conf_scope *scope)
+{
+	const struct http_route *earlier = route_match_among(settings->routes, (size_t)(route - settings->routes),
+							     route->prefix, route->prefix_len);
+
+	if (earlier != NULL)
+		conf_scope_error(scope, NULL, "never reached: route \"%s\" on line %d comes first and takes every path "
+				 "this one would; put the longer prefix first", earlier->prefix, earlier->line);
+}
+
 bool http_routes_configure(struct http_settings *settings, cfg_t *sec, struct conf_scope *scope)
 {
 	unsigned n = cfg_size(sec, "route");
@@ -256,7 +272,8 @@ bool http_routes_configure(struct http_settings *settings, cfg_t *sec, struct co
 		if (inner == NULL)
 			return false;
 		route->line = conf_scope_line(inner, NULL);
-		route_configure(route, route_sec, inner);
+		if (route_configure(route, route_sec, inner))
+			route_check_reachable(settings, route, inner);
 		ok &= conf_scope_leave(inner);
 	}
 	return ok;
@@ -274,16 +291,24 @@ void http_routes_free(struct http_settings *settings)
 }
 
 /* "/files" takes /files, /files/... but not /filesystem; "/" takes all. */
-const struct http_route *http_route_match(const struct http_settings *settings, const char *path, size_t len)
+static const struct http_route *route_match_among(const struct http_route *routes, size_t n_routes, const char *path,
+						   size_t len)
 {
-	for (size_t i = 0; i < settings->n_routes; i++) {
-		const struct http_route *route = &settings->routes[i];
+	for (size_t i = 0; i < n_routes; i++) {
+		const struct http_route *route = &routes[i];
 		size_t n = route->prefix_len;
 
+		if (route->handler == NULL)
+			continue;	/* refused at load: its prefix may be anything */
 		if (len < n || memcmp(path, route->prefix, n) != 0)
 			continue;
 		if (route->prefix[n - 1] == '/' || len == n || path[n] == '/')
 			return route;
 	}
 	return NULL;
+}
+
+const struct http_route *http_route_match(const struct http_settings *settings, const char *path, size_t len)
+{
+	return route_match_among(settings->routes, settings->n_routes, path, len);
 }
