@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import connect, free_port
+from conftest import BINARY, connect, free_port
 from test_journal import LISTENER_BOUND, journald, wait_for, with_id  # noqa: F401 (a fixture)
 
 FORTUNES = "/usr/share/games/fortunes/fortunes"
@@ -627,3 +627,26 @@ def test_a_download_in_flight_keeps_its_file_when_it_is_replaced(start_daemon, t
     head, _, body = received.partition(b"\r\n\r\n")
     assert b"Content-Length: %d" % len(old) in head
     assert body == old
+
+
+def test_without_openat2_the_fallback_still_keeps_requests_in_the_root(start_daemon, tmp_path):
+    """On a kernel without openat2 (or a seccomp filter that hides it) the
+    files are opened with openat and checked through /proc/self/fd: symlinks
+    out of the root stay refused, symlinks inside work."""
+    shim = os.path.join(os.path.dirname(os.path.dirname(BINARY)), "tests", "blackbox", "no_openat2.so")
+    assert os.path.exists(shim), "build the tree first: %s" % shim
+    root = make_root(tmp_path)
+    os.symlink(str(tmp_path), str(root / "up"))          # a directory link out
+    port = free_port()
+    d = start_daemon(web_config(port, root), env={
+        "LD_PRELOAD": shim,
+        # The shim comes before the sanitizer runtime in the sanitized build.
+        "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:verify_asan_link_order=0"})
+    assert head_and_body(port, "/a.txt")[2] == b"hello, world\n"
+    assert head_and_body(port, "/inside")[2] == b"hello, world\n"
+    assert head_and_body(port, "/sub/")[2] == b"sub index\n"
+    for path in ("/escape", "/up/secret.txt"):
+        status, _, body = head_and_body(port, path)
+        assert status == 404 and b"SECRET" not in body, path
+    assert head_and_body(port, "/../secret.txt", "--path-as-is")[0] == 400
+    assert "no_openat2: openat2 refused with ENOSYS" in d.log()
