@@ -605,7 +605,7 @@ static void static_directory(struct http_exchange *ex, const struct http_static 
 	const struct http_request *req = &ex->request;
 	size_t rel_len = strlen(rel);
 	char index[PATH_MAX];
-	struct static_file found;
+	struct static_file found = { .fd = -1 };
 
 	if (!trailing_slash) {
 		size_t cap = req->path_len + req->query_len + 32;
