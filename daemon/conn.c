@@ -287,19 +287,20 @@ static void conn_check_output(struct conn *conn)
 	}
 }
 
-static ssize_t conn_read(struct conn *conn);
-
 /* False when the connection has ended. */
 static bool conn_linger(struct conn *conn)
 {
+	char discard[512];
 	ssize_t n;
 
 	conn->flags |= CONN_LINGERING;
 	conn->idle_ms = CONN_LINGER_MS;
 	shutdown(conn->fd, SHUT_WR);
 	/* A client that knew the answer was the last (Connection: close) has
-	 * often closed already: then no loop turn is needed to see it. */
-	n = conn_read(conn);
+	 * often closed already: then no loop turn is needed to see it. Into
+	 * the stack, not the input buffer, which would hold a read chunk for
+	 * as long as the connection lingers. */
+	n = recv(conn->fd, discard, sizeof(discard), MSG_DONTWAIT);
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
 		conn_finish(conn);
 		return false;
