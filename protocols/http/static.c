@@ -484,12 +484,11 @@ static void static_try_gzip(struct http_exchange *ex, const struct http_static *
 		static_file_release(&packed);
 		return;
 	}
+	packed.name = file->name;
+	packed.name_len = file->name_len;
+	packed.gzip = true;
 	static_file_release(file);
-	file->segment = packed.segment;
-	file->borrowed = packed.borrowed;
-	file->st = packed.st;
-	file->validators = packed.validators;
-	file->gzip = true;
+	*file = packed;
 }
 
 struct listing_entry {
@@ -636,8 +635,7 @@ static void static_directory(struct http_exchange *ex, const struct http_static 
 		static_send(ex, ex->settings, file);
 		return;
 	}
-	if (found.segment != NULL || found.fd >= 0)
-		static_file_release(&found);
+	static_file_release(&found);
 	if (!files->autoindex) {
 		static_file_release(file);
 		http_respond_error(ex, 403, "This directory has no index and listing is off.");
