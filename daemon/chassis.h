@@ -50,10 +50,6 @@ void conn_log_line(const struct conn *conn, int level, const struct log_field *f
 /* Replaces the listener's idle-timeout for this connection (keep-alive);
  * 0 = never. Checked twice a second, so whole seconds are what count. */
 void conn_set_idle_timeout(struct conn *conn, unsigned seconds);
-/* The same number for everything done in one event-loop turn (the events
- * of one epoll_wait): a cache may trust within a turn what it checked
- * earlier in that turn. Turns a microsecond apart may share a number. */
-uint64_t conn_loop_turn(const struct conn *conn);
 
 /* The daemon as a whole, for status pages. */
 struct chassis_totals {

@@ -603,16 +603,6 @@ void conn_set_idle_timeout(struct conn *conn, unsigned seconds)
 		conn->idle_ms = seconds * 1000u;
 }
 
-/* libevent reads the clock once per loop turn, after epoll_wait, and
- * hands out that reading until the next turn. */
-uint64_t conn_loop_turn(const struct conn *conn)
-{
-	struct timeval tv;
-
-	event_base_gettimeofday_cached(event_get_base(conn->readable), &tv);
-	return (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
-}
-
 void conn_pause_reading(struct conn *conn)
 {
 	conn->flags |= CONN_PAUSED;

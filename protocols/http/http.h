@@ -61,6 +61,7 @@ struct http_static {
 	bool autoindex, follow_symlinks, precompressed;
 	struct static_cached *cache;	/* open files, direct-mapped */
 	size_t cache_size;
+	off_t prepared_max;		/* largest file sent as a prepared answer */
 };
 
 struct http_route {
@@ -85,7 +86,7 @@ struct http_settings {
 };
 
 struct http_counters {
-	uint64_t requests, bad_requests, timeouts, bytes_out;
+	uint64_t requests, bad_requests, timeouts, bytes_out, prepared;
 	uint64_t status[6];		/* by class: [2] = 2xx ... */
 };
 
@@ -179,12 +180,22 @@ bool http_exchange_keep_alive(struct http_exchange *ex);
  * lines, each ending in CRLF, or NULL. */
 void http_respond_head(struct http_exchange *ex, int status, const char *type, off_t length,
 		       const char *extra);
+/* The same in two steps, for a handler that looks at the head's bytes:
+ * format (0 when the extra headers do not fit), then send. */
+#define HTTP_HEAD_MAX 2048
+size_t http_head_format(struct http_exchange *ex, int status, const char *type, off_t length, const char *extra,
+			char head[HTTP_HEAD_MAX]);
+void http_respond_formatted_head(struct http_exchange *ex, const char *head, size_t len);
+/* Head and body as one file (a prepared answer): head_len + body_len bytes
+ * from its start; false when it cannot be queued and nothing was sent. */
+bool http_respond_prepared(struct http_exchange *ex, struct evbuffer_file_segment *answer, size_t head_len,
+			   off_t body_len);
 void http_respond_bytes(struct http_exchange *ex, int status, const char *type, const void *body,
 			size_t len, const char *extra);
 void http_respond_buffer(struct http_exchange *ex, int status, const char *type, struct evbuffer *body,
 			 const char *extra);
-/* Queues len bytes of fd for sendfile; takes the fd; HEAD closes it. */
-/* The output takes its own reference to the segment. */
+/* Queues len bytes of the segment for sendfile (none for HEAD); the
+ * output takes its own reference. */
 void http_respond_file(struct http_exchange *ex, struct evbuffer_file_segment *segment, off_t offset, off_t len);
 /* An HTML error page; `detail` is escaped. */
 void http_respond_error(struct http_exchange *ex, int status, const char *detail);

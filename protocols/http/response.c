@@ -145,15 +145,15 @@ static char *put_decimal(char *at, unsigned long long value)
 }
 
 /* The longest Content-Type a head takes; the rest of its line fits in
- * 256 bytes, and most extra headers in the remaining 1280. */
+ * 256 bytes, and most extra headers in what is left of HTTP_HEAD_MAX. */
 #define HTTP_TYPE_MAX 512
 
-void http_respond_head(struct http_exchange *ex, int status, const char *type, off_t length, const char *extra)
+/* Everything up to the extra headers; sets the exchange up for the answer. */
+static char *head_lines(struct http_exchange *ex, int status, const char *type, off_t length, char *at)
 {
-	char head[HTTP_TYPE_MAX + 1536], *at = head;
 	const char *reason = http_status_text(status);
 	bool one_oh = ex->request.major == 1 && ex->request.minor == 0;
-	size_t type_len = type != NULL ? strnlen(type, HTTP_TYPE_MAX + 1) : 0, extra_len;
+	size_t type_len = type != NULL ? strnlen(type, HTTP_TYPE_MAX + 1) : 0;
 
 	ex->status = status;
 	ex->chunked = false;
@@ -184,18 +184,42 @@ void http_respond_head(struct http_exchange *ex, int status, const char *type, o
 		at = PUT(at, "Connection: close\r\n");
 	else if (one_oh)
 		at = PUT(at, "Connection: keep-alive\r\n");
-	extra_len = extra != NULL ? strlen(extra) : 0;
-	if (extra_len + 2 <= sizeof(head) - (size_t)(at - head)) {
-		if (extra_len > 0)
-			at = put(at, extra, extra_len);
-		at = PUT(at, "\r\n");
-		conn_write(ex->conn, head, (size_t)(at - head));
-	} else {
-		conn_write(ex->conn, head, (size_t)(at - head));
-		conn_write(ex->conn, extra, extra_len);
-		conn_write(ex->conn, "\r\n", 2);
-	}
+	return at;
+}
+
+size_t http_head_format(struct http_exchange *ex, int status, const char *type, off_t length, const char *extra,
+			char head[HTTP_HEAD_MAX])
+{
+	char *at = head_lines(ex, status, type, length, head);
+	size_t extra_len = extra != NULL ? strlen(extra) : 0;
+
+	if (extra_len + 2 > HTTP_HEAD_MAX - (size_t)(at - head))
+		return 0;
+	if (extra_len > 0)	/* extra may be NULL: no memcpy from it */
+		at = put(at, extra, extra_len);
+	at = PUT(at, "\r\n");
+	return (size_t)(at - head);
+}
+
+void http_respond_formatted_head(struct http_exchange *ex, const char *head, size_t len)
+{
+	conn_write(ex->conn, head, len);
 	ex->head_written = true;
+}
+
+void http_respond_head(struct http_exchange *ex, int status, const char *type, off_t length, const char *extra)
+{
+	char head[HTTP_HEAD_MAX];
+	size_t len = http_head_format(ex, status, type, length, extra, head);
+
+	if (len == 0) {		/* extra headers too long for one piece */
+		len = (size_t)(head_lines(ex, status, type, length, head) - head);
+		conn_write(ex->conn, head, len);
+		conn_write(ex->conn, extra, strlen(extra));
+		len = 2;
+		memcpy(head, "\r\n", 2);
+	}
+	http_respond_formatted_head(ex, head, len);
 }
 
 void http_respond_bytes(struct http_exchange *ex, int status, const char *type, const void *body, size_t len,
@@ -220,6 +244,17 @@ void http_respond_buffer(struct http_exchange *ex, int status, const char *type,
 		ex->bytes_out = len;
 	}
 	http_finish(ex);
+}
+
+bool http_respond_prepared(struct http_exchange *ex, struct evbuffer_file_segment *answer, size_t head_len,
+			   off_t body_len)
+{
+	if (conn_write_file_segment(ex->conn, answer, 0, (off_t)head_len + body_len) < 0)
+		return false;
+	ex->head_written = true;
+	ex->bytes_out = (uint64_t)body_len;
+	http_finish(ex);
+	return true;
 }
 
 void http_respond_file(struct http_exchange *ex, struct evbuffer_file_segment *segment, off_t offset, off_t len)

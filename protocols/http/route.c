@@ -23,6 +23,7 @@ cfg_opt_t http_route_options[] = {
 	CFG_BOOL("follow-symlinks", cfg_false, CFGF_NONE),
 	CFG_BOOL("precompressed", cfg_true, CFGF_NONE),
 	CFG_INT("open-files", 256, CFGF_NONE),
+	CFG_INT("prepared-max", 16384, CFGF_NONE),
 	CFG_STR("location", NULL, CFGF_NODEFAULT),
 	CFG_INT("status", 301, CFGF_NONE),
 	CFG_SEC("fortune", fortune_options, CFGF_NONE),
@@ -32,7 +33,7 @@ cfg_opt_t http_route_options[] = {
 };
 
 static const char *const handler_option_names[] = {
-	"root", "index", "autoindex", "follow-symlinks", "precompressed", "open-files", "location", "status", NULL,
+	"root", "index", "autoindex", "follow-symlinks", "precompressed", "open-files", "prepared-max", "location", "status", NULL,
 };
 
 /* ---- a module's body: fortune, audio-cookie, video-cookie ---- */

@@ -17,8 +17,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "daemon/chassis.h"
@@ -27,6 +30,10 @@
 
 #define STATIC_LISTING_MAX 10000
 #define STATIC_OPEN_FILES_MAX 65536
+#define STATIC_PREPARED_MAX (1L << 20)
+/* Hits within one second before a file's answer is prepared: below it the
+ * preparation's syscalls cost more than the sends they save. */
+#define STATIC_PREPARE_AFTER 4
 
 /* ETag, Last-Modified and the headers that carry them, worked out once
  * per opened file rather than formatted for every answer. */
@@ -36,14 +43,35 @@ struct static_validators {
 	char headers[128];
 };
 
+/* A small file's whole 200 answer, head and body, in one memory file. */
+struct static_prepared {
+	struct evbuffer_file_segment *answer;
+	char *head;			/* its head's bytes, to compare */
+	size_t head_len;
+	time_t made;			/* at most one preparation a second */
+	time_t counted;			/* the second `hits` counts in */
+	unsigned hits;
+};
+
 /* An open regular file: the cache's reference to its segment. */
 struct static_cached {
 	char *rel;
 	struct evbuffer_file_segment *segment;
+	int fd;				/* the segment's, while rel is set */
 	struct stat st;
 	struct static_validators validators;
-	uint64_t checked_turn;		/* conn_loop_turn() of the last stat */
+	uint64_t checked_ns;		/* when the request that took st began */
+	struct static_prepared prepared;
 };
+
+static void static_prepared_free(struct static_prepared *prepared)
+{
+	if (prepared->answer != NULL)
+		evbuffer_file_segment_free(prepared->answer);	/* in-flight answers keep theirs */
+	free(prepared->head);
+	prepared->answer = NULL;
+	prepared->head = NULL;
+}
 
 static void static_cache_evict(struct static_cached *slot)
 {
@@ -51,8 +79,8 @@ static void static_cache_evict(struct static_cached *slot)
 		return;
 	free(slot->rel);
 	evbuffer_file_segment_free(slot->segment);	/* in-flight answers keep theirs */
-	slot->rel = NULL;
-	slot->segment = NULL;
+	static_prepared_free(&slot->prepared);
+	*slot = (struct static_cached){ 0 };
 }
 
 /* ---- configuration ---- */
@@ -62,7 +90,7 @@ static bool static_configure(struct http_route *route, cfg_t *sec, struct conf_s
 	struct http_static *files = &route->files;
 	const char *root = cfg_getstr(sec, "root");
 	const char *index = cfg_getstr(sec, "index");
-	long open_files;
+	long open_files, prepared_max;
 
 	if (root == NULL || root[0] != '/') {
 		conf_scope_error(scope, root ? "root" : NULL, "a static route needs root = \"/absolute/directory\"");
@@ -84,6 +112,9 @@ static bool static_configure(struct http_route *route, cfg_t *sec, struct conf_s
 	files->precompressed = cfg_getbool(sec, "precompressed");
 	if (!conf_scope_int(scope, sec, "open-files", 0, STATIC_OPEN_FILES_MAX, &open_files))
 		return false;
+	if (!conf_scope_int(scope, sec, "prepared-max", 0, STATIC_PREPARED_MAX, &prepared_max))
+		return false;
+	files->prepared_max = (off_t)prepared_max;
 	files->cache_size = (size_t)open_files;
 	files->cache = open_files > 0 ? calloc(files->cache_size, sizeof(*files->cache)) : NULL;
 	return files->root != NULL && files->index != NULL && (open_files == 0 || files->cache != NULL);
@@ -204,18 +235,21 @@ static int static_openat(const struct http_static *files, const char *rel)
 /* ---- open files ----
  *
  * A direct-mapped cache of open regular files as libevent file segments:
- * a hit costs one fstatat instead of openat2, fstat and close, and only
- * the first hit in an event-loop turn pays even that: every request of one
- * turn was on its socket before the turn began, so one stat answers for
- * all of them (under load, 40 keep-alive answers shared one in the
- * benchmark). The stat must show the same inode, size, mtime and ctime, so
- * a file edited, replaced, renamed over or chmodded is opened afresh
- * through openat2; a path that now leads elsewhere (a symlink swapped in)
- * shows another inode and is checked beneath the root again. */
+ * a hit costs one fstatat instead of openat2, fstat and close, and a stat
+ * is trusted for STATIC_STAT_VALID_NS after the request that took it began:
+ * under load that is one stat per hundred answers, and a change is seen by
+ * every request that starts a millisecond after it. The stat must show the
+ * same inode, size, mtime and ctime, so a file edited, replaced, renamed
+ * over or chmodded is opened afresh through openat2; a path that now leads
+ * elsewhere (a symlink swapped in) shows another inode and is checked
+ * beneath the root again. */
+
+#define STATIC_STAT_VALID_NS 1000000u
 
 struct static_file {
 	struct evbuffer_file_segment *segment;	/* a regular file */
 	bool borrowed;				/* the cache's reference */
+	struct static_cached *slot;		/* when borrowed */
 	int fd;					/* anything else: a directory */
 	struct stat st;
 	struct static_validators validators;	/* with the segment */
@@ -264,7 +298,7 @@ static void static_validators_set(struct static_validators *v, const struct stat
 }
 
 /* A regular file becomes a segment, kept in the cache when it has room. */
-static int static_file_segment(const char *rel, struct static_cached *slot, uint64_t turn, struct static_file *file)
+static int static_file_segment(const char *rel, struct static_cached *slot, uint64_t began, struct static_file *file)
 {
 	char *key = slot != NULL ? strdup(rel) : NULL;
 
@@ -275,41 +309,52 @@ static int static_file_segment(const char *rel, struct static_cached *slot, uint
 		errno = ENOMEM;
 		return -1;
 	}
-	file->fd = -1;
 	static_validators_set(&file->validators, &file->st);
 	if (key != NULL) {
 		static_cache_evict(slot);
-		*slot = (struct static_cached){ key, file->segment, file->st, file->validators, turn };
+		*slot = (struct static_cached){ .rel = key, .segment = file->segment, .fd = file->fd, .st = file->st,
+						.validators = file->validators, .checked_ns = began };
 		file->borrowed = true;
+		file->slot = slot;
 	}
+	file->fd = -1;
 	return 0;
 }
 
-static bool static_cached_current(const struct http_static *files, struct static_cached *slot, uint64_t turn)
+static uint64_t request_began_ns(const struct http_exchange *ex)
+{
+	return (uint64_t)ex->started.tv_sec * 1000000000u + (uint64_t)ex->started.tv_nsec;
+}
+
+/* `began` earlier than the check (an answer that waited) wraps around to
+ * a large age: it is checked again. */
+static bool static_cached_current(const struct http_static *files, struct static_cached *slot, uint64_t began)
 {
 	struct stat now;
 
-	if (slot->checked_turn == turn)
+	if (began - slot->checked_ns < STATIC_STAT_VALID_NS)
 		return true;
 	if (fstatat(files->root_fd, slot->rel, &now, 0) < 0 || !same_file(&now, &slot->st))
 		return false;
-	slot->checked_turn = turn;
+	slot->checked_ns = began;
 	return true;
 }
 
 /* Opens rel: a regular file as a segment, anything else as a descriptor.
  * -1 with errno when it cannot be had. Opening another file may evict a
  * borrowed segment: only do it to replace the file in hand. */
-static int static_open(const struct http_static *files, const char *rel, uint64_t turn, struct static_file *file)
+static int static_open(const struct http_static *files, const char *rel, uint64_t began, struct static_file *file)
 {
 	struct static_cached *slot = static_cache_slot(files, rel);
 
 	file->segment = NULL;
 	file->borrowed = false;
+	file->slot = NULL;
 	if (slot != NULL && slot->rel != NULL && strcmp(slot->rel, rel) == 0) {
-		if (static_cached_current(files, slot, turn)) {
+		if (static_cached_current(files, slot, began)) {
 			file->segment = slot->segment;
 			file->borrowed = true;
+			file->slot = slot;
 			file->fd = -1;
 			file->st = slot->st;
 			file->validators = slot->validators;
@@ -327,7 +372,7 @@ static int static_open(const struct http_static *files, const char *rel, uint64_
 		errno = err;
 		return -1;
 	}
-	return S_ISREG(file->st.st_mode) ? static_file_segment(rel, slot, turn, file) : 0;
+	return S_ISREG(file->st.st_mode) ? static_file_segment(rel, slot, began, file) : 0;
 }
 
 /* ---- headers a client sends ---- */
@@ -433,8 +478,85 @@ static int static_range(struct http_exchange *ex, const char *etag, const char *
 	return 1;
 }
 
-static void static_send(struct http_exchange *ex, const struct http_settings *settings, struct static_file *file)
+/* ---- prepared answers ----
+ *
+ * With sendfile the head needs a send of its own: two passes through TCP
+ * per answer, most of what a small file costs. A small cached file asked
+ * for often also gets its whole answer prepared: head and body in one
+ * memory file (memfd; the body copied by the kernel, sendfile into it),
+ * sent with one sendfile. The head holds the Date, so a preparation lasts
+ * a second at most; heads are compared byte for byte, so a request that
+ * needs another head (Connection: close, HTTP/1.0, gzip ...) takes the two
+ * sends, unless it is the first in a new second. A file that changes
+ * leaves the cache, and its preparation with it. */
+
+static bool static_prepare(struct static_cached *slot, const char *head, size_t head_len, time_t now)
 {
+	struct static_prepared *prepared = &slot->prepared;
+	off_t from = 0, size = slot->st.st_size;
+	int fd = memfd_create("chassisd-answer", MFD_CLOEXEC);
+	char *copy = malloc(head_len);
+
+	prepared->made = now;
+	if (fd < 0 || copy == NULL || write(fd, head, head_len) != (ssize_t)head_len)
+		goto failed;
+	while (from < size && sendfile(fd, slot->fd, &from, (size_t)(size - from)) > 0)
+		;
+	if (from < size)
+		goto failed;
+	static_prepared_free(prepared);
+	prepared->answer = evbuffer_file_segment_new(fd, 0, (off_t)head_len + size, EVBUF_FS_CLOSE_ON_FREE);
+	if (prepared->answer == NULL)
+		goto failed;
+	memcpy(copy, head, head_len);
+	prepared->head = copy;
+	prepared->head_len = head_len;
+	return true;
+failed:
+	free(copy);
+	if (fd >= 0)
+		close(fd);
+	return false;
+}
+
+/* A full 200 answer: the prepared one when it fits, else head and file. */
+static void static_send_whole(struct http_exchange *ex, const struct http_static *files, struct static_file *file,
+			      const char *type, const char *headers)
+{
+	struct static_cached *slot = file->slot;
+	struct static_prepared *prepared = slot != NULL ? &slot->prepared : NULL;
+	time_t now = time(NULL);	/* before the head, so never after its Date */
+	char head[HTTP_HEAD_MAX];
+	size_t len;
+
+	if (prepared == NULL || ex->head_only || file->st.st_size > files->prepared_max ||
+	    (len = http_head_format(ex, 200, type, file->st.st_size, headers, head)) == 0) {
+		http_respond_head(ex, 200, type, file->st.st_size, headers);
+		http_respond_file(ex, file->segment, 0, file->st.st_size);
+		return;
+	}
+	if (prepared->counted != now) {
+		prepared->counted = now;
+		prepared->hits = 0;
+	}
+	prepared->hits++;
+	if (prepared->head_len == len && prepared->answer != NULL && memcmp(prepared->head, head, len) == 0 &&
+	    http_respond_prepared(ex, prepared->answer, len, file->st.st_size)) {
+		ex->state->counters.prepared++;
+		return;
+	}
+	if (prepared->hits >= STATIC_PREPARE_AFTER && prepared->made != now && static_prepare(slot, head, len, now) &&
+	    http_respond_prepared(ex, prepared->answer, len, file->st.st_size)) {
+		ex->state->counters.prepared++;
+		return;
+	}
+	http_respond_formatted_head(ex, head, len);
+	http_respond_file(ex, file->segment, 0, file->st.st_size);
+}
+
+static void static_send(struct http_exchange *ex, const struct http_static *files, struct static_file *file)
+{
+	const struct http_settings *settings = ex->settings;
 	static const char gzip_headers[] = "Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n";
 	const struct static_validators *v = &file->validators;
 	char gzipped[sizeof(v->headers) + sizeof(gzip_headers)], range_header[640] = "", page[160];
@@ -472,10 +594,10 @@ static void static_send(struct http_exchange *ex, const struct http_settings *se
 		snprintf(range_header, sizeof(range_header), "%sContent-Range: bytes %lld-%lld/%lld\r\n", headers,
 			 (long long)start, (long long)end, (long long)file->st.st_size);
 		http_respond_head(ex, 206, type, end - start + 1, range_header);
+		http_respond_file(ex, file->segment, start, end - start + 1);
 	} else {
-		http_respond_head(ex, 200, type, file->st.st_size, headers);
+		static_send_whole(ex, files, file, type, headers);
 	}
-	http_respond_file(ex, file->segment, start, end - start + 1);
 	static_file_release(file);
 }
 
@@ -493,7 +615,7 @@ static void static_try_gzip(struct http_exchange *ex, const struct http_static *
 		return;
 	memcpy(gz, rel, rel_len);
 	memcpy(gz + rel_len, ".gz", 4);
-	if (static_open(files, gz, conn_loop_turn(ex->conn), &packed) < 0)
+	if (static_open(files, gz, request_began_ns(ex), &packed) < 0)
 		return;
 	if (packed.segment == NULL) {
 		static_file_release(&packed);
@@ -641,13 +763,13 @@ static void static_directory(struct http_exchange *ex, const struct http_static 
 		http_respond_error(ex, 404, "The requested path was not found on this server.");
 		return;
 	}
-	if (static_open(files, index, conn_loop_turn(ex->conn), &found) == 0 && found.segment != NULL) {
+	if (static_open(files, index, request_began_ns(ex), &found) == 0 && found.segment != NULL) {
 		static_file_release(file);
 		*file = found;
 		file->name = files->index;
 		file->name_len = strlen(files->index);
 		static_try_gzip(ex, files, index, file);
-		static_send(ex, ex->settings, file);
+		static_send(ex, files, file);
 		return;
 	}
 	static_file_release(&found);
@@ -673,7 +795,7 @@ static void static_serve(struct http_exchange *ex, const struct http_route *rout
 		http_respond_error(ex, 400, "The path is malformed or leaves the document root.");
 		return;
 	}
-	if (static_open(files, rel, conn_loop_turn(ex->conn), &file) < 0) {
+	if (static_open(files, rel, request_began_ns(ex), &file) < 0) {
 		if (errno == EXDEV || errno == ELOOP)
 			conn_log(ex->conn, LOG_DEBUG, "refused %s: resolves outside the root", rel);
 		static_not_found(ex, errno);
@@ -691,13 +813,13 @@ static void static_serve(struct http_exchange *ex, const struct http_route *rout
 	file.name = rel;
 	file.name_len = strlen(rel);
 	static_try_gzip(ex, files, rel, &file);
-	static_send(ex, ex->settings, &file);
+	static_send(ex, files, &file);
 }
 
 const struct http_handler http_handler_static = {
 	.name = "static",
 	.options = (const char *const[]){ "root", "index", "autoindex", "follow-symlinks", "precompressed", "open-files",
-					  NULL },
+					  "prepared-max", NULL },
 	.methods = HTTP_ALLOW_GET | HTTP_ALLOW_HEAD,
 	.configure = static_configure,
 	.free = static_free,

@@ -650,3 +650,108 @@ def test_without_openat2_the_fallback_still_keeps_requests_in_the_root(start_dae
         assert status == 404 and b"SECRET" not in body, path
     assert head_and_body(port, "/../secret.txt", "--path-as-is")[0] == 400
     assert "no_openat2: openat2 refused with ENOSYS" in d.log()
+
+
+# ---- prepared answers: head and a small body in one sendfile ----
+
+def read_response(sock):
+    """One Content-Length framed response from a keep-alive socket."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, "closed before a head: %r" % data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {l.split(":", 1)[0].lower(): l.split(":", 1)[1].strip() for l in lines[1:]}
+    length = int(headers["content-length"]) if not lines[0].startswith("HTTP/1.1 304") else 0
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        assert chunk, "closed inside a body"
+        body += chunk
+    assert len(body) == length, "more bytes than the length: %r" % body[length:]
+    return int(lines[0].split()[1]), headers, body
+
+
+def burst(port, path, count, extra=b"", version=b"1.1"):
+    """count requests one after another on one connection."""
+    answers = []
+    with connect(port) as s:
+        for _ in range(count):
+            s.sendall(b"GET %s HTTP/%s\r\nHost: x\r\n%s\r\n" % (path.encode(), version, extra))
+            answers.append(read_response(s))
+    return answers
+
+
+def module_counter(port, name):
+    status = json.loads(curl("http://127.0.0.1:%d/status" % port).stdout)
+    return [l for l in status["listeners"] if l["name"] == "web"][0]["module"][name]
+
+
+def test_prepared_answers_carry_the_current_file_and_head(start_daemon, tmp_path):
+    """A small file asked for often goes out from a prepared copy: the bytes
+    are the file's, through edits and renames, and every head is the one
+    this request needs (Connection, HTTP/1.0, HEAD, gzip)."""
+    root = make_root(tmp_path)
+    port = free_port()
+    start_daemon(web_config(port, root))
+    answers = burst(port, "/blob.bin", 12)
+    assert all(a[0] == 200 and a[2] == bytes(range(256)) * 4 for a in answers)
+    assert all(a[1]["content-type"] == "application/octet-stream" and a[1]["content-length"] == "1024"
+               and "connection" not in a[1] and a[1]["etag"] == answers[0][1]["etag"] for a in answers)
+    assert module_counter(port, "prepared_answers") >= 6
+
+    # A stat is trusted for 1 ms: a change shows from 1 ms after it.
+    (root / "blob.bin").write_bytes(bytes(range(255, -1, -1)) * 4)   # same size, same second
+    time.sleep(0.002)
+    assert all(a[2] == bytes(range(255, -1, -1)) * 4 for a in burst(port, "/blob.bin", 6))
+    (tmp_path / "next.bin").write_bytes(b"deployed\n")
+    os.rename(str(tmp_path / "next.bin"), str(root / "blob.bin"))
+    time.sleep(0.002)
+    assert all(a[2] == b"deployed\n" and a[1]["content-length"] == "9" for a in burst(port, "/blob.bin", 6))
+
+    with connect(port) as s:      # the keep-alive answer is prepared; this one needs its own head
+        s.sendall(b"GET /blob.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        status, headers, body = read_response(s)
+        assert (status, headers["connection"], body) == (200, "close", b"deployed\n")
+        assert s.recv(100) == b""
+    for status, headers, body in burst(port, "/blob.bin", 5, b"Connection: keep-alive\r\n", b"1.0"):
+        assert (status, headers["connection"], body) == (200, "keep-alive", b"deployed\n")
+    with connect(port) as s:
+        s.sendall(b"HEAD /blob.bin HTTP/1.1\r\nHost: x\r\n\r\nGET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+        head, _, rest = s.recv(65536).partition(b"\r\n\r\n")
+        assert b"Content-Length: 9\r\n" in head and not rest.startswith(b"deployed")
+    packed = burst(port, "/app.js", 6, b"Accept-Encoding: gzip\r\n")
+    assert all(a[1]["content-encoding"] == "gzip" and
+               gzip.decompress(a[2]) == b"console.log('gzipped');\n" * 50 for a in packed)
+
+
+def test_prepared_answers_keep_the_date_current(start_daemon, tmp_path):
+    """A prepared head holds a Date: over seconds, every answer's Date is
+    the time it was sent, never the time it was prepared."""
+    root = make_root(tmp_path)
+    port = free_port()
+    start_daemon(web_config(port, root))
+    dates = set()
+    with connect(port) as s:
+        end = time.time() + 2.5
+        while time.time() < end:
+            before = int(time.time())
+            s.sendall(b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+            status, headers, body = read_response(s)
+            after = time.time()
+            sent = time.mktime(time.strptime(headers["date"], "%a, %d %b %Y %H:%M:%S GMT")) - time.timezone
+            assert before <= sent <= after and body == b"hello, world\n", headers["date"]
+            dates.add(sent)
+            time.sleep(0.05)   # under max-requests (100) per connection
+    assert len(dates) >= 2
+    assert module_counter(port, "prepared_answers") > 0
+
+
+def test_prepared_max_zero_sends_head_and_file_apart_with_the_same_bytes(start_daemon, tmp_path):
+    root = make_root(tmp_path)
+    port = free_port()
+    start_daemon(web_config(port, root).replace("autoindex = true", "autoindex = true  prepared-max = 0"))
+    answers = burst(port, "/blob.bin", 8)
+    assert all(a[2] == bytes(range(256)) * 4 and a[1]["content-length"] == "1024" for a in answers)
+    assert module_counter(port, "prepared_answers") == 0
