@@ -18,6 +18,8 @@
 #include <string.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -310,6 +312,25 @@ static bool conn_linger(struct conn *conn)
 	return true;
 }
 
+/* nginx's test for skipping the linger: nothing of the client's is left
+ * unread and every byte of ours has left the socket, so close() sends a
+ * plain FIN and no reset can overtake the answer. It saves a shutdown and a
+ * loop turn waiting for the client's FIN per Connection: close answer. */
+static bool conn_can_close_at_once(struct conn *conn)
+{
+	char peek;
+	int unsent;
+	ssize_t n;
+
+	if (evbuffer_get_length(conn->in) > 0)
+		return false;
+	n = recv(conn->fd, &peek, 1, MSG_PEEK | MSG_DONTWAIT);
+	if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) &&
+		      (ioctl(conn->fd, SIOCOUTQNSD, &unsent) < 0 || unsent > 0)))
+		return false;
+	return true;		/* nothing pending, the client's FIN, or an error */
+}
+
 /* Runs at the end of every chassis callback, so that no hook ever sees its
  * connection freed under it. False when the connection has ended. */
 static bool conn_settle(struct conn *conn)
@@ -321,7 +342,7 @@ static bool conn_settle(struct conn *conn)
 	if (!(conn->flags & CONN_CLOSING) || (conn->flags & CONN_LINGERING) ||
 	    evbuffer_get_length(conn->out) > 0)
 		return true;
-	if (conn->flags & CONN_READ_EOF) {
+	if ((conn->flags & CONN_READ_EOF) || conn_can_close_at_once(conn)) {
 		conn_finish(conn);
 		return false;
 	}

@@ -320,6 +320,21 @@ static void listener_on_accept_error(struct evconnlistener *acceptor, void *arg)
 	}
 }
 
+/* TCP_DEFER_ACCEPT: the kernel completes the handshake but hands the
+ * connection over only when the request is in (or after this many
+ * seconds), so the first read finds it and a connection that is answered
+ * and closed at once never joins epoll. A reload may change the protocol. */
+#define LISTENER_DEFER_SECONDS 5
+
+static void listener_defer_accept(struct listener *ls)
+{
+	const struct conf_listener *conf = ls->service->conf;
+	int seconds = conf->protocol->client_sends_first ? LISTENER_DEFER_SECONDS : 0;
+
+	if (conf->transport == TRANSPORT_TCP)
+		setsockopt(ls->fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &seconds, sizeof(seconds));
+}
+
 int listener_enable(struct listener *ls)
 {
 	struct event_base *base = ls->rt->base;
@@ -330,6 +345,7 @@ int listener_enable(struct listener *ls)
 		 * delayed ACK. Accepted sockets inherit it from the listener:
 		 * one call here, none per connection. */
 		setsockopt(ls->fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
+		listener_defer_accept(ls);
 		ls->resume_timer = evtimer_new(base, listener_on_resume_timer, ls);
 		/* Backlog 0: socket_open() already called listen(). */
 		ls->acceptor = evconnlistener_new(base, listener_on_accept, ls, LEV_OPT_CLOSE_ON_FREE,
@@ -353,6 +369,7 @@ void listener_set_service(struct listener *ls, struct service *svc)
 	service_ref(svc);
 	service_release(ls->service);
 	ls->service = svc;
+	listener_defer_accept(ls);
 	if (conf->transport == TRANSPORT_MULTICAST && multicast_send_options(ls->fd, conf, err, sizeof(err)) < 0)
 		log_warning("listener %s: %s", conf->name, err);
 }

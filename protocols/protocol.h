@@ -25,6 +25,9 @@ struct service_env {
 struct protocol {
 	const char *name;
 	unsigned transports;		/* TRANSPORT_BIT() mask */
+	/* The client speaks first and nothing happens until it has: a tcp
+	 * listener then accepts a connection once its first bytes are in. */
+	bool client_sends_first;
 
 	/* Configuration: the options of the listener's nested "<name> { }"
 	 * section, and a hook that checks them and returns private settings

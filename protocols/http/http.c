@@ -706,6 +706,7 @@ static void http_status(const void *p, char *buf, size_t len)
 const struct protocol protocol_http = {
 	.name = "http",
 	.transports = TRANSPORT_BIT(TRANSPORT_TCP),
+	.client_sends_first = true,
 	.options = http_options,
 	.configure = http_configure,
 	.settings_free = http_settings_free,

@@ -755,3 +755,60 @@ def test_prepared_max_zero_sends_head_and_file_apart_with_the_same_bytes(start_d
     answers = burst(port, "/blob.bin", 8)
     assert all(a[2] == bytes(range(256)) * 4 and a[1]["content-length"] == "1024" for a in answers)
     assert module_counter(port, "prepared_answers") == 0
+
+
+# ---- accepting and closing ----
+
+def listener_counters(port):
+    status = json.loads(curl("http://127.0.0.1:%d/status" % port).stdout)
+    web = [l for l in status["listeners"] if l["name"] == "web"][0]
+    return web["connections"], web["counters"]["accepted"]
+
+
+def test_a_connection_is_accepted_once_its_request_is_in(web):
+    """TCP_DEFER_ACCEPT: a client that has said nothing is not yet a
+    connection of ours; its first bytes bring it in."""
+    d, port, root = web
+    _, accepted = listener_counters(port)
+    with connect(port) as silent:
+        time.sleep(0.3)
+        connections, now = listener_counters(port)
+        assert (connections, now) == (1, accepted + 1)      # the status request alone
+        silent.sendall(b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(silent)[2] == b"hello, world\n"
+        assert listener_counters(port) == (2, accepted + 3)
+
+
+def test_a_protocol_that_speaks_first_gets_its_connections_at_once_after_a_reload(web, tmp_path):
+    """The same socket kept through a reload from http to fortune must stop
+    waiting for the client's bytes: fortune speaks first."""
+    d, port, root = web
+    d.reload('listener "web" {\n  protocol = "fortune"\n  address = "127.0.0.1:%d"\n'
+             '  fortune { file = "%s" }\n}\n' % (port, FORTUNES))
+    with connect(port, timeout=2) as s:
+        assert len(s.recv(4096)) > 0
+
+
+def test_a_close_answer_ends_the_connection_without_waiting_for_the_client(web):
+    """Nothing unread and every byte sent: the daemon closes at once (nginx's
+    test) instead of lingering until the client's FIN."""
+    d, port, root = web
+    with connect(port) as s:
+        s.sendall(b"GET /a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        status, headers, body = read_response(s)
+        assert (status, headers["connection"], body) == (200, "close", b"hello, world\n")
+        assert s.recv(100) == b""
+        assert listener_counters(port)[0] == 1              # ours is gone while we hold it
+
+
+def test_a_close_answer_with_unread_bytes_behind_it_lingers_and_arrives_whole(web):
+    """Bytes the client sent after a Connection: close request would turn a
+    plain close into a reset that can destroy the answer: the daemon shuts
+    its side, reads the rest away, and the client gets all and a clean end."""
+    d, port, root = web
+    with connect(port) as s:
+        s.sendall(b"GET /blob.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" + b"x" * 200000)
+        time.sleep(0.3)
+        status, headers, body = read_response(s)
+        assert (status, body) == (200, bytes(range(256)) * 4)
+        assert s.recv(100) == b""                           # a FIN, not ECONNRESET
