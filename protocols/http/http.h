@@ -187,8 +187,8 @@ size_t http_head_format(struct http_exchange *ex, int status, const char *type, 
 			char head[HTTP_HEAD_MAX]);
 void http_respond_formatted_head(struct http_exchange *ex, const char *head, size_t len);
 /* Head and body as one file (a prepared answer): head_len + body_len bytes
- * from its start; false when it cannot be queued and nothing was sent. */
-bool http_respond_prepared(struct http_exchange *ex, struct evbuffer_file_segment *answer, size_t head_len,
+ * from its start. */
+void http_respond_prepared(struct http_exchange *ex, struct evbuffer_file_segment *answer, size_t head_len,
 			   off_t body_len);
 void http_respond_bytes(struct http_exchange *ex, int status, const char *type, const void *body,
 			size_t len, const char *extra);

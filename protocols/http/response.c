@@ -246,15 +246,15 @@ void http_respond_buffer(struct http_exchange *ex, int status, const char *type,
 	http_finish(ex);
 }
 
-bool http_respond_prepared(struct http_exchange *ex, struct evbuffer_file_segment *answer, size_t head_len,
+void http_respond_prepared(struct http_exchange *ex, struct evbuffer_file_segment *answer, size_t head_len,
 			   off_t body_len)
 {
-	if (conn_write_file_segment(ex->conn, answer, 0, (off_t)head_len + body_len) < 0)
-		return false;
 	ex->head_written = true;
-	ex->bytes_out = (uint64_t)body_len;
+	if (conn_write_file_segment(ex->conn, answer, 0, (off_t)head_len + body_len) < 0)
+		ex->keep_alive = false;		/* part may be queued: end there */
+	else
+		ex->bytes_out = (uint64_t)body_len;
 	http_finish(ex);
-	return true;
 }
 
 void http_respond_file(struct http_exchange *ex, struct evbuffer_file_segment *segment, off_t offset, off_t len)

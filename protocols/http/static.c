@@ -540,14 +540,10 @@ static void static_send_whole(struct http_exchange *ex, const struct http_static
 		prepared->hits = 0;
 	}
 	prepared->hits++;
-	if (prepared->head_len == len && prepared->answer != NULL && memcmp(prepared->head, head, len) == 0 &&
-	    http_respond_prepared(ex, prepared->answer, len, file->st.st_size)) {
+	if ((prepared->head_len == len && prepared->answer != NULL && memcmp(prepared->head, head, len) == 0) ||
+	    (prepared->hits >= STATIC_PREPARE_AFTER && prepared->made != now && static_prepare(slot, head, len, now))) {
 		ex->state->counters.prepared++;
-		return;
-	}
-	if (prepared->hits >= STATIC_PREPARE_AFTER && prepared->made != now && static_prepare(slot, head, len, now) &&
-	    http_respond_prepared(ex, prepared->answer, len, file->st.st_size)) {
-		ex->state->counters.prepared++;
+		http_respond_prepared(ex, prepared->answer, len, file->st.st_size);
 		return;
 	}
 	http_respond_formatted_head(ex, head, len);
