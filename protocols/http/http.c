@@ -83,7 +83,6 @@ static int on_message_begin(http_parser *parser)
 	ex->request = (struct http_request){ .headers = ex->headers, .body = ex->request.body };
 	if (ex->request.body != NULL)
 		evbuffer_drain(ex->request.body, evbuffer_get_length(ex->request.body));
-	ex->head_started_ms = http_clock_ms();
 	clock_gettime(CLOCK_MONOTONIC, &ex->started);
 	return 0;
 }
@@ -341,7 +340,8 @@ static void http_on_head_deadline(evutil_socket_t fd, short what, void *arg)
 /* Slowloris: a head still incomplete gets a deadline from its first byte. */
 static void http_arm_head_deadline(struct http_exchange *ex)
 {
-	uint64_t elapsed = http_clock_ms() - ex->head_started_ms, limit = ex->settings->head_timeout * 1000ull;
+	uint64_t started_ms = (uint64_t)ex->started.tv_sec * 1000u + (uint64_t)ex->started.tv_nsec / 1000000u;
+	uint64_t elapsed = http_clock_ms() - started_ms, limit = ex->settings->head_timeout * 1000ull;
 	struct timeval left;
 
 	if (ex->head_deadline == NULL &&

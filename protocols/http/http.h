@@ -154,9 +154,8 @@ struct http_exchange {
 	struct http_request request;
 	const struct http_route *route;
 	uint64_t body_bytes;
-	uint64_t head_started_ms;
 	struct event *head_deadline;
-	struct timespec started;	/* for the access log's duration */
+	struct timespec started;	/* the head's deadline, the access log's duration */
 	unsigned served;		/* requests answered on this connection */
 	bool end_of_input;
 	bool in_process;

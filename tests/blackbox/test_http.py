@@ -683,9 +683,14 @@ def burst(port, path, count, extra=b"", version=b"1.1"):
     return answers
 
 
-def module_counter(port, name):
+def web_status(port):
+    """The "web" listener's entry on the status page."""
     status = json.loads(curl("http://127.0.0.1:%d/status" % port).stdout)
-    return [l for l in status["listeners"] if l["name"] == "web"][0]["module"][name]
+    return [l for l in status["listeners"] if l["name"] == "web"][0]
+
+
+def module_counter(port, name):
+    return web_status(port)["module"][name]
 
 
 def test_prepared_answers_carry_the_current_file_and_head(start_daemon, tmp_path):
@@ -760,8 +765,7 @@ def test_prepared_max_zero_sends_head_and_file_apart_with_the_same_bytes(start_d
 # ---- accepting and closing ----
 
 def listener_counters(port):
-    status = json.loads(curl("http://127.0.0.1:%d/status" % port).stdout)
-    web = [l for l in status["listeners"] if l["name"] == "web"][0]
+    web = web_status(port)
     return web["connections"], web["counters"]["accepted"]
 
 
