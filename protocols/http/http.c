@@ -398,7 +398,7 @@ static void http_access_time(char *buf, size_t len)
 {
 	static time_t cached_at;
 	static char cached[40];
-	time_t now = time(NULL);
+	time_t now = http_now();
 	struct tm tm;
 
 	if (now != cached_at) {

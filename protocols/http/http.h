@@ -203,6 +203,7 @@ void http_respond_feed(struct http_exchange *ex, const struct protocol *module, 
 void http_finish(struct http_exchange *ex);
 const char *http_status_text(int status);
 /* "Sun, 06 Nov 1994 08:49:37 GMT"; buf needs 30 bytes. */
+time_t http_now(void);
 void http_date(time_t when, char *buf);
 bool http_date_parse(const char *text, size_t len, time_t *out);
 /* Appends text with < > & " ' escaped. */

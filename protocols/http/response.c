@@ -88,11 +88,22 @@ bool http_date_parse(const char *text, size_t len, time_t *out)
 	return true;
 }
 
+/* The wall clock to the second. Not time(): it reads the coarse clock,
+ * which lags by up to a tick, so a Date could name the second before the
+ * one a client's own clock shows as it reads the answer. */
+time_t http_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ts.tv_sec;
+}
+
 static const char *http_date_now(void)
 {
 	static time_t cached_at;
 	static char cached[30];
-	time_t now = time(NULL);
+	time_t now = http_now();
 
 	if (now != cached_at) {
 		http_date(now, cached);

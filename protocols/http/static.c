@@ -525,7 +525,7 @@ static void static_send_whole(struct http_exchange *ex, const struct http_static
 {
 	struct static_cached *slot = file->slot;
 	struct static_prepared *prepared = slot != NULL ? &slot->prepared : NULL;
-	time_t now = time(NULL);	/* before the head, so never after its Date */
+	time_t now = http_now();	/* before the head, so never after its Date */
 	char head[HTTP_HEAD_MAX];
 	size_t len;
 
