@@ -1,5 +1,6 @@
 """The http protocol against real clients: curl, raw sockets, headless
 Chromium, and a Prometheus text parser (promtool when Debian has it)."""
+import calendar
 import gzip
 import json
 import os
@@ -745,7 +746,7 @@ def test_prepared_answers_keep_the_date_current(start_daemon, tmp_path):
             s.sendall(b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n")
             status, headers, body = read_response(s)
             after = time.time()
-            sent = time.mktime(time.strptime(headers["date"], "%a, %d %b %Y %H:%M:%S GMT")) - time.timezone
+            sent = calendar.timegm(time.strptime(headers["date"], "%a, %d %b %Y %H:%M:%S GMT"))
             assert before <= sent <= after and body == b"hello, world\n", headers["date"]
             dates.add(sent)
             time.sleep(0.05)   # under max-requests (100) per connection
