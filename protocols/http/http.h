@@ -202,8 +202,9 @@ void http_respond_error(struct http_exchange *ex, int status, const char *detail
 void http_respond_feed(struct http_exchange *ex, const struct protocol *module, void *module_state);
 void http_finish(struct http_exchange *ex);
 const char *http_status_text(int status);
-/* "Sun, 06 Nov 1994 08:49:37 GMT"; buf needs 30 bytes. */
+/* The wall-clock second that Date headers and the access log name. */
 time_t http_now(void);
+/* "Sun, 06 Nov 1994 08:49:37 GMT"; buf needs 30 bytes. */
 void http_date(time_t when, char *buf);
 bool http_date_parse(const char *text, size_t len, time_t *out);
 /* Appends text with < > & " ' escaped. */
