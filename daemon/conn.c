@@ -584,12 +584,21 @@ int conn_write_file(struct conn *conn, int fd, off_t offset, off_t len)
 	return rc;
 }
 
+/* Chunks end at multiples of CONN_FILE_CHUNK counted from the start of the
+ * pending output, not of the file: the first one is short by what is
+ * queued before it (an HTTP head), the split lighttpd's writev + sendfile
+ * makes. Measured on loopback, 10 MiB to 4 clients: chunks at page-aligned
+ * file offsets made the kernel's 64 KiB splice rounds leave 53 bytes past
+ * each 65483-byte segment, sent alone: 15% more segments and 3x the
+ * reader's wakeups per answer. */
 int conn_write_file_segment(struct conn *conn, struct evbuffer_file_segment *segment, off_t offset, off_t len)
 {
 	size_t before = evbuffer_get_length(conn->out);
-	for (off_t done = 0; done < len; done += CONN_FILE_CHUNK) {
-		off_t piece = len - done < CONN_FILE_CHUNK ? len - done : CONN_FILE_CHUNK;
+	off_t piece = CONN_FILE_CHUNK - (off_t)(before % (size_t)CONN_FILE_CHUNK);
 
+	for (off_t done = 0; done < len; done += piece, piece = CONN_FILE_CHUNK) {
+		if (piece > len - done)
+			piece = len - done;
 		if (evbuffer_add_file_segment(conn->out, segment, offset + done, piece) < 0)
 			return -1;
 	}

@@ -216,6 +216,27 @@ def test_pipelined_requests_are_answered_in_order(web):
     assert responses[6][1]["connection"] == "close"
 
 
+def test_large_files_arrive_byte_exact_across_chunk_ends(web):
+    """A file longer than a loop turn goes out in chunks that start behind
+    the head (and behind an earlier answer when pipelined): every byte in
+    its place, whole, in a range across chunk ends, and in a second answer
+    queued behind the first."""
+    d, port, root = web
+    data = os.urandom(3 * 1024 * 1024 + 12345)       # beyond prepared answers
+    (root / "large.bin").write_bytes(data)
+    status, headers, body = head_and_body(port, "/large.bin")
+    assert status == 200 and headers["content-length"] == str(len(data))
+    assert body == data
+    status, _, body = head_and_body(port, "/large.bin", "-r", "100000-900000")
+    assert status == 206 and body == data[100000:900001]
+    pipelined = b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n"
+    pipelined += b"GET /large.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    out, closed = raw_exchange(port, pipelined)
+    responses = parse_responses(out)
+    assert closed and [r[0] for r in responses] == [200, 200]
+    assert responses[0][2] == b"hello, world\n" and responses[1][2] == data
+
+
 # ---- malformed input ----
 
 MALFORMED = [
