@@ -205,17 +205,22 @@ static void conn_finish(struct conn *conn)
 	service_release(svc);
 }
 
-/* Sends the memory before a queued file (an HTTP head) with MSG_MORE, so
- * the kernel holds it until sendfile adds the body: head and a small file
- * leave as one segment. Two segments doubled the kernel's work per
- * keep-alive response; TCP_CORK did the same with two more syscalls. */
-static void conn_send_head(struct conn *conn)
+/* Sends the memory before a queued file (an HTTP head) so that it leaves
+ * with the body's first bytes in one segment. A body that fits the turn:
+ * MSG_MORE holds the head until sendfile adds the body (two segments
+ * doubled the kernel's work per keep-alive answer; a cork costs two more
+ * syscalls). A longer body: TCP_CORK until the turn's writes end, which
+ * measured on loopback (10 MiB to 4 clients, paired runs against
+ * lighttpd, which corks the same way) 6% more requests/s than MSG_MORE.
+ * True when the caller must uncork. */
+static bool conn_send_head(struct conn *conn)
 {
 	struct evbuffer_iovec peek[CONN_HEAD_IOVECS];
 	struct iovec vec[CONN_HEAD_IOVECS];
 	int n_vec = evbuffer_peek(conn->out, (ev_ssize_t)conn->head_len, NULL, peek, CONN_HEAD_IOVECS);
 	size_t left = conn->head_len;
 	struct msghdr msg = { .msg_iov = vec };
+	bool cork = evbuffer_get_length(conn->out) - conn->head_len > CONN_WRITE_SHARE;
 	ssize_t sent;
 
 	for (int i = 0; i < n_vec && i < CONN_HEAD_IOVECS && left > 0; i++) {
@@ -225,9 +230,12 @@ static void conn_send_head(struct conn *conn)
 		msg.msg_iovlen++;
 	}
 	conn->head_len = 0;
-	sent = sendmsg(conn->fd, &msg, MSG_MORE | MSG_NOSIGNAL);
+	if (cork)
+		setsockopt(conn->fd, IPPROTO_TCP, TCP_CORK, &(int){ 1 }, sizeof(int));
+	sent = sendmsg(conn->fd, &msg, (cork ? 0 : MSG_MORE) | MSG_NOSIGNAL);
 	if (sent > 0)
 		evbuffer_drain(conn->out, (size_t)sent);
+	return cork;
 }
 
 /* Writes up to a turn's share now and keeps EPOLLOUT armed while a rest
@@ -235,17 +243,19 @@ static void conn_send_head(struct conn *conn)
 static void conn_write_out(struct conn *conn)
 {
 	size_t total = 0;
-	int n;
+	bool corked = conn->head_len > 0 && conn_send_head(conn);
+	int n, write_errno;
 
-	if (conn->head_len > 0)
-		conn_send_head(conn);
 	/* One evbuffer_write stops where memory meets a file chunk: keep
 	 * going while the kernel takes it, up to the turn's share. */
 	do
 		n = evbuffer_write(conn->out, conn->fd);
 	while (n > 0 && evbuffer_get_length(conn->out) > 0 && (total += (size_t)n) < CONN_WRITE_SHARE);
-	if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-		conn_log(conn, LOG_DEBUG, "write failed: %s", strerror(errno));
+	write_errno = errno;
+	if (corked)
+		setsockopt(conn->fd, IPPROTO_TCP, TCP_CORK, &(int){ 0 }, sizeof(int));
+	if (n < 0 && write_errno != EAGAIN && write_errno != EWOULDBLOCK && write_errno != EINTR) {
+		conn_log(conn, LOG_DEBUG, "write failed: %s", strerror(write_errno));
 		conn->flags |= CONN_FAILED;
 		return;
 	}
