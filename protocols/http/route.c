@@ -32,10 +32,6 @@ cfg_opt_t http_route_options[] = {
 	CFG_END()
 };
 
-static const char *const handler_option_names[] = {
-	"root", "index", "autoindex", "follow-symlinks", "precompressed", "open-files", "prepared-max", "location", "status", NULL,
-};
-
 /* ---- a module's body: fortune, audio-cookie, video-cookie ---- */
 
 static bool module_configure(struct http_route *route, cfg_t *sec, struct conf_scope *scope)
@@ -188,26 +184,25 @@ static bool route_option_applies(const struct http_route *route, const char *opt
 	return false;
 }
 
-/* An option the handler ignores would be a silent mistake. */
+/* An option the handler ignores would be a silent mistake. Every option of
+ * a route but "handler" belongs to some handler, and every section to its
+ * module: the table above says which may be written. */
 static bool route_reject_others(const struct http_route *route, struct conf_scope *scope)
 {
-	static const char *const modules[] = { "fortune", "audio-cookie", "video-cookie", NULL };
 	const char *handler = route->module ? route->module->name : route->handler->name;
 	bool ok = true;
 
-	for (size_t i = 0; handler_option_names[i] != NULL; i++)
-		if (conf_scope_written(scope, handler_option_names[i]) &&
-		    !route_option_applies(route, handler_option_names[i])) {
-			conf_scope_error(scope, handler_option_names[i], "option \"%s\" does not apply to handler \"%s\"",
-					 handler_option_names[i], handler);
+	for (const cfg_opt_t *opt = http_route_options; opt->name != NULL; opt++) {
+		bool section = opt->type == CFGT_SEC;
+		bool applies = section ? route->module != NULL && strcmp(opt->name, handler) == 0
+				       : strcmp(opt->name, "handler") == 0 || route_option_applies(route, opt->name);
+
+		if (!applies && conf_scope_written(scope, opt->name)) {
+			conf_scope_error(scope, opt->name, "%s \"%s%s\" does not apply to handler \"%s\"",
+					 section ? "section" : "option", opt->name, section ? " { }" : "", handler);
 			ok = false;
 		}
-	for (size_t i = 0; modules[i] != NULL; i++)
-		if (conf_scope_written(scope, modules[i]) && (route->module == NULL || strcmp(modules[i], handler) != 0)) {
-			conf_scope_error(scope, modules[i], "section \"%s { }\" does not apply to handler \"%s\"",
-					 modules[i], handler);
-			ok = false;
-		}
+	}
 	return ok;
 }
 
