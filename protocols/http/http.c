@@ -30,12 +30,22 @@
 
 static void http_process(struct http_exchange *ex);
 
-static uint64_t http_clock_ms(void)
+static uint64_t timespec_ns(const struct timespec *ts)
+{
+	return (uint64_t)ts->tv_sec * 1000000000u + (uint64_t)ts->tv_nsec;
+}
+
+static uint64_t http_clock_ns(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+	return timespec_ns(&ts);
+}
+
+uint64_t http_started_ns(const struct http_exchange *ex)
+{
+	return timespec_ns(&ex->started);
 }
 
 /* ---- for handlers ---- */
@@ -340,8 +350,7 @@ static void http_on_head_deadline(evutil_socket_t fd, short what, void *arg)
 /* Slowloris: a head still incomplete gets a deadline from its first byte. */
 static void http_arm_head_deadline(struct http_exchange *ex)
 {
-	uint64_t started_ms = (uint64_t)ex->started.tv_sec * 1000u + (uint64_t)ex->started.tv_nsec / 1000000u;
-	uint64_t elapsed = http_clock_ms() - started_ms, limit = ex->settings->head_timeout * 1000ull;
+	uint64_t elapsed = http_clock_ns() - http_started_ns(ex), limit = ex->settings->head_timeout * 1000000000ull;
 	struct timeval left;
 
 	if (ex->head_deadline == NULL &&
@@ -350,8 +359,8 @@ static void http_arm_head_deadline(struct http_exchange *ex)
 	if (evtimer_pending(ex->head_deadline, NULL))
 		return;
 	elapsed = elapsed < limit ? limit - elapsed : 0;
-	left.tv_sec = (time_t)(elapsed / 1000);
-	left.tv_usec = (suseconds_t)(elapsed % 1000) * 1000;
+	left.tv_sec = (time_t)(elapsed / 1000000000u);
+	left.tv_usec = (suseconds_t)(elapsed % 1000000000u / 1000u);
 	evtimer_add(ex->head_deadline, &left);
 }
 
@@ -430,16 +439,14 @@ static void http_access_log(struct http_exchange *ex)
 	char status[8], bytes[24], usec[24], method[24];
 	const char *ref, *ua;
 	size_t ref_len = 0, ua_len = 0;
-	struct timespec now;
-	long long duration;
+	unsigned long long duration;
 	struct log_field fields[5];
 
 	if (!log_enabled(LOG_INFO))
 		return;
 	ref = http_header_find(ex, "Referer", &ref_len);
 	ua = http_header_find(ex, "User-Agent", &ua_len);
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	duration = (now.tv_sec - ex->started.tv_sec) * 1000000ll + (now.tv_nsec - ex->started.tv_nsec) / 1000;
+	duration = (http_clock_ns() - http_started_ns(ex)) / 1000u;
 	http_access_time(when, sizeof(when));
 	addr_format(conn_peer(ex->conn), false, peer, sizeof(peer));
 	http_log_quote(url, sizeof(url), ex->request.url, ex->request.url_len);
@@ -451,7 +458,7 @@ static void http_access_log(struct http_exchange *ex)
 		 agent);
 	snprintf(status, sizeof(status), "%d", ex->status);
 	snprintf(bytes, sizeof(bytes), "%llu", (unsigned long long)ex->bytes_out);
-	snprintf(usec, sizeof(usec), "%lld", duration);
+	snprintf(usec, sizeof(usec), "%llu", duration);
 	fields[0] = (struct log_field){ "HTTP_METHOD", method };
 	fields[1] = (struct log_field){ "HTTP_PATH", url };
 	fields[2] = (struct log_field){ "HTTP_STATUS", status };

@@ -172,6 +172,8 @@ const char *http_header_find(const struct http_exchange *ex, const char *name, s
 /* Whether the connection stays open after this answer; decided once, when
  * the answer's head is written. */
 bool http_exchange_keep_alive(struct http_exchange *ex);
+/* When the request's first byte was parsed: CLOCK_MONOTONIC, nanoseconds. */
+uint64_t http_started_ns(const struct http_exchange *ex);
 
 /* responses (response.c). Headers first, then at most one body call, then
  * http_finish() (the body calls finish by themselves). length -1: unknown,

@@ -321,11 +321,6 @@ static int static_file_segment(const char *rel, struct static_cached *slot, uint
 	return 0;
 }
 
-static uint64_t request_began_ns(const struct http_exchange *ex)
-{
-	return (uint64_t)ex->started.tv_sec * 1000000000u + (uint64_t)ex->started.tv_nsec;
-}
-
 /* `began` earlier than the check (an answer that waited) wraps around to
  * a large age: it is checked again. */
 static bool static_cached_current(const struct http_static *files, struct static_cached *slot, uint64_t began)
@@ -611,7 +606,7 @@ static void static_try_gzip(struct http_exchange *ex, const struct http_static *
 		return;
 	memcpy(gz, rel, rel_len);
 	memcpy(gz + rel_len, ".gz", 4);
-	if (static_open(files, gz, request_began_ns(ex), &packed) < 0)
+	if (static_open(files, gz, http_started_ns(ex), &packed) < 0)
 		return;
 	if (packed.segment == NULL) {
 		static_file_release(&packed);
@@ -759,7 +754,7 @@ static void static_directory(struct http_exchange *ex, const struct http_static 
 		http_respond_error(ex, 404, "The requested path was not found on this server.");
 		return;
 	}
-	if (static_open(files, index, request_began_ns(ex), &found) == 0 && found.segment != NULL) {
+	if (static_open(files, index, http_started_ns(ex), &found) == 0 && found.segment != NULL) {
 		static_file_release(file);
 		*file = found;
 		file->name = files->index;
@@ -791,7 +786,7 @@ static void static_serve(struct http_exchange *ex, const struct http_route *rout
 		http_respond_error(ex, 400, "The path is malformed or leaves the document root.");
 		return;
 	}
-	if (static_open(files, rel, request_began_ns(ex), &file) < 0) {
+	if (static_open(files, rel, http_started_ns(ex), &file) < 0) {
 		if (errno == EXDEV || errno == ELOOP)
 			conn_log(ex->conn, LOG_DEBUG, "refused %s: resolves outside the root", rel);
 		static_not_found(ex, errno);
