@@ -161,18 +161,16 @@ static bool conn_wants_reading(const struct conn *conn)
 		(!(conn->flags & (CONN_FULL | CONN_PAUSED)) && evbuffer_get_length(conn->in) < conn->buffer_size));
 }
 
-/* Inside a hook, conn_after_hook() updates epoll once the hook returns. */
+/* Inside a hook, conn_after_hook() updates epoll once the hook returns.
+ * A connection that stops wanting input keeps EPOLLIN until input comes
+ * (conn_on_readable disarms it then): a client that waits for each
+ * answer, as nearly all do, costs no epoll_ctl pair per long answer. */
 static void conn_update_reading(struct conn *conn)
 {
-	bool want = conn_wants_reading(conn);
-
-	if ((conn->flags & CONN_IN_HOOK) || want == !!(conn->flags & CONN_READING))
+	if ((conn->flags & (CONN_IN_HOOK | CONN_READING)) || !conn_wants_reading(conn))
 		return;
-	if (want)
-		event_add(conn->readable, NULL);
-	else
-		event_del(conn->readable);
-	conn->flags ^= CONN_READING;
+	event_add(conn->readable, NULL);
+	conn->flags |= CONN_READING;
 }
 
 static void conn_free_io(struct conn *conn)
@@ -421,7 +419,14 @@ static ssize_t conn_read(struct conn *conn)
 static void conn_on_readable(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *conn = arg;
-	ssize_t n = conn_read(conn);
+	ssize_t n;
+
+	if (!conn_wants_reading(conn)) {
+		event_del(conn->readable);
+		conn->flags &= ~CONN_READING;
+		return;
+	}
+	n = conn_read(conn);
 
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
 		conn_after_hook(conn);	/* after the first read, EPOLLIN is armed here */
