@@ -240,7 +240,9 @@ static bool conn_send_head(struct conn *conn)
  * waits. */
 static void conn_write_out(struct conn *conn)
 {
-	size_t total = 0;
+	/* The head counts under the share, so that a turn ends where the
+	 * shortened first file chunk ends. */
+	size_t total = conn->head_len;
 	bool corked = conn->head_len > 0 && conn_send_head(conn);
 	int n, write_errno;
 
