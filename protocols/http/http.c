@@ -66,9 +66,12 @@ const char *http_header_find(const struct http_exchange *ex, const char *name, s
 
 /* ---- parser callbacks: copy the head into the arena ---- */
 
-static int http_fail(struct http_exchange *ex, int status)
+/* The parser's own text for a failed callback ("the on_url callback
+ * failed") would tell the client nothing; the callback names the reason. */
+static int http_fail(struct http_exchange *ex, int status, const char *why)
 {
 	ex->error = status;
+	ex->error_why = why;
 	return -1;
 }
 
@@ -87,6 +90,7 @@ static int on_message_begin(http_parser *parser)
 
 	ex->phase = PHASE_HEAD;
 	ex->error = 0;
+	ex->error_why = NULL;
 	ex->last = PIECE_NONE;
 	ex->arena_used = 0;
 	ex->body_bytes = 0;
@@ -106,7 +110,7 @@ static int on_url(http_parser *parser, const char *at, size_t len)
 		ex->last = PIECE_URL;
 	}
 	if (!arena_append(ex, at, len))
-		return http_fail(ex, 414);
+		return http_fail(ex, 414, "The request target is too long.");
 	ex->request.url_len += len;
 	return 0;
 }
@@ -117,15 +121,21 @@ static int on_header_field(http_parser *parser, const char *at, size_t len)
 	struct http_header *h;
 
 	if (ex->last != PIECE_FIELD) {
+		if (ex->request.n_headers == 0) {
+			/* The request line is read: its version is known to
+			 * the access log even if the head fails later. */
+			ex->request.major = parser->http_major;
+			ex->request.minor = parser->http_minor;
+		}
 		if (ex->request.n_headers == ex->settings->max_headers)
-			return http_fail(ex, 431);
+			return http_fail(ex, 431, "Too many header fields.");
 		h = &ex->headers[ex->request.n_headers++];
 		*h = (struct http_header){ .name = ex->arena + ex->arena_used, .value = "" };
 		ex->last = PIECE_FIELD;
 	}
 	h = &ex->headers[ex->request.n_headers - 1];
 	if (!arena_append(ex, at, len))
-		return http_fail(ex, 431);
+		return http_fail(ex, 431, "The request head is too large.");
 	h->name_len += len;
 	return 0;
 }
@@ -142,10 +152,10 @@ static int on_header_value(http_parser *parser, const char *at, size_t len)
 		/* A second piece of one value from the same read, with bytes in
 		 * between: an obsolete line fold (RFC 9112 5.2). Refused rather
 		 * than joined, as two parsers could join it differently. */
-		return http_fail(ex, 400);
+		return http_fail(ex, 400, "A folded header line (obsolete line folding).");
 	}
 	if (!arena_append(ex, at, len))
-		return http_fail(ex, 431);
+		return http_fail(ex, 431, "The request head is too large.");
 	h->value_len += len;
 	ex->value_end = at + len;
 	return 0;
@@ -206,7 +216,7 @@ static int http_check_expect(struct http_exchange *ex, bool body_wanted)
 	if (expect == NULL)
 		return 0;
 	if (len != 12 || strncasecmp(expect, "100-continue", 12) != 0)
-		return http_fail(ex, 417);
+		return http_fail(ex, 417, "Only Expect: 100-continue is understood.");
 	if (body_wanted && ex->request.minor >= 1)
 		conn_write(ex->conn, go_on, sizeof(go_on) - 1);
 	return 0;
@@ -225,11 +235,11 @@ static int on_headers_complete(http_parser *parser)
 	req->major = parser->http_major;
 	req->minor = parser->http_minor;
 	if (req->major != 1)
-		return http_fail(ex, 505);
+		return http_fail(ex, 505, "Only HTTP/1.0 and HTTP/1.1 are supported.");
 	if (!http_split_target(req))
-		return http_fail(ex, 400);
+		return http_fail(ex, 400, "The request target is not a path.");
 	if (!(parser->flags & F_CHUNKED) && http_header_find(ex, "Transfer-Encoding", &(size_t){ 0 }) != NULL)
-		return http_fail(ex, 501);	/* a coding we cannot undo */
+		return http_fail(ex, 501, "Only the chunked transfer coding is understood.");
 	ex->route = http_route_match(ex->settings, req->path, req->path_len);
 	if (ex->route == NULL)
 		return 0;	/* a 404, once the body (if any) is read */
@@ -237,10 +247,10 @@ static int on_headers_complete(http_parser *parser)
 	if (!(http_method_bit(req->method) & allowed))
 		return 0;	/* a 405, likewise */
 	if (parser->content_length != ULLONG_MAX && parser->content_length > ex->settings->max_body)
-		return http_fail(ex, 413);
+		return http_fail(ex, 413, "The body is larger than this server accepts.");
 	if ((allowed & (HTTP_ALLOW_POST | HTTP_ALLOW_PUT)) && !http_has_body(parser) &&
 	    parser->content_length == ULLONG_MAX && (req->method == HTTP_POST || req->method == HTTP_PUT))
-		return http_fail(ex, 411);
+		return http_fail(ex, 411, "A body needs a Content-Length or chunked coding.");
 	return http_check_expect(ex, http_has_body(parser));
 }
 
@@ -250,10 +260,10 @@ static int on_body(http_parser *parser, const char *at, size_t len)
 
 	ex->body_bytes += len;
 	if (ex->body_bytes > ex->settings->max_body)
-		return http_fail(ex, 413);
+		return http_fail(ex, 413, "The body is larger than this server accepts.");
 	if (ex->route != NULL && (ex->route->handler->methods & (HTTP_ALLOW_POST | HTTP_ALLOW_PUT))) {
 		if (ex->request.body == NULL && (ex->request.body = evbuffer_new()) == NULL)
-			return http_fail(ex, 500);
+			return http_fail(ex, 500, "Out of memory.");
 		evbuffer_add(ex->request.body, at, len);
 	}
 	return 0;
@@ -386,7 +396,10 @@ static void http_process(struct http_exchange *ex)
 			http_parser_pause(&ex->parser, 0);
 			http_answer(ex);
 		} else if (err != HPE_OK) {
-			http_reject(ex, ex->error ? ex->error : http_error_for(err), http_errno_description(err));
+			if (ex->error != 0)
+				http_reject(ex, ex->error, ex->error_why);
+			else
+				http_reject(ex, http_error_for(err), http_errno_description(err));
 		} else if (ex->phase == PHASE_HEAD && ex->parser.http_major == 0 && ex->parser.http_minor == 9) {
 			http_reject(ex, 505, "HTTP/0.9 is not supported.");
 		}
@@ -433,9 +446,22 @@ static void http_log_quote(char *out, size_t cap, const char *text, size_t len)
 	out[o] = '\0';
 }
 
+/* The log's request field, as nginx and Apache write it: "-" when no
+ * request line was read, no version when the line had none. */
+static void http_access_request(const struct http_exchange *ex, const char *method, const char *url, char *out,
+				size_t cap)
+{
+	if (ex->request.url_len == 0)
+		snprintf(out, cap, "-");
+	else if (ex->request.major == 0)
+		snprintf(out, cap, "%s %s", method, url);
+	else
+		snprintf(out, cap, "%s %s HTTP/%u.%u", method, url, ex->request.major, ex->request.minor);
+}
+
 static void http_access_log(struct http_exchange *ex)
 {
-	char when[40], peer[64], url[1024], referer[512], agent[512], line[2600];
+	char when[40], peer[64], url[1024], referer[512], agent[512], request[1100], line[2700];
 	char status[8], bytes[24], usec[24], method[24];
 	const char *ref, *ua;
 	size_t ref_len = 0, ua_len = 0;
@@ -453,9 +479,9 @@ static void http_access_log(struct http_exchange *ex)
 	http_log_quote(referer, sizeof(referer), ref ? ref : "-", ref ? ref_len : 1);
 	http_log_quote(agent, sizeof(agent), ua ? ua : "-", ua ? ua_len : 1);
 	snprintf(method, sizeof(method), "%s", ex->request.url_len ? http_method_str(ex->request.method) : "-");
-	snprintf(line, sizeof(line), "%s - - [%s] \"%s %s HTTP/%u.%u\" %d %llu \"%s\" \"%s\"", peer, when, method,
-		 url, ex->request.major, ex->request.minor, ex->status, (unsigned long long)ex->bytes_out, referer,
-		 agent);
+	http_access_request(ex, method, url, request, sizeof(request));
+	snprintf(line, sizeof(line), "%s - - [%s] \"%s\" %d %llu \"%s\" \"%s\"", peer, when, request, ex->status,
+		 (unsigned long long)ex->bytes_out, referer, agent);
 	snprintf(status, sizeof(status), "%d", ex->status);
 	snprintf(bytes, sizeof(bytes), "%llu", (unsigned long long)ex->bytes_out);
 	snprintf(usec, sizeof(usec), "%llu", duration);

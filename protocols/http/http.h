@@ -147,6 +147,7 @@ struct http_exchange {
 	enum http_phase phase;
 	enum http_last_piece last;
 	int error;			/* a status a callback chose; 0 none */
+	const char *error_why;		/* and the reason it gives */
 	const char *value_end;		/* to tell a folded header line */
 	char *arena;
 	size_t arena_used;
