@@ -4,6 +4,7 @@ import calendar
 import gzip
 import json
 import os
+import random
 import re
 import shutil
 import socket
@@ -290,6 +291,57 @@ def test_bad_requests_are_counted(web):
     status = json.loads(curl("http://127.0.0.1:%d/status" % port).stdout)
     web_stats = [l for l in status["listeners"] if l["name"] == "web"][0]
     assert web_stats["module"]["bad_requests"] == 4
+
+
+def mutated_requests(seed, count):
+    """Requests built from valid and broken pieces, a quarter of them then
+    mangled byte-wise; one to three per connection, so pipelines too."""
+    rnd = random.Random(seed)
+    paths = [b"/a.txt", b"/blob.bin", b"/sub", b"/noindex/", b"/echo", b"/fortune", b"/status", b"/metrics",
+             b"/old/x", b"/escape", b"/%2e%2e/secret.txt", b"/a%00", b"/%zz", b"*", b"http://h/a.txt"]
+    lines = [b"Host: x", b"Connection: close", b"Range: bytes=0-10", b"Range: bytes=-5", b"Range: bytes=9999-",
+             b"Range: x", b"If-None-Match: *", b"If-Modified-Since: junk", b"Accept-Encoding: gzip",
+             b"Expect: 100-continue", b"Expect: x", b"Transfer-Encoding: chunked", b"Transfer-Encoding: gzip",
+             b"Content-Length: 5", b"Content-Length: -1", b"Content-Length: 1, 2", b" folded", b"NoColon"]
+    bodies = [b"", b"hello", b"5\r\nhello\r\n0\r\n\r\n", b"ffffffffffffffffff\r\n", b"3\r\nab", b"\0" * 20]
+
+    def one():
+        method = rnd.choice([b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"BREW", b"get"][:3 + 4 * (rnd.random() < .2)])
+        version = b"HTTP/1.1" if rnd.random() < .9 else rnd.choice([b"HTTP/1.0", b"HTTP/2.0", b"HTTP/1.", b""])
+        eol = b"\r\n" if rnd.random() < .9 else rnd.choice([b"\n", b"\r"])
+        head = [method + b" " + rnd.choice(paths) + b" " + version]
+        head += [rnd.choice(lines) for _ in range(rnd.randrange(4))]
+        data = bytearray(eol.join(head) + eol + eol + rnd.choice(bodies))
+        for _ in range(rnd.randrange(4) if rnd.random() < .25 else 0):
+            at = rnd.randrange(len(data))
+            data[at:at + rnd.randrange(2)] = rnd.choice([b"\r\n", b"\0", b"%", b"..", b" ", b":", b"\xff"])
+        return bytes(data)
+    return [b"".join(one() for _ in range(rnd.randrange(1, 4))) for _ in range(count)]
+
+
+def test_mutated_requests_never_crash_and_every_connection_ends(web):
+    """Whatever arrives, each connection ends soon after the client's end
+    of input, no answer leaks the file outside the root, and the daemon
+    keeps serving with the refusals counted."""
+    d, port, root = web
+    for data in mutated_requests(seed=5, count=800):
+        with connect(port, timeout=5) as s:
+            s.sendall(data)
+            s.shutdown(socket.SHUT_WR)
+            out = b""
+            try:
+                while chunk := s.recv(65536):
+                    out += chunk
+            except ConnectionResetError:
+                pass
+            except socket.timeout:
+                pytest.fail("no end 5 s after the client's end of input: %r" % data)
+            assert b"TOP SECRET" not in out, data
+    assert d.proc.poll() is None and serving(port)
+    status = json.loads(curl("http://127.0.0.1:%d/status" % port).stdout)
+    web_stats = [l for l in status["listeners"] if l["name"] == "web"][0]
+    assert web_stats["counters"]["accepted"] >= 800
+    assert web_stats["module"]["requests"] > 100 and web_stats["module"]["bad_requests"] > 100
 
 
 TRAVERSALS = [
