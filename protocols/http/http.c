@@ -462,8 +462,8 @@ static void http_access_request(const struct http_exchange *ex, const char *meth
 static void http_access_log(struct http_exchange *ex)
 {
 	char when[40], peer[64], url[1024], referer[512], agent[512], request[1100], line[2700];
-	char status[8], bytes[24], usec[24], method[24];
-	const char *ref, *ua;
+	char status[8], bytes[24], usec[24];
+	const char *ref, *ua, *method = ex->request.url_len ? http_method_str(ex->request.method) : "-";
 	size_t ref_len = 0, ua_len = 0;
 	unsigned long long duration;
 	struct log_field fields[5];
@@ -478,7 +478,6 @@ static void http_access_log(struct http_exchange *ex)
 	http_log_quote(url, sizeof(url), ex->request.url, ex->request.url_len);
 	http_log_quote(referer, sizeof(referer), ref ? ref : "-", ref ? ref_len : 1);
 	http_log_quote(agent, sizeof(agent), ua ? ua : "-", ua ? ua_len : 1);
-	snprintf(method, sizeof(method), "%s", ex->request.url_len ? http_method_str(ex->request.method) : "-");
 	http_access_request(ex, method, url, request, sizeof(request));
 	snprintf(line, sizeof(line), "%s - - [%s] \"%s\" %d %llu \"%s\" \"%s\"", peer, when, request, ex->status,
 		 (unsigned long long)ex->bytes_out, referer, agent);
