@@ -80,13 +80,14 @@ static cfg_opt_t listener_common_options[] = {
 	CFG_INT("per-source", CONF_DEFAULT_PER_SOURCE, CFGF_NONE),
 	CFG_INT("idle-timeout", CONF_DEFAULT_IDLE_TIMEOUT, CFGF_NONE),
 	CFG_INT("buffer-size", CONF_DEFAULT_BUFFER_SIZE, CFGF_NONE),
+	CFG_INT("notsent-lowat", CONF_DEFAULT_NOTSENT_LOWAT, CFGF_NONE),
 	CFG_STR_LIST("allow", NULL, CFGF_NONE),
 	CFG_STR_LIST("deny", NULL, CFGF_NONE),
 };
 #define N_COMMON (sizeof(listener_common_options) / sizeof(listener_common_options[0]))
 
 static const char *const tcp_only_options[] = {
-	"max-connections", "per-source", "idle-timeout", "buffer-size", NULL,
+	"max-connections", "per-source", "idle-timeout", "buffer-size", "notsent-lowat", NULL,
 };
 static const char *const multicast_only_options[] = { "interface", "ttl", "loop", NULL };
 
@@ -542,6 +543,7 @@ static void parse_limits(struct conf_scope *scope, cfg_t *sec, struct conf_liste
 	check_range(scope, sec, "per-source", 1, 1000000, &l->per_source);
 	check_range(scope, sec, "idle-timeout", 0, 86400 * 7, &l->idle_timeout);
 	check_range(scope, sec, "buffer-size", 4096, 64 * 1024 * 1024, &buffer);
+	check_range(scope, sec, "notsent-lowat", 0, 64 * 1024 * 1024, &l->notsent_lowat);
 	check_range(scope, sec, "ttl", 0, 255, &ttl);
 	l->buffer_size = buffer;
 	l->ttl = (int)ttl;

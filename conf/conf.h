@@ -31,6 +31,7 @@ enum transport {
 #define CONF_DEFAULT_PER_SOURCE 256
 #define CONF_DEFAULT_IDLE_TIMEOUT 300		/* seconds; 0 = none */
 #define CONF_DEFAULT_BUFFER_SIZE (256 * 1024)	/* bytes queued per connection */
+#define CONF_DEFAULT_NOTSENT_LOWAT (16 * 1024)	/* unsent bytes in the kernel per connection */
 
 struct conf_listener {
 	char *name;
@@ -56,6 +57,7 @@ struct conf_listener {
 	unsigned per_source;
 	unsigned idle_timeout;
 	size_t buffer_size;
+	unsigned notsent_lowat;			/* 0 = the kernel's sysctl */
 };
 
 struct conf {

@@ -326,13 +326,22 @@ static void listener_on_accept_error(struct evconnlistener *acceptor, void *arg)
  * and closed at once never joins epoll. A reload may change the protocol. */
 #define LISTENER_DEFER_SECONDS 5
 
-static void listener_defer_accept(struct listener *ls)
+/* TCP_NOTSENT_LOWAT: a write stops, and EPOLLOUT waits, while more than
+ * this many bytes sit in the kernel unsent. Without it sendfile queues up
+ * to the whole send buffer (megabytes per slow client); the rest is sent
+ * from whichever CPU processes the client's ACKs, on loopback the
+ * client's own (10 MiB to 4 clients: 1.15x the requests/s of no mark,
+ * paired runs). Accepted sockets inherit both options. */
+static void listener_set_tcp_options(struct listener *ls)
 {
 	const struct conf_listener *conf = ls->service->conf;
 	int seconds = conf->protocol->client_sends_first ? LISTENER_DEFER_SECONDS : 0;
+	int lowat = (int)conf->notsent_lowat;
 
-	if (conf->transport == TRANSPORT_TCP)
-		setsockopt(ls->fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &seconds, sizeof(seconds));
+	if (conf->transport != TRANSPORT_TCP)
+		return;
+	setsockopt(ls->fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &seconds, sizeof(seconds));
+	setsockopt(ls->fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
 }
 
 int listener_enable(struct listener *ls)
@@ -345,7 +354,7 @@ int listener_enable(struct listener *ls)
 		 * delayed ACK. Accepted sockets inherit it from the listener:
 		 * one call here, none per connection. */
 		setsockopt(ls->fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
-		listener_defer_accept(ls);
+		listener_set_tcp_options(ls);
 		ls->resume_timer = evtimer_new(base, listener_on_resume_timer, ls);
 		/* Backlog 0: socket_open() already called listen(). */
 		ls->acceptor = evconnlistener_new(base, listener_on_accept, ls, LEV_OPT_CLOSE_ON_FREE,
@@ -369,7 +378,7 @@ void listener_set_service(struct listener *ls, struct service *svc)
 	service_ref(svc);
 	service_release(ls->service);
 	ls->service = svc;
-	listener_defer_accept(ls);
+	listener_set_tcp_options(ls);
 	if (conf->transport == TRANSPORT_MULTICAST && multicast_send_options(ls->fd, conf, err, sizeof(err)) < 0)
 		log_warning("listener %s: %s", conf->name, err);
 }

@@ -145,11 +145,13 @@ Test(conf, values_and_defaults_reach_the_snapshot)
 	cr_assert_eq(tcp->per_source, 2);
 	cr_assert_eq(tcp->idle_timeout, 0);
 	cr_assert_eq(tcp->buffer_size, 65536);
+	cr_assert_eq(tcp->notsent_lowat, 0);
 	cr_assert_eq(tcp->n_allow, 2);
 	cr_assert_eq(tcp->n_deny, 1);
 	cr_assert_not(tcp->required);
 	cr_assert_eq(conf->listeners[1].per_source, CONF_DEFAULT_PER_SOURCE);
 	cr_assert_eq(conf->listeners[1].idle_timeout, CONF_DEFAULT_IDLE_TIMEOUT);
+	cr_assert_eq(conf->listeners[1].notsent_lowat, CONF_DEFAULT_NOTSENT_LOWAT);
 	cr_assert(conf->listeners[1].endpoint.any);
 	group = &conf->listeners[2];
 	cr_assert_eq(group->transport, TRANSPORT_MULTICAST);
