@@ -238,6 +238,60 @@ def test_large_files_arrive_byte_exact_across_chunk_ends(web):
     assert responses[0][2] == b"hello, world\n" and responses[1][2] == data
 
 
+def server_send_queue(port):
+    """Send-Q of the daemon's end of the one connection to port, once it
+    has stopped changing."""
+    last, steady_since = None, time.monotonic()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        out = subprocess.run(["ss", "-tnH", "state", "established", "( sport = :%d )" % port],
+                             capture_output=True, text=True, check=True).stdout.split()
+        queued = int(out[1])
+        if queued != last:
+            last, steady_since = queued, time.monotonic()
+        elif time.monotonic() - steady_since > 0.5:
+            break
+        time.sleep(0.05)
+    return last
+
+
+def queued_for_a_client_that_stops_reading(port, data):
+    """The daemon's Send-Q while a client leaves a download unread; then
+    the client reads it and it must arrive whole."""
+    with connect(port, timeout=10) as s:
+        s.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        queued = server_send_queue(port)
+        out = b""
+        while chunk := s.recv(1 << 20):
+            out += chunk
+    assert out.endswith(b"\r\n\r\n" + data)
+    return queued
+
+
+def test_a_client_that_stops_reading_holds_little_unsent_data_in_the_kernel(start_daemon, tmp_path):
+    """notsent-lowat (default 16 KiB): a download to a client that does not
+    read leaves the rest of the file in the file, not megabytes in the
+    socket's send queue; 0 gives the kernel's own limit back, and a reload
+    changes it for new connections."""
+    root = tmp_path / "www"
+    root.mkdir()
+    data = os.urandom(12 * 1024 * 1024)
+    (root / "big.bin").write_bytes(data)
+    ports = free_port(), free_port()
+    listener = ('listener "%s" {\n protocol = "http"\n address = "127.0.0.1:%d"\n %s\n'
+                ' http { route "/" { handler = "static"  root = "%s" } }\n}\n')
+    config = listener % ("default", ports[0], "", root) + listener % ("kernel", ports[1], "%s", root)
+    d = start_daemon(config % "notsent-lowat = 0")
+    with open("/proc/sys/net/ipv4/tcp_notsent_lowat") as f:
+        kernel_unlimited = int(f.read()) >= 1 << 31
+    queued = [queued_for_a_client_that_stops_reading(port, data) for port in ports]
+    assert queued[0] < 256 * 1024, queued
+    if kernel_unlimited:
+        assert queued[1] > 4 * queued[0], queued
+    d.reload(config % "notsent-lowat = 16384")
+    assert queued_for_a_client_that_stops_reading(ports[1], data) < 256 * 1024
+
+
 # ---- malformed input ----
 
 MALFORMED = [
