@@ -326,12 +326,16 @@ static void listener_on_accept_error(struct evconnlistener *acceptor, void *arg)
  * and closed at once never joins epoll. A reload may change the protocol. */
 #define LISTENER_DEFER_SECONDS 5
 
-/* TCP_NOTSENT_LOWAT: a write stops, and EPOLLOUT waits, while more than
+/* TCP_NODELAY: each callback's output goes out whole when it returns;
+ * Nagle would only hold back an answer's last segment for the peer's
+ * delayed ACK.
+ * TCP_NOTSENT_LOWAT: a write stops, and EPOLLOUT waits, while more than
  * this many bytes sit in the kernel unsent. Without it sendfile queues up
  * to the whole send buffer (megabytes per slow client); the rest is sent
  * from whichever CPU processes the client's ACKs, on loopback the
  * client's own (10 MiB to 4 clients: 1.15x the requests/s of no mark,
- * paired runs). Accepted sockets inherit both options. */
+ * paired runs).
+ * Accepted sockets inherit all three: calls here, none per connection. */
 static void listener_set_tcp_options(struct listener *ls)
 {
 	const struct conf_listener *conf = ls->service->conf;
@@ -340,6 +344,7 @@ static void listener_set_tcp_options(struct listener *ls)
 
 	if (conf->transport != TRANSPORT_TCP)
 		return;
+	setsockopt(ls->fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
 	setsockopt(ls->fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &seconds, sizeof(seconds));
 	setsockopt(ls->fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
 }
@@ -349,11 +354,6 @@ int listener_enable(struct listener *ls)
 	struct event_base *base = ls->rt->base;
 
 	if (ls->service->conf->transport == TRANSPORT_TCP) {
-		/* Each callback's output goes out whole when it returns; Nagle
-		 * would only hold back an answer's last segment for the peer's
-		 * delayed ACK. Accepted sockets inherit it from the listener:
-		 * one call here, none per connection. */
-		setsockopt(ls->fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
 		listener_set_tcp_options(ls);
 		ls->resume_timer = evtimer_new(base, listener_on_resume_timer, ls);
 		/* Backlog 0: socket_open() already called listen(). */
