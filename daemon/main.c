@@ -194,10 +194,16 @@ static int add_signals(struct daemon *d)
 	return 0;
 }
 
+static void log_unclaimed_socket(const char *name)
+{
+	log_warning("socket passed as \"%s\" matches no listener: closed", name);
+}
+
 static int run(struct daemon *d, struct conf *conf)
 {
 	struct log_context started = { .event = LOG_EVENT_STARTED, .config_file = d->config_path };
 	int status = 1;
+	size_t passed;
 
 	raise_fd_limit();
 	d->base = event_base_new();
@@ -207,13 +213,15 @@ static int run(struct daemon *d, struct conf *conf)
 		log_err("cannot create the event loop");
 		goto out;
 	}
-	activation_init();
+	passed = activation_init();
+	if (passed > 0)
+		log_info("socket activation: %zu socket%s passed", passed, passed == 1 ? "" : "s");
 	if (runtime_apply(d->rt, conf) < 0) {
-		activation_release_unclaimed();
+		activation_release_unclaimed(log_unclaimed_socket);
 		log_err("not started: a required listener could not be opened");
 		goto out;
 	}
-	activation_release_unclaimed();
+	activation_release_unclaimed(log_unclaimed_socket);
 	conf = NULL;	/* the runtime owns it now */
 	if (runtime_conf(d->rt)->user != NULL) {
 		const struct conf *c = runtime_conf(d->rt);

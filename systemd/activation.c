@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include "conf/conf.h"
-#include "daemon/log.h"
 
 struct passed_socket {
 	int fd;
@@ -19,13 +18,13 @@ struct passed_socket {
 static struct passed_socket *passed;
 static size_t n_passed;
 
-void activation_init(void)
+size_t activation_init(void)
 {
 	char **names = NULL;
 	int n = sd_listen_fds_with_names(1, &names);
 
 	if (n <= 0)
-		return;
+		return 0;
 	passed = calloc((size_t)n, sizeof(*passed));
 	for (int i = 0; i < n; i++) {
 		if (passed != NULL) {
@@ -37,7 +36,7 @@ void activation_init(void)
 	}
 	n_passed = passed != NULL ? (size_t)n : 0;
 	free(names);
-	log_info("socket activation: %zu socket%s passed", n_passed, n_passed == 1 ? "" : "s");
+	return n_passed;
 }
 
 static bool is_wildcard(const struct sockaddr *sa)
@@ -107,11 +106,11 @@ int activation_take(const struct conf_listener *conf, int *fd, char *err, size_t
 	return 0;
 }
 
-void activation_release_unclaimed(void)
+void activation_release_unclaimed(void (*unclaimed)(const char *name))
 {
 	for (size_t i = 0; i < n_passed; i++) {
 		if (passed[i].fd >= 0) {
-			log_warning("socket passed as \"%s\" matches no listener: closed", passed[i].name);
+			unclaimed(passed[i].name);
 			close(passed[i].fd);
 		}
 		free(passed[i].name);

@@ -7,12 +7,14 @@
 
 struct conf_listener;
 
-/* Collects the passed sockets (LISTEN_FDS); call once, before binding. */
-void activation_init(void);
+/* Collects the passed sockets (LISTEN_FDS); call once, before binding.
+ * Returns how many were passed. */
+size_t activation_init(void);
 /* 1 and *fd when a socket was passed for this listener and matches it;
  * 0 when none was passed (bind one); -1 with err when it does not match. */
 int activation_take(const struct conf_listener *conf, int *fd, char *err, size_t errlen);
-/* Logs and closes every passed socket no listener took. */
-void activation_release_unclaimed(void);
+/* Closes every passed socket no listener took, naming each to `unclaimed`
+ * first. */
+void activation_release_unclaimed(void (*unclaimed)(const char *name));
 
 #endif
