@@ -17,8 +17,6 @@
 #include <confuse.h>
 
 #include "conf/strip.h"
-#include "protocols/protocol.h"
-#include "protocols/registry.h"
 
 #define CONF_MAX_FILE_SIZE (4 * 1024 * 1024)
 
@@ -33,6 +31,7 @@ struct line_mark {
 
 struct loader {
 	const char *path;
+	const struct conf_module *const *modules;
 	struct conf_errors *errors;
 	struct line_mark *marks;
 	size_t n_marks, cap_marks;
@@ -307,9 +306,8 @@ bool conf_scope_leave(struct conf_scope *inner)
 
 /* ---- schema ---- */
 
-static cfg_opt_t *listener_options_new(void)
+static cfg_opt_t *listener_options_new(const struct conf_module *const *all)
 {
-	const struct protocol *const *all = protocol_all();
 	size_t n_protocols = 0, i;
 	cfg_opt_t *opts;
 
@@ -482,17 +480,25 @@ static void parse_address(struct conf_scope *scope, cfg_t *sec, struct conf_list
 				 "\"%s\" is a multicast group: use transport = \"multicast\"", text);
 }
 
+static const struct conf_module *find_module(const struct conf_module *const *all, const char *name)
+{
+	for (size_t i = 0; all[i] != NULL; i++)
+		if (strcmp(all[i]->name, name) == 0)
+			return all[i];
+	return NULL;
+}
+
 static void parse_protocol(struct conf_scope *scope, cfg_t *sec, struct conf_listener *l)
 {
 	const char *name = cfg_getstr(sec, "protocol");
-	const struct protocol *const *all = protocol_all();
+	const struct conf_module *const *all = scope->loader->modules;
 
 	if (name == NULL) {
 		conf_scope_error(scope, NULL, "missing \"protocol\"");
 		return;
 	}
-	l->protocol = protocol_find(name);
-	if (l->protocol == NULL) {
+	l->module = find_module(all, name);
+	if (l->module == NULL) {
 		char known[256] = "";
 		for (size_t i = 0; all[i] != NULL; i++)
 			snprintf(known + strlen(known), sizeof(known) - strlen(known), "%s%s",
@@ -501,7 +507,7 @@ static void parse_protocol(struct conf_scope *scope, cfg_t *sec, struct conf_lis
 	}
 	/* A section for another protocol would be silently ignored. */
 	for (size_t i = 0; all[i] != NULL; i++)
-		if (all[i] != l->protocol && option_written(scope->loader, sec, all[i]->name))
+		if (all[i] != l->module && option_written(scope->loader, sec, all[i]->name))
 			conf_scope_error(scope, all[i]->name,
 					 "section \"%s { }\" does not apply to protocol \"%s\"",
 					 all[i]->name, name);
@@ -511,20 +517,20 @@ static void parse_protocol_settings(struct conf_scope *scope, cfg_t *sec, struct
 {
 	struct conf_scope inner = *scope;
 
-	if (l->protocol == NULL)
+	if (l->module == NULL)
 		return;
-	if (!(l->protocol->transports & TRANSPORT_BIT(l->transport))) {
+	if (!(l->module->transports & TRANSPORT_BIT(l->transport))) {
 		conf_scope_error(scope, "transport", "protocol \"%s\" does not support transport \"%s\"",
-				 l->protocol->name, transport_name(l->transport));
+				 l->module->name, transport_name(l->transport));
 		return;
 	}
-	if (l->protocol->configure == NULL)
+	if (l->module->configure == NULL)
 		return;
-	inner.section = cfg_getsec(sec, l->protocol->name);
-	inner.fallback_line = line_or(scope->loader, sec, l->protocol->name, scope->fallback_line);
+	inner.section = cfg_getsec(sec, l->module->name);
+	inner.fallback_line = line_or(scope->loader, sec, l->module->name, scope->fallback_line);
 	inner.failed = false;
 	inner.transport = l->transport;
-	l->settings = l->protocol->configure(inner.section, &inner);
+	l->settings = l->module->configure(inner.section, &inner);
 	if (inner.failed)
 		scope->failed = true;
 }
@@ -713,9 +719,9 @@ static struct conf *conf_build(struct loader *ld, cfg_t *cfg)
 	return conf;
 }
 
-struct conf *conf_load(const char *path, struct conf_errors *errors)
+struct conf *conf_load(const char *path, const struct conf_module *const *modules, struct conf_errors *errors)
 {
-	struct loader ld = { .path = path, .errors = errors };
+	struct loader ld = { .path = path, .modules = modules, .errors = errors };
 	cfg_opt_t *listener_opts;
 	struct conf *conf = NULL;
 	cfg_t *cfg = NULL;
@@ -723,7 +729,7 @@ struct conf *conf_load(const char *path, struct conf_errors *errors)
 
 	if (text == NULL)
 		return NULL;
-	listener_opts = listener_options_new();
+	listener_opts = listener_options_new(modules);
 	active_loader = &ld;
 	if (listener_opts != NULL)
 		cfg = schema_new(listener_opts);
@@ -746,8 +752,8 @@ void conf_free(struct conf *conf)
 		return;
 	for (size_t i = 0; i < conf->n_listeners; i++) {
 		struct conf_listener *l = &conf->listeners[i];
-		if (l->settings != NULL && l->protocol->settings_free != NULL)
-			l->protocol->settings_free(l->settings);
+		if (l->settings != NULL && l->module->settings_free != NULL)
+			l->module->settings_free(l->settings);
 		free(l->name);
 		free(l->address);
 		free(l->interface);

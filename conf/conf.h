@@ -13,8 +13,9 @@
 
 #include "conf/addr.h"
 
-struct protocol;
 struct cfg_t;
+struct cfg_opt_t;
+struct conf_scope;
 
 enum transport {
 	TRANSPORT_TCP,
@@ -33,12 +34,26 @@ enum transport {
 #define CONF_DEFAULT_BUFFER_SIZE (256 * 1024)	/* bytes queued per connection */
 #define CONF_DEFAULT_NOTSENT_LOWAT (16 * 1024)	/* unsent bytes in the kernel per connection */
 
+/* What the loader knows of a protocol module. main.c hands conf_load()
+ * the table, so that conf/ includes no module and stays the ground floor;
+ * each module's descriptor (daemon/protocol.h) begins with this. */
+struct conf_module {
+	const char *name;
+	unsigned transports;			/* TRANSPORT_BIT() mask */
+	/* The options of the nested "<name> { }" section, and a hook that
+	 * checks them and returns private settings (NULL with an error
+	 * reported through the scope when invalid). */
+	struct cfg_opt_t *options;
+	void *(*configure)(struct cfg_t *section, struct conf_scope *scope);
+	void (*settings_free)(void *settings);
+};
+
 struct conf_listener {
 	char *name;
 	int line;				/* where the section starts */
 	int address_line;			/* where a bind error points */
-	const struct protocol *protocol;
-	void *settings;				/* the protocol's own, from configure() */
+	const struct conf_module *module;
+	void *settings;				/* the module's own, from configure() */
 	enum transport transport;
 	char *address;				/* as written, for messages */
 	struct endpoint endpoint;		/* the bind address; the group for multicast */
@@ -81,7 +96,8 @@ struct conf_errors {
 	size_t cap;
 };
 
-struct conf *conf_load(const char *path, struct conf_errors *errors);
+/* modules: NULL-terminated, the protocols a listener may name. */
+struct conf *conf_load(const char *path, const struct conf_module *const *modules, struct conf_errors *errors);
 void conf_free(struct conf *conf);
 void conf_errors_add(struct conf_errors *errors, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -94,7 +110,6 @@ const char *log_level_name(int level);
 
 /* What a protocol's configure() hook gets: where its section is, and a way
  * to report errors against the right line. */
-struct conf_scope;
 int conf_scope_line(const struct conf_scope *scope, const char *option);
 void conf_scope_error(struct conf_scope *scope, const char *option, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -17,6 +17,21 @@ struct evbuffer;
 struct evbuffer_file_segment;
 struct log_field;
 
+/* What a module does with one connection, accepted or its own outbound
+ * one. open() may write a greeting; returning -1 closes the connection.
+ * input() sees new bytes in `in`. end_of_input() runs when the peer shuts
+ * down its write side; when NULL the chassis closes after the output is
+ * flushed. drained() runs when output that had reached the buffer limit
+ * falls to half of it. close() runs exactly once, whoever ends the
+ * connection. */
+struct conn_hooks {
+	int (*open)(struct conn *conn);
+	void (*input)(struct conn *conn, struct evbuffer *in);
+	void (*end_of_input)(struct conn *conn);
+	void (*drained)(struct conn *conn);
+	void (*close)(struct conn *conn);
+};
+
 /* Connections (tcp). */
 void conn_write(struct conn *conn, const void *data, size_t len);
 /* Moves every byte of `data` to the output without copying. */

@@ -30,7 +30,7 @@
 #include "daemon/listener.h"
 #include "daemon/log.h"
 #include "daemon/runtime.h"
-#include "protocols/protocol.h"
+#include "daemon/protocol.h"
 
 /* How long a closing connection keeps reading (and discarding) after its
  * last byte went out, so that the client's unread request bytes do not turn
@@ -100,7 +100,7 @@ static struct log_context conn_context(const struct conn *conn)
 
 	return (struct log_context){
 		.listener = conf->name,
-		.protocol = conf->protocol->name,
+		.protocol = conf->module->name,
 		.transport = transport_name(conf->transport),
 		.peer = (const struct sockaddr *)&conn->peer,
 	};
@@ -190,8 +190,8 @@ static void conn_finish(struct conn *conn)
 	struct listener *ls = conn->listener;
 	struct service *svc = conn->service;
 
-	if (conn->protocol->close != NULL)
-		conn->protocol->close(conn);
+	if (conn->protocol->conn.close != NULL)
+		conn->protocol->conn.close(conn);
 	conn_log(conn, LOG_DEBUG, "connection closed");
 	TAILQ_REMOVE(&ls->conns, conn, link);
 	ls->n_conns--;
@@ -290,9 +290,9 @@ static void conn_check_output(struct conn *conn)
 	} else if ((conn->flags & CONN_FULL) && pending <= conn->buffer_size / 2) {
 		conn->flags &= ~CONN_FULL;
 		conn_update_reading(conn);
-		if (conn->protocol->drained != NULL && !(conn->flags & CONN_CLOSING)) {
+		if (conn->protocol->conn.drained != NULL && !(conn->flags & CONN_CLOSING)) {
 			conn->flags |= CONN_IN_HOOK;
-			conn->protocol->drained(conn);
+			conn->protocol->conn.drained(conn);
 			conn->flags &= ~CONN_IN_HOOK;
 			conn_flush(conn);
 		}
@@ -376,9 +376,9 @@ static void conn_on_eof(struct conn *conn)
 		conn_finish(conn);
 		return;
 	}
-	if (conn->protocol->end_of_input != NULL && !(conn->flags & CONN_CLOSING)) {
+	if (conn->protocol->conn.end_of_input != NULL && !(conn->flags & CONN_CLOSING)) {
 		conn->flags |= CONN_IN_HOOK;
-		conn->protocol->end_of_input(conn);
+		conn->protocol->conn.end_of_input(conn);
 		conn->flags &= ~CONN_IN_HOOK;
 	} else {
 		conn->flags |= CONN_CLOSING;
@@ -449,8 +449,8 @@ static void conn_on_readable(evutil_socket_t fd, short what, void *arg)
 	}
 	conn_touch(conn);
 	conn->flags |= CONN_IN_HOOK;
-	if (conn->protocol->input != NULL)
-		conn->protocol->input(conn, conn->in);
+	if (conn->protocol->conn.input != NULL)
+		conn->protocol->conn.input(conn, conn->in);
 	else
 		evbuffer_drain(conn->in, evbuffer_get_length(conn->in));
 	conn->flags &= ~CONN_IN_HOOK;
@@ -527,7 +527,7 @@ int conn_open(struct listener *ls, evutil_socket_t fd, const struct sockaddr *pe
 	}
 	conn->listener = ls;
 	conn->service = svc;
-	conn->protocol = conf->protocol;
+	conn->protocol = protocol_of(conf->module);
 	conn->buffer_size = conf->buffer_size;
 	conn->idle_ms = conf->idle_timeout * 1000u;
 	conn->last_active_ms = conn_clock_ms();
@@ -539,9 +539,9 @@ int conn_open(struct listener *ls, evutil_socket_t fd, const struct sockaddr *pe
 	runtime_connection_opened(ls->rt);
 	conn_log(conn, LOG_DEBUG, "connection accepted");
 
-	if (conn->protocol->open != NULL) {
+	if (conn->protocol->conn.open != NULL) {
 		conn->flags |= CONN_IN_HOOK;
-		if (conn->protocol->open(conn) < 0)
+		if (conn->protocol->conn.open(conn) < 0)
 			conn->flags |= CONN_CLOSING;
 		conn->flags &= ~CONN_IN_HOOK;
 	}

@@ -10,7 +10,7 @@
 #include "daemon/listener.h"
 #include "daemon/log.h"
 #include "daemon/runtime.h"
-#include "protocols/protocol.h"
+#include "daemon/protocol.h"
 
 /* Large enough for any UDP payload, so nothing is ever truncated. */
 #define DATAGRAM_MAX 65536
@@ -33,7 +33,7 @@ static void datagram_log(const struct datagram *dgram, int level, const char *wh
 	const struct conf_listener *conf = dgram->listener->service->conf;
 	struct log_context ctx = {
 		.listener = conf->name,
-		.protocol = conf->protocol->name,
+		.protocol = conf->module->name,
 		.transport = transport_name(conf->transport),
 		.peer = (const struct sockaddr *)&dgram->source,
 	};
@@ -58,7 +58,7 @@ static void datagram_handle(struct listener *ls, struct datagram *dgram)
 		ls->counters.denied++;
 		return;
 	}
-	conf->protocol->datagram(dgram);
+	protocol_of(conf->module)->datagram(dgram);
 }
 
 void datagram_on_readable(evutil_socket_t fd, short what, void *arg)

@@ -14,7 +14,7 @@
 #include "daemon/datagram.h"
 #include "daemon/log.h"
 #include "daemon/runtime.h"
-#include "protocols/protocol.h"
+#include "daemon/protocol.h"
 #include "systemd/activation.h"
 
 /* OpenBSD httpd waits a second before accepting again when out of fds;
@@ -27,7 +27,7 @@ static struct log_context listener_context(const struct listener *ls)
 
 	return (struct log_context){
 		.listener = conf->name,
-		.protocol = conf->protocol->name,
+		.protocol = conf->module->name,
 		.transport = transport_name(conf->transport),
 	};
 }
@@ -339,7 +339,7 @@ static void listener_on_accept_error(struct evconnlistener *acceptor, void *arg)
 static void listener_set_tcp_options(struct listener *ls)
 {
 	const struct conf_listener *conf = ls->service->conf;
-	int seconds = conf->protocol->client_sends_first ? LISTENER_DEFER_SECONDS : 0;
+	int seconds = protocol_of(conf->module)->client_sends_first ? LISTENER_DEFER_SECONDS : 0;
 	int lowat = (int)conf->notsent_lowat;
 
 	if (conf->transport != TRANSPORT_TCP)
@@ -449,7 +449,7 @@ void listener_free(struct listener *ls)
 void listener_log_status(const struct listener *ls)
 {
 	const struct listener_counters *c = &ls->counters;
-	const struct protocol *protocol = ls->service->conf->protocol;
+	const struct protocol *protocol = protocol_of(ls->service->conf->module);
 	struct log_context ctx = listener_context(ls);
 	char extra[256] = "";
 

@@ -13,7 +13,8 @@
 #include "daemon/log.h"
 #include "daemon/privileges.h"
 #include "daemon/runtime.h"
-#include "protocols/support/child.h"
+#include "protocols/registry.h"
+#include "daemon/child.h"
 #include "systemd/activation.h"
 #include "systemd/notify.h"
 
@@ -130,7 +131,7 @@ static void reload(struct daemon *d)
 
 	notify_reloading();
 	log_info("reloading %s", d->config_path);
-	conf = conf_load(d->config_path, &errors);
+	conf = conf_load(d->config_path, protocol_config_table(), &errors);
 	if (conf == NULL) {
 		log_config_errors(&errors, d->config_path, LOG_ERR, LOG_EVENT_RELOAD_FAILED);
 		log_write(LOG_ERR, &failed, "reload failed: %zu error%s in %s; still serving generation %u",
@@ -306,7 +307,7 @@ int main(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	log_init();
-	conf = conf_load(d.config_path, &errors);
+	conf = conf_load(d.config_path, protocol_config_table(), &errors);
 	if (test) {
 		status = check_only(d.config_path, conf, &errors);
 	} else if (conf == NULL) {

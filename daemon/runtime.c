@@ -10,8 +10,8 @@
 #include "daemon/conn.h"
 #include "daemon/listener.h"
 #include "daemon/log.h"
-#include "protocols/protocol.h"
-#include "protocols/support/child.h"
+#include "daemon/protocol.h"
+#include "daemon/child.h"
 #include "systemd/notify.h"
 
 /* Time systemd is asked for before each protocol start() hook. */
@@ -62,10 +62,10 @@ static struct service *service_new(struct runtime *rt, struct generation *gen, c
 		return NULL;
 	svc->refs = 1;
 	svc->conf = conf;
-	if (conf->protocol->start != NULL) {
+	if (protocol_of(conf->module)->start != NULL) {
 		/* A start may hash files or spawn programs: ask systemd for time. */
 		notify_extend_timeout(PROTOCOL_START_TIMEOUT_USEC);
-		svc->state = conf->protocol->start(conf->settings, &env);
+		svc->state = protocol_of(conf->module)->start(conf->settings, &env);
 		if (svc->state == NULL) {
 			free(svc);
 			return NULL;
@@ -85,8 +85,8 @@ void service_release(struct service *svc)
 {
 	if (svc == NULL || --svc->refs > 0)
 		return;
-	if (svc->conf->protocol->stop != NULL)
-		svc->conf->protocol->stop(svc->state);
+	if (protocol_of(svc->conf->module)->stop != NULL)
+		protocol_of(svc->conf->module)->stop(svc->state);
 	generation_release(svc->generation);
 	free(svc);
 }
@@ -153,7 +153,7 @@ static struct log_context listener_conf_context(const struct conf_listener *conf
 {
 	return (struct log_context){
 		.listener = conf->name,
-		.protocol = conf->protocol->name,
+		.protocol = conf->module->name,
 		.transport = transport_name(conf->transport),
 		.config_line = conf->line,
 		.event = event,
@@ -184,7 +184,7 @@ static bool plan_listener(struct runtime *rt, struct generation *gen, const stru
 	plan->service = service_new(rt, gen, conf);
 	if (plan->service == NULL) {
 		log_write(LOG_ERR, &ctx, "listener %s: protocol %s failed to start", conf->name,
-			  conf->protocol->name);
+			  conf->module->name);
 		return false;
 	}
 	plan->kept = find_running(rt, conf);
@@ -217,7 +217,7 @@ static void log_listening(const struct listener *ls)
 	struct log_context ctx = listener_conf_context(conf, LOG_EVENT_LISTENER_BOUND);
 
 	log_write(LOG_INFO, &ctx, "listening on %s (%s, %s)%s", conf->address,
-		  transport_name(conf->transport), conf->protocol->name,
+		  transport_name(conf->transport), conf->module->name,
 		  ls->adopted ? ", socket from systemd" : "");
 }
 
@@ -396,7 +396,7 @@ static void runtime_listener_stats(const struct listener *ls,
 	char module[512] = "";
 	struct chassis_listener_stats stats = {
 		.name = conf->name,
-		.protocol = conf->protocol->name,
+		.protocol = conf->module->name,
 		.transport = transport_name(conf->transport),
 		.address = conf->address,
 		.retired = ls->fd < 0,
@@ -413,8 +413,8 @@ static void runtime_listener_stats(const struct listener *ls,
 		.module_counters = module,
 	};
 
-	if (conf->protocol->status != NULL && ls->service->state != NULL)
-		conf->protocol->status(ls->service->state, module, sizeof(module));
+	if (protocol_of(conf->module)->status != NULL && ls->service->state != NULL)
+		protocol_of(conf->module)->status(ls->service->state, module, sizeof(module));
 	each(&stats, arg);
 }
 

@@ -18,8 +18,9 @@
 #include <unistd.h>
 
 #include "daemon/log.h"
-#include "protocols/protocol.h"
-#include "protocols/support/child.h"
+#include "daemon/protocol.h"
+#include "protocols/bodies.h"
+#include "protocols/support/child_spec.h"
 #include "protocols/support/feed.h"
 #include "protocols/support/oneshot.h"
 
@@ -241,18 +242,22 @@ static void cookie_status(const void *p, char *buf, size_t len)
 
 #define COOKIE_PROTOCOL(protocol_name, option_table, type)                     \
 	{                                                                       \
-		.name = protocol_name,                                          \
-		.transports = TRANSPORT_BIT(TRANSPORT_TCP),                     \
-		.options = option_table,                                        \
-		.configure = cookie_configure,                                  \
-		.settings_free = cookie_settings_free,                          \
+		.config = {                                                     \
+			.name = protocol_name,                                  \
+			.transports = TRANSPORT_BIT(TRANSPORT_TCP),             \
+			.options = option_table,                                \
+			.configure = cookie_configure,                          \
+			.settings_free = cookie_settings_free,                  \
+		},                                                              \
 		.start = cookie_start,                                          \
 		.stop = cookie_stop,                                            \
 		.status = cookie_status,                                        \
-		.open = cookie_open,                                            \
-		.input = oneshot_conn_input,                                    \
-		.end_of_input = oneshot_conn_end_of_input,                      \
-		.close = oneshot_conn_close,                                    \
+		.conn = {                                                       \
+			.open = cookie_open,                                    \
+			.input = oneshot_conn_input,                            \
+			.end_of_input = oneshot_conn_end_of_input,              \
+			.close = oneshot_conn_close,                            \
+		},                                                              \
 		.body = cookie_body,                                            \
 		.content_type = type,                                           \
 	}

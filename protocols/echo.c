@@ -5,7 +5,7 @@
  * A slow reader is held off by the chassis's backpressure, not here. */
 #include <event2/buffer.h>
 
-#include "protocols/protocol.h"
+#include "daemon/protocol.h"
 
 static cfg_opt_t echo_options[] = {
 	CFG_END()
@@ -32,10 +32,12 @@ static void echo_datagram(struct datagram *dgram)
 }
 
 const struct protocol protocol_echo = {
-	.name = "echo",
-	.transports = TRANSPORT_BIT(TRANSPORT_TCP) | TRANSPORT_BIT(TRANSPORT_UDP) |
-		      TRANSPORT_BIT(TRANSPORT_MULTICAST),
-	.options = echo_options,
-	.input = echo_input,
+	.config = {
+		.name = "echo",
+		.transports = TRANSPORT_BIT(TRANSPORT_TCP) | TRANSPORT_BIT(TRANSPORT_UDP) |
+			      TRANSPORT_BIT(TRANSPORT_MULTICAST),
+		.options = echo_options,
+	},
+	.conn = { .input = echo_input },
 	.datagram = echo_datagram,
 };

@@ -19,8 +19,9 @@
 #include <sys/stat.h>
 
 #include "daemon/log.h"
-#include "protocols/protocol.h"
-#include "protocols/support/child.h"
+#include "daemon/protocol.h"
+#include "protocols/bodies.h"
+#include "protocols/support/child_spec.h"
 #include "protocols/support/feed.h"
 #include "protocols/support/oneshot.h"
 
@@ -383,18 +384,22 @@ static void fortune_status(const void *p, char *buf, size_t len)
 }
 
 const struct protocol protocol_fortune = {
-	.name = "fortune",
-	.transports = TRANSPORT_BIT(TRANSPORT_TCP) | TRANSPORT_BIT(TRANSPORT_UDP),
-	.options = fortune_options,
-	.configure = fortune_configure,
-	.settings_free = fortune_settings_free,
+	.config = {
+		.name = "fortune",
+		.transports = TRANSPORT_BIT(TRANSPORT_TCP) | TRANSPORT_BIT(TRANSPORT_UDP),
+		.options = fortune_options,
+		.configure = fortune_configure,
+		.settings_free = fortune_settings_free,
+	},
 	.start = fortune_start,
 	.stop = fortune_stop,
 	.status = fortune_status,
-	.open = fortune_open,
-	.input = oneshot_conn_input,
-	.end_of_input = oneshot_conn_end_of_input,
-	.close = oneshot_conn_close,
+	.conn = {
+		.open = fortune_open,
+		.input = oneshot_conn_input,
+		.end_of_input = oneshot_conn_end_of_input,
+		.close = oneshot_conn_close,
+	},
 	.datagram = fortune_datagram,
 	.body = fortune_body,
 	.content_type = "text/plain; charset=utf-8",

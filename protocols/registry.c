@@ -2,7 +2,7 @@
 
 #include <string.h>
 
-#include "protocols/protocol.h"
+#include "daemon/protocol.h"
 
 extern const struct protocol protocol_echo;
 extern const struct protocol protocol_fortune;
@@ -19,10 +19,12 @@ static const struct protocol *const protocols[] = {
 	NULL,
 };
 
+#define N_PROTOCOLS (sizeof(protocols) / sizeof(protocols[0]))
+
 const struct protocol *protocol_find(const char *name)
 {
 	for (size_t i = 0; protocols[i] != NULL; i++)
-		if (strcmp(protocols[i]->name, name) == 0)
+		if (strcmp(protocols[i]->config.name, name) == 0)
 			return protocols[i];
 	return NULL;
 }
@@ -30,4 +32,13 @@ const struct protocol *protocol_find(const char *name)
 const struct protocol *const *protocol_all(void)
 {
 	return protocols;
+}
+
+const struct conf_module *const *protocol_config_table(void)
+{
+	static const struct conf_module *configs[N_PROTOCOLS];
+
+	for (size_t i = 0; protocols[i] != NULL; i++)
+		configs[i] = &protocols[i]->config;
+	return configs;
 }

@@ -25,7 +25,7 @@
 #include "daemon/log.h"
 #include "protocols/http/http.h"
 #include "conf/addr.h"
-#include "protocols/protocol.h"
+#include "daemon/protocol.h"
 #include "protocols/support/feed.h"
 
 static void http_process(struct http_exchange *ex);
@@ -736,18 +736,22 @@ static void http_status(const void *p, char *buf, size_t len)
 }
 
 const struct protocol protocol_http = {
-	.name = "http",
-	.transports = TRANSPORT_BIT(TRANSPORT_TCP),
+	.config = {
+		.name = "http",
+		.transports = TRANSPORT_BIT(TRANSPORT_TCP),
+		.options = http_options,
+		.configure = http_configure,
+		.settings_free = http_settings_free,
+	},
 	.client_sends_first = true,
-	.options = http_options,
-	.configure = http_configure,
-	.settings_free = http_settings_free,
 	.start = http_start,
 	.stop = http_stop,
 	.status = http_status,
-	.open = http_open,
-	.input = http_input,
-	.end_of_input = http_end_of_input,
-	.drained = http_drained,
-	.close = http_close,
+	.conn = {
+		.open = http_open,
+		.input = http_input,
+		.end_of_input = http_end_of_input,
+		.drained = http_drained,
+		.close = http_close,
+	},
 };

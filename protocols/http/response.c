@@ -11,7 +11,7 @@
 #include "daemon/chassis.h"
 #include "daemon/log.h"
 #include "protocols/http/http.h"
-#include "protocols/protocol.h"
+#include "daemon/protocol.h"
 #include "protocols/support/feed.h"
 
 const char *http_status_text(int status)
@@ -374,7 +374,7 @@ static void http_feed_done(void *arg, bool ok, const char *why)
 	ex->feed = NULL;
 	if (!ok) {
 		/* No last chunk: the client sees the body is cut short. */
-		conn_log(ex->conn, LOG_WARNING, "%s failed: %s", ex->route->module->name, why);
+		conn_log(ex->conn, LOG_WARNING, "%s failed: %s", ex->route->module->config.name, why);
 		ex->keep_alive = false;
 	} else if (ex->chunked) {
 		conn_write(ex->conn, "0\r\n\r\n", 5);
@@ -402,7 +402,7 @@ void http_respond_feed(struct http_exchange *ex, const struct protocol *module, 
 	if (ex->feed == NULL) {
 		bool busy = errno == EAGAIN;
 
-		conn_log(ex->conn, busy ? LOG_NOTICE : LOG_WARNING, "%s: %s", module->name, err);
+		conn_log(ex->conn, busy ? LOG_NOTICE : LOG_WARNING, "%s: %s", module->config.name, err);
 		if (busy)
 			http_respond_bytes(ex, 503, "text/plain; charset=utf-8", "busy: try again later\n", 22,
 					   "Retry-After: 1\r\n");

@@ -12,8 +12,8 @@
 
 #include "daemon/chassis.h"
 #include "protocols/http/http.h"
-#include "protocols/protocol.h"
-#include "protocols/registry.h"
+#include "daemon/protocol.h"
+#include "protocols/bodies.h"
 
 cfg_opt_t http_route_options[] = {
 	CFG_STR("handler", NULL, CFGF_NODEFAULT),
@@ -36,19 +36,19 @@ cfg_opt_t http_route_options[] = {
 
 static bool module_configure(struct http_route *route, cfg_t *sec, struct conf_scope *scope)
 {
-	cfg_t *module_sec = cfg_getsec(sec, route->module->name);
-	struct conf_scope *inner = conf_scope_enter(scope, module_sec, route->module->name);
+	cfg_t *module_sec = cfg_getsec(sec, route->module->config.name);
+	struct conf_scope *inner = conf_scope_enter(scope, module_sec, route->module->config.name);
 
 	if (inner == NULL)
 		return false;
-	route->module_settings = route->module->configure(module_sec, inner);
+	route->module_settings = route->module->config.configure(module_sec, inner);
 	return conf_scope_leave(inner) && route->module_settings != NULL;
 }
 
 static void module_free(struct http_route *route)
 {
 	if (route->module_settings != NULL)
-		route->module->settings_free(route->module_settings);
+		route->module->config.settings_free(route->module_settings);
 }
 
 static void module_serve(struct http_exchange *ex, const struct http_route *route, void *route_state)
@@ -155,21 +155,25 @@ static const struct http_handler *const http_handlers[] = {
 	&http_handler_echo, NULL,
 };
 
+/* The modules a route can take a body from; their sections are in
+ * http_route_options. */
+static const struct protocol *const body_modules[] = {
+	&protocol_fortune, &protocol_audio_cookie, &protocol_video_cookie, NULL,
+};
+
 static bool route_find_handler(struct http_route *route, const char *name, struct conf_scope *scope)
 {
-	const struct protocol *module;
-
 	for (size_t i = 0; http_handlers[i] != NULL; i++)
 		if (strcmp(http_handlers[i]->name, name) == 0) {
 			route->handler = http_handlers[i];
 			return true;
 		}
-	module = protocol_find(name);
-	if (module != NULL && module->body != NULL) {
-		route->handler = &http_handler_module;
-		route->module = module;
-		return true;
-	}
+	for (size_t i = 0; body_modules[i] != NULL; i++)
+		if (strcmp(body_modules[i]->config.name, name) == 0) {
+			route->handler = &http_handler_module;
+			route->module = body_modules[i];
+			return true;
+		}
 	conf_scope_error(scope, "handler",
 			 "unknown handler \"%s\" (known: static, fortune, audio-cookie, video-cookie, status, "
 			 "metrics, redirect, echo)", name);
@@ -189,7 +193,7 @@ static bool route_option_applies(const struct http_route *route, const char *opt
  * module: the table above says which may be written. */
 static bool route_reject_others(const struct http_route *route, struct conf_scope *scope)
 {
-	const char *handler = route->module ? route->module->name : route->handler->name;
+	const char *handler = route->module ? route->module->config.name : route->handler->name;
 	bool ok = true;
 
 	for (const cfg_opt_t *opt = http_route_options; opt->name != NULL; opt++) {

@@ -8,7 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "protocols/support/child.h"
+#include "daemon/child.h"
 
 /* Pacing granularity: small enough for smooth playback, few wakeups. */
 #define FEED_TICK_MS 50

@@ -6,7 +6,8 @@
 #include <syslog.h>
 
 #include "conf/conf.h"
-#include "protocols/protocol.h"
+#include "daemon/protocol.h"
+#include "protocols/registry.h"
 
 #ifndef TEST_CONF_DIR
 #error TEST_CONF_DIR must name tests/conf
@@ -74,7 +75,7 @@ static size_t for_each_conf(const char *dir, void (*check)(const char *path))
 static void check_good(const char *path)
 {
 	struct conf_errors errors = { 0 };
-	struct conf *conf = conf_load(path, &errors);
+	struct conf *conf = conf_load(path, protocol_config_table(), &errors);
 	char *text = errors_as_text(&errors, path);
 
 	cr_expect_not_null(conf, "%s should load, got:\n%s", path, text);
@@ -86,7 +87,7 @@ static void check_good(const char *path)
 static void check_bad(const char *path)
 {
 	struct conf_errors errors = { 0 };
-	struct conf *conf = conf_load(path, &errors);
+	struct conf *conf = conf_load(path, protocol_config_table(), &errors);
 	char expected_path[1024];
 	char *expected, *got;
 
@@ -120,7 +121,7 @@ Test(conf, missing_file_is_one_clear_error)
 {
 	struct conf_errors errors = { 0 };
 
-	cr_assert_null(conf_load("/nonexistent/chassisd.conf", &errors));
+	cr_assert_null(conf_load("/nonexistent/chassisd.conf", protocol_config_table(), &errors));
 	cr_assert_eq(errors.count, 1);
 	cr_assert_str_eq(errors.lines[0], "/nonexistent/chassisd.conf: cannot open: No such file or directory");
 	conf_errors_clear(&errors);
@@ -129,7 +130,7 @@ Test(conf, missing_file_is_one_clear_error)
 Test(conf, values_and_defaults_reach_the_snapshot)
 {
 	struct conf_errors errors = { 0 };
-	struct conf *conf = conf_load(TEST_CONF_DIR "/good/full.conf", &errors);
+	struct conf *conf = conf_load(TEST_CONF_DIR "/good/full.conf", protocol_config_table(), &errors);
 	const struct conf_listener *tcp, *group;
 
 	cr_assert_not_null(conf);
@@ -139,7 +140,7 @@ Test(conf, values_and_defaults_reach_the_snapshot)
 	cr_assert_eq(conf->n_listeners, 3);
 	tcp = &conf->listeners[0];
 	cr_assert_str_eq(tcp->name, "echo-tcp");
-	cr_assert_str_eq(tcp->protocol->name, "echo");
+	cr_assert_str_eq(tcp->module->name, "echo");
 	cr_assert_eq(tcp->transport, TRANSPORT_TCP);
 	cr_assert_eq(tcp->max_connections, 10);
 	cr_assert_eq(tcp->per_source, 2);

@@ -8,6 +8,7 @@
 #define CHASSISD_PROTOCOL_H
 
 #include <confuse.h>
+#include <stddef.h>
 
 #include "conf/conf.h"
 #include "daemon/chassis.h"
@@ -23,18 +24,12 @@ struct service_env {
 };
 
 struct protocol {
-	const char *name;
-	unsigned transports;		/* TRANSPORT_BIT() mask */
+	/* Name, transports, options and configure(): what the config loader
+	 * sees of the module (conf/conf.h). */
+	struct conf_module config;
 	/* The client speaks first and nothing happens until it has: a tcp
 	 * listener then accepts a connection once its first bytes are in. */
 	bool client_sends_first;
-
-	/* Configuration: the options of the listener's nested "<name> { }"
-	 * section, and a hook that checks them and returns private settings
-	 * (NULL with an error reported through the scope when invalid). */
-	cfg_opt_t *options;
-	void *(*configure)(cfg_t *section, struct conf_scope *scope);
-	void (*settings_free)(void *settings);
 
 	/* Per listener generation: state shared by its connections. stop()
 	 * runs when the last connection of the generation has closed.
@@ -43,17 +38,8 @@ struct protocol {
 	void (*stop)(void *state);
 	void (*status)(const void *state, char *buf, size_t len);
 
-	/* Per connection (tcp). open() may write a greeting; returning -1
-	 * closes the connection. input() sees new bytes in `in`.
-	 * end_of_input() runs when the peer shuts down its write side; when
-	 * NULL the chassis closes after the output is flushed. drained() runs
-	 * when output that had reached the buffer limit falls to half of it.
-	 * close() runs exactly once, whoever ends the connection. */
-	int (*open)(struct conn *conn);
-	void (*input)(struct conn *conn, struct evbuffer *in);
-	void (*end_of_input)(struct conn *conn);
-	void (*drained)(struct conn *conn);
-	void (*close)(struct conn *conn);
+	/* Per connection (tcp): daemon/chassis.h. */
+	struct conn_hooks conn;
 
 	/* Per datagram (udp, multicast). */
 	void (*datagram)(struct datagram *dgram);
@@ -64,5 +50,11 @@ struct protocol {
 	struct feed *(*body)(void *state, const struct feed_sink *sink, void *arg, char *err, size_t err_len);
 	const char *content_type;	/* of what body() produces */
 };
+
+/* The descriptor whose config face the loader recorded for a unit. */
+static inline const struct protocol *protocol_of(const struct conf_module *config)
+{
+	return (const struct protocol *)(const void *)((const char *)config - offsetof(struct protocol, config));
+}
 
 #endif

@@ -10,17 +10,15 @@
 #ifndef CHASSISD_CHILD_H
 #define CHASSISD_CHILD_H
 
-#include <confuse.h>
 #include <stdbool.h>
 #include <stddef.h>
-
-#include "conf/conf.h"
 
 struct child;
 struct event_base;
 struct evbuffer;
 
-/* What the config says; immutable once loaded. */
+/* What the config says (protocols/support/child_spec.h reads it);
+ * immutable once loaded. */
 struct child_spec {
 	char **argv;			/* NULL-terminated; argv[0] absolute */
 	char *workdir;
@@ -57,23 +55,6 @@ struct child_hooks {
 	/* Once, after the process is reaped and its stdout drained. */
 	void (*finished)(void *owner, enum child_end end);
 };
-
-/* The libconfuse options every child-running section shares; `limit` is the
- * default output cap in bytes. */
-#define CHILD_OPTIONS(limit)                                                   \
-	CFG_STR_LIST("command", NULL, CFGF_NODEFAULT),                          \
-	CFG_STR("working-directory", "/", CFGF_NONE),                           \
-	CFG_INT("timeout", 5, CFGF_NONE),                                       \
-	CFG_INT("kill-grace", 2, CFGF_NONE),                                    \
-	CFG_INT("output-limit", (limit), CFGF_NONE),                            \
-	CFG_INT("max-children", 16, CFGF_NONE),                                 \
-	CFG_STR("when-busy", "message", CFGF_NONE)
-
-/* Reads CHILD_OPTIONS (argv from `command`, else from default_argv) and
- * checks the program exists and can run. False after reporting an error. */
-bool child_spec_configure(struct child_spec *spec, cfg_t *section, struct conf_scope *scope,
-			  const char *const *default_argv);
-void child_spec_free(struct child_spec *spec);
 
 /* NULL when over a cap (pool->refused counted, errno EAGAIN) or when the
  * spawn failed (pool->failed counted, reason in err). */

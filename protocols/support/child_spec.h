@@ -1,0 +1,28 @@
+/* The options every child-running section shares (command, timeout,
+ * output-limit ...), read into the child runner's spec (daemon/child.h). */
+#ifndef CHASSISD_CHILD_SPEC_H
+#define CHASSISD_CHILD_SPEC_H
+
+#include <confuse.h>
+#include <stdbool.h>
+
+#include "conf/conf.h"
+#include "daemon/child.h"
+
+/* The libconfuse options; `limit` is the default output cap in bytes. */
+#define CHILD_OPTIONS(limit)                                                   \
+	CFG_STR_LIST("command", NULL, CFGF_NODEFAULT),                          \
+	CFG_STR("working-directory", "/", CFGF_NONE),                           \
+	CFG_INT("timeout", 5, CFGF_NONE),                                       \
+	CFG_INT("kill-grace", 2, CFGF_NONE),                                    \
+	CFG_INT("output-limit", (limit), CFGF_NONE),                            \
+	CFG_INT("max-children", 16, CFGF_NONE),                                 \
+	CFG_STR("when-busy", "message", CFGF_NONE)
+
+/* Reads CHILD_OPTIONS (argv from `command`, else from default_argv) and
+ * checks the program exists and can run. False after reporting an error. */
+bool child_spec_configure(struct child_spec *spec, cfg_t *section, struct conf_scope *scope,
+			  const char *const *default_argv);
+void child_spec_free(struct child_spec *spec);
+
+#endif
