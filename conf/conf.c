@@ -497,8 +497,8 @@ static void parse_protocol(struct conf_scope *scope, cfg_t *sec, struct conf_lis
 		conf_scope_error(scope, NULL, "missing \"protocol\"");
 		return;
 	}
-	l->module = find_module(all, name);
-	if (l->module == NULL) {
+	l->unit.module = find_module(all, name);
+	if (l->unit.module == NULL) {
 		char known[256] = "";
 		for (size_t i = 0; all[i] != NULL; i++)
 			snprintf(known + strlen(known), sizeof(known) - strlen(known), "%s%s",
@@ -507,7 +507,7 @@ static void parse_protocol(struct conf_scope *scope, cfg_t *sec, struct conf_lis
 	}
 	/* A section for another protocol would be silently ignored. */
 	for (size_t i = 0; all[i] != NULL; i++)
-		if (all[i] != l->module && option_written(scope->loader, sec, all[i]->name))
+		if (all[i] != l->unit.module && option_written(scope->loader, sec, all[i]->name))
 			conf_scope_error(scope, all[i]->name,
 					 "section \"%s { }\" does not apply to protocol \"%s\"",
 					 all[i]->name, name);
@@ -517,20 +517,20 @@ static void parse_protocol_settings(struct conf_scope *scope, cfg_t *sec, struct
 {
 	struct conf_scope inner = *scope;
 
-	if (l->module == NULL)
+	if (l->unit.module == NULL)
 		return;
-	if (!(l->module->transports & TRANSPORT_BIT(l->transport))) {
+	if (!(l->unit.module->transports & TRANSPORT_BIT(l->transport))) {
 		conf_scope_error(scope, "transport", "protocol \"%s\" does not support transport \"%s\"",
-				 l->module->name, transport_name(l->transport));
+				 l->unit.module->name, transport_name(l->transport));
 		return;
 	}
-	if (l->module->configure == NULL)
+	if (l->unit.module->configure == NULL)
 		return;
-	inner.section = cfg_getsec(sec, l->module->name);
-	inner.fallback_line = line_or(scope->loader, sec, l->module->name, scope->fallback_line);
+	inner.section = cfg_getsec(sec, l->unit.module->name);
+	inner.fallback_line = line_or(scope->loader, sec, l->unit.module->name, scope->fallback_line);
 	inner.failed = false;
 	inner.transport = l->transport;
-	l->settings = l->module->configure(inner.section, &inner);
+	l->unit.settings = l->unit.module->configure(inner.section, &inner);
 	if (inner.failed)
 		scope->failed = true;
 }
@@ -569,9 +569,9 @@ static bool parse_listener(struct loader *ld, cfg_t *sec, struct conf_listener *
 	};
 	const char *transport = cfg_getstr(sec, "transport");
 
-	l->name = strdup(cfg_title(sec));
-	l->line = scope.fallback_line;
-	l->address_line = line_or(ld, sec, "address", l->line);
+	l->unit.name = strdup(cfg_title(sec));
+	l->unit.line = scope.fallback_line;
+	l->address_line = line_or(ld, sec, "address", l->unit.line);
 	if (!parse_transport(transport, &l->transport)) {
 		conf_scope_error(&scope, "transport", "unknown transport \"%s\" (tcp, udp or multicast)",
 				 transport);
@@ -614,8 +614,8 @@ static void check_collisions(struct loader *ld, struct conf *conf)
 			conf_errors_add(ld->errors,
 					"%s:%d: listener \"%s\": address %s (%s) overlaps listener "
 					"\"%s\" (line %d)",
-					ld->path, l->line, l->name, l->address,
-					transport_name(l->transport), o->name, o->line);
+					ld->path, l->unit.line, l->unit.name, l->address,
+					transport_name(l->transport), o->unit.name, o->unit.line);
 			break;
 		}
 	}
@@ -752,9 +752,9 @@ void conf_free(struct conf *conf)
 		return;
 	for (size_t i = 0; i < conf->n_listeners; i++) {
 		struct conf_listener *l = &conf->listeners[i];
-		if (l->settings != NULL && l->module->settings_free != NULL)
-			l->module->settings_free(l->settings);
-		free(l->name);
+		if (l->unit.settings != NULL && l->unit.module->settings_free != NULL)
+			l->unit.module->settings_free(l->unit.settings);
+		free(l->unit.name);
 		free(l->address);
 		free(l->interface);
 		free(l->allow);
@@ -776,4 +776,16 @@ bool conf_listener_same_socket(const struct conf_listener *a, const struct conf_
 	if (a->transport != TRANSPORT_MULTICAST)
 		return true;
 	return a->ifindex == b->ifindex && a->if_addr.s_addr == b->if_addr.s_addr;
+}
+
+bool conf_listener_allows(const struct conf_listener *l, const struct sockaddr *peer)
+{
+	bool allowed = l->n_allow == 0;
+
+	for (size_t i = 0; i < l->n_deny; i++)
+		if (cidr_match(&l->deny[i], peer))
+			return false;
+	for (size_t i = 0; !allowed && i < l->n_allow; i++)
+		allowed = cidr_match(&l->allow[i], peer);
+	return allowed;
 }

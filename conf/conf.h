@@ -48,12 +48,18 @@ struct conf_module {
 	void (*settings_free)(void *settings);
 };
 
-struct conf_listener {
+/* What every unit has, whatever its kind (a listener; streams to come):
+ * its name, where it is written, and the module that runs it. */
+struct conf_unit {
 	char *name;
 	int line;				/* where the section starts */
-	int address_line;			/* where a bind error points */
 	const struct conf_module *module;
 	void *settings;				/* the module's own, from configure() */
+};
+
+struct conf_listener {
+	struct conf_unit unit;
+	int address_line;			/* where a bind error points */
 	enum transport transport;
 	char *address;				/* as written, for messages */
 	struct endpoint endpoint;		/* the bind address; the group for multicast */
@@ -105,6 +111,8 @@ void conf_errors_clear(struct conf_errors *errors);
 
 /* Same socket: a reload keeps it open rather than binding again. */
 bool conf_listener_same_socket(const struct conf_listener *a, const struct conf_listener *b);
+/* allow/deny: deny wins; with no allow list everyone else may. */
+bool conf_listener_allows(const struct conf_listener *l, const struct sockaddr *peer);
 const char *transport_name(enum transport transport);
 const char *log_level_name(int level);
 

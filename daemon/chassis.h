@@ -1,18 +1,23 @@
-/* The chassis API: everything a protocol module may ask of a connection or
- * a datagram. A module never frees its connection and never touches the
- * socket or libevent on it; it writes, asks to close, pauses reading. */
+/* The chassis API: everything a protocol module may ask of a connection, a
+ * datagram or the daemon. A module never frees its connection and never
+ * touches the socket or libevent on it; it writes, asks to close, pauses
+ * reading, and opens connections of its own with conn_connect(). */
 #ifndef CHASSISD_CHASSIS_H
 #define CHASSISD_CHASSIS_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
-#include <stdint.h>
-
+struct chassis;
 struct conn;
+struct conn_owner;
+struct conn_profile;
+struct connect;
 struct datagram;
+struct event_base;
 struct evbuffer;
 struct evbuffer_file_segment;
 struct log_field;
@@ -32,6 +37,23 @@ struct conn_hooks {
 	void (*close)(struct conn *conn);
 };
 
+/* What a module's running state may use: given to start(), valid until
+ * stop() has returned. */
+struct unit_env {
+	struct event_base *base;	/* for the module's own timers */
+	const char *unit;		/* its unit's name, for log lines */
+	struct chassis *chassis;	/* for chassis_hold() */
+	/* The chassis's own, for conn_connect(): who owns the module's
+	 * outbound connections, and what they start with. */
+	struct conn_owner *outbound;
+	const struct conn_profile *outbound_profile;
+};
+
+/* The daemon stays up while it is held: a module that must finish
+ * something before a stop (a stream flushing) holds it until done. */
+void chassis_hold(struct chassis *chassis);
+void chassis_release(struct chassis *chassis);
+
 /* Connections (tcp). */
 void conn_write(struct conn *conn, const void *data, size_t len);
 /* Moves every byte of `data` to the output without copying. */
@@ -47,8 +69,26 @@ bool conn_output_full(const struct conn *conn);
 size_t conn_output_length(const struct conn *conn);
 /* Sends what is queued, then closes. Safe to call from any hook. */
 void conn_close_after_flush(struct conn *conn);
+/* Sends what is queued, then shuts down the write side (the peer reads
+ * EOF) and goes on reading. The connection ends once the peer's EOF has
+ * come too. */
+void conn_shutdown_after_flush(struct conn *conn);
+/* Ends the connection now, queued output dropped, with a reset: what a
+ * relay does to one side when the other resets. Safe from any hook, of
+ * this connection or another. */
+void conn_abort(struct conn *conn);
+/* In the close hook: true when the connection ended in order (both sides
+ * shut down, or the module closed it), false after a reset, a failed
+ * read or write, an idle timeout or an abort. */
+bool conn_ended_in_order(const struct conn *conn);
 void conn_pause_reading(struct conn *conn);
 void conn_resume_reading(struct conn *conn);
+/* By default a full output also stops reading from the same connection:
+ * right where the output is made from the input (echo, http). A module
+ * that fills this output from another connection (a relay) turns that
+ * off and pauses the other side itself; otherwise two connections, each
+ * waiting for the other to read, would wait forever. */
+void conn_decouple_directions(struct conn *conn);
 
 const struct sockaddr *conn_peer(const struct conn *conn);
 const struct sockaddr *conn_local(struct conn *conn);
@@ -66,6 +106,21 @@ void conn_log_line(const struct conn *conn, int level, const struct log_field *f
  * 0 = never. Checked twice a second, so whole seconds are what count. */
 void conn_set_idle_timeout(struct conn *conn, unsigned seconds);
 
+/* Outbound connections. host is an IP literal or a name, resolved without
+ * blocking the loop (evdns: /etc/hosts, then the resolv.conf servers);
+ * each address it has is tried in turn within timeout_ms in all. On
+ * success a connection opens with `hooks` and conn_data() = arg, and its
+ * open() hook runs; it belongs to the unit, with the unit's buffer-size
+ * and idle-timeout. Otherwise failed(arg, errno) runs once: ECONNREFUSED,
+ * ETIMEDOUT, EHOSTUNREACH ... (ENOENT: the name has no address). Neither
+ * runs from inside conn_connect(). NULL (errno set) when it cannot even
+ * start. */
+typedef void connect_failed_fn(void *arg, int error);
+struct connect *conn_connect(const struct unit_env *env, const char *host, unsigned port, unsigned timeout_ms,
+			     const struct conn_hooks *hooks, connect_failed_fn *failed, void *arg);
+/* Stops a connect in progress; nothing more is called. */
+void conn_connect_cancel(struct connect *connect);
+
 /* The daemon as a whole, for status pages. */
 struct chassis_totals {
 	unsigned generation;		/* reloads applied, 1 at start */
@@ -81,6 +136,9 @@ struct chassis_listener_stats {
 	uint64_t accepted, denied, refused_limit, refused_per_source, idle_closed, accept_paused;
 	uint64_t datagrams, replies, dropped;
 	const char *module_counters;	/* the module's own, "key=value ..." */
+	/* The module's own table, a line per row: "KIND NAME key=value ...\n"
+	 * (a relay's upstreams: "upstream 127.0.0.1:8080 connections=1 ..."). */
+	const char *module_rows;
 };
 void chassis_stats(const struct conn *conn, struct chassis_totals *totals,
 		   void (*each)(const struct chassis_listener_stats *stats, void *arg), void *arg);

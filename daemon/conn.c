@@ -5,8 +5,14 @@
  * armed only when the kernel buffer is full. A bufferevent arms and disarms
  * it around every write (two epoll_ctl calls and an extra wakeup per round
  * trip) and asks FIONREAD before every read. Idle timeouts are not timers
- * either: each listener keeps its connections ordered by last activity and
- * one sweep a second closes those idle too long. */
+ * either: the chassis keeps every connection ordered by last activity and
+ * one sweep twice a second closes those idle too long.
+ *
+ * A connection knows nothing of listeners or the runtime: its profile
+ * says what it runs with, and its owner hears of its end. Ending one
+ * connection never ends another at once: conn_abort() takes effect in the
+ * aborted connection's own callback, so no caller is left holding a freed
+ * connection. */
 #include "daemon/conn.h"
 
 #include <errno.h>
@@ -25,12 +31,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "conf/conf.h"
+#include "conf/addr.h"
 #include "daemon/chassis.h"
-#include "daemon/listener.h"
 #include "daemon/log.h"
-#include "daemon/runtime.h"
-#include "daemon/protocol.h"
 
 /* How long a closing connection keeps reading (and discarding) after its
  * last byte went out, so that the client's unread request bytes do not turn
@@ -51,6 +54,10 @@ enum {
 	CONN_IN_HOOK = 1 << 8,		/* a protocol hook runs: flush when it returns */
 	CONN_FAILED = 1 << 9,		/* a write failed: end at the next settle */
 	CONN_FILE_QUEUED = 1 << 10,	/* a file segment waits in the output */
+	CONN_SHUT_PENDING = 1 << 11,	/* shut the write side once flushed */
+	CONN_WRITE_SHUT = 1 << 12,	/* ... and that is done */
+	CONN_DECOUPLED = 1 << 13,	/* a full output does not stop reading */
+	CONN_ABORTING = 1 << 14,	/* end at the next settle, with a reset */
 };
 
 /* The most memory chains the head before a file is sent from in one go. */
@@ -67,12 +74,12 @@ enum {
 struct conn {
 	int fd;
 	unsigned flags;
+	enum conn_end end;		/* why it ends: for the close hook */
 	struct evbuffer *in, *out;
 	struct event *readable, *writable;
-	struct listener *listener;
-	struct service *service;
-	const struct protocol *protocol;
-	size_t buffer_size;
+	struct conn_owner *owner;
+	struct chassis *chassis;
+	struct conn_profile profile;
 	size_t head_len;		/* memory bytes at the front, before a file */
 	uint64_t last_active_ms;
 	unsigned idle_ms;		/* 0 = never */
@@ -81,7 +88,8 @@ struct conn {
 	struct sockaddr_storage local;
 	socklen_t peer_len;
 	socklen_t local_len;
-	TAILQ_ENTRY(conn) link;		/* listener->conns, least recently active first */
+	TAILQ_ENTRY(conn) owner_link;	/* owner->conns */
+	TAILQ_ENTRY(conn) activity_link;	/* chassis->by_activity, least recently active first */
 };
 
 uint64_t conn_clock_ms(void)
@@ -96,12 +104,10 @@ uint64_t conn_clock_ms(void)
 
 static struct log_context conn_context(const struct conn *conn)
 {
-	const struct conf_listener *conf = conn->service->conf;
-
 	return (struct log_context){
-		.listener = conf->name,
-		.protocol = conf->module->name,
-		.transport = transport_name(conf->transport),
+		.listener = conn->profile.unit,
+		.protocol = conn->profile.protocol,
+		.transport = conn->profile.transport,
 		.peer = (const struct sockaddr *)&conn->peer,
 	};
 }
@@ -138,17 +144,23 @@ void conn_log_line(const struct conn *conn, int level, const struct log_field *f
 void chassis_stats(const struct conn *conn, struct chassis_totals *totals,
 		   void (*each)(const struct chassis_listener_stats *stats, void *arg), void *arg)
 {
-	runtime_stats(conn->listener->rt, totals, each, arg);
+	struct chassis *ch = conn->chassis;
+
+	if (ch->stats != NULL) {
+		ch->stats(ch->stats_arg, totals, each, arg);
+		return;
+	}
+	*totals = (struct chassis_totals){ .connections = ch->connections, .max_connections = ch->max_connections };
 }
 
 static void conn_touch(struct conn *conn)
 {
-	struct conn_list *conns = &conn->listener->conns;
+	struct conn_list *conns = &conn->chassis->by_activity;
 
 	conn->last_active_ms = conn_clock_ms();
-	if (TAILQ_NEXT(conn, link) != NULL) {
-		TAILQ_REMOVE(conns, conn, link);
-		TAILQ_INSERT_TAIL(conns, conn, link);
+	if (TAILQ_NEXT(conn, activity_link) != NULL) {
+		TAILQ_REMOVE(conns, conn, activity_link);
+		TAILQ_INSERT_TAIL(conns, conn, activity_link);
 	}
 }
 
@@ -156,9 +168,11 @@ static void conn_touch(struct conn *conn)
  * rather than leave epoll and join it again to linger. */
 static bool conn_wants_reading(const struct conn *conn)
 {
+	unsigned stops = conn->flags & CONN_DECOUPLED ? CONN_PAUSED : CONN_FULL | CONN_PAUSED;
+
 	return !(conn->flags & CONN_READ_EOF) &&
 	       ((conn->flags & (CONN_CLOSING | CONN_LINGERING)) ||
-		(!(conn->flags & (CONN_FULL | CONN_PAUSED)) && evbuffer_get_length(conn->in) < conn->buffer_size));
+		(!(conn->flags & stops) && evbuffer_get_length(conn->in) < conn->profile.buffer_size));
 }
 
 /* Inside a hook, conn_after_hook() updates epoll once the hook returns.
@@ -185,22 +199,28 @@ static void conn_free_io(struct conn *conn)
 		evbuffer_free(conn->out);
 }
 
-static void conn_finish(struct conn *conn)
+/* The owner hears last, once the socket is closed: what it frees (the
+ * profile's settings, a retired listener) the close hook may still use. */
+static void conn_finish(struct conn *conn, enum conn_end end)
 {
-	struct listener *ls = conn->listener;
-	struct service *svc = conn->service;
+	struct conn_owner *owner = conn->owner;
+	struct chassis *ch = conn->chassis;
 
-	if (conn->protocol->conn.close != NULL)
-		conn->protocol->conn.close(conn);
+	conn->end = end;
+	if (conn->profile.hooks->close != NULL)
+		conn->profile.hooks->close(conn);
 	conn_log(conn, LOG_DEBUG, "connection closed");
-	TAILQ_REMOVE(&ls->conns, conn, link);
-	ls->n_conns--;
-	source_table_release(&ls->sources, (struct sockaddr *)&conn->peer);
+	TAILQ_REMOVE(&owner->conns, conn, owner_link);
+	TAILQ_REMOVE(&ch->by_activity, conn, activity_link);
+	owner->n_conns--;
+	ch->connections--;
 	conn_free_io(conn);
+	if (end == CONN_END_ABORTED || end == CONN_END_FAILED)	/* a reset tells the peer at once */
+		setsockopt(conn->fd, SOL_SOCKET, SO_LINGER, &(struct linger){ 1, 0 }, sizeof(struct linger));
 	close(conn->fd);
+	owner->closed(owner, conn, end);
 	free(conn);
-	runtime_connection_closed(ls->rt, ls);
-	service_release(svc);
+	chassis_release(ch);
 }
 
 /* Sends the memory before a queued file (an HTTP head) so that it leaves
@@ -275,7 +295,7 @@ static void conn_write_out(struct conn *conn)
 /* While EPOLLOUT is armed the kernel buffer is full: nothing to try. */
 static void conn_flush(struct conn *conn)
 {
-	if (!(conn->flags & (CONN_WRITING | CONN_FAILED)) && evbuffer_get_length(conn->out) > 0)
+	if (!(conn->flags & (CONN_WRITING | CONN_FAILED | CONN_ABORTING)) && evbuffer_get_length(conn->out) > 0)
 		conn_write_out(conn);
 }
 
@@ -284,15 +304,15 @@ static void conn_check_output(struct conn *conn)
 {
 	size_t pending = evbuffer_get_length(conn->out);
 
-	if (!(conn->flags & CONN_FULL) && pending >= conn->buffer_size) {
+	if (!(conn->flags & CONN_FULL) && pending >= conn->profile.buffer_size) {
 		conn->flags |= CONN_FULL;
 		conn_update_reading(conn);
-	} else if ((conn->flags & CONN_FULL) && pending <= conn->buffer_size / 2) {
+	} else if ((conn->flags & CONN_FULL) && pending <= conn->profile.buffer_size / 2) {
 		conn->flags &= ~CONN_FULL;
 		conn_update_reading(conn);
-		if (conn->protocol->conn.drained != NULL && !(conn->flags & CONN_CLOSING)) {
+		if (conn->profile.hooks->drained != NULL && !(conn->flags & (CONN_CLOSING | CONN_ABORTING))) {
 			conn->flags |= CONN_IN_HOOK;
-			conn->protocol->conn.drained(conn);
+			conn->profile.hooks->drained(conn);
 			conn->flags &= ~CONN_IN_HOOK;
 			conn_flush(conn);
 		}
@@ -314,7 +334,7 @@ static bool conn_linger(struct conn *conn)
 	 * as long as the connection lingers. */
 	n = recv(conn->fd, discard, sizeof(discard), MSG_DONTWAIT);
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-		conn_finish(conn);
+		conn_finish(conn, CONN_END_DONE);
 		return false;
 	}
 	evbuffer_drain(conn->in, evbuffer_get_length(conn->in));
@@ -345,15 +365,24 @@ static bool conn_can_close_at_once(struct conn *conn)
  * connection freed under it. False when the connection has ended. */
 static bool conn_settle(struct conn *conn)
 {
-	if (conn->flags & CONN_FAILED) {
-		conn_finish(conn);
+	if (conn->flags & (CONN_FAILED | CONN_ABORTING)) {
+		conn_finish(conn, conn->flags & CONN_ABORTING ? CONN_END_ABORTED : CONN_END_FAILED);
 		return false;
 	}
-	if (!(conn->flags & CONN_CLOSING) || (conn->flags & CONN_LINGERING) ||
-	    evbuffer_get_length(conn->out) > 0)
+	if (evbuffer_get_length(conn->out) > 0)
+		return true;
+	if ((conn->flags & (CONN_SHUT_PENDING | CONN_WRITE_SHUT)) == CONN_SHUT_PENDING) {
+		shutdown(conn->fd, SHUT_WR);
+		conn->flags |= CONN_WRITE_SHUT;
+	}
+	if ((conn->flags & (CONN_WRITE_SHUT | CONN_READ_EOF)) == (CONN_WRITE_SHUT | CONN_READ_EOF)) {
+		conn_finish(conn, CONN_END_DONE);
+		return false;
+	}
+	if (!(conn->flags & CONN_CLOSING) || (conn->flags & CONN_LINGERING))
 		return true;
 	if ((conn->flags & CONN_READ_EOF) || conn_can_close_at_once(conn)) {
-		conn_finish(conn);
+		conn_finish(conn, CONN_END_DONE);
 		return false;
 	}
 	return conn_linger(conn);
@@ -373,12 +402,12 @@ static void conn_on_eof(struct conn *conn)
 {
 	conn->flags |= CONN_READ_EOF;
 	if (conn->flags & CONN_LINGERING) {
-		conn_finish(conn);
+		conn_finish(conn, CONN_END_DONE);
 		return;
 	}
-	if (conn->protocol->conn.end_of_input != NULL && !(conn->flags & CONN_CLOSING)) {
+	if (conn->profile.hooks->end_of_input != NULL && !(conn->flags & CONN_CLOSING)) {
 		conn->flags |= CONN_IN_HOOK;
-		conn->protocol->conn.end_of_input(conn);
+		conn->profile.hooks->end_of_input(conn);
 		conn->flags &= ~CONN_IN_HOOK;
 	} else {
 		conn->flags |= CONN_CLOSING;
@@ -389,7 +418,7 @@ static void conn_on_eof(struct conn *conn)
 /* Reads into the input buffer's own free space: no FIONREAD, no copy. */
 static ssize_t conn_read(struct conn *conn)
 {
-	size_t room = conn->buffer_size - evbuffer_get_length(conn->in);
+	size_t room = conn->profile.buffer_size - evbuffer_get_length(conn->in);
 	struct evbuffer_iovec vec[2];
 	int n_vec = room == 0 ? 0 : evbuffer_reserve_space(conn->in, room < CONN_READ_CHUNK ? room : CONN_READ_CHUNK,
 							   vec, 2);
@@ -436,7 +465,7 @@ static void conn_on_readable(evutil_socket_t fd, short what, void *arg)
 	}
 	if (n < 0) {
 		conn_log(conn, LOG_DEBUG, "read failed: %s", strerror(errno));
-		conn_finish(conn);
+		conn_finish(conn, CONN_END_FAILED);
 		return;
 	}
 	if (n == 0) {
@@ -449,8 +478,8 @@ static void conn_on_readable(evutil_socket_t fd, short what, void *arg)
 	}
 	conn_touch(conn);
 	conn->flags |= CONN_IN_HOOK;
-	if (conn->protocol->conn.input != NULL)
-		conn->protocol->conn.input(conn, conn->in);
+	if (conn->profile.hooks->input != NULL)
+		conn->profile.hooks->input(conn, conn->in);
 	else
 		evbuffer_drain(conn->in, evbuffer_get_length(conn->in));
 	conn->flags &= ~CONN_IN_HOOK;
@@ -465,7 +494,7 @@ static void conn_on_writable(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *conn = arg;
 
-	if (!(conn->flags & CONN_FAILED))
+	if (!(conn->flags & (CONN_FAILED | CONN_ABORTING)))
 		conn_write_out(conn);
 	conn_after_hook(conn);
 	(void)fd;
@@ -478,22 +507,40 @@ static void conn_request_flush(struct conn *conn)
 		event_active(conn->writable, EV_WRITE, 0);
 }
 
-void conn_expire_idle(struct conn_list *conns, uint64_t now_ms)
+/* Ordered by last activity, and no timeout is under a second. The sweep
+ * ticks twice a second so that the documented bound (closed between T and
+ * T+1 s) holds even when a tick runs late. */
+static void conn_on_idle_sweep(evutil_socket_t fd, short what, void *arg)
 {
-	struct conn *conn = TAILQ_FIRST(conns), *next;
+	struct chassis *ch = arg;
+	uint64_t now_ms = conn_clock_ms();
+	struct conn *conn = TAILQ_FIRST(&ch->by_activity), *next;
 
-	/* Ordered by last activity, and no timeout is under a second. */
 	for (; conn != NULL && now_ms - conn->last_active_ms >= 1000; conn = next) {
-		next = TAILQ_NEXT(conn, link);
+		next = TAILQ_NEXT(conn, activity_link);
 		if (conn->idle_ms == 0 || now_ms - conn->last_active_ms < conn->idle_ms)
 			continue;
-		if (!(conn->flags & CONN_LINGERING)) {
-			conn->listener->counters.idle_closed++;
-			conn_log(conn, LOG_DEBUG, "idle timeout: nothing sent or received for %u s",
-				 conn->idle_ms / 1000);
+		if (conn->flags & CONN_LINGERING) {
+			conn_finish(conn, CONN_END_DONE);
+			continue;
 		}
-		conn_finish(conn);
+		conn_log(conn, LOG_DEBUG, "idle timeout: nothing sent or received for %u s", conn->idle_ms / 1000);
+		conn_finish(conn, CONN_END_IDLE);
 	}
+	(void)fd;
+	(void)what;
+}
+
+static int conn_start_idle_sweep(struct chassis *ch)
+{
+	struct timeval half_second = { 0, 500000 };
+
+	if (ch->idle_sweep != NULL)
+		return 0;
+	ch->idle_sweep = event_new(ch->base, -1, EV_PERSIST, conn_on_idle_sweep, ch);
+	if (ch->idle_sweep == NULL)
+		return -1;
+	return event_add(ch->idle_sweep, &half_second);
 }
 
 static int conn_init_io(struct conn *conn, struct event_base *base)
@@ -509,39 +556,46 @@ static int conn_init_io(struct conn *conn, struct event_base *base)
 	return 0;
 }
 
-int conn_open(struct listener *ls, evutil_socket_t fd, const struct sockaddr *peer,
-	      socklen_t peer_len)
+void conn_owner_init(struct conn_owner *owner, struct chassis *chassis,
+		     void (*closed)(struct conn_owner *owner, struct conn *conn, enum conn_end end))
 {
-	struct service *svc = ls->service;
-	const struct conf_listener *conf = svc->conf;
+	*owner = (struct conn_owner){ .chassis = chassis, .closed = closed };
+	TAILQ_INIT(&owner->conns);
+}
+
+int conn_open(struct conn_owner *owner, const struct conn_profile *profile, int fd, const struct sockaddr *peer,
+	      socklen_t peer_len, void *data)
+{
+	struct chassis *ch = owner->chassis;
 	struct conn *conn = calloc(1, sizeof(*conn));
 
 	if (conn != NULL)
 		conn->fd = fd;
-	if (conn == NULL || conn_init_io(conn, ls->rt->base) < 0) {
+	if (conn == NULL || conn_init_io(conn, ch->base) < 0 || conn_start_idle_sweep(ch) < 0) {
 		if (conn != NULL)
 			conn_free_io(conn);
 		free(conn);
 		close(fd);
 		return -1;
 	}
-	conn->listener = ls;
-	conn->service = svc;
-	conn->protocol = protocol_of(conf->module);
-	conn->buffer_size = conf->buffer_size;
-	conn->idle_ms = conf->idle_timeout * 1000u;
+	conn->owner = owner;
+	conn->chassis = ch;
+	conn->profile = *profile;
+	conn->idle_ms = profile->idle_ms;
+	conn->data = data;
 	conn->last_active_ms = conn_clock_ms();
 	memcpy(&conn->peer, peer, peer_len);
 	conn->peer_len = peer_len;
-	service_ref(svc);
-	TAILQ_INSERT_TAIL(&ls->conns, conn, link);
-	ls->n_conns++;
-	runtime_connection_opened(ls->rt);
-	conn_log(conn, LOG_DEBUG, "connection accepted");
+	TAILQ_INSERT_TAIL(&owner->conns, conn, owner_link);
+	TAILQ_INSERT_TAIL(&ch->by_activity, conn, activity_link);
+	owner->n_conns++;
+	ch->connections++;
+	chassis_hold(ch);
+	conn_log(conn, LOG_DEBUG, "connection open");
 
-	if (conn->protocol->conn.open != NULL) {
+	if (profile->hooks->open != NULL) {
 		conn->flags |= CONN_IN_HOOK;
-		if (conn->protocol->conn.open(conn) < 0)
+		if (profile->hooks->open(conn) < 0)
 			conn->flags |= CONN_CLOSING;
 		conn->flags &= ~CONN_IN_HOOK;
 	}
@@ -559,7 +613,20 @@ int conn_open(struct listener *ls, evutil_socket_t fd, const struct sockaddr *pe
 
 void conn_close_now(struct conn *conn)
 {
-	conn_finish(conn);
+	conn_finish(conn, CONN_END_CLOSED);
+}
+
+void conn_close_everything(struct chassis *chassis)
+{
+	struct conn *conn;
+
+	while ((conn = TAILQ_FIRST(&chassis->by_activity)) != NULL)
+		conn_finish(conn, CONN_END_CLOSED);
+}
+
+void *conn_owner_ref(const struct conn *conn)
+{
+	return conn->profile.owner_ref;
 }
 
 /* ---- the chassis API ---- */
@@ -625,7 +692,7 @@ int conn_write_file_segment(struct conn *conn, struct evbuffer_file_segment *seg
 
 bool conn_output_full(const struct conn *conn)
 {
-	return evbuffer_get_length(conn->out) >= conn->buffer_size;
+	return evbuffer_get_length(conn->out) >= conn->profile.buffer_size;
 }
 
 size_t conn_output_length(const struct conn *conn)
@@ -642,6 +709,33 @@ void conn_close_after_flush(struct conn *conn)
 	/* Outside a hook nothing else would come back to finish the close. */
 	if (!(conn->flags & (CONN_IN_HOOK | CONN_WRITING)))
 		event_active(conn->writable, EV_WRITE, 0);
+}
+
+void conn_shutdown_after_flush(struct conn *conn)
+{
+	if (conn->flags & (CONN_SHUT_PENDING | CONN_CLOSING))
+		return;
+	conn->flags |= CONN_SHUT_PENDING;
+	if (!(conn->flags & (CONN_IN_HOOK | CONN_WRITING)))
+		event_active(conn->writable, EV_WRITE, 0);
+}
+
+void conn_abort(struct conn *conn)
+{
+	conn->flags |= CONN_ABORTING;
+	if (!(conn->flags & CONN_IN_HOOK))
+		event_active(conn->writable, EV_WRITE, 0);
+}
+
+bool conn_ended_in_order(const struct conn *conn)
+{
+	return conn->end == CONN_END_DONE;
+}
+
+void conn_decouple_directions(struct conn *conn)
+{
+	conn->flags |= CONN_DECOUPLED;
+	conn_update_reading(conn);
 }
 
 void conn_set_idle_timeout(struct conn *conn, unsigned seconds)
@@ -681,12 +775,12 @@ const struct sockaddr *conn_local(struct conn *conn)
 
 const void *conn_settings(const struct conn *conn)
 {
-	return conn->service->conf->settings;
+	return conn->profile.settings;
 }
 
 void *conn_service_state(const struct conn *conn)
 {
-	return conn->service->state;
+	return conn->profile.state;
 }
 
 void *conn_data(const struct conn *conn)

@@ -1,25 +1,63 @@
-/* The per-connection chassis: one protocol instance per accepted socket. */
+/* One TCP connection, in either direction: the per-connection chassis.
+ *
+ * It knows no listener and no runtime. Whoever opened it (its owner: a
+ * listener for accepted connections, a unit for its outbound ones) hears
+ * of its end through the owner's closed(), and keeps alive what the
+ * connection's profile points to until then. */
 #ifndef CHASSISD_CONN_H
 #define CHASSISD_CONN_H
 
-#include <event2/util.h>
 #include <stdint.h>
-#include <sys/queue.h>
 #include <sys/socket.h>
 
-struct conn;
-struct listener;
+#include "daemon/core.h"
 
-TAILQ_HEAD(conn_list, conn);
+enum conn_end {
+	CONN_END_DONE,			/* closed in order, or as the module asked */
+	CONN_END_IDLE,			/* idle-timeout */
+	CONN_END_FAILED,		/* a read or write failed: a reset */
+	CONN_END_CLOSED,		/* conn_close_now(): grace over, exit */
+	CONN_END_ABORTED,		/* conn_abort(): with a reset */
+};
 
-/* Takes the fd. -1 (fd closed, nothing counted) when out of memory; once
- * it returns 0 the connection may already be gone again. */
-int conn_open(struct listener *ls, evutil_socket_t fd, const struct sockaddr *peer,
-	      socklen_t peer_len);
+/* What a connection runs with, copied when it opens. */
+struct conn_profile {
+	const struct conn_hooks *hooks;
+	const void *settings;		/* conn_settings() */
+	void *state;			/* conn_service_state() */
+	size_t buffer_size;		/* bytes queued before backpressure */
+	unsigned idle_ms;		/* 0 = never */
+	const char *unit, *protocol, *transport;	/* the log context */
+	void *owner_ref;		/* the owner's own, for closed() */
+};
+
+struct conn_owner {
+	struct chassis *chassis;
+	/* Once per connection, after its close hook; conn is NULL for an
+	 * outbound connect that never became a connection. */
+	void (*closed)(struct conn_owner *owner, struct conn *conn, enum conn_end end);
+	/* Kept by conn.c and connect.c. */
+	struct conn_list conns;
+	unsigned n_conns;
+	unsigned n_connecting;
+};
+
+void conn_owner_init(struct conn_owner *owner, struct chassis *chassis,
+		     void (*closed)(struct conn_owner *owner, struct conn *conn, enum conn_end end));
+
+/* Takes the fd, which must be a connected, non-blocking TCP socket, and
+ * runs the open hook with conn_data() = data. -1 (fd closed, nothing
+ * counted) when out of memory; once it returns 0 the connection may
+ * already be gone again. */
+int conn_open(struct conn_owner *owner, const struct conn_profile *profile, int fd, const struct sockaddr *peer,
+	      socklen_t peer_len, void *data);
 /* Ends the connection now, queued output or not (shutdown grace is over). */
 void conn_close_now(struct conn *conn);
-/* Closes the connections of a list that have been idle past their timeout. */
-void conn_expire_idle(struct conn_list *conns, uint64_t now_ms);
+/* Every connection of the chassis, now: at exit. */
+void conn_close_everything(struct chassis *chassis);
+/* The profile's owner_ref: which of its things an owner's closed() is
+ * about. */
+void *conn_owner_ref(const struct conn *conn);
 /* Milliseconds on a monotonic clock: what idle timeouts are measured in. */
 uint64_t conn_clock_ms(void);
 

@@ -1,16 +1,14 @@
 #include "daemon/datagram.h"
 
 #include <errno.h>
+#include <event2/event.h>
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
 
 #include "conf/conf.h"
 #include "daemon/chassis.h"
-#include "daemon/listener.h"
 #include "daemon/log.h"
-#include "daemon/runtime.h"
-#include "daemon/protocol.h"
 
 /* Large enough for any UDP payload, so nothing is ever truncated. */
 #define DATAGRAM_MAX 65536
@@ -19,7 +17,7 @@
 #define DATAGRAMS_PER_WAKEUP 1024
 
 struct datagram {
-	struct listener *listener;
+	struct datagram_port *port;
 	const void *payload;
 	size_t len;
 	struct sockaddr_storage source;
@@ -30,11 +28,11 @@ static unsigned char datagram_buffer[DATAGRAM_MAX];
 
 static void datagram_log(const struct datagram *dgram, int level, const char *what)
 {
-	const struct conf_listener *conf = dgram->listener->service->conf;
+	const struct datagram_profile *profile = dgram->port->profile;
 	struct log_context ctx = {
-		.listener = conf->name,
-		.protocol = conf->module->name,
-		.transport = transport_name(conf->transport),
+		.listener = profile->unit,
+		.protocol = profile->protocol,
+		.transport = profile->transport,
 		.peer = (const struct sockaddr *)&dgram->source,
 	};
 
@@ -43,31 +41,31 @@ static void datagram_log(const struct datagram *dgram, int level, const char *wh
 
 void datagram_drop(struct datagram *dgram, const char *reason)
 {
-	dgram->listener->counters.dropped++;
+	dgram->port->counters.dropped++;
 	if (log_enabled(LOG_DEBUG))
 		datagram_log(dgram, LOG_DEBUG, reason);
 }
 
-static void datagram_handle(struct listener *ls, struct datagram *dgram)
+static void datagram_handle(struct datagram_port *port, struct datagram *dgram)
 {
-	const struct conf_listener *conf = ls->service->conf;
+	const struct datagram_profile *profile = port->profile;
 
-	ls->counters.datagrams++;
+	port->counters.datagrams++;
 	addr_unmap(&dgram->source, &dgram->source_len);
-	if (!listener_allows(conf, (struct sockaddr *)&dgram->source)) {
-		ls->counters.denied++;
+	if (profile->access != NULL && !conf_listener_allows(profile->access, (struct sockaddr *)&dgram->source)) {
+		port->counters.denied++;
 		return;
 	}
-	protocol_of(conf->module)->datagram(dgram);
+	profile->datagram(dgram);
 }
 
-void datagram_on_readable(evutil_socket_t fd, short what, void *arg)
+static void datagram_on_readable(evutil_socket_t fd, short what, void *arg)
 {
-	struct listener *ls = arg;
+	struct datagram_port *port = arg;
 
 	for (int i = 0; i < DATAGRAMS_PER_WAKEUP; i++) {
 		struct datagram dgram = {
-			.listener = ls,
+			.port = port,
 			.payload = datagram_buffer,
 			.source_len = sizeof(dgram.source),
 		};
@@ -80,18 +78,38 @@ void datagram_on_readable(evutil_socket_t fd, short what, void *arg)
 			    errno == ENETUNREACH)
 				continue;
 			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				log_warning("listener %s: recvfrom: %s", ls->service->conf->name, strerror(errno));
+				log_warning("listener %s: recvfrom: %s", port->profile->unit, strerror(errno));
 			return;
 		}
 		dgram.len = (size_t)n;
 		if (dgram.len > sizeof(datagram_buffer)) {
-			ls->counters.datagrams++;
+			port->counters.datagrams++;
 			datagram_drop(&dgram, "larger than 64 KiB");
 			continue;
 		}
-		datagram_handle(ls, &dgram);
+		datagram_handle(port, &dgram);
 	}
 	(void)what;
+}
+
+int datagram_port_start(struct datagram_port *port, struct event_base *base, int fd, bool dual_stack,
+			const struct datagram_profile *profile)
+{
+	port->fd = fd;
+	port->dual_stack = dual_stack;
+	port->profile = profile;
+	port->readable = event_new(base, fd, EV_READ | EV_PERSIST, datagram_on_readable, port);
+	if (port->readable == NULL)
+		return -1;
+	return event_add(port->readable, NULL);
+}
+
+void datagram_port_stop(struct datagram_port *port)
+{
+	if (port->readable != NULL)
+		event_free(port->readable);
+	port->readable = NULL;
+	port->fd = -1;
 }
 
 /* ---- the chassis API ---- */
@@ -109,23 +127,22 @@ const void *datagram_payload(const struct datagram *dgram, size_t *len)
 
 const void *datagram_settings(const struct datagram *dgram)
 {
-	return dgram->listener->service->conf->settings;
+	return dgram->port->profile->settings;
 }
 
 void *datagram_service_state(const struct datagram *dgram)
 {
-	return dgram->listener->service->state;
+	return dgram->port->profile->state;
 }
 
 void datagram_reply(struct datagram *dgram, const void *data, size_t len)
 {
-	struct listener *ls = dgram->listener;
+	struct datagram_port *port = dgram->port;
 	struct sockaddr_storage to = dgram->source;
 	socklen_t to_len = dgram->source_len;
 
 	/* A dual-stack socket sends to IPv4 peers through mapped addresses. */
-	if (to.ss_family == AF_INET && ls->service->conf->endpoint.sa.ss_family == AF_INET6 &&
-	    ls->service->conf->endpoint.any) {
+	if (to.ss_family == AF_INET && port->dual_stack) {
 		struct sockaddr_in sin = *(struct sockaddr_in *)&dgram->source;
 		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&to;
 		memset(&to, 0, sizeof(to));
@@ -135,11 +152,11 @@ void datagram_reply(struct datagram *dgram, const void *data, size_t len)
 		memcpy(&sin6->sin6_addr.s6_addr[12], &sin.sin_addr, 4);
 		to_len = sizeof(*sin6);
 	}
-	if (sendto(ls->fd, data, len, MSG_DONTWAIT, (struct sockaddr *)&to, to_len) < 0) {
+	if (sendto(port->fd, data, len, MSG_DONTWAIT, (struct sockaddr *)&to, to_len) < 0) {
 		datagram_drop(dgram, "reply not sent");
 		return;
 	}
-	ls->counters.replies++;
+	port->counters.replies++;
 }
 
 bool datagram_source_is_reflector(const struct datagram *dgram)

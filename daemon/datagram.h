@@ -1,10 +1,41 @@
-/* Datagram listeners (udp, multicast): every ready datagram to the module. */
+/* A datagram port: a UDP socket whose every datagram goes to a module,
+ * which may reply to the source. A datagram listener has one; a stream
+ * that sends will have one too. It knows no listener: the profile says
+ * whom to hand datagrams to and whom to let in. */
 #ifndef CHASSISD_DATAGRAM_H
 #define CHASSISD_DATAGRAM_H
 
-#include <event2/util.h>
+#include <stdbool.h>
+#include <stdint.h>
 
-/* The EV_READ|EV_PERSIST callback of a datagram listener's socket. */
-void datagram_on_readable(evutil_socket_t fd, short what, void *listener);
+struct conf_listener;
+struct datagram;
+struct event;
+struct event_base;
+
+struct datagram_profile {
+	void (*datagram)(struct datagram *dgram);
+	const void *settings;		/* datagram_settings() */
+	void *state;			/* datagram_service_state() */
+	const struct conf_listener *access;	/* allow/deny; NULL: everyone */
+	const char *unit, *protocol, *transport;	/* the log context */
+};
+
+struct datagram_counters {
+	uint64_t datagrams, replies, dropped, denied;
+};
+
+struct datagram_port {
+	int fd;				/* not the port's: its owner closes it */
+	bool dual_stack;		/* "*" bound as IPv6: IPv4 peers are mapped */
+	struct event *readable;
+	/* The current one; a reload swaps it between two datagrams. */
+	const struct datagram_profile *profile;
+	struct datagram_counters counters;
+};
+
+int datagram_port_start(struct datagram_port *port, struct event_base *base, int fd, bool dual_stack,
+			const struct datagram_profile *profile);
+void datagram_port_stop(struct datagram_port *port);
 
 #endif

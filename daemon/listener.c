@@ -11,23 +11,27 @@
 #include <unistd.h>
 
 #include "conf/conf.h"
-#include "daemon/datagram.h"
+#include "daemon/chassis.h"
 #include "daemon/log.h"
-#include "daemon/runtime.h"
 #include "daemon/protocol.h"
+#include "daemon/service.h"
 #include "systemd/activation.h"
 
 /* OpenBSD httpd waits a second before accepting again when out of fds;
  * a closing connection resumes it sooner. */
 #define ACCEPT_RESUME_SECONDS 1
 
+/* Listeners paused for want of fds. Fds are the process's, so any
+ * listener's closing connection is a reason for all of them to try again. */
+static TAILQ_HEAD(, listener) paused = TAILQ_HEAD_INITIALIZER(paused);
+
 static struct log_context listener_context(const struct listener *ls)
 {
 	const struct conf_listener *conf = ls->service->conf;
 
 	return (struct log_context){
-		.listener = conf->name,
-		.protocol = conf->module->name,
+		.listener = conf->unit.name,
+		.protocol = conf->unit.module->name,
 		.transport = transport_name(conf->transport),
 	};
 }
@@ -119,7 +123,7 @@ static int socket_for(const struct conf_listener *conf, struct sockaddr_storage 
 		sin->sin_addr.s_addr = htonl(INADDR_ANY);
 		sin->sin_port = htons((uint16_t)port);
 		*len = sizeof(*sin);
-		log_notice("listener %s: no IPv6 on this host, \"*\" means IPv4 only", conf->name);
+		log_notice("listener %s: no IPv6 on this host, \"*\" means IPv4 only", conf->unit.name);
 		fd = socket(AF_INET, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	}
 	return fd;
@@ -173,7 +177,34 @@ static int socket_obtain(const struct conf_listener *conf, bool *adopted, char *
 	return fd;
 }
 
-struct listener *listener_open(struct runtime *rt, struct service *svc, char *err, size_t errlen)
+static void listener_resume_accept(struct listener *ls)
+{
+	if (ls->acceptor == NULL || !ls->accept_paused)
+		return;
+	ls->accept_paused = false;
+	TAILQ_REMOVE(&paused, ls, paused_link);
+	evtimer_del(ls->resume_timer);
+	evconnlistener_enable(ls->acceptor);
+}
+
+/* The owner's word on each connection it accepted. */
+static void listener_on_closed(struct conn_owner *owner, struct conn *conn, enum conn_end end)
+{
+	struct listener *ls = (struct listener *)((char *)owner - offsetof(struct listener, owner));
+	struct listener *waiting;
+
+	source_table_release(&ls->sources, conn_peer(conn));
+	if (end == CONN_END_IDLE)
+		ls->counters.idle_closed++;
+	service_release(conn_owner_ref(conn));
+	/* A freed fd may be just what a paused listener waits for. */
+	while ((waiting = TAILQ_FIRST(&paused)) != NULL)
+		listener_resume_accept(waiting);
+	if (ls->retired && ls->owner.n_conns == 0 && !ls->closing_all)
+		ls->gone(ls, ls->gone_arg);
+}
+
+struct listener *listener_open(struct chassis *chassis, struct service *svc, char *err, size_t errlen)
 {
 	struct listener *ls;
 	bool adopted;
@@ -187,25 +218,14 @@ struct listener *listener_open(struct runtime *rt, struct service *svc, char *er
 		close(fd);
 		return NULL;
 	}
-	ls->rt = rt;
+	ls->chassis = chassis;
 	ls->fd = fd;
+	ls->port.fd = -1;
 	ls->adopted = adopted;
 	ls->service = svc;
 	service_ref(svc);
-	TAILQ_INIT(&ls->conns);
+	conn_owner_init(&ls->owner, chassis, listener_on_closed);
 	return ls;
-}
-
-bool listener_allows(const struct conf_listener *conf, const struct sockaddr *peer)
-{
-	bool allowed = conf->n_allow == 0;
-
-	for (size_t i = 0; i < conf->n_deny; i++)
-		if (cidr_match(&conf->deny[i], peer))
-			return false;
-	for (size_t i = 0; !allowed && i < conf->n_allow; i++)
-		allowed = cidr_match(&conf->allow[i], peer);
-	return allowed;
 }
 
 /* One line per second per listener at most: a flood must not become a
@@ -228,7 +248,7 @@ static bool listener_admit(struct listener *ls, const struct sockaddr *peer)
 {
 	const struct conf_listener *conf = ls->service->conf;
 
-	if (!listener_allows(conf, peer)) {
+	if (!conf_listener_allows(conf, peer)) {
 		ls->counters.denied++;
 		if (log_enabled(LOG_DEBUG)) {
 			struct log_context ctx = listener_context(ls);
@@ -237,12 +257,12 @@ static bool listener_admit(struct listener *ls, const struct sockaddr *peer)
 		}
 		return false;
 	}
-	if (ls->rt->connections >= runtime_max_connections(ls->rt)) {
+	if (ls->chassis->connections >= ls->chassis->max_connections) {
 		ls->counters.refused_limit++;
 		listener_log_limit(ls, peer, "daemon max-connections reached");
 		return false;
 	}
-	if (ls->n_conns >= conf->max_connections) {
+	if (ls->owner.n_conns >= conf->max_connections) {
 		ls->counters.refused_limit++;
 		listener_log_limit(ls, peer, "listener max-connections reached");
 		return false;
@@ -274,8 +294,11 @@ static void listener_on_accept(struct evconnlistener *acceptor, evutil_socket_t 
 		return;
 	}
 	ls->counters.accepted++;
-	if (conn_open(ls, fd, (struct sockaddr *)&peer, peer_len) < 0)
+	service_ref(ls->service);
+	if (conn_open(&ls->owner, &ls->service->profile, fd, (struct sockaddr *)&peer, peer_len, NULL) < 0) {
 		source_table_release(&ls->sources, (struct sockaddr *)&peer);
+		service_release(ls->service);
+	}
 	(void)acceptor;
 }
 
@@ -284,15 +307,6 @@ static void listener_on_resume_timer(evutil_socket_t fd, short what, void *arg)
 	listener_resume_accept(arg);
 	(void)fd;
 	(void)what;
-}
-
-void listener_resume_accept(struct listener *ls)
-{
-	if (ls->acceptor == NULL || !ls->accept_paused)
-		return;
-	ls->accept_paused = false;
-	evtimer_del(ls->resume_timer);
-	evconnlistener_enable(ls->acceptor);
 }
 
 /* libevent keeps a listener armed after accept() fails; with no fd left
@@ -309,6 +323,8 @@ static void listener_on_accept_error(struct evconnlistener *acceptor, void *arg)
 		return;
 	}
 	evconnlistener_disable(acceptor);
+	if (!ls->accept_paused)
+		TAILQ_INSERT_TAIL(&paused, ls, paused_link);
 	ls->accept_paused = true;
 	evtimer_add(ls->resume_timer, &resume);
 	ls->counters.accept_paused++;
@@ -339,7 +355,7 @@ static void listener_on_accept_error(struct evconnlistener *acceptor, void *arg)
 static void listener_set_tcp_options(struct listener *ls)
 {
 	const struct conf_listener *conf = ls->service->conf;
-	int seconds = protocol_of(conf->module)->client_sends_first ? LISTENER_DEFER_SECONDS : 0;
+	int seconds = protocol_of(conf->unit.module)->client_sends_first ? LISTENER_DEFER_SECONDS : 0;
 	int lowat = (int)conf->notsent_lowat;
 
 	if (conf->transport != TRANSPORT_TCP)
@@ -351,9 +367,10 @@ static void listener_set_tcp_options(struct listener *ls)
 
 int listener_enable(struct listener *ls)
 {
-	struct event_base *base = ls->rt->base;
+	const struct conf_listener *conf = ls->service->conf;
+	struct event_base *base = ls->chassis->base;
 
-	if (ls->service->conf->transport == TRANSPORT_TCP) {
+	if (conf->transport == TRANSPORT_TCP) {
 		listener_set_tcp_options(ls);
 		ls->resume_timer = evtimer_new(base, listener_on_resume_timer, ls);
 		/* Backlog 0: socket_open() already called listen(). */
@@ -364,10 +381,8 @@ int listener_enable(struct listener *ls)
 		evconnlistener_set_error_cb(ls->acceptor, listener_on_accept_error);
 		return 0;
 	}
-	ls->readable = event_new(base, ls->fd, EV_READ | EV_PERSIST, datagram_on_readable, ls);
-	if (ls->readable == NULL)
-		return -1;
-	return event_add(ls->readable, NULL);
+	return datagram_port_start(&ls->port, base, ls->fd,
+				   conf->endpoint.sa.ss_family == AF_INET6 && conf->endpoint.any, &ls->service->datagram);
 }
 
 void listener_set_service(struct listener *ls, struct service *svc)
@@ -378,20 +393,23 @@ void listener_set_service(struct listener *ls, struct service *svc)
 	service_ref(svc);
 	service_release(ls->service);
 	ls->service = svc;
+	ls->port.profile = &svc->datagram;
 	listener_set_tcp_options(ls);
 	if (conf->transport == TRANSPORT_MULTICAST && multicast_send_options(ls->fd, conf, err, sizeof(err)) < 0)
-		log_warning("listener %s: %s", conf->name, err);
+		log_warning("listener %s: %s", conf->unit.name, err);
 }
 
 static void listener_stop_accepting(struct listener *ls)
 {
+	if (ls->accept_paused) {
+		TAILQ_REMOVE(&paused, ls, paused_link);
+		ls->accept_paused = false;
+	}
 	if (ls->acceptor != NULL) {
 		evconnlistener_free(ls->acceptor);	/* closes the fd */
 		ls->acceptor = NULL;
 	} else if (ls->fd >= 0) {
-		if (ls->readable != NULL)
-			event_free(ls->readable);
-		ls->readable = NULL;
+		datagram_port_stop(&ls->port);
 		close(ls->fd);
 	}
 	ls->fd = -1;
@@ -400,39 +418,43 @@ static void listener_stop_accepting(struct listener *ls)
 	ls->resume_timer = NULL;
 }
 
+static void listener_close_connections(struct listener *ls)
+{
+	struct conn *conn;
+
+	ls->closing_all = true;
+	while ((conn = TAILQ_FIRST(&ls->owner.conns)) != NULL)
+		conn_close_now(conn);
+	ls->closing_all = false;
+}
+
 static void listener_on_grace_over(evutil_socket_t fd, short what, void *arg)
 {
 	struct listener *ls = arg;
 	struct log_context ctx = listener_context(ls);
 
-	log_write(LOG_NOTICE, &ctx, "shutdown grace over: closing %u connection%s", ls->n_conns,
-		  ls->n_conns == 1 ? "" : "s");
+	log_write(LOG_NOTICE, &ctx, "shutdown grace over: closing %u connection%s", ls->owner.n_conns,
+		  ls->owner.n_conns == 1 ? "" : "s");
 	listener_close_connections(ls);
-	runtime_reap_listener(ls->rt, ls);
+	ls->gone(ls, ls->gone_arg);
 	(void)fd;
 	(void)what;
 }
 
-void listener_retire(struct listener *ls, unsigned grace)
+bool listener_retire(struct listener *ls, unsigned grace, void (*gone)(struct listener *ls, void *arg), void *arg)
 {
 	struct timeval tv = { (time_t)grace, 0 };
 
 	listener_stop_accepting(ls);
-	if (ls->n_conns == 0)
-		return;
-	ls->grace_timer = evtimer_new(ls->rt->base, listener_on_grace_over, ls);
+	ls->retired = true;
+	ls->gone = gone;
+	ls->gone_arg = arg;
+	if (ls->owner.n_conns == 0)
+		return false;
+	ls->grace_timer = evtimer_new(ls->chassis->base, listener_on_grace_over, ls);
 	if (ls->grace_timer != NULL)
 		evtimer_add(ls->grace_timer, &tv);
-}
-
-void listener_close_connections(struct listener *ls)
-{
-	struct conn *conn;
-
-	ls->closing_all = true;
-	while ((conn = TAILQ_FIRST(&ls->conns)) != NULL)
-		conn_close_now(conn);
-	ls->closing_all = false;
+	return true;
 }
 
 void listener_free(struct listener *ls)
@@ -446,30 +468,60 @@ void listener_free(struct listener *ls)
 	free(ls);
 }
 
+void listener_stats(const struct listener *ls, struct chassis_listener_stats *stats, char *counters,
+		    size_t counters_len, char *rows, size_t rows_len)
+{
+	const struct conf_listener *conf = ls->service->conf;
+	const struct listener_counters *c = &ls->counters;
+	const struct datagram_counters *d = &ls->port.counters;
+
+	service_module_status(ls->service, counters, counters_len, rows, rows_len);
+	*stats = (struct chassis_listener_stats){
+		.name = conf->unit.name,
+		.protocol = conf->unit.module->name,
+		.transport = transport_name(conf->transport),
+		.address = conf->address,
+		.retired = ls->retired,
+		.connections = ls->owner.n_conns,
+		.accepted = c->accepted,
+		.denied = c->denied + d->denied,
+		.refused_limit = c->refused_limit,
+		.refused_per_source = c->refused_per_source,
+		.idle_closed = c->idle_closed,
+		.accept_paused = c->accept_paused,
+		.datagrams = d->datagrams,
+		.replies = d->replies,
+		.dropped = d->dropped,
+		.module_counters = counters,
+		.module_rows = rows,
+	};
+}
+
 void listener_log_status(const struct listener *ls)
 {
-	const struct listener_counters *c = &ls->counters;
-	const struct protocol *protocol = protocol_of(ls->service->conf->module);
+	struct chassis_listener_stats s;
 	struct log_context ctx = listener_context(ls);
-	char extra[256] = "";
+	char counters[512], rows[2048], extra[520] = "";
+	const char *row, *end;
 
-	if (protocol->status != NULL && ls->service->state != NULL) {
-		extra[0] = ' ';
-		protocol->status(ls->service->state, extra + 1, sizeof(extra) - 1);
-	}
-
+	listener_stats(ls, &s, counters, sizeof(counters), rows, sizeof(rows));
+	if (counters[0] != '\0')
+		snprintf(extra, sizeof(extra), " %s", counters);
 	if (ls->service->conf->transport == TRANSPORT_TCP)
 		log_write(LOG_INFO, &ctx,
 			  "status: %s %u connections, accepted=%llu denied=%llu refused_limit=%llu "
 			  "refused_per_source=%llu idle_closed=%llu accept_paused=%llu%s%s",
-			  ls->service->conf->address, ls->n_conns, (unsigned long long)c->accepted,
-			  (unsigned long long)c->denied, (unsigned long long)c->refused_limit,
-			  (unsigned long long)c->refused_per_source, (unsigned long long)c->idle_closed,
-			  (unsigned long long)c->accept_paused, extra, ls->fd < 0 ? " (retired)" : "");
+			  s.address, s.connections, (unsigned long long)s.accepted, (unsigned long long)s.denied,
+			  (unsigned long long)s.refused_limit, (unsigned long long)s.refused_per_source,
+			  (unsigned long long)s.idle_closed, (unsigned long long)s.accept_paused, extra,
+			  s.retired ? " (retired)" : "");
 	else
-		log_write(LOG_INFO, &ctx,
-			  "status: %s datagrams=%llu replies=%llu dropped=%llu denied=%llu%s%s",
-			  ls->service->conf->address, (unsigned long long)c->datagrams,
-			  (unsigned long long)c->replies, (unsigned long long)c->dropped,
-			  (unsigned long long)c->denied, extra, ls->fd < 0 ? " (retired)" : "");
+		log_write(LOG_INFO, &ctx, "status: %s datagrams=%llu replies=%llu dropped=%llu denied=%llu%s%s",
+			  s.address, (unsigned long long)s.datagrams, (unsigned long long)s.replies,
+			  (unsigned long long)s.dropped, (unsigned long long)s.denied, extra,
+			  s.retired ? " (retired)" : "");
+	for (row = rows; *row != '\0'; row = *end ? end + 1 : end) {
+		end = strchrnul(row, '\n');
+		log_write(LOG_INFO, &ctx, "status: %.*s", (int)(end - row), row);
+	}
 }

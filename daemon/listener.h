@@ -1,5 +1,7 @@
 /* Listening sockets: bind (or keep across reloads), accept with limits and
- * access lists, read datagrams, and pause accepting when out of fds. */
+ * access lists, hand datagrams to a datagram port, and pause accepting
+ * when out of fds. A listener owns the connections it accepts and knows
+ * nothing of the runtime: a retired one says when it has none left. */
 #ifndef CHASSISD_LISTENER_H
 #define CHASSISD_LISTENER_H
 
@@ -7,14 +9,14 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/queue.h>
-#include <sys/socket.h>
 #include <time.h>
 
 #include "daemon/conn.h"
+#include "daemon/datagram.h"
 #include "daemon/source_table.h"
 
-struct conf_listener;
-struct runtime;
+struct chassis;
+struct chassis_listener_stats;
 struct service;
 
 struct listener_counters {
@@ -24,43 +26,47 @@ struct listener_counters {
 	uint64_t refused_per_source;
 	uint64_t idle_closed;
 	uint64_t accept_paused;		/* times accepting paused for lack of fds */
-	uint64_t datagrams;
-	uint64_t replies;
-	uint64_t dropped;
 };
 
 struct listener {
-	struct runtime *rt;
+	struct chassis *chassis;
 	struct service *service;	/* current config; connections may hold older ones */
 	int fd;
 	struct evconnlistener *acceptor;	/* tcp */
-	struct event *readable;			/* udp, multicast */
+	struct datagram_port port;		/* udp, multicast */
 	struct event *resume_timer;
 	struct event *grace_timer;
 	bool out_of_fds;		/* logged once per episode */
 	bool accept_paused;
-	bool claimed;
-	bool adopted;			/* passed by systemd (socket activation) */			/* a reload in progress keeps this one */
+	bool claimed;			/* a reload in progress keeps this one */
+	bool adopted;			/* passed by systemd (socket activation) */
+	bool retired;
 	bool closing_all;
-	struct conn_list conns;
-	unsigned n_conns;
+	/* A retired listener's last connection has gone. */
+	void (*gone)(struct listener *ls, void *arg);
+	void *gone_arg;
+	struct conn_owner owner;	/* the connections it accepted */
 	struct source_table sources;
 	struct listener_counters counters;
 	time_t last_limit_log;
-	TAILQ_ENTRY(listener) link;
+	TAILQ_ENTRY(listener) link;	/* the runtime's */
+	TAILQ_ENTRY(listener) paused_link;
 };
 
 /* Binds and prepares the socket; accepting starts with listener_enable(). */
-struct listener *listener_open(struct runtime *rt, struct service *svc, char *err, size_t errlen);
+struct listener *listener_open(struct chassis *chassis, struct service *svc, char *err, size_t errlen);
 int listener_enable(struct listener *ls);
 /* A reload kept the socket: new connections get svc; live ones keep theirs. */
 void listener_set_service(struct listener *ls, struct service *svc);
-/* Stops accepting now and closes the remaining connections after grace. */
-void listener_retire(struct listener *ls, unsigned grace);
-void listener_close_connections(struct listener *ls);
+/* Stops accepting now and closes the remaining connections after grace.
+ * False when none remain: the caller frees it. Otherwise gone(ls, arg)
+ * runs once the last one has closed. */
+bool listener_retire(struct listener *ls, unsigned grace, void (*gone)(struct listener *ls, void *arg), void *arg);
 void listener_free(struct listener *ls);
-void listener_resume_accept(struct listener *ls);
-bool listener_allows(const struct conf_listener *conf, const struct sockaddr *peer);
+/* What a status page shows; module_counters and module_rows are written
+ * into the two buffers. */
+void listener_stats(const struct listener *ls, struct chassis_listener_stats *stats, char *counters,
+		    size_t counters_len, char *rows, size_t rows_len);
 void listener_log_status(const struct listener *ls);
 
 #endif

@@ -176,7 +176,7 @@ static void on_signal(evutil_socket_t signo, short what, void *arg)
 		}
 		notify_stopping();
 		log_write(LOG_NOTICE, &ctx, "stopping on %s: %u connection%s get up to %u s to finish",
-			  strsignal((int)signo), d->rt->connections, d->rt->connections == 1 ? "" : "s",
+			  strsignal((int)signo), d->rt->chassis.connections, d->rt->chassis.connections == 1 ? "" : "s",
 			  runtime_conf(d->rt)->shutdown_grace);
 		runtime_shutdown(d->rt);
 	}

@@ -17,12 +17,6 @@ struct event_base;
 struct feed;
 struct feed_sink;
 
-/* What a listener generation's state may use. */
-struct service_env {
-	struct event_base *base;	/* for a module's own timers and children */
-	const char *listener;
-};
-
 struct protocol {
 	/* Name, transports, options and configure(): what the config loader
 	 * sees of the module (conf/conf.h). */
@@ -31,12 +25,21 @@ struct protocol {
 	 * listener then accepts a connection once its first bytes are in. */
 	bool client_sends_first;
 
-	/* Per listener generation: state shared by its connections. stop()
-	 * runs when the last connection of the generation has closed.
-	 * status() adds the module's counters to the SIGUSR1 dump. */
-	void *(*start)(const void *settings, const struct service_env *env);
+	/* Per unit: the state its connections and datagrams share
+	 * (conn_service_state()). stop() runs once no connection of the unit
+	 * and no outbound connection of the module is left. */
+	void *(*start)(const void *settings, const struct unit_env *env);
 	void (*stop)(void *state);
+	/* A reload that keeps the unit: true when the running state may go on
+	 * under the new settings, false (or NULL) to start it afresh. A state
+	 * that may go on outlives the settings it was started with, so it
+	 * must keep no pointer into them. */
+	bool (*same)(const void *old_settings, const void *new_settings);
+	/* The module's counters for the SIGUSR1 dump and status pages,
+	 * "key=value ...", and its table, a line per row,
+	 * "KIND NAME key=value ...\n" (chassis_listener_stats). */
 	void (*status)(const void *state, char *buf, size_t len);
+	void (*status_rows)(const void *state, char *buf, size_t len);
 
 	/* Per connection (tcp): daemon/chassis.h. */
 	struct conn_hooks conn;

@@ -7,108 +7,20 @@
 
 #include "conf/conf.h"
 #include "daemon/chassis.h"
+#include "daemon/child.h"
 #include "daemon/conn.h"
 #include "daemon/listener.h"
 #include "daemon/log.h"
-#include "daemon/protocol.h"
-#include "daemon/child.h"
-#include "systemd/notify.h"
+#include "daemon/service.h"
 
-/* Time systemd is asked for before each protocol start() hook. */
-#define PROTOCOL_START_TIMEOUT_USEC (30ull * 1000000)
-
-/* A config snapshot and everything still using it. */
-struct generation {
-	struct conf *conf;
-	unsigned refs;
-	unsigned number;
-};
-
-/* What a reload does with one listener of the new file. */
+/* What a reload does with one listener of the new file. A listener's
+ * identity is its socket (transport, address, port, group, interface):
+ * the same socket is kept, whatever else changed. */
 struct plan {
 	struct service *service;
 	struct listener *kept;		/* same socket as a running listener */
 	struct listener *opened;	/* newly bound */
 };
-
-static struct generation *generation_new(struct conf *conf, unsigned number)
-{
-	struct generation *gen = calloc(1, sizeof(*gen));
-
-	if (gen == NULL) {
-		conf_free(conf);
-		return NULL;
-	}
-	gen->conf = conf;
-	gen->refs = 1;
-	gen->number = number;
-	return gen;
-}
-
-static void generation_release(struct generation *gen)
-{
-	if (gen != NULL && --gen->refs == 0) {
-		conf_free(gen->conf);
-		free(gen);
-	}
-}
-
-static struct service *service_new(struct runtime *rt, struct generation *gen, const struct conf_listener *conf)
-{
-	struct service_env env = { .base = rt->base, .listener = conf->name };
-	struct service *svc = calloc(1, sizeof(*svc));
-
-	if (svc == NULL)
-		return NULL;
-	svc->refs = 1;
-	svc->conf = conf;
-	if (protocol_of(conf->module)->start != NULL) {
-		/* A start may hash files or spawn programs: ask systemd for time. */
-		notify_extend_timeout(PROTOCOL_START_TIMEOUT_USEC);
-		svc->state = protocol_of(conf->module)->start(conf->settings, &env);
-		if (svc->state == NULL) {
-			free(svc);
-			return NULL;
-		}
-	}
-	svc->generation = gen;
-	gen->refs++;
-	return svc;
-}
-
-void service_ref(struct service *svc)
-{
-	svc->refs++;
-}
-
-void service_release(struct service *svc)
-{
-	if (svc == NULL || --svc->refs > 0)
-		return;
-	if (protocol_of(svc->conf->module)->stop != NULL)
-		protocol_of(svc->conf->module)->stop(svc->state);
-	generation_release(svc->generation);
-	free(svc);
-}
-
-/* One timer for every connection: closes those idle past their timeout
- * at no cost per read or write. It ticks twice a second so the documented
- * bound (closed between T and T+1 s) holds even when a tick runs late. */
-static void runtime_on_idle_sweep(evutil_socket_t fd, short what, void *arg)
-{
-	struct runtime *rt = arg;
-	struct listener *ls, *next;
-	uint64_t now = conn_clock_ms();
-
-	TAILQ_FOREACH(ls, &rt->active, link)
-		conn_expire_idle(&ls->conns, now);
-	for (ls = TAILQ_FIRST(&rt->retired); ls != NULL; ls = next) {
-		next = TAILQ_NEXT(ls, link);
-		conn_expire_idle(&ls->conns, now);	/* may free ls */
-	}
-	(void)fd;
-	(void)what;
-}
 
 static time_t runtime_clock_seconds(void)
 {
@@ -118,24 +30,21 @@ static time_t runtime_clock_seconds(void)
 	return ts.tv_sec;
 }
 
+static void runtime_stats(void *arg, struct chassis_totals *totals,
+			  void (*each)(const struct chassis_listener_stats *stats, void *each_arg), void *each_arg);
+
 struct runtime *runtime_new(struct event_base *base)
 {
-	struct timeval half_second = { 0, 500000 };
 	struct runtime *rt = calloc(1, sizeof(*rt));
 
 	if (rt == NULL)
 		return NULL;
-	rt->base = base;
+	chassis_init(&rt->chassis, base);
+	rt->chassis.stats = runtime_stats;
+	rt->chassis.stats_arg = rt;
 	rt->started = runtime_clock_seconds();
 	TAILQ_INIT(&rt->active);
 	TAILQ_INIT(&rt->retired);
-	rt->idle_sweep = event_new(base, -1, EV_PERSIST, runtime_on_idle_sweep, rt);
-	if (rt->idle_sweep == NULL || event_add(rt->idle_sweep, &half_second) < 0) {
-		if (rt->idle_sweep != NULL)
-			event_free(rt->idle_sweep);
-		free(rt);
-		return NULL;
-	}
 	return rt;
 }
 
@@ -144,18 +53,13 @@ const struct conf *runtime_conf(const struct runtime *rt)
 	return rt->current ? rt->current->conf : NULL;
 }
 
-unsigned runtime_max_connections(const struct runtime *rt)
-{
-	return rt->current->conf->max_connections;
-}
-
 static struct log_context listener_conf_context(const struct conf_listener *conf, enum log_event event)
 {
 	return (struct log_context){
-		.listener = conf->name,
-		.protocol = conf->module->name,
+		.listener = conf->unit.name,
+		.protocol = conf->unit.module->name,
 		.transport = transport_name(conf->transport),
-		.config_line = conf->line,
+		.config_line = conf->unit.line,
 		.event = event,
 	};
 }
@@ -181,21 +85,22 @@ static bool plan_listener(struct runtime *rt, struct generation *gen, const stru
 	ctx.config_line = conf->address_line;
 	ctx.generation = gen->number;
 
-	plan->service = service_new(rt, gen, conf);
+	plan->kept = find_running(rt, conf);
+	plan->service = service_new(&rt->chassis, gen, conf, plan->kept ? plan->kept->service : NULL);
 	if (plan->service == NULL) {
-		log_write(LOG_ERR, &ctx, "listener %s: protocol %s failed to start", conf->name,
-			  conf->module->name);
+		log_write(LOG_ERR, &ctx, "listener %s: protocol %s failed to start", conf->unit.name,
+			  conf->unit.module->name);
+		plan->kept = NULL;
 		return false;
 	}
-	plan->kept = find_running(rt, conf);
 	if (plan->kept != NULL) {
 		plan->kept->claimed = true;
 		return true;
 	}
-	plan->opened = listener_open(rt, plan->service, err, sizeof(err));
+	plan->opened = listener_open(&rt->chassis, plan->service, err, sizeof(err));
 	if (plan->opened != NULL)
 		return true;
-	log_write(conf->required ? LOG_ERR : LOG_WARNING, &ctx, "listener %s: %s%s", conf->name, err,
+	log_write(conf->required ? LOG_ERR : LOG_WARNING, &ctx, "listener %s: %s%s", conf->unit.name, err,
 		  conf->required ? "" : " (not required: carrying on without it)");
 	return !conf->required;
 }
@@ -216,14 +121,31 @@ static void log_listening(const struct listener *ls)
 	const struct conf_listener *conf = ls->service->conf;
 	struct log_context ctx = listener_conf_context(conf, LOG_EVENT_LISTENER_BOUND);
 
-	log_write(LOG_INFO, &ctx, "listening on %s (%s, %s)%s", conf->address,
-		  transport_name(conf->transport), conf->module->name,
-		  ls->adopted ? ", socket from systemd" : "");
+	log_write(LOG_INFO, &ctx, "listening on %s (%s, %s)%s", conf->address, transport_name(conf->transport),
+		  conf->unit.module->name, ls->adopted ? ", socket from systemd" : "");
+}
+
+static void runtime_on_listener_gone(struct listener *ls, void *arg)
+{
+	struct runtime *rt = arg;
+
+	TAILQ_REMOVE(&rt->retired, ls, link);
+	listener_free(ls);
+}
+
+/* Retired listeners keep serving their connections for shutdown-grace. */
+static void runtime_retire(struct runtime *rt, struct listener *ls)
+{
+	TAILQ_REMOVE(&rt->active, ls, link);
+	if (listener_retire(ls, rt->current->conf->shutdown_grace, runtime_on_listener_gone, rt))
+		TAILQ_INSERT_TAIL(&rt->retired, ls, link);
+	else
+		listener_free(ls);
 }
 
 /* Everything below succeeds or only logs: the point of no return. */
-static void plan_commit(struct runtime *rt, struct plan *plans, size_t n, unsigned *kept,
-			unsigned *added, unsigned *removed)
+static void plan_commit(struct runtime *rt, struct plan *plans, size_t n, unsigned *kept, unsigned *added,
+			unsigned *removed)
 {
 	struct listener_list next = TAILQ_HEAD_INITIALIZER(next);
 	struct listener *ls;
@@ -239,7 +161,7 @@ static void plan_commit(struct runtime *rt, struct plan *plans, size_t n, unsign
 		} else if (plans[i].opened != NULL) {
 			ls = plans[i].opened;
 			if (listener_enable(ls) < 0)
-				log_err("listener %s: cannot watch its socket", ls->service->conf->name);
+				log_err("listener %s: cannot watch its socket", ls->service->conf->unit.name);
 			TAILQ_INSERT_TAIL(&next, ls, link);
 			log_listening(ls);
 			(*added)++;
@@ -247,12 +169,7 @@ static void plan_commit(struct runtime *rt, struct plan *plans, size_t n, unsign
 		service_release(plans[i].service);
 	}
 	while ((ls = TAILQ_FIRST(&rt->active)) != NULL) {
-		TAILQ_REMOVE(&rt->active, ls, link);
-		listener_retire(ls, rt->current->conf->shutdown_grace);
-		if (ls->n_conns == 0)
-			listener_free(ls);
-		else
-			TAILQ_INSERT_TAIL(&rt->retired, ls, link);
+		runtime_retire(rt, ls);
 		(*removed)++;
 	}
 	TAILQ_CONCAT(&rt->active, &next, link);
@@ -281,6 +198,7 @@ int runtime_apply(struct runtime *rt, struct conf *conf)
 	}
 	generation_release(rt->current);
 	rt->current = gen;
+	rt->chassis.max_connections = conf->max_connections;
 	child_set_global_limit(conf->max_children);
 	rt->generation_number = gen->number;
 	plan_commit(rt, plans, n, &kept, &added, &removed);
@@ -288,42 +206,17 @@ int runtime_apply(struct runtime *rt, struct conf *conf)
 	if (gen->number > 1) {
 		struct log_context ctx = { .generation = gen->number, .event = LOG_EVENT_RELOAD_APPLIED,
 					   .config_file = gen->conf->path };
-		log_write(LOG_NOTICE, &ctx, "reload %u: %u kept, %u added, %u removed", gen->number, kept,
-			  added, removed);
+		log_write(LOG_NOTICE, &ctx, "reload %u: %u kept, %u added, %u removed", gen->number, kept, added,
+			  removed);
 	}
 	return 0;
 }
 
-static void runtime_check_stopped(struct runtime *rt)
+static void runtime_on_stopped(void *arg)
 {
-	if (rt->stopping && rt->connections == 0)
-		event_base_loopbreak(rt->base);
-}
+	struct runtime *rt = arg;
 
-void runtime_connection_opened(struct runtime *rt)
-{
-	rt->connections++;
-}
-
-void runtime_reap_listener(struct runtime *rt, struct listener *ls)
-{
-	if (ls->n_conns == 0 && ls->fd < 0 && !ls->closing_all) {
-		TAILQ_REMOVE(&rt->retired, ls, link);
-		listener_free(ls);
-	}
-}
-
-void runtime_connection_closed(struct runtime *rt, struct listener *ls)
-{
-	struct listener *other;
-
-	runtime_reap_listener(rt, ls);
-	if (rt->connections > 0)
-		rt->connections--;
-	/* A freed fd may be just what a paused listener waits for. */
-	TAILQ_FOREACH(other, &rt->active, link)
-		listener_resume_accept(other);
-	runtime_check_stopped(rt);
+	event_base_loopbreak(rt->chassis.base);
 }
 
 void runtime_shutdown(struct runtime *rt)
@@ -331,15 +224,9 @@ void runtime_shutdown(struct runtime *rt)
 	struct listener *ls;
 
 	rt->stopping = true;
-	while ((ls = TAILQ_FIRST(&rt->active)) != NULL) {
-		TAILQ_REMOVE(&rt->active, ls, link);
-		listener_retire(ls, rt->current->conf->shutdown_grace);
-		if (ls->n_conns == 0)
-			listener_free(ls);
-		else
-			TAILQ_INSERT_TAIL(&rt->retired, ls, link);
-	}
-	runtime_check_stopped(rt);
+	while ((ls = TAILQ_FIRST(&rt->active)) != NULL)
+		runtime_retire(rt, ls);
+	chassis_stop(&rt->chassis, runtime_on_stopped, rt);
 }
 
 void runtime_free(struct runtime *rt)
@@ -348,7 +235,7 @@ void runtime_free(struct runtime *rt)
 
 	if (rt == NULL)
 		return;
-	rt->stopping = false;	/* no loopbreak from inside the teardown */
+	rt->chassis.stopped = NULL;	/* no loopbreak from inside the teardown */
 	while ((ls = TAILQ_FIRST(&rt->active)) != NULL) {
 		TAILQ_REMOVE(&rt->active, ls, link);
 		listener_free(ls);
@@ -358,8 +245,10 @@ void runtime_free(struct runtime *rt)
 		ls->closing_all = true;
 		listener_free(ls);
 	}
+	/* Outbound connections whose abort was still on its way. */
+	conn_close_everything(&rt->chassis);
 	generation_release(rt->current);
-	event_free(rt->idle_sweep);
+	chassis_cleanup(&rt->chassis);
 	free(rt);
 }
 
@@ -370,9 +259,8 @@ void runtime_status_line(const struct runtime *rt, char *buf, size_t len)
 
 	TAILQ_FOREACH(ls, &rt->active, link)
 		listeners++;
-	snprintf(buf, len, "%u listener%s, %u connection%s, generation %u", listeners,
-		 listeners == 1 ? "" : "s", rt->connections, rt->connections == 1 ? "" : "s",
-		 rt->generation_number);
+	snprintf(buf, len, "%u listener%s, %u connection%s, generation %u", listeners, listeners == 1 ? "" : "s",
+		 rt->chassis.connections, rt->chassis.connections == 1 ? "" : "s", rt->generation_number);
 }
 
 void runtime_log_status(const struct runtime *rt)
@@ -391,42 +279,23 @@ void runtime_log_status(const struct runtime *rt)
 static void runtime_listener_stats(const struct listener *ls,
 				   void (*each)(const struct chassis_listener_stats *stats, void *arg), void *arg)
 {
-	const struct conf_listener *conf = ls->service->conf;
-	const struct listener_counters *c = &ls->counters;
-	char module[512] = "";
-	struct chassis_listener_stats stats = {
-		.name = conf->name,
-		.protocol = conf->module->name,
-		.transport = transport_name(conf->transport),
-		.address = conf->address,
-		.retired = ls->fd < 0,
-		.connections = ls->n_conns,
-		.accepted = c->accepted,
-		.denied = c->denied,
-		.refused_limit = c->refused_limit,
-		.refused_per_source = c->refused_per_source,
-		.idle_closed = c->idle_closed,
-		.accept_paused = c->accept_paused,
-		.datagrams = c->datagrams,
-		.replies = c->replies,
-		.dropped = c->dropped,
-		.module_counters = module,
-	};
+	struct chassis_listener_stats stats;
+	char counters[512], rows[4096];
 
-	if (protocol_of(conf->module)->status != NULL && ls->service->state != NULL)
-		protocol_of(conf->module)->status(ls->service->state, module, sizeof(module));
+	listener_stats(ls, &stats, counters, sizeof(counters), rows, sizeof(rows));
 	each(&stats, arg);
 }
 
-void runtime_stats(const struct runtime *rt, struct chassis_totals *totals,
-		   void (*each)(const struct chassis_listener_stats *stats, void *arg), void *arg)
+static void runtime_stats(void *arg, struct chassis_totals *totals,
+			  void (*each)(const struct chassis_listener_stats *stats, void *each_arg), void *each_arg)
 {
+	const struct runtime *rt = arg;
 	const struct listener *ls;
 
 	*totals = (struct chassis_totals){
 		.generation = rt->generation_number,
-		.connections = rt->connections,
-		.max_connections = runtime_max_connections(rt),
+		.connections = rt->chassis.connections,
+		.max_connections = rt->chassis.max_connections,
 		.uptime_seconds = (uint64_t)(runtime_clock_seconds() - rt->started),
 	};
 	TAILQ_FOREACH(ls, &rt->active, link)
@@ -434,7 +303,7 @@ void runtime_stats(const struct runtime *rt, struct chassis_totals *totals,
 	if (each == NULL)
 		return;
 	TAILQ_FOREACH(ls, &rt->active, link)
-		runtime_listener_stats(ls, each, arg);
+		runtime_listener_stats(ls, each, each_arg);
 	TAILQ_FOREACH(ls, &rt->retired, link)
-		runtime_listener_stats(ls, each, arg);
+		runtime_listener_stats(ls, each, each_arg);
 }

@@ -214,7 +214,7 @@ static void cookie_stop(void *p)
 	free(state);
 }
 
-static void *cookie_start(const void *settings, const struct service_env *env)
+static void *cookie_start(const void *settings, const struct unit_env *env)
 {
 	struct cookie_state *state = calloc(1, sizeof(*state));
 
@@ -222,7 +222,7 @@ static void *cookie_start(const void *settings, const struct service_env *env)
 		return NULL;
 	state->settings = settings;
 	state->base = env->base;
-	state->listener = strdup(env->listener);
+	state->listener = strdup(env->unit);
 	state->pool = child_pool_new();
 	if (state->listener == NULL || state->pool == NULL) {
 		cookie_stop(state);

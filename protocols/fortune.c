@@ -346,7 +346,7 @@ static void fortune_stop(void *p)
 	free(state);
 }
 
-static void *fortune_start(const void *p, const struct service_env *env)
+static void *fortune_start(const void *p, const struct unit_env *env)
 {
 	const struct fortune_settings *settings = p;
 	struct fortune_state *state = calloc(1, sizeof(*state));
@@ -356,7 +356,7 @@ static void *fortune_start(const void *p, const struct service_env *env)
 		return NULL;
 	state->settings = settings;
 	state->base = env->base;
-	state->listener = strdup(env->listener);
+	state->listener = strdup(env->unit);
 	state->pool = child_pool_new();
 	ok = state->listener != NULL && state->pool != NULL;
 	for (size_t i = 0; ok && i < FORTUNE_UDP_READY; i++) {

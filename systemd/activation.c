@@ -79,7 +79,7 @@ int activation_take(const struct conf_listener *conf, int *fd, char *err, size_t
 		socklen_t type_len = sizeof(type);
 		char text[ADDR_TEXT_MAX];
 
-		if (passed[i].fd < 0 || strcmp(passed[i].name, conf->name) != 0)
+		if (passed[i].fd < 0 || strcmp(passed[i].name, conf->unit.name) != 0)
 			continue;
 		if (getsockname(passed[i].fd, (struct sockaddr *)&ss, &len) < 0 ||
 		    getsockopt(passed[i].fd, SOL_SOCKET, SO_TYPE, &type, &type_len) < 0 ||
@@ -98,7 +98,7 @@ int activation_take(const struct conf_listener *conf, int *fd, char *err, size_t
 		*fd = adopt(passed[i].fd);
 		passed[i].fd = -1;
 		if (*fd < 0) {
-			snprintf(err, errlen, "socket passed as \"%s\" cannot be made non-blocking", conf->name);
+			snprintf(err, errlen, "socket passed as \"%s\" cannot be made non-blocking", conf->unit.name);
 			return -1;
 		}
 		return 1;

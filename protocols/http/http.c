@@ -693,7 +693,7 @@ static void http_stop(void *p)
 	free(state);
 }
 
-static void *http_start(const void *p, const struct service_env *env)
+static void *http_start(const void *p, const struct unit_env *env)
 {
 	const struct http_settings *settings = p;
 	struct http_state *state = calloc(1, sizeof(*state));

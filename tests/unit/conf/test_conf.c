@@ -139,8 +139,8 @@ Test(conf, values_and_defaults_reach_the_snapshot)
 	cr_assert_eq(conf->shutdown_grace, 3);
 	cr_assert_eq(conf->n_listeners, 3);
 	tcp = &conf->listeners[0];
-	cr_assert_str_eq(tcp->name, "echo-tcp");
-	cr_assert_str_eq(tcp->module->name, "echo");
+	cr_assert_str_eq(tcp->unit.name, "echo-tcp");
+	cr_assert_str_eq(tcp->unit.module->name, "echo");
 	cr_assert_eq(tcp->transport, TRANSPORT_TCP);
 	cr_assert_eq(tcp->max_connections, 10);
 	cr_assert_eq(tcp->per_source, 2);

@@ -1,0 +1,47 @@
+/* The chassis core: one per daemon (a unit test makes its own). What every
+ * connection, connect and unit registers with: the event loop, the holds
+ * that keep the daemon running while it stops, the connection count and
+ * its limit, and who answers a status page. */
+#ifndef CHASSISD_CORE_H
+#define CHASSISD_CORE_H
+
+#include <stdbool.h>
+#include <sys/queue.h>
+
+#include "daemon/chassis.h"
+
+struct event;
+struct event_base;
+
+TAILQ_HEAD(conn_list, conn);
+
+typedef void chassis_stats_fn(void *arg, struct chassis_totals *totals,
+			      void (*each)(const struct chassis_listener_stats *stats, void *each_arg), void *each_arg);
+
+struct chassis {
+	struct event_base *base;
+	/* Connections, connects in progress, streams still flushing: while
+	 * any is held, a stopping daemon keeps its loop running. */
+	unsigned holds;
+	bool stopping;
+	void (*stopped)(void *arg);		/* the last hold went while stopping */
+	void *stopped_arg;
+	/* Kept by conn.c: every connection, least recently active first, so
+	 * that one sweep closes the idle ones. */
+	unsigned connections;
+	unsigned max_connections;		/* the runtime's, from the config */
+	struct conn_list by_activity;
+	struct event *idle_sweep;
+	/* The runtime's, for chassis_stats(). */
+	chassis_stats_fn *stats;
+	void *stats_arg;
+};
+
+void chassis_init(struct chassis *ch, struct event_base *base);
+/* Frees what conn.c made; the connections must be gone. */
+void chassis_cleanup(struct chassis *ch);
+/* From now on, stopped(arg) runs once nothing holds the daemon (at once
+ * when nothing does). */
+void chassis_stop(struct chassis *ch, void (*stopped)(void *arg), void *arg);
+
+#endif

@@ -1,0 +1,200 @@
+#include "daemon/service.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf/conf.h"
+#include "daemon/protocol.h"
+#include "systemd/notify.h"
+
+/* Time systemd is asked for before each protocol start() hook. */
+#define PROTOCOL_START_TIMEOUT_USEC (30ull * 1000000)
+
+struct generation *generation_new(struct conf *conf, unsigned number)
+{
+	struct generation *gen = calloc(1, sizeof(*gen));
+
+	if (gen == NULL) {
+		conf_free(conf);
+		return NULL;
+	}
+	gen->conf = conf;
+	gen->refs = 1;
+	gen->number = number;
+	return gen;
+}
+
+void generation_release(struct generation *gen)
+{
+	if (gen != NULL && --gen->refs == 0) {
+		conf_free(gen->conf);
+		free(gen);
+	}
+}
+
+/* ---- instances ---- */
+
+static void instance_free(struct instance *in)
+{
+	if (in->protocol->stop != NULL && in->state != NULL)
+		in->protocol->stop(in->state);
+	free(in->unit);
+	free(in);
+}
+
+static void instance_release_if_unused(struct instance *in)
+{
+	if (in->refs == 0 && in->outbound.n_conns == 0 && in->outbound.n_connecting == 0)
+		instance_free(in);
+}
+
+static void instance_outbound_closed(struct conn_owner *owner, struct conn *conn, enum conn_end end)
+{
+	struct instance *in = (struct instance *)((char *)owner - offsetof(struct instance, outbound));
+
+	instance_release_if_unused(in);
+	(void)conn;
+	(void)end;
+}
+
+/* Outbound connections start with the unit's current limits. */
+static void instance_set_limits(struct instance *in, const struct conf_listener *conf)
+{
+	in->outbound_profile.buffer_size = conf->buffer_size;
+	in->outbound_profile.idle_ms = conf->idle_timeout * 1000u;
+}
+
+static struct instance *instance_start(struct chassis *chassis, const struct conf_listener *conf)
+{
+	const struct protocol *protocol = protocol_of(conf->unit.module);
+	struct instance *in = calloc(1, sizeof(*in));
+
+	if (in == NULL || (in->unit = strdup(conf->unit.name)) == NULL) {
+		free(in);
+		return NULL;
+	}
+	in->protocol = protocol;
+	conn_owner_init(&in->outbound, chassis, instance_outbound_closed);
+	in->outbound_profile = (struct conn_profile){
+		.unit = in->unit,
+		.protocol = protocol->config.name,
+		.transport = transport_name(TRANSPORT_TCP),
+	};
+	instance_set_limits(in, conf);
+	in->env = (struct unit_env){
+		.base = chassis->base,
+		.unit = in->unit,
+		.chassis = chassis,
+		.outbound = &in->outbound,
+		.outbound_profile = &in->outbound_profile,
+	};
+	if (protocol->start != NULL) {
+		/* A start may hash files or spawn programs: ask systemd for time. */
+		notify_extend_timeout(PROTOCOL_START_TIMEOUT_USEC);
+		in->state = protocol->start(conf->unit.settings, &in->env);
+		if (in->state == NULL) {
+			free(in->unit);
+			free(in);
+			return NULL;
+		}
+	}
+	in->outbound_profile.state = in->state;
+	return in;
+}
+
+/* The running instance, when the module says the new settings need no
+ * restart. */
+static struct instance *instance_handed_on(const struct service *previous, const struct conf_listener *conf)
+{
+	struct instance *in;
+
+	if (previous == NULL || previous->conf->unit.module != conf->unit.module)
+		return NULL;
+	in = previous->instance;
+	if (in->protocol->same == NULL || !in->protocol->same(previous->conf->unit.settings, conf->unit.settings))
+		return NULL;
+	instance_set_limits(in, conf);
+	return in;
+}
+
+/* ---- services ---- */
+
+static void service_profiles(struct service *svc)
+{
+	const struct conf_listener *conf = svc->conf;
+	const struct protocol *protocol = svc->instance->protocol;
+
+	svc->profile = (struct conn_profile){
+		.hooks = &protocol->conn,
+		.settings = conf->unit.settings,
+		.state = svc->instance->state,
+		.buffer_size = conf->buffer_size,
+		.idle_ms = conf->idle_timeout * 1000u,
+		.unit = conf->unit.name,
+		.protocol = conf->unit.module->name,
+		.transport = transport_name(conf->transport),
+		.owner_ref = svc,
+	};
+	svc->datagram = (struct datagram_profile){
+		.datagram = protocol->datagram,
+		.settings = conf->unit.settings,
+		.state = svc->instance->state,
+		.access = conf,
+		.unit = conf->unit.name,
+		.protocol = conf->unit.module->name,
+		.transport = transport_name(conf->transport),
+	};
+}
+
+struct service *service_new(struct chassis *chassis, struct generation *gen, const struct conf_listener *conf,
+			    const struct service *previous)
+{
+	struct service *svc = calloc(1, sizeof(*svc));
+
+	if (svc == NULL)
+		return NULL;
+	svc->instance = instance_handed_on(previous, conf);
+	if (svc->instance == NULL)
+		svc->instance = instance_start(chassis, conf);
+	if (svc->instance == NULL) {
+		free(svc);
+		return NULL;
+	}
+	svc->instance->refs++;
+	svc->refs = 1;
+	svc->conf = conf;
+	svc->generation = gen;
+	gen->refs++;
+	service_profiles(svc);
+	return svc;
+}
+
+void service_ref(struct service *svc)
+{
+	svc->refs++;
+}
+
+void service_release(struct service *svc)
+{
+	if (svc == NULL || --svc->refs > 0)
+		return;
+	svc->instance->refs--;
+	instance_release_if_unused(svc->instance);
+	generation_release(svc->generation);
+	free(svc);
+}
+
+void service_module_status(const struct service *svc, char *counters, size_t counters_len, char *rows,
+			   size_t rows_len)
+{
+	const struct instance *in = svc->instance;
+
+	counters[0] = '\0';
+	rows[0] = '\0';
+	if (in->state == NULL)
+		return;
+	if (in->protocol->status != NULL)
+		in->protocol->status(in->state, counters, counters_len);
+	if (in->protocol->status_rows != NULL)
+		in->protocol->status_rows(in->state, rows, rows_len);
+}
