@@ -7,7 +7,8 @@
 
 #include "build_config.h"
 #include "daemon/chassis.h"
-#include "protocols/http/http.h"
+#include "protocols/http/handlers.h"
+#include "protocols/http/response.h"
 
 #define INFO_LISTENERS_MAX 1024
 

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "protocols/http/http.h"
+#include "protocols/http/mime.h"
 
 #define MIME_EXTENSION_MAX 16
 

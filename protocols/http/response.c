@@ -10,7 +10,7 @@
 
 #include "daemon/chassis.h"
 #include "daemon/log.h"
-#include "protocols/http/http.h"
+#include "protocols/http/response.h"
 #include "daemon/protocol.h"
 #include "protocols/support/feed.h"
 
@@ -86,17 +86,6 @@ bool http_date_parse(const char *text, size_t len, time_t *out)
 	tm.tm_sec = sec;
 	*out = timegm(&tm);
 	return true;
-}
-
-/* The wall clock to the second. Not time(): it reads the coarse clock,
- * which lags by up to a tick, so a Date could name the second before the
- * one a client's own clock shows as it reads the answer. */
-time_t http_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return ts.tv_sec;
 }
 
 static const char *http_date_now(void)

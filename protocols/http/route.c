@@ -11,7 +11,9 @@
 #include <unistd.h>
 
 #include "daemon/chassis.h"
-#include "protocols/http/http.h"
+#include "protocols/http/handlers.h"
+#include "protocols/http/response.h"
+#include "protocols/http/route.h"
 #include "daemon/protocol.h"
 #include "protocols/bodies.h"
 
@@ -56,7 +58,7 @@ static void module_serve(struct http_exchange *ex, const struct http_route *rout
 	http_respond_feed(ex, route->module, route_state);
 }
 
-const struct http_handler http_handler_module = {
+static const struct http_handler http_handler_module = {
 	.name = "module",
 	.options = (const char *const[]){ NULL },
 	.methods = HTTP_ALLOW_GET | HTTP_ALLOW_HEAD,
@@ -108,7 +110,7 @@ static void redirect_serve(struct http_exchange *ex, const struct http_route *ro
 	(void)route_state;
 }
 
-const struct http_handler http_handler_redirect = {
+static const struct http_handler http_handler_redirect = {
 	.name = "redirect",
 	.options = (const char *const[]){ "location", "status", NULL },
 	.methods = HTTP_ALLOW_GET | HTTP_ALLOW_HEAD,
@@ -141,7 +143,7 @@ static void echo_serve(struct http_exchange *ex, const struct http_route *route,
 	(void)route_state;
 }
 
-const struct http_handler http_handler_echo = {
+static const struct http_handler http_handler_echo = {
 	.name = "echo",
 	.options = (const char *const[]){ NULL },
 	.methods = HTTP_ALLOW_POST | HTTP_ALLOW_PUT,
@@ -232,15 +234,12 @@ static bool route_configure(struct http_route *route, cfg_t *sec, struct conf_sc
 	return route->handler->configure == NULL || route->handler->configure(route, sec, scope);
 }
 
-static const struct http_route *route_match_among(const struct http_route *routes, size_t n, const char *path,
-						   size_t len);
-
 /* First match wins, so a route whose prefix an earlier one already takes
  * (a catch-all "/" placed first) would never answer: say so. */
 static void route_check_reachable(const struct http_settings *settings, const struct http_route *route,
 				  struct conf_scope *scope)
 {
-	const struct http_route *earlier = route_match_among(settings->routes, (size_t)(route - settings->routes),
+	const struct http_route *earlier = http_route_match_among(settings->routes, (size_t)(route - settings->routes),
 							     route->prefix, route->prefix_len);
 
 	if (earlier != NULL)
@@ -290,25 +289,3 @@ void http_routes_free(struct http_settings *settings)
 	free(settings->routes);
 }
 
-/* "/files" takes /files, /files/... but not /filesystem; "/" takes all. */
-static const struct http_route *route_match_among(const struct http_route *routes, size_t n_routes, const char *path,
-						   size_t len)
-{
-	for (size_t i = 0; i < n_routes; i++) {
-		const struct http_route *route = &routes[i];
-		size_t n = route->prefix_len;
-
-		if (route->handler == NULL)
-			continue;	/* refused at load: its prefix may be anything */
-		if (len < n || memcmp(path, route->prefix, n) != 0)
-			continue;
-		if (route->prefix[n - 1] == '/' || len == n || path[n] == '/')
-			return route;
-	}
-	return NULL;
-}
-
-const struct http_route *http_route_match(const struct http_settings *settings, const char *path, size_t len)
-{
-	return route_match_among(settings->routes, settings->n_routes, path, len);
-}

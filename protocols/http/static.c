@@ -26,7 +26,9 @@
 
 #include "daemon/chassis.h"
 #include "daemon/log.h"
-#include "protocols/http/http.h"
+#include "protocols/http/handlers.h"
+#include "protocols/http/mime.h"
+#include "protocols/http/response.h"
 
 #define STATIC_LISTING_MAX 10000
 #define STATIC_OPEN_FILES_MAX 65536

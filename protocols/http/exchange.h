@@ -1,12 +1,14 @@
 /* Shared inside protocols/http/ only: the settings a listener's http
- * section becomes, the request being answered, and the response calls the
- * route handlers use. Nothing outside this folder includes it.
+ * section becomes, the request being answered, and the exchange's own
+ * calls. Nothing outside this folder includes it.
  *
  * Split after h2o: configuration (route.c) turns each route into a handler
- * and its settings once, at load; serving (http.c, response.c) only looks
- * them up. */
-#ifndef CHASSISD_HTTP_H
-#define CHASSISD_HTTP_H
+ * and its settings once, at load; serving only looks them up. The files
+ * stand in one line, each calling only those below it: http.c (the
+ * module) > route.c (routes, small handlers) > static.c, info.c >
+ * response.c (writing answers) > exchange.c (a connection's requests). */
+#ifndef CHASSISD_HTTP_EXCHANGE_H
+#define CHASSISD_HTTP_EXCHANGE_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -76,8 +78,13 @@ struct http_route {
 	int redirect_status;
 };
 
+/* Answers with an error page (response.c's http_respond_error): how the
+ * exchange refuses a request without calling up into the writers. */
+typedef void http_error_fn(struct http_exchange *ex, int status, const char *detail);
+
 struct http_settings {
 	bool access_log;
+	http_error_fn *respond_error;
 	size_t max_head, max_body;
 	unsigned max_headers, head_timeout, keepalive_timeout, max_requests;
 	struct mime_table *mime;
@@ -118,14 +125,6 @@ struct http_request {
 	size_t n_headers;
 	struct evbuffer *body;		/* for routes that take one */
 };
-
-/* config (route.c) */
-extern cfg_opt_t http_route_options[];
-bool http_routes_configure(struct http_settings *settings, cfg_t *sec, struct conf_scope *scope);
-void http_routes_free(struct http_settings *settings);
-const struct http_route *http_route_match(const struct http_settings *settings, const char *path, size_t len);
-extern const struct http_handler http_handler_static, http_handler_module, http_handler_status,
-	http_handler_metrics, http_handler_redirect, http_handler_echo;
 
 /* One connection and the request on it, answered one at a time. */
 enum http_phase {
@@ -168,7 +167,7 @@ struct http_exchange {
 	const char *feed_type;
 };
 
-/* the exchange (http.c) */
+/* the exchange (exchange.c) */
 const char *http_header_find(const struct http_exchange *ex, const char *name, size_t *len);
 /* Whether the connection stays open after this answer; decided once, when
  * the answer's head is written. */
@@ -176,46 +175,20 @@ bool http_exchange_keep_alive(struct http_exchange *ex);
 /* When the request's first byte was parsed: CLOCK_MONOTONIC, nanoseconds. */
 uint64_t http_started_ns(const struct http_exchange *ex);
 
-/* responses (response.c). Headers first, then at most one body call, then
- * http_finish() (the body calls finish by themselves). length -1: unknown,
- * chunked for HTTP/1.1 and close-delimited for 1.0. extra: whole header
- * lines, each ending in CRLF, or NULL. */
-void http_respond_head(struct http_exchange *ex, int status, const char *type, off_t length,
-		       const char *extra);
-/* The same in two steps, for a handler that looks at the head's bytes:
- * format (0 when the extra headers do not fit), then send. */
-#define HTTP_HEAD_MAX 2048
-size_t http_head_format(struct http_exchange *ex, int status, const char *type, off_t length, const char *extra,
-			char head[HTTP_HEAD_MAX]);
-void http_respond_formatted_head(struct http_exchange *ex, const char *head, size_t len);
-/* Head and body as one file (a prepared answer): head_len + body_len bytes
- * from its start. */
-void http_respond_prepared(struct http_exchange *ex, struct evbuffer_file_segment *answer, size_t head_len,
-			   off_t body_len);
-void http_respond_bytes(struct http_exchange *ex, int status, const char *type, const void *body,
-			size_t len, const char *extra);
-void http_respond_buffer(struct http_exchange *ex, int status, const char *type, struct evbuffer *body,
-			 const char *extra);
-/* Queues len bytes of the segment for sendfile (none for HEAD); the
- * output takes its own reference. */
-void http_respond_file(struct http_exchange *ex, struct evbuffer_file_segment *segment, off_t offset, off_t len);
-/* An HTML error page; `detail` is escaped. */
-void http_respond_error(struct http_exchange *ex, int status, const char *detail);
-/* A module's feed as a chunked body; the exchange finishes when it ends. */
-void http_respond_feed(struct http_exchange *ex, const struct protocol *module, void *module_state);
+/* http_finish(): the answer is complete; the next request is read. */
 void http_finish(struct http_exchange *ex);
-const char *http_status_text(int status);
 /* The wall-clock second that Date headers and the access log name. */
 time_t http_now(void);
-/* "Sun, 06 Nov 1994 08:49:37 GMT"; buf needs 30 bytes. */
-void http_date(time_t when, char *buf);
-bool http_date_parse(const char *text, size_t len, time_t *out);
-/* Appends text with < > & " ' escaped. */
-void http_html_escape(struct evbuffer *out, const char *text, size_t len);
+/* The first route whose prefix takes the path, among the first n. */
+const struct http_route *http_route_match_among(const struct http_route *routes, size_t n, const char *path,
+						size_t len);
+const struct http_route *http_route_match(const struct http_settings *settings, const char *path, size_t len);
 
-/* mime.c */
-struct mime_table *mime_table_load(const char *path);
-void mime_table_free(struct mime_table *table);
-const char *mime_type_for(const struct mime_table *table, const char *name, size_t len);
+/* The connection hooks of protocol_http. */
+int http_exchange_open(struct conn *conn);
+void http_exchange_input(struct conn *conn, struct evbuffer *in);
+void http_exchange_end_of_input(struct conn *conn);
+void http_exchange_drained(struct conn *conn);
+void http_exchange_close(struct conn *conn);
 
 #endif

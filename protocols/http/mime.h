@@ -1,0 +1,14 @@
+/* MIME types by file name: /etc/mime.types over a built-in table. */
+#ifndef CHASSISD_HTTP_MIME_H
+#define CHASSISD_HTTP_MIME_H
+
+#include <stddef.h>
+
+struct mime_table;
+
+struct mime_table *mime_table_load(const char *path);
+void mime_table_free(struct mime_table *table);
+const char *mime_type_for(const struct mime_table *table, const char *name, size_t len);
+
+
+#endif
