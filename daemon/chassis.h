@@ -16,6 +16,7 @@ struct conn;
 struct conn_owner;
 struct conn_profile;
 struct connect;
+struct evdns_base;
 struct datagram;
 struct event_base;
 struct evbuffer;
@@ -118,7 +119,8 @@ void conn_set_idle_timeout(struct conn *conn, unsigned seconds);
 typedef void connect_failed_fn(void *arg, int error);
 struct connect *conn_connect(const struct unit_env *env, const char *host, unsigned port, unsigned timeout_ms,
 			     const struct conn_hooks *hooks, connect_failed_fn *failed, void *arg);
-/* Stops a connect in progress; nothing more is called. */
+/* Stops a connect in progress; nothing more is called. A module's stop()
+ * cancels those it still has. */
 void conn_connect_cancel(struct connect *connect);
 
 /* The daemon as a whole, for status pages. */

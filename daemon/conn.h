@@ -33,13 +33,11 @@ struct conn_profile {
 
 struct conn_owner {
 	struct chassis *chassis;
-	/* Once per connection, after its close hook; conn is NULL for an
-	 * outbound connect that never became a connection. */
+	/* Once per connection, after its close hook. */
 	void (*closed)(struct conn_owner *owner, struct conn *conn, enum conn_end end);
-	/* Kept by conn.c and connect.c. */
+	/* Kept by conn.c. */
 	struct conn_list conns;
 	unsigned n_conns;
-	unsigned n_connecting;
 };
 
 void conn_owner_init(struct conn_owner *owner, struct chassis *chassis,

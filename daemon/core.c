@@ -1,5 +1,6 @@
 #include "daemon/core.h"
 
+#include <event2/dns.h>
 #include <event2/event.h>
 #include <string.h>
 
@@ -15,6 +16,9 @@ void chassis_cleanup(struct chassis *ch)
 	if (ch->idle_sweep != NULL)
 		event_free(ch->idle_sweep);
 	ch->idle_sweep = NULL;
+	if (ch->dns != NULL)
+		evdns_base_free(ch->dns, 1);
+	ch->dns = NULL;
 }
 
 static void chassis_check_stopped(struct chassis *ch)

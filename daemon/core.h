@@ -32,13 +32,14 @@ struct chassis {
 	unsigned max_connections;		/* the runtime's, from the config */
 	struct conn_list by_activity;
 	struct event *idle_sweep;
+	struct evdns_base *dns;			/* connect.c's, made at first need */
 	/* The runtime's, for chassis_stats(). */
 	chassis_stats_fn *stats;
 	void *stats_arg;
 };
 
 void chassis_init(struct chassis *ch, struct event_base *base);
-/* Frees what conn.c made; the connections must be gone. */
+/* Frees what conn.c and connect.c made; the connections must be gone. */
 void chassis_cleanup(struct chassis *ch);
 /* From now on, stopped(arg) runs once nothing holds the daemon (at once
  * when nothing does). */

@@ -44,7 +44,7 @@ static void instance_free(struct instance *in)
 
 static void instance_release_if_unused(struct instance *in)
 {
-	if (in->refs == 0 && in->outbound.n_conns == 0 && in->outbound.n_connecting == 0)
+	if (in->refs == 0 && in->outbound.n_conns == 0)
 		instance_free(in);
 }
 

@@ -1,0 +1,247 @@
+/* Outbound connections: resolve, connect without blocking, and hand the
+ * socket to conn.c once it is connected.
+ *
+ * As OpenBSD relayd's relay_connect()/relay_connected(): a non-blocking
+ * connect() finished by write-readiness and SO_ERROR, under one deadline
+ * for the whole attempt, names and every address included. A host name is
+ * resolved by libevent's evdns (the hosts file, then the resolv.conf
+ * servers), so the loop never waits on a resolver. Every step runs from
+ * the loop, never from inside conn_connect(), so a module never hears of
+ * an outcome before it has the handle. */
+#include <errno.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/util.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon/chassis.h"
+#include "daemon/conn.h"
+
+struct connect {
+	struct conn_owner *owner;
+	struct chassis *chassis;
+	struct conn_profile profile;
+	connect_failed_fn *failed;
+	void *arg;
+	char *host;
+	char port[8];
+	struct evutil_addrinfo *addrs, *next;
+	struct evdns_getaddrinfo_request *resolving;
+	int fd;
+	int error;			/* the last address's, for failed() */
+	struct event *step;		/* start, and each try after a failed one */
+	struct event *writable;
+	struct event *deadline;
+};
+
+static void connect_free(struct connect *c)
+{
+	if (c->resolving != NULL)
+		evdns_getaddrinfo_cancel(c->resolving);	/* its callback runs now, with EVUTIL_EAI_CANCEL */
+	if (c->addrs != NULL)
+		evutil_freeaddrinfo(c->addrs);
+	if (c->fd >= 0)
+		close(c->fd);
+	if (c->step != NULL)
+		event_free(c->step);
+	if (c->writable != NULL)
+		event_free(c->writable);
+	if (c->deadline != NULL)
+		event_free(c->deadline);
+	chassis_release(c->chassis);
+	free(c->host);
+	free(c);
+}
+
+static void connect_fail(struct connect *c, int error)
+{
+	connect_failed_fn *failed = c->failed;
+	void *arg = c->arg;
+
+	connect_free(c);
+	failed(arg, error);
+}
+
+/* The socket is connected: it becomes a connection of the owner's. */
+static void connect_done(struct connect *c)
+{
+	struct sockaddr_storage peer;
+	socklen_t peer_len = (socklen_t)c->next->ai_addrlen;
+	int fd = c->fd;
+
+	memcpy(&peer, c->next->ai_addr, peer_len);
+	c->fd = -1;
+	if (conn_open(c->owner, &c->profile, fd, (struct sockaddr *)&peer, peer_len, c->arg) < 0) {
+		connect_fail(c, ENOMEM);
+		return;
+	}
+	connect_free(c);
+}
+
+static void connect_on_writable(evutil_socket_t fd, short what, void *arg)
+{
+	struct connect *c = arg;
+	int error = 0;
+	socklen_t len = sizeof(error);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len) < 0)
+		error = errno;
+	if (error == 0) {
+		connect_done(c);
+		return;
+	}
+	c->error = error;
+	event_free(c->writable);
+	c->writable = NULL;
+	close(c->fd);
+	c->fd = -1;
+	c->next = c->next->ai_next;
+	event_active(c->step, EV_TIMEOUT, 0);
+	(void)what;
+}
+
+/* Starts connect() to the next address; false when none is left. */
+static bool connect_try_next(struct connect *c)
+{
+	for (; c->next != NULL; c->next = c->next->ai_next) {
+		struct evutil_addrinfo *a = c->next;
+
+		c->fd = socket(a->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (c->fd < 0) {
+			c->error = errno;
+			continue;
+		}
+		/* As on accepted sockets: each callback's output goes whole. */
+		setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
+		if (connect(c->fd, a->ai_addr, (socklen_t)a->ai_addrlen) == 0 || errno == EINPROGRESS) {
+			c->writable = event_new(c->chassis->base, c->fd, EV_WRITE, connect_on_writable, c);
+			if (c->writable != NULL && event_add(c->writable, NULL) == 0)
+				return true;
+			c->error = ENOMEM;
+		} else {
+			c->error = errno;
+		}
+		close(c->fd);
+		c->fd = -1;
+	}
+	return false;
+}
+
+static void connect_on_step(evutil_socket_t fd, short what, void *arg)
+{
+	struct connect *c = arg;
+
+	if (!connect_try_next(c))
+		connect_fail(c, c->error);
+	(void)fd;
+	(void)what;
+}
+
+static void connect_on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	connect_fail(arg, ETIMEDOUT);
+	(void)fd;
+	(void)what;
+}
+
+static int connect_error_of(int eai)
+{
+	switch (eai) {
+	case EVUTIL_EAI_NONAME:
+#ifdef EVUTIL_EAI_NODATA
+	case EVUTIL_EAI_NODATA:
+#endif
+		return ENOENT;
+	case EVUTIL_EAI_MEMORY:
+		return ENOMEM;
+	case EVUTIL_EAI_SYSTEM:
+		return errno ? errno : EIO;
+	default:
+		return EHOSTUNREACH;
+	}
+}
+
+static void connect_on_resolved(int result, struct evutil_addrinfo *addrs, void *arg)
+{
+	struct connect *c = arg;
+
+	if (result == EVUTIL_EAI_CANCEL)
+		return;		/* connect_free() is under way */
+	c->resolving = NULL;
+	if (result != 0) {
+		connect_fail(c, connect_error_of(result));
+		return;
+	}
+	c->addrs = c->next = addrs;
+	c->error = ENOENT;
+	event_active(c->step, EV_TIMEOUT, 0);
+}
+
+static struct evdns_base *connect_dns(struct chassis *ch)
+{
+	if (ch->dns == NULL)
+		ch->dns = evdns_base_new(ch->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+							   EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+	return ch->dns;
+}
+
+/* An IP literal is parsed on the spot; a name goes to evdns. */
+static int connect_resolve(struct connect *c)
+{
+	struct evutil_addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_protocol = IPPROTO_TCP };
+	struct evdns_base *dns;
+
+	hints.ai_flags = EVUTIL_AI_NUMERICHOST | EVUTIL_AI_NUMERICSERV;
+	if (evutil_getaddrinfo(c->host, c->port, &hints, &c->addrs) == 0) {
+		c->next = c->addrs;
+		return event_add(c->step, &(struct timeval){ 0, 0 });
+	}
+	dns = connect_dns(c->chassis);
+	if (dns == NULL)
+		return -1;
+	hints.ai_flags = EVUTIL_AI_NUMERICSERV;
+	/* The callback may run before this returns (the hosts file): it only
+	 * schedules the step, which runs from the loop. */
+	c->resolving = evdns_getaddrinfo(dns, c->host, c->port, &hints, connect_on_resolved, c);
+	return 0;
+}
+
+struct connect *conn_connect(const struct unit_env *env, const char *host, unsigned port, unsigned timeout_ms,
+			     const struct conn_hooks *hooks, connect_failed_fn *failed, void *arg)
+{
+	struct chassis *ch = env->chassis;
+	struct timeval deadline = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+	struct connect *c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		return NULL;
+	c->owner = env->outbound;
+	c->chassis = ch;
+	c->profile = *env->outbound_profile;
+	c->profile.hooks = hooks;
+	c->failed = failed;
+	c->arg = arg;
+	c->fd = -1;
+	snprintf(c->port, sizeof(c->port), "%u", port);
+	chassis_hold(ch);	/* a stopping daemon waits for it as for a connection */
+	c->host = strdup(host);
+	c->step = evtimer_new(ch->base, connect_on_step, c);
+	c->deadline = evtimer_new(ch->base, connect_on_deadline, c);
+	if (c->host == NULL || c->step == NULL || c->deadline == NULL || evtimer_add(c->deadline, &deadline) < 0 ||
+	    connect_resolve(c) < 0) {
+		connect_free(c);
+		errno = ENOMEM;
+		return NULL;
+	}
+	return c;
+}
+
+void conn_connect_cancel(struct connect *c)
+{
+	connect_free(c);
+}
