@@ -101,6 +101,68 @@ int endpoint_parse(const char *text, struct endpoint *out, char *err, size_t err
 	return 0;
 }
 
+/* A host name as RFC 1123 allows it: labels of letters, digits and
+ * hyphens, up to 63 bytes each, 253 in all. */
+static bool host_name_valid(const char *name)
+{
+	size_t label = 0, total = strlen(name);
+
+	if (total == 0 || total > 253 || name[0] == '.' || name[total - 1] == '-')
+		return false;
+	for (const char *p = name; *p; p++) {
+		bool alnum = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9');
+
+		if (*p == '.') {
+			if (label == 0 || p[-1] == '-')
+				return false;
+			label = 0;
+		} else if (alnum || (*p == '-' && label > 0)) {
+			if (++label > 63)
+				return false;
+		} else {
+			return false;
+		}
+	}
+	return true;
+}
+
+int host_port_parse(const char *text, char *host, size_t host_cap, unsigned *port, char *err, size_t errlen)
+{
+	struct endpoint literal;
+	const char *colon = strrchr(text, ':');
+	uint16_t p;
+	size_t len;
+
+	if (text[0] == '[' || (colon != NULL && memchr(text, ':', (size_t)(colon - text)) != NULL)) {
+		if (endpoint_parse(text, &literal, err, errlen) < 0)
+			return -1;
+		addr_format((struct sockaddr *)&literal.sa, false, host, host_cap);
+		*port = addr_port((struct sockaddr *)&literal.sa);
+		return 0;
+	}
+	if (colon == NULL) {
+		snprintf(err, errlen, "missing \":port\"");
+		return -1;
+	}
+	if (parse_port(colon + 1, &p) < 0) {
+		snprintf(err, errlen, "port must be a number from 1 to 65535");
+		return -1;
+	}
+	len = (size_t)(colon - text);
+	if (len == 0 || len >= host_cap) {
+		snprintf(err, errlen, "missing or overlong host");
+		return -1;
+	}
+	memcpy(host, text, len);
+	host[len] = '\0';
+	if (!host_name_valid(host)) {
+		snprintf(err, errlen, "\"%s\" is not an IP address or a host name", host);
+		return -1;
+	}
+	*port = p;
+	return 0;
+}
+
 static void cidr_mask(struct cidr *net)
 {
 	unsigned size = net->family == AF_INET ? 4 : 16;

@@ -24,6 +24,10 @@ struct cidr {
 
 /* "host:port", "[v6]:port" or "*:port"; the host must be a literal. */
 int endpoint_parse(const char *text, struct endpoint *out, char *err, size_t errlen);
+/* Where to connect: "host:port" or "[v6]:port", the host an IP literal
+ * or a name (resolved later, when connecting). host gets the bare host:
+ * "::1", not "[::1]". */
+int host_port_parse(const char *text, char *host, size_t host_cap, unsigned *port, char *err, size_t errlen);
 /* "a.b.c.d/n", "v6/n", or a bare address (a host route). */
 int cidr_parse(const char *text, struct cidr *out, char *err, size_t errlen);
 bool cidr_match(const struct cidr *net, const struct sockaddr *sa);

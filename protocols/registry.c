@@ -9,6 +9,7 @@ extern const struct protocol protocol_fortune;
 extern const struct protocol protocol_audio_cookie;
 extern const struct protocol protocol_video_cookie;
 extern const struct protocol protocol_http;
+extern const struct protocol protocol_relay;
 
 static const struct protocol *const protocols[] = {
 	&protocol_echo,
@@ -16,6 +17,7 @@ static const struct protocol *const protocols[] = {
 	&protocol_audio_cookie,
 	&protocol_video_cookie,
 	&protocol_http,
+	&protocol_relay,
 	NULL,
 };
 

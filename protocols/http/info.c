@@ -15,6 +15,7 @@
 struct info_listener {
 	struct chassis_listener_stats stats;
 	char module[512];		/* module_counters, copied */
+	char *rows;			/* module_rows, copied; NULL when none */
 };
 
 struct info_snapshot {
@@ -34,6 +35,8 @@ static void info_collect_one(const struct chassis_listener_stats *stats, void *a
 	l->stats = *stats;
 	snprintf(l->module, sizeof(l->module), "%s", stats->module_counters ? stats->module_counters : "");
 	l->stats.module_counters = l->module;
+	l->rows = stats->module_rows && stats->module_rows[0] ? strdup(stats->module_rows) : NULL;
+	l->stats.module_rows = l->rows ? l->rows : "";
 }
 
 /* The names point into the running configuration, which cannot change
@@ -64,6 +67,8 @@ static void info_serve(struct http_exchange *ex, void (*write)(struct evbuffer *
 	write(out, &snap);
 	http_respond_buffer(ex, 200, type, out, "Cache-Control: no-store\r\n");
 	evbuffer_free(out);
+	for (size_t i = 0; i < snap.count; i++)
+		free(snap.listeners[i].rows);
 	free(snap.listeners);
 }
 
@@ -85,6 +90,32 @@ static bool next_counter(const char **cursor, char *key, size_t key_cap, unsigne
 	return true;
 }
 
+/* "KIND NAME key=value ...\n": the next row, its counters in *counters up
+ * to the end of its line (next_counter() stops there: no '=' beyond). */
+struct info_row {
+	char kind[32], name[256];
+	char counters[512];
+};
+
+static bool next_row(const char **cursor, struct info_row *row)
+{
+	const char *p = *cursor, *end = strchrnul(p, '\n'), *sp1, *sp2;
+	size_t len;
+
+	if (*p == '\0')
+		return false;
+	*cursor = *end ? end + 1 : end;
+	sp1 = memchr(p, ' ', (size_t)(end - p));
+	sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(end - sp1 - 1)) : NULL;
+	if (sp2 == NULL)
+		return next_row(cursor, row);	/* not a row: skipped */
+	snprintf(row->kind, sizeof(row->kind), "%.*s", (int)(sp1 - p), p);
+	snprintf(row->name, sizeof(row->name), "%.*s", (int)(sp2 - sp1 - 1), sp1 + 1);
+	len = (size_t)(end - sp2 - 1);
+	snprintf(row->counters, sizeof(row->counters), "%.*s", (int)len, sp2 + 1);
+	return true;
+}
+
 /* ---- status: JSON ---- */
 
 static void json_string(struct evbuffer *out, const char *text)
@@ -99,6 +130,37 @@ static void json_string(struct evbuffer *out, const char *text)
 			evbuffer_add(out, p, 1);
 	}
 	evbuffer_add(out, "\"", 1);
+}
+
+/* Rows as arrays named after their kind, rows of a kind being together:
+ * "upstream": [{"name": "127.0.0.1:8080", "connections": 1, ...}]. */
+static void status_rows(struct evbuffer *out, const char *rows, bool first)
+{
+	const char *cursor = rows ? rows : "";
+	char kind[32] = "", key[64];
+	struct info_row row;
+	unsigned long long value;
+
+	while (next_row(&cursor, &row)) {
+		const char *c = row.counters;
+
+		if (strcmp(kind, row.kind) != 0) {
+			evbuffer_add_printf(out, "%s%s", kind[0] ? "]" : "", first ? "" : ", ");
+			json_string(out, row.kind);
+			evbuffer_add_printf(out, ": [");
+			snprintf(kind, sizeof(kind), "%s", row.kind);
+		} else {
+			evbuffer_add_printf(out, ", ");
+		}
+		first = false;
+		evbuffer_add_printf(out, "{\"name\": ");
+		json_string(out, row.name);
+		while (next_counter(&c, key, sizeof(key), &value))
+			evbuffer_add_printf(out, ", \"%s\": %llu", key, value);
+		evbuffer_add_printf(out, "}");
+	}
+	if (kind[0])
+		evbuffer_add_printf(out, "]");
 }
 
 static void status_listener(struct evbuffer *out, const struct chassis_listener_stats *s)
@@ -128,6 +190,7 @@ static void status_listener(struct evbuffer *out, const struct chassis_listener_
 		evbuffer_add_printf(out, "%s\"%s\": %llu", first ? "" : ", ", key, value);
 		first = false;
 	}
+	status_rows(out, s->module_rows, first);
 	evbuffer_add_printf(out, "}}");
 }
 
@@ -238,6 +301,82 @@ static void metrics_module(struct evbuffer *out, const struct info_snapshot *sna
 	}
 }
 
+static void family_name(char *family, size_t len, const char *protocol, const char *kind, const char *key)
+{
+	snprintf(family, len, "chassisd_%s_%s%s%s", protocol, kind, kind[0] ? "_" : "", key);
+	for (char *p = family; *p; p++)
+		if (*p == '-')
+			*p = '_';
+}
+
+/* Every sample of one row family: chassisd_<protocol>_<kind>_<key> with
+ * the row's name as a label named after its kind. */
+static void metrics_row_family(struct evbuffer *out, const struct info_snapshot *snap, const char *protocol,
+			       const char *kind, const char *key, const char *family)
+{
+	for (size_t k = 0; k < snap->count; k++) {
+		const char *cursor = snap->listeners[k].stats.module_rows;
+		struct info_row row;
+
+		if (strcmp(snap->listeners[k].stats.protocol, protocol) != 0)
+			continue;
+		while (next_row(&cursor, &row)) {
+			const char *c = row.counters;
+			char other[64];
+			unsigned long long value;
+
+			if (strcmp(row.kind, kind) != 0)
+				continue;
+			while (next_counter(&c, other, sizeof(other), &value)) {
+				if (strcmp(other, key) != 0)
+					continue;
+				evbuffer_add_printf(out, "%s{listener=\"", family);
+				label_value(out, snap->listeners[k].stats.name);
+				evbuffer_add_printf(out, "\",protocol=\"");
+				label_value(out, protocol);
+				evbuffer_add_printf(out, "\",%s=\"", kind);
+				label_value(out, row.name);
+				evbuffer_add_printf(out, "\"} %llu\n", value);
+			}
+		}
+	}
+}
+
+#define INFO_ROW_FAMILIES_MAX 256
+
+/* Each family once, with all its samples, as the format requires. */
+static void metrics_rows(struct evbuffer *out, const struct info_snapshot *snap)
+{
+	static char seen[INFO_ROW_FAMILIES_MAX][192];
+	size_t n_seen = 0;
+
+	for (size_t i = 0; i < snap->count; i++) {
+		const char *protocol = snap->listeners[i].stats.protocol;
+		const char *cursor = snap->listeners[i].stats.module_rows;
+		struct info_row row;
+
+		while (next_row(&cursor, &row)) {
+			const char *c = row.counters;
+			char key[64], family[192];
+			unsigned long long value;
+			bool known;
+
+			while (next_counter(&c, key, sizeof(key), &value)) {
+				family_name(family, sizeof(family), protocol, row.kind, key);
+				known = false;
+				for (size_t f = 0; f < n_seen && !known; f++)
+					known = strcmp(seen[f], family) == 0;
+				if (known || n_seen == INFO_ROW_FAMILIES_MAX)
+					continue;
+				memcpy(seen[n_seen++], family, sizeof(family));
+				evbuffer_add_printf(out, "# HELP %s The %s module's %s %s.\n# TYPE %s untyped\n",
+						    family, protocol, row.kind, key, family);
+				metrics_row_family(out, snap, protocol, row.kind, key, family);
+			}
+		}
+	}
+}
+
 static void metrics_write(struct evbuffer *out, const struct info_snapshot *snap)
 {
 	evbuffer_add_printf(out,
@@ -267,6 +406,7 @@ static void metrics_write(struct evbuffer *out, const struct info_snapshot *snap
 		}
 	}
 	metrics_module(out, snap);
+	metrics_rows(out, snap);
 }
 
 static void metrics_serve(struct http_exchange *ex, const struct http_route *route, void *route_state)

@@ -144,3 +144,40 @@ Test(addr, multicast_groups)
 	cr_assert(addr_is_multicast((struct sockaddr *)&b));
 	cr_assert_not(addr_is_multicast((struct sockaddr *)&c));
 }
+
+Test(addr, host_port_takes_literals_and_names)
+{
+	char host[256], err[160];
+	unsigned port = 0;
+
+	cr_assert_eq(host_port_parse("127.0.0.1:8080", host, sizeof(host), &port, err, sizeof(err)), 0);
+	cr_assert_str_eq(host, "127.0.0.1");
+	cr_assert_eq(port, 8080);
+	cr_assert_eq(host_port_parse("[::1]:443", host, sizeof(host), &port, err, sizeof(err)), 0);
+	cr_assert_str_eq(host, "::1");
+	cr_assert_eq(port, 443);
+	cr_assert_eq(host_port_parse("backend-1.example.org:25", host, sizeof(host), &port, err, sizeof(err)), 0);
+	cr_assert_str_eq(host, "backend-1.example.org");
+	cr_assert_eq(port, 25);
+	cr_assert_eq(host_port_parse("localhost:1", host, sizeof(host), &port, err, sizeof(err)), 0);
+}
+
+Test(addr, host_port_refuses_what_is_neither)
+{
+	char host[256], err[160];
+	unsigned port;
+
+	cr_assert_eq(host_port_parse("localhost", host, sizeof(host), &port, err, sizeof(err)), -1);
+	cr_assert(strstr(err, ":port"));
+	cr_assert_eq(host_port_parse("localhost:0", host, sizeof(host), &port, err, sizeof(err)), -1);
+	cr_assert_eq(host_port_parse("localhost:65536", host, sizeof(host), &port, err, sizeof(err)), -1);
+	cr_assert_eq(host_port_parse(":80", host, sizeof(host), &port, err, sizeof(err)), -1);
+	cr_assert_eq(host_port_parse("*:80", host, sizeof(host), &port, err, sizeof(err)), -1);
+	cr_assert_eq(host_port_parse("bad_name:80", host, sizeof(host), &port, err, sizeof(err)), -1);
+	cr_assert(strstr(err, "not an IP address or a host name"));
+	cr_assert_eq(host_port_parse("-lead.example:80", host, sizeof(host), &port, err, sizeof(err)), -1);
+	cr_assert_eq(host_port_parse("a..b:80", host, sizeof(host), &port, err, sizeof(err)), -1);
+	cr_assert_eq(host_port_parse("::1:80", host, sizeof(host), &port, err, sizeof(err)), -1);
+	cr_assert(strstr(err, "brackets"));
+	cr_assert_eq(host_port_parse("[127.0.0.1]:80", host, sizeof(host), &port, err, sizeof(err)), -1);
+}
