@@ -264,13 +264,16 @@ static void conn_write_out(struct conn *conn)
 	 * shortened first file chunk ends. */
 	size_t total = conn->head_len;
 	bool corked = conn->head_len > 0 && conn_send_head(conn);
-	int n, write_errno;
+	int n = 0, write_errno;
 
 	/* One evbuffer_write stops where memory meets a file chunk: keep
-	 * going while the kernel takes it, up to the turn's share. */
-	do
+	 * going while the kernel takes it, up to the turn's share. Never on
+	 * an empty buffer: libevent returns -1 for it with errno untouched. */
+	while (evbuffer_get_length(conn->out) > 0) {
 		n = evbuffer_write(conn->out, conn->fd);
-	while (n > 0 && evbuffer_get_length(conn->out) > 0 && (total += (size_t)n) < CONN_WRITE_SHARE);
+		if (n <= 0 || (total += (size_t)n) >= CONN_WRITE_SHARE)
+			break;
+	}
 	write_errno = errno;
 	if (corked)
 		setsockopt(conn->fd, IPPROTO_TCP, TCP_CORK, &(int){ 0 }, sizeof(int));
@@ -631,16 +634,27 @@ void *conn_owner_ref(const struct conn *conn)
 
 /* ---- the chassis API ---- */
 
+/* Marks the output full as it is queued, not only when a flush finds it
+ * so: a write from another connection's hook (a relay) may reach the
+ * limit and drain in one flush, and the writer that paused for it must
+ * still hear drained(). */
+static void conn_queued(struct conn *conn)
+{
+	if (evbuffer_get_length(conn->out) >= conn->profile.buffer_size)
+		conn->flags |= CONN_FULL;
+	conn_request_flush(conn);
+}
+
 void conn_write(struct conn *conn, const void *data, size_t len)
 {
 	evbuffer_add(conn->out, data, len);
-	conn_request_flush(conn);
+	conn_queued(conn);
 }
 
 void conn_write_buffer(struct conn *conn, struct evbuffer *data)
 {
 	evbuffer_add_buffer(conn->out, data);
-	conn_request_flush(conn);
+	conn_queued(conn);
 }
 
 /* Only the first file in an otherwise plain buffer gets its head sent

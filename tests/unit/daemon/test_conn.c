@@ -255,6 +255,54 @@ Test(conn, decoupled_connection_reads_while_its_output_is_full)
 	close(peer);
 }
 
+static int drained_count;
+
+static void hook_drained(struct conn *conn)
+{
+	drained_count++;
+	(void)conn;
+}
+
+static bool has_drained(void *arg)
+{
+	(void)arg;
+	return drained_count > 0;
+}
+
+/* A relay writes into one connection from another's hook and pauses the
+ * writer: the output may pass its limit and empty in a single flush, and
+ * drained() must come all the same, or the writer stays paused. */
+Test(conn, output_filled_from_outside_and_flushed_at_once_still_drains)
+{
+	static const struct conn_hooks hooks = { .open = hook_open, .drained = hook_drained };
+	static char block[3000];
+	int peer = open_pair(&hooks, 1024, 0);
+
+	conn_write(opened, block, sizeof(block));
+	cr_assert(conn_output_full(opened));
+	cr_assert(run_until(base, has_drained, NULL, 2), "%zu still queued", conn_output_length(opened));
+	cr_assert_eq(conn_output_length(opened), 0);
+	close(peer);
+}
+
+/* From outside any hook (an upstream that could not be reached), with
+ * nothing queued: an orderly end, not a write "failing" on the errno that
+ * libevent leaves from an earlier call. */
+Test(conn, close_after_flush_from_outside_with_nothing_queued_ends_in_order)
+{
+	static const struct conn_hooks hooks = { .open = hook_open, .close = hook_close };
+	int peer = open_pair(&hooks, 65536, 0);
+	char byte;
+
+	errno = EINPROGRESS;
+	conn_close_after_flush(opened);
+	cr_assert(run_until(base, is_closed, NULL, 3));
+	cr_assert_eq(last_end, CONN_END_DONE);
+	cr_assert(in_order_at_close);
+	cr_assert_eq(recv(peer, &byte, 1, 0), 0, "EOF, not a reset");
+	close(peer);
+}
+
 Test(conn, close_now_ends_at_once)
 {
 	static const struct conn_hooks hooks = { .open = hook_open, .close = hook_close };
