@@ -137,7 +137,7 @@ Test(conf, values_and_defaults_reach_the_snapshot)
 	cr_assert_eq(conf->log_level, LOG_DEBUG);
 	cr_assert_eq(conf->max_connections, 500);
 	cr_assert_eq(conf->shutdown_grace, 3);
-	cr_assert_eq(conf->n_listeners, 3);
+	cr_assert_eq(conf->n_listeners, 4);
 	tcp = &conf->listeners[0];
 	cr_assert_str_eq(tcp->unit.name, "echo-tcp");
 	cr_assert_str_eq(tcp->unit.module->name, "echo");
@@ -160,5 +160,8 @@ Test(conf, values_and_defaults_reach_the_snapshot)
 	cr_assert_not(group->loop);
 	cr_assert_str_eq(group->interface, "lo");
 	cr_assert_gt(group->ifindex, 0);
+	cr_assert_str_eq(conf->listeners[3].unit.name, "to-web");
+	cr_assert_str_eq(conf->listeners[3].unit.module->name, "relay");
+	cr_assert_not_null(conf->listeners[3].unit.settings);
 	conf_free(conf);
 }
