@@ -285,8 +285,13 @@ static void conn_write_out(struct conn *conn)
 	if (n > 0)
 		conn_touch(conn);
 	if (evbuffer_get_length(conn->out) > 0) {
-		if (!(conn->flags & CONN_WRITING))
+		/* event_add() does not register an event that event_active()
+		 * queued and that has not run yet: it would never see EPOLLOUT.
+		 * The queued run is only a flush, and this is it. */
+		if (!(conn->flags & CONN_WRITING)) {
+			event_del(conn->writable);
 			event_add(conn->writable, NULL);
+		}
 		conn->flags |= CONN_WRITING;
 	} else {
 		if (conn->flags & CONN_WRITING)

@@ -2,6 +2,7 @@
 sockets) and real upstreams (chassisd's own echo and http listeners,
 haproxy, small servers of the test's)."""
 import json
+import hashlib
 import os
 import re
 import signal
@@ -80,6 +81,40 @@ def test_5_mib_through_relay_to_echo_and_back(start_daemon):
         got = recv_exactly(s, len(payload))
         sender.join()
     assert got == payload
+
+
+def test_8_x_32_mib_each_way_at_once_never_stalls(start_daemon):
+    """Both sides of each pair busy in the same loop turns: a flush asked
+    for by one side while the other reads must still arm EPOLLOUT (it did
+    not: the pair stalled within a few MiB, more often the more pairs)."""
+    echo, relay = free_port(), free_port()
+    start_daemon(echo_listener("echo", echo) + relay_listener("r", relay, ["127.0.0.1:%d" % echo]))
+    block = os.urandom(1 << 20)
+    mib = 32
+    expected = hashlib.sha256(block * mib).digest()
+    results = []
+
+    def one():
+        with connect(relay, timeout=20) as s:
+            sender = threading.Thread(target=lambda: [s.sendall(block) for _ in range(mib)])
+            sender.start()
+            got, left = hashlib.sha256(), mib << 20
+            while left > 0:
+                data = s.recv(min(left, 1 << 20))
+                if not data:
+                    break
+                got.update(data)
+                left -= len(data)
+            sender.join()
+            results.append((left, got.digest()))
+
+    clients = [threading.Thread(target=one) for _ in range(8)]
+    for c in clients:
+        c.start()
+    for c in clients:
+        c.join(60)
+    assert [r[0] for r in results] == [0] * 8
+    assert all(r[1] == expected for r in results)
 
 
 def test_half_close_from_the_client_with_nc(start_daemon):
