@@ -3,6 +3,8 @@
  *                                           bytes and waits for them; prints round trips/s
  *   echo_load churn PORT SECONDS           one client: connect, echo 64 B, close; prints conns/s
  *   echo_load idle PORT N                  holds N echo-checked connections until stdin closes
+ *   echo_load blast PORT MIB               a server: sends every connection MIB MiB, then EOF
+ *   echo_load drain PORT MIB               reads a blast to its EOF; prints MB/s (10^6 bytes)
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -134,6 +136,51 @@ static int idle(int port, int n)
 	return 0;
 }
 
+/* The upstream for a transfer: every connection gets MIB MiB, then EOF.
+ * Big blocking writes, so that the source is never what is measured. */
+static int blast(int port, long mib)
+{
+	static char block[1 << 20];
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((unsigned short)port),
+				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int lfd = socket(AF_INET, SOCK_STREAM, 0);
+
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &(int){ 1 }, sizeof(int));
+	if (bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) < 0 || listen(lfd, 16) < 0) {
+		perror("blast");
+		return 1;
+	}
+	for (;;) {
+		int fd = accept(lfd, NULL, NULL);
+
+		for (long i = 0; fd >= 0 && i < mib; i++)
+			if (write(fd, block, sizeof(block)) != (ssize_t)sizeof(block))
+				break;
+		if (fd >= 0)
+			close(fd);
+	}
+}
+
+/* Reads until EOF; prints MB/s (10^6 bytes) from connect to EOF. */
+static int drain(int port, long mib)
+{
+	static char in[262144];
+	double start = now();
+	int fd = dial(port);
+	long long got = 0;
+	ssize_t n;
+
+	while ((n = read(fd, in, sizeof(in))) > 0)
+		got += n;
+	close(fd);
+	if (got != (long long)mib << 20) {
+		fprintf(stderr, "got %lld of %ld MiB\n", got, mib);
+		return 1;
+	}
+	printf("%.0f\n", (double)got / 1e6 / (now() - start));
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 6 && strcmp(argv[1], "rr") == 0)
@@ -142,6 +189,10 @@ int main(int argc, char **argv)
 		return churn(atoi(argv[2]), atof(argv[3]));
 	if (argc == 4 && strcmp(argv[1], "idle") == 0)
 		return idle(atoi(argv[2]), atoi(argv[3]));
-	fprintf(stderr, "usage: echo_load rr PORT CONNS SECONDS SIZE | churn PORT SECONDS | idle PORT N\n");
+	if (argc == 4 && strcmp(argv[1], "blast") == 0)
+		return blast(atoi(argv[2]), atol(argv[3]));
+	if (argc == 4 && strcmp(argv[1], "drain") == 0)
+		return drain(atoi(argv[2]), atol(argv[3]));
+	fprintf(stderr, "usage: echo_load rr PORT CONNS SECONDS SIZE | churn PORT SECONDS | idle PORT N | blast PORT MIB | drain PORT MIB\n");
 	return 2;
 }
