@@ -174,6 +174,21 @@ static void cidr_mask(struct cidr *net)
 	}
 }
 
+/* "::ffff:a.b.c.d" and networks of /96 and longer inside ::ffff:0:0/96
+ * become IPv4: peers are unmapped before any list sees them
+ * (addr_unmap), so a mapped entry would never match. */
+static void cidr_unmap(struct cidr *net)
+{
+	static const uint8_t mapped[12] = { [10] = 0xff, [11] = 0xff };
+
+	if (net->family != AF_INET6 || net->prefix < 96 || memcmp(net->bytes, mapped, sizeof(mapped)) != 0)
+		return;
+	memmove(net->bytes, net->bytes + 12, 4);
+	memset(net->bytes + 4, 0, 12);
+	net->family = AF_INET;
+	net->prefix -= 96;
+}
+
 int cidr_parse(const char *text, struct cidr *out, char *err, size_t errlen)
 {
 	char host[INET6_ADDRSTRLEN + 1];
@@ -207,6 +222,7 @@ int cidr_parse(const char *text, struct cidr *out, char *err, size_t errlen)
 		}
 		out->prefix = (unsigned)prefix;
 	}
+	cidr_unmap(out);
 	cidr_mask(out);
 	return 0;
 }

@@ -556,6 +556,10 @@ static void parse_limits(struct conf_scope *scope, cfg_t *sec, struct conf_liste
 	l->loop = cfg_getbool(sec, "loop");
 	l->required = cfg_getbool(sec, "required");
 	parse_cidr_list(scope, sec, "allow", &l->allow, &l->n_allow);
+	/* Written, an allow list applies even when empty: allow = {} lets
+	 * nobody in (it used to let everyone in). libconfuse runs no value
+	 * callback for an empty list, so the option's flag tells. */
+	l->allow_listed = (cfg_getopt(sec, "allow")->flags & CFGF_MODIFIED) != 0;
 	parse_cidr_list(scope, sec, "deny", &l->deny, &l->n_deny);
 }
 
@@ -780,7 +784,7 @@ bool conf_listener_same_socket(const struct conf_listener *a, const struct conf_
 
 bool conf_listener_allows(const struct conf_listener *l, const struct sockaddr *peer)
 {
-	bool allowed = l->n_allow == 0;
+	bool allowed = !l->allow_listed;
 
 	for (size_t i = 0; i < l->n_deny; i++)
 		if (cidr_match(&l->deny[i], peer))

@@ -73,6 +73,7 @@ struct conf_listener {
 	bool required;				/* a bind failure at start is fatal */
 	struct cidr *allow, *deny;
 	size_t n_allow, n_deny;
+	bool allow_listed;			/* allow written: only those in it, maybe none */
 	/* tcp only */
 	unsigned max_connections;
 	unsigned per_source;

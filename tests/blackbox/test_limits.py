@@ -93,6 +93,28 @@ def test_allow_and_deny(start_daemon):
     assert "denied=3" in status and "datagrams=2 replies=1 dropped=0 denied=1" in status
 
 
+def test_v4_mapped_entries_on_a_dual_stack_listener(start_daemon):
+    """An administrator may write the client as the v6 socket sees it."""
+    denied, allowed = free_port(), free_port()
+    d = start_daemon(echo_listener("d", denied, 'deny = {"::ffff:127.0.0.1"}', host="*") +
+                     echo_listener("a", allowed, 'allow = {"::ffff:0:0/96"}', host="*"))
+    assert is_closed_by_peer(connect(denied))
+    with connect(denied, source="127.0.0.2") as s:
+        assert echo_once(s)
+    with connect(allowed) as s:
+        assert echo_once(s)
+    assert "denied=1" in d.status_dump()
+
+
+def test_empty_allow_list_lets_nobody_in(start_daemon):
+    empty, absent = free_port(), free_port()
+    d = start_daemon(echo_listener("empty", empty, "allow = {}") + echo_listener("absent", absent))
+    assert is_closed_by_peer(connect(empty))
+    with connect(absent) as s:
+        assert echo_once(s), "no allow line: everyone"
+    assert "denied=1" in d.status_dump()
+
+
 def test_client_that_never_reads_cannot_grow_the_daemon(start_daemon):
     """Backpressure: reading stops once buffer-size bytes wait for the client."""
     port = free_port()

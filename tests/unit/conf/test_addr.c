@@ -103,6 +103,27 @@ Test(cidr, matches_by_prefix)
 	cr_assert_not(matches("::/0", "1.2.3.4"), "families never mix");
 }
 
+/* Peers reach the lists unmapped (a dual-stack listener's 127.0.0.1 is
+ * AF_INET), so mapped entries are read as the IPv4 they mean. */
+Test(cidr, v4_mapped_entries_match_the_ipv4_peer)
+{
+	cr_assert(matches("::ffff:127.0.0.1", "127.0.0.1"));
+	cr_assert(matches("::ffff:0:0/96", "127.0.0.1"));
+	cr_assert(matches("::ffff:0:0/96", "8.8.8.8"));
+	cr_assert(matches("::ffff:10.0.0.0/104", "10.200.3.4"));
+	cr_assert_not(matches("::ffff:10.0.0.0/104", "11.0.0.1"));
+	cr_assert_not(matches("::ffff:127.0.0.1", "::1"));
+}
+
+Test(cidr, v4_mapped_network_shorter_than_96_stays_ipv6)
+{
+	struct cidr cidr;
+	char err[128];
+
+	cr_assert_eq(cidr_parse("::ffff:0:0/95", &cidr, err, sizeof(err)), 0);
+	cr_assert_eq(cidr.family, AF_INET6);
+}
+
 Test(cidr, host_bits_are_masked)
 {
 	cr_assert(matches("127.0.0.1/8", "127.9.9.9"));
