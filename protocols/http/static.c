@@ -680,7 +680,8 @@ static size_t listing_read(int fd, struct listing_entry **out)
 			n++;
 	}
 	closedir(dir);
-	qsort(entries, n, sizeof(*entries), listing_compare);
+	if (n > 1)	/* an empty directory has no array: qsort(NULL, 0) is undefined */
+		qsort(entries, n, sizeof(*entries), listing_compare);
 	*out = entries;
 	return n;
 }

@@ -442,6 +442,15 @@ def test_directories_redirect_index_and_autoindex(web):
     assert b'href="plain.txt"' in body
 
 
+def test_autoindex_of_an_empty_directory(web):
+    """Under the sanitizer build this was a UBSan report (qsort of NULL)."""
+    d, port, root = web
+    (root / "empty").mkdir()
+    status, headers, body = head_and_body(port, "/empty/")
+    assert status == 200 and headers["content-type"] == "text/html; charset=utf-8"
+    assert b"<h1>Index of /empty/" in body and b"../</a>" in body and body.count(b"<tr>") == 2
+
+
 def test_directory_without_index_is_403_when_autoindex_is_off(start_daemon, tmp_path):
     root = make_root(tmp_path)
     port = free_port()
