@@ -16,6 +16,7 @@
 
 #include <confuse.h>
 
+#include "conf/file.h"
 #include "conf/strip.h"
 
 #define CONF_MAX_FILE_SIZE (4 * 1024 * 1024)
@@ -347,40 +348,22 @@ static cfg_t *schema_new(cfg_opt_t *listener_opts)
 
 static char *read_file(const char *path, struct conf_errors *errors)
 {
-	struct stat st;
-	char *text = NULL;
-	ssize_t got = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	char err[160];
+	size_t len;
+	char *text = file_read_bounded(path, CONF_MAX_FILE_SIZE, &len, err, sizeof(err));
+	int unclosed;
 
-	if (fd < 0) {
-		conf_errors_add(errors, "%s: cannot open: %s", path, strerror(errno));
+	if (text == NULL) {
+		conf_errors_add(errors, "%s: %s", path, err);
 		return NULL;
 	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		conf_errors_add(errors, "%s: not a regular file", path);
-	} else if (st.st_size > CONF_MAX_FILE_SIZE) {
-		conf_errors_add(errors, "%s: larger than %d bytes", path, CONF_MAX_FILE_SIZE);
-	} else if ((text = malloc((size_t)st.st_size + 1)) != NULL) {
-		size_t want = (size_t)st.st_size, have = 0;
-		while (have < want && (got = read(fd, text + have, want - have)) > 0)
-			have += (size_t)got;
-		if (got < 0) {
-			conf_errors_add(errors, "%s: cannot read: %s", path, strerror(errno));
-			free(text);
-			text = NULL;
-		} else {
-			int unclosed;
-			text[have] = '\0';
-			unclosed = conf_strip_comments(text, have);
-			if (unclosed) {
-				conf_errors_add(errors, "%s:%d: \"{\" is never closed: the file ends inside this section",
-						path, unclosed);
-				free(text);
-				text = NULL;
-			}
-		}
+	unclosed = conf_strip_comments(text, len);
+	if (unclosed) {
+		conf_errors_add(errors, "%s:%d: \"{\" is never closed: the file ends inside this section", path,
+				unclosed);
+		free(text);
+		return NULL;
 	}
-	close(fd);
 	return text;
 }
 

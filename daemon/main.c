@@ -136,8 +136,8 @@ static void reload(struct daemon *d)
 		log_config_errors(&errors, d->config_path, LOG_ERR, LOG_EVENT_RELOAD_FAILED);
 		log_write(LOG_ERR, &failed, "reload failed: %zu error%s in %s; still serving generation %u",
 			  errors.count, errors.count == 1 ? "" : "s", d->config_path, serving);
-		snprintf(prefix, sizeof(prefix), "reload failed (%zu config errors), old config serving: ",
-			 errors.count);
+		snprintf(prefix, sizeof(prefix), "reload failed (%zu config error%s), old config serving: ",
+			 errors.count, errors.count == 1 ? "" : "s");
 		conf_errors_clear(&errors);
 		report_status(d, prefix, true);
 		return;

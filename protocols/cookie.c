@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "conf/file.h"
 #include "daemon/log.h"
 #include "daemon/protocol.h"
 #include "protocols/bodies.h"
@@ -171,13 +172,13 @@ static struct feed *cookie_feed_file(struct cookie_state *state, const struct fe
 {
 	const struct cookie_settings *settings = state->settings;
 	const char *path = settings->files[arc4random_uniform((uint32_t)settings->n_files)];
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	struct stat st;
+	char why[128];
+	/* The clip may have been replaced by a FIFO since the load. */
+	int fd = file_open_regular(path, &st, why, sizeof(why));
 
-	if (fd < 0 || fstat(fd, &st) < 0) {
-		snprintf(err, err_len, "%s: %s", path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
+	if (fd < 0) {
+		snprintf(err, err_len, "%s: %s", path, why);
 		errno = ENOENT;
 		return NULL;
 	}

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "conf/file.h"
 #include "daemon/log.h"
 #include "daemon/protocol.h"
 #include "protocols/bodies.h"
@@ -25,7 +26,7 @@
 #include "protocols/support/feed.h"
 #include "protocols/support/oneshot.h"
 
-#define FORTUNE_FILE_MAX (16 << 20)
+#define FORTUNE_FILE_MAX ((size_t)16 << 20)
 #define FORTUNE_UDP_MAX 512		/* RFC 865 */
 #define FORTUNE_UDP_READY 8
 
@@ -129,23 +130,17 @@ static bool fortune_split(struct fortune_settings *settings, const char *text, s
 
 static bool fortune_load_file(struct fortune_settings *settings, const char *path, struct conf_scope *scope)
 {
-	FILE *f = fopen(path, "re");
-	struct stat st;
-	char *text;
+	char err[160];
+	size_t len;
+	char *text = file_read_bounded(path, FORTUNE_FILE_MAX, &len, err, sizeof(err));
 	bool ok;
 
-	if (f == NULL || fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > FORTUNE_FILE_MAX) {
-		conf_scope_error(scope, "file", "cannot load fortunes from %s: %s", path,
-				 f == NULL ? strerror(errno) : "not a regular file of at most 16 MiB");
-		if (f != NULL)
-			fclose(f);
+	if (text == NULL) {
+		conf_scope_error(scope, "file", "cannot load fortunes from %s: %s", path, err);
 		return false;
 	}
-	text = malloc((size_t)st.st_size + 1);
-	ok = text != NULL && fread(text, 1, (size_t)st.st_size, f) == (size_t)st.st_size &&
-	     fortune_split(settings, text, (size_t)st.st_size);
+	ok = fortune_split(settings, text, len);
 	free(text);
-	fclose(f);
 	if (ok && settings->n_entries == 0) {
 		conf_scope_error(scope, "file", "no fortunes in %s", path);
 		ok = false;

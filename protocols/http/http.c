@@ -64,6 +64,7 @@ static void *http_configure(cfg_t *sec, struct conf_scope *scope)
 {
 	struct http_settings *settings = calloc(1, sizeof(*settings));
 	const char *mime = cfg_getstr(sec, "mime-types");
+	char err[160];
 	bool ok;
 
 	if (settings == NULL)
@@ -73,12 +74,12 @@ static void *http_configure(cfg_t *sec, struct conf_scope *scope)
 	ok = http_configure_limits(settings, sec, scope);
 	/* The file may be missing (no media-types package); then the built-in
 	 * table serves, unless the administrator named a file. */
-	settings->mime = mime_table_load(mime);
+	settings->mime = mime_table_load(mime, err, sizeof(err));
 	if (settings->mime == NULL && conf_scope_written(scope, "mime-types")) {
-		conf_scope_error(scope, "mime-types", "cannot read %s: %s", mime, strerror(errno));
+		conf_scope_error(scope, "mime-types", "cannot read %s: %s", mime, err);
 		ok = false;
 	} else if (settings->mime == NULL) {
-		settings->mime = mime_table_load(NULL);
+		settings->mime = mime_table_load(NULL, err, sizeof(err));
 	}
 	ok &= http_routes_configure(settings, sec, scope);
 	if (!ok) {

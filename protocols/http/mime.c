@@ -7,9 +7,12 @@
 #include <string.h>
 #include <strings.h>
 
+#include "conf/file.h"
 #include "protocols/http/mime.h"
 
 #define MIME_EXTENSION_MAX 16
+/* Debian's /etc/mime.types is 60 KB. */
+#define MIME_FILE_MAX ((size_t)1 << 20)
 
 struct mime_entry {
 	char extension[MIME_EXTENSION_MAX];
@@ -75,39 +78,39 @@ static void mime_add(struct mime_table *table, const char *extension, const char
 	table->entries[table->count++].type = interned;
 }
 
-static void mime_read(struct mime_table *table, FILE *file)
+static void mime_read(struct mime_table *table, char *text)
 {
-	char line[1024];
+	char *save_line = NULL, *line;
 
-	while (fgets(line, sizeof(line), file) != NULL) {
-		char *save = NULL, *type = strtok_r(line, " \t\r\n", &save), *ext;
+	for (line = strtok_r(text, "\n", &save_line); line != NULL; line = strtok_r(NULL, "\n", &save_line)) {
+		char *save = NULL, *type = strtok_r(line, " \t\r", &save), *ext;
 
 		if (type == NULL || type[0] == '#')
 			continue;
-		while ((ext = strtok_r(NULL, " \t\r\n", &save)) != NULL)
+		while ((ext = strtok_r(NULL, " \t\r", &save)) != NULL)
 			mime_add(table, ext, type);
 	}
 }
 
-/* path NULL: the built-in table alone. */
-struct mime_table *mime_table_load(const char *path)
+struct mime_table *mime_table_load(const char *path, char *err, size_t errlen)
 {
 	struct mime_table *table;
-	FILE *file = NULL;
+	char *text = NULL;
+	size_t len;
 
-	if (path != NULL && (file = fopen(path, "re")) == NULL)
+	if (path != NULL && (text = file_read_bounded(path, MIME_FILE_MAX, &len, err, errlen)) == NULL)
 		return NULL;
 	table = calloc(1, sizeof(*table));
 	if (table == NULL) {
-		if (file != NULL)
-			fclose(file);
+		snprintf(err, errlen, "out of memory");
+		free(text);
 		return NULL;
 	}
 	for (size_t i = 0; i < sizeof(mime_builtin) / sizeof(mime_builtin[0]); i++)
 		mime_add(table, mime_builtin[i][0], mime_builtin[i][1]);
-	if (file != NULL) {
-		mime_read(table, file);
-		fclose(file);
+	if (text != NULL) {
+		mime_read(table, text);
+		free(text);
 	}
 	/* An extension in both the file and the built-in table may resolve to
 	 * either; the two agree on the common types the table holds. */

@@ -61,6 +61,43 @@ def test_unreadable_file_is_a_clear_error(tmp_path):
     assert "%s: not a regular file" % tmp_path in r.stderr
 
 
+def special_files(tmp_path):
+    """What a config may name by mistake or malice: a device that never
+    ends, a FIFO nobody writes, and a 2 GB (sparse) file."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    big = tmp_path / "big"
+    with open(big, "wb") as f:
+        f.truncate(2 << 30)
+    return ["/dev/zero", str(fifo), str(big)]
+
+
+def test_config_that_is_a_device_fifo_or_huge_is_refused_at_once(tmp_path):
+    for path, why in zip(special_files(tmp_path), ["not a regular file", "not a regular file", "larger than"]):
+        r = run("-t", "-c", path)
+        assert r.returncode == 1, path
+        assert r.stderr.startswith("%s: %s" % (path, why)), r.stderr
+
+
+def test_named_files_that_are_devices_fifos_or_huge_are_refused_at_once(tmp_path):
+    """-t used to hang on mime-types = "/dev/zero" (100% CPU)."""
+    dev, fifo, big = special_files(tmp_path)
+    for path, mime_why, fortune_why in ((dev, "not a regular file", "not a regular file"),
+                                        (fifo, "not a regular file", "not a regular file"),
+                                        (big, "larger than 1048576 bytes", "larger than 16777216 bytes")):
+        conf = tmp_path / "c.conf"
+        conf.write_text('listener "web" {\n protocol = "http"\n address = "127.0.0.1:%d"\n'
+                        ' http {\n  mime-types = "%s"\n  route "/" { handler = "status" }\n }\n}\n'
+                        'listener "f" {\n protocol = "fortune"\n address = "127.0.0.1:%d"\n'
+                        ' fortune { file = "%s" }\n}\n' % (free_port(), path, free_port(), path))
+        r = run("-t", "-c", str(conf))
+        assert r.returncode == 1
+        assert r.stderr.splitlines() == [
+            '%s:5: listener "web": cannot read %s: %s' % (conf, path, mime_why),
+            '%s:12: listener "f": cannot load fortunes from %s: %s' % (conf, path, fortune_why),
+        ]
+
+
 def test_version_and_help():
     r = run("--version")
     assert r.returncode == 0 and re.fullmatch(r"chassisd \d+\.\d+\.\d+\n", r.stdout)

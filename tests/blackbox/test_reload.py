@@ -1,4 +1,5 @@
 """SIGHUP reload and SIGTERM drain: the contract administrators rely on."""
+import os
 import signal
 import socket
 import threading
@@ -102,6 +103,25 @@ def test_removed_listener_connections_finish_within_grace(start_daemon):
     d.wait_log(r"<5>shutdown grace over: closing 1 connection listener=gone")
     live.close()
     with connect(keep) as s:
+        assert echo_once(s)
+
+
+@pytest.mark.parametrize("named", ["/dev/zero", "fifo"])
+def test_reload_naming_a_device_or_fifo_fails_at_once_and_keeps_serving(start_daemon, tmp_path, named):
+    """SIGHUP with mime-types = "/dev/zero" used to freeze the daemon
+    (100% CPU, SIGTERM ignored)."""
+    if named == "fifo":
+        named = str(tmp_path / "fifo")
+        os.mkfifo(named)
+    port = free_port()
+    config = echo_listener("e", port)
+    d = start_daemon(config)
+    web = ('listener "web" {\n protocol = "http"\n address = "127.0.0.1:%d"\n'
+           ' http { mime-types = "%s"  route "/" { handler = "status" } }\n}\n') % (free_port(), named)
+    status = d.reload(config + web)
+    assert "STATUS=reload failed (1 config error)" in status
+    assert "cannot read %s: not a regular file" % named in d.wait_log(r"still serving generation 1").string
+    with connect(port) as s:
         assert echo_once(s)
 
 

@@ -115,7 +115,7 @@ def test_notify_sequence(start_daemon):
     d.signal(signal.SIGHUP)
     i, _ = d.wait_notification(r"^RELOADING=1", start=start)
     _, ready = d.wait_notification(r"^READY=1", start=i + 1)
-    assert "STATUS=reload failed (1 config errors), old config serving" in ready
+    assert "STATUS=reload failed (1 config error), old config serving" in ready
     # Stop.
     start = len(d.notifications)
     d.signal(signal.SIGTERM)
