@@ -17,6 +17,7 @@
 #include <confuse.h>
 
 #include "conf/file.h"
+#include "conf/text.h"
 #include "conf/strip.h"
 
 #define CONF_MAX_FILE_SIZE (4 * 1024 * 1024)
@@ -94,12 +95,20 @@ static const char *const multicast_only_options[] = { "interface", "ttl", "loop"
 void conf_errors_add(struct conf_errors *errors, const char *fmt, ...)
 {
 	va_list ap;
-	char *line;
+	char *raw, *line;
 
 	va_start(ap, fmt);
-	if (vasprintf(&line, fmt, ap) < 0)
-		line = NULL;
+	if (vasprintf(&raw, fmt, ap) < 0)
+		raw = NULL;
 	va_end(ap);
+	if (raw == NULL)
+		return;
+	/* One error, one line: a value with a newline in it must not forge
+	 * a second error (or, on a reload, a log record). */
+	line = malloc(strlen(raw) * 4 + 1);
+	if (line != NULL)
+		text_escape(raw, strlen(raw), line, strlen(raw) * 4 + 1);
+	free(raw);
 	if (line == NULL)
 		return;
 	if (errors->count == errors->cap) {
@@ -351,16 +360,16 @@ static char *read_file(const char *path, struct conf_errors *errors)
 	char err[160];
 	size_t len;
 	char *text = file_read_bounded(path, CONF_MAX_FILE_SIZE, &len, err, sizeof(err));
-	int unclosed;
+	const char *problem;
+	int bad_line;
 
 	if (text == NULL) {
 		conf_errors_add(errors, "%s: %s", path, err);
 		return NULL;
 	}
-	unclosed = conf_strip_comments(text, len);
-	if (unclosed) {
-		conf_errors_add(errors, "%s:%d: \"{\" is never closed: the file ends inside this section", path,
-				unclosed);
+	bad_line = conf_strip_comments(text, len, &problem);
+	if (bad_line) {
+		conf_errors_add(errors, "%s:%d: %s", path, bad_line, problem);
 		free(text);
 		return NULL;
 	}

@@ -9,9 +9,11 @@
 
 #include <stddef.h>
 
-/* Rewrites text[0..len) in place. Returns the line of the first "{" that
- * is never closed, or 0: libconfuse itself accepts a file that ends inside
- * a section, so a half-saved file would load with options missing. */
-int conf_strip_comments(char *text, size_t len);
+/* Rewrites text[0..len) in place. Returns 0, or the line of the first
+ * way the file ends too early with *problem saying which: a "{" never
+ * closed, a string or a block comment the file ends inside, a NUL byte.
+ * libconfuse accepts the first three and stops at the last without a
+ * word, so a half-saved file would load with options missing. */
+int conf_strip_comments(char *text, size_t len, const char **problem);
 
 #endif

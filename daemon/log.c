@@ -9,6 +9,7 @@
 
 #include "conf/addr.h"
 #include "conf/conf.h"
+#include "conf/text.h"
 #include "systemd/journal.h"
 
 #define LOG_LINE_MAX 2048
@@ -146,15 +147,19 @@ static int log_send_journal(int level, const char *message, const struct log_con
 		journal_field(&record, "CONFIG_LINE=%d", ctx->config_line);
 	if (ctx->generation)
 		journal_field(&record, "RELOAD_GENERATION=%u", ctx->generation);
-	for (size_t i = 0; i < ctx->n_fields; i++)
-		journal_field(&record, "%s=%s", ctx->fields[i].name, ctx->fields[i].value);
+	for (size_t i = 0; i < ctx->n_fields; i++) {
+		char value[LOG_LINE_MAX];
+
+		text_escape(ctx->fields[i].value, strlen(ctx->fields[i].value), value, sizeof(value));
+		journal_field(&record, "%s=%s", ctx->fields[i].name, value);
+	}
 	return journal_send(&record);
 }
 
 static void log_emit(enum log_sink sink, int level, const struct log_context *ctx, const char *fmt,
 		     va_list ap)
 {
-	char text[LOG_LINE_MAX], prefix[64], line[LOG_LINE_MAX + sizeof(prefix) + 1];
+	char text[LOG_LINE_MAX], safe[LOG_LINE_MAX], prefix[64], line[LOG_LINE_MAX + sizeof(prefix) + 1];
 	int n = vsnprintf(text, sizeof(text), fmt, ap);
 	size_t used = n < 0 ? 0 : (size_t)n < sizeof(text) ? (size_t)n : sizeof(text) - 1;
 
@@ -162,15 +167,14 @@ static void log_emit(enum log_sink sink, int level, const struct log_context *ct
 	 * only MESSAGE, and the reader should not have to ask for -o verbose. */
 	if (ctx != NULL && !ctx->bare_text)
 		used = append_context(text, used, ctx);
-	/* A message must stay one record: journald and syslog split on newlines. */
-	for (size_t i = 0; i < used; i++)
-		if (text[i] == '\n')
-			text[i] = ' ';
-	text[used] = '\0';
-	if (sink == LOG_SINK_JOURNAL && log_send_journal(level, text, ctx) == 0)
+	/* A message must stay one record, whatever the config or a peer put
+	 * into it: journald and syslog split on newlines, and a terminal
+	 * obeys escape sequences. */
+	text_escape(text, used, safe, sizeof(safe));
+	if (sink == LOG_SINK_JOURNAL && log_send_journal(level, safe, ctx) == 0)
 		return;
 	format_prefix(prefix, sizeof(prefix), sink, level);
-	n = snprintf(line, sizeof(line), "%s%s\n", prefix, text);
+	n = snprintf(line, sizeof(line), "%s%s\n", prefix, safe);
 	/* One write per line keeps lines whole when several writers share stderr. */
 	if (n > 0 && write(STDERR_FILENO, line, (size_t)n) < 0)
 		return;

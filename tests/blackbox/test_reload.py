@@ -125,6 +125,18 @@ def test_reload_naming_a_device_or_fifo_fails_at_once_and_keeps_serving(start_da
         assert echo_once(s)
 
 
+def test_config_text_cannot_forge_log_lines(start_daemon):
+    port = free_port()
+    config = echo_listener("e", port)
+    d = start_daemon(config)
+    d.reload(config + 'listener "x" {\n protocol = "echo\nFAKE: injected\x1b[2J"\n address = "127.0.0.1:%d"\n}\n'
+             % free_port())
+    log = d.wait_log(r"still serving generation 1").string
+    assert 'unknown protocol "echo\\x0aFAKE: injected\\x1b[2J"' in log
+    assert not any(line.startswith("FAKE") for line in log.splitlines())
+    assert "\x1b" not in log
+
+
 def test_broken_file_keeps_everything_serving(start_daemon):
     port, udp = free_port(), free_port()
     config = echo_listener("e", port) + echo_listener("u", udp, transport="udp")

@@ -3,12 +3,14 @@
 
 #include "conf/strip.h"
 
+static const char *problem;
+
 static char *strip(const char *text)
 {
 	static char buf[512];
 
 	strcpy(buf, text);
-	conf_strip_comments(buf, strlen(buf));
+	conf_strip_comments(buf, strlen(buf), &problem);
 	return buf;
 }
 
@@ -44,12 +46,38 @@ Test(strip, finds_the_first_unclosed_brace)
 {
 	char text[] = "a {\n b { }\n}\nc {\n d {\n \"}\" # }\n";
 
-	cr_assert_eq(conf_strip_comments(text, strlen(text)), 4);
+	cr_assert_eq(conf_strip_comments(text, strlen(text), &problem), 4);
+	cr_assert_str_eq(problem, "\"{\" is never closed: the file ends inside this section");
 	strcpy(text, "a { b { } }");
-	cr_assert_eq(conf_strip_comments(text, strlen(text)), 0);
+	cr_assert_eq(conf_strip_comments(text, strlen(text), &problem), 0);
 }
 
-Test(strip, unterminated_block_comment_blanks_to_end)
+Test(strip, a_block_comment_the_file_ends_inside_is_named_with_its_line)
 {
-	cr_assert_str_eq(strip("a = 1 /* open\nb"), "a = 1        \n ");
+	char text[] = "a = 1\nb = 2 /* open\nc = 3\n";
+
+	cr_assert_eq(conf_strip_comments(text, strlen(text), &problem), 2);
+	cr_assert_str_eq(problem, "\"/*\" is never closed: the file ends inside the comment");
+	strcpy(text, "a = 1 /* closed */");
+	cr_assert_eq(conf_strip_comments(text, strlen(text), &problem), 0);
+}
+
+Test(strip, a_string_the_file_ends_inside_is_named_with_its_line)
+{
+	char text[] = "a = 1\n\nb = \"open\n";
+	char escaped[] = "a = \"x\\\"";
+
+	cr_assert_eq(conf_strip_comments(text, strlen(text), &problem), 3);
+	cr_assert_str_eq(problem, "a string is never closed: the file ends inside it");
+	cr_assert_eq(conf_strip_comments(escaped, strlen(escaped), &problem), 1, "an escaped quote closes nothing");
+	strcpy(text, "a = 'x'");
+	cr_assert_eq(conf_strip_comments(text, strlen(text), &problem), 0);
+}
+
+Test(strip, a_nul_byte_is_named_with_its_line)
+{
+	char text[] = "a = 1\nb\0 = 2\n";
+
+	cr_assert_eq(conf_strip_comments(text, sizeof(text) - 1, &problem), 2);
+	cr_assert_str_eq(problem, "a NUL byte: this is not a text file");
 }
