@@ -255,14 +255,16 @@ static int on_headers_complete(http_parser *parser)
 		return http_fail(ex, 400, "The request target is not a path.");
 	if (!(parser->flags & F_CHUNKED) && http_header_find(ex, "Transfer-Encoding", &(size_t){ 0 }) != NULL)
 		return http_fail(ex, 501, "Only the chunked transfer coding is understood.");
+	/* Before the route: a 404 or 405 waits for the body to be read, and
+	 * one over the limit would never be. */
+	if (parser->content_length != ULLONG_MAX && parser->content_length > ex->settings->max_body)
+		return http_fail(ex, 413, "The body is larger than this server accepts.");
 	ex->route = http_route_match(ex->settings, req->path, req->path_len);
 	if (ex->route == NULL)
 		return 0;	/* a 404, once the body (if any) is read */
 	allowed = ex->route->handler->methods;
 	if (!(http_method_bit(req->method) & allowed))
 		return 0;	/* a 405, likewise */
-	if (parser->content_length != ULLONG_MAX && parser->content_length > ex->settings->max_body)
-		return http_fail(ex, 413, "The body is larger than this server accepts.");
 	if ((allowed & (HTTP_ALLOW_POST | HTTP_ALLOW_PUT)) && !http_has_body(parser) &&
 	    parser->content_length == ULLONG_MAX && (req->method == HTTP_POST || req->method == HTTP_PUT))
 		return http_fail(ex, 411, "A body needs a Content-Length or chunked coding.");
@@ -284,6 +286,17 @@ static int on_body(http_parser *parser, const char *at, size_t len)
 	return 0;
 }
 
+/* A chunk's size is known from its size line: one that would pass the
+ * limit is answered now, not once its bytes have come (or never come). */
+static int on_chunk_header(http_parser *parser)
+{
+	struct http_exchange *ex = parser->data;
+
+	if (parser->content_length > ex->settings->max_body - ex->body_bytes)
+		return http_fail(ex, 413, "The body is larger than this server accepts.");
+	return 0;
+}
+
 static int on_message_complete(http_parser *parser)
 {
 	struct http_exchange *ex = parser->data;
@@ -299,6 +312,7 @@ static const http_parser_settings http_callbacks = {
 	.on_header_field = on_header_field,
 	.on_header_value = on_header_value,
 	.on_headers_complete = on_headers_complete,
+	.on_chunk_header = on_chunk_header,
 	.on_body = on_body,
 	.on_message_complete = on_message_complete,
 };
