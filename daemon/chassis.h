@@ -82,6 +82,10 @@ void conn_abort(struct conn *conn);
  * shut down, or the module closed it), false after a reset, a failed
  * read or write, an idle timeout or an abort. */
 bool conn_ended_in_order(const struct conn *conn);
+/* In the close hook: true when a file queued with conn_write_file*() ended
+ * before its length (it was truncated while being sent). The connection
+ * was reset, so the client knows the answer is cut. */
+bool conn_ended_by_a_short_file(const struct conn *conn);
 void conn_pause_reading(struct conn *conn);
 void conn_resume_reading(struct conn *conn);
 /* By default a full output also stops reading from the same connection:

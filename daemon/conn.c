@@ -58,6 +58,7 @@ enum {
 	CONN_WRITE_SHUT = 1 << 12,	/* ... and that is done */
 	CONN_DECOUPLED = 1 << 13,	/* a full output does not stop reading */
 	CONN_ABORTING = 1 << 14,	/* end at the next settle, with a reset */
+	CONN_FILE_SHORT = 1 << 15,	/* with CONN_FAILED: a queued file ended early */
 };
 
 /* The most memory chains the head before a file is sent from in one go. */
@@ -215,7 +216,8 @@ static void conn_finish(struct conn *conn, enum conn_end end)
 	owner->n_conns--;
 	ch->connections--;
 	conn_free_io(conn);
-	if (end == CONN_END_ABORTED || end == CONN_END_FAILED)	/* a reset tells the peer at once */
+	/* A reset tells the peer at once, and that an answer is cut. */
+	if (end == CONN_END_ABORTED || end == CONN_END_FAILED || end == CONN_END_FILE_SHORT)
 		setsockopt(conn->fd, SOL_SOCKET, SO_LINGER, &(struct linger){ 1, 0 }, sizeof(struct linger));
 	close(conn->fd);
 	owner->closed(owner, conn, end);
@@ -256,6 +258,17 @@ static bool conn_send_head(struct conn *conn)
 	return cork;
 }
 
+/* libevent's evbuffer_write() gives 0 both for sendfile's EAGAIN and for
+ * sendfile finding the end of the file: a file truncated under a queued
+ * segment. Only EAGAIN sets errno. Waiting on would stall the client until
+ * the idle timeout; the connection ends at once, with a reset, so that
+ * the client knows the answer is cut. */
+static void conn_note_file_short(struct conn *conn)
+{
+	conn_log(conn, LOG_INFO, "a file ended before its length (changed while being sent): connection reset");
+	conn->flags |= CONN_FAILED | CONN_FILE_SHORT;
+}
+
 /* Writes up to a turn's share now and keeps EPOLLOUT armed while a rest
  * waits. */
 static void conn_write_out(struct conn *conn)
@@ -270,6 +283,7 @@ static void conn_write_out(struct conn *conn)
 	 * going while the kernel takes it, up to the turn's share. Never on
 	 * an empty buffer: libevent returns -1 for it with errno untouched. */
 	while (evbuffer_get_length(conn->out) > 0) {
+		errno = 0;
 		n = evbuffer_write(conn->out, conn->fd);
 		if (n <= 0 || (total += (size_t)n) >= CONN_WRITE_SHARE)
 			break;
@@ -277,6 +291,10 @@ static void conn_write_out(struct conn *conn)
 	write_errno = errno;
 	if (corked)
 		setsockopt(conn->fd, IPPROTO_TCP, TCP_CORK, &(int){ 0 }, sizeof(int));
+	if (n == 0 && write_errno == 0 && evbuffer_get_length(conn->out) > 0) {
+		conn_note_file_short(conn);
+		return;
+	}
 	if (n < 0 && write_errno != EAGAIN && write_errno != EWOULDBLOCK && write_errno != EINTR) {
 		conn_log(conn, LOG_DEBUG, "write failed: %s", strerror(write_errno));
 		conn->flags |= CONN_FAILED;
@@ -374,7 +392,9 @@ static bool conn_can_close_at_once(struct conn *conn)
 static bool conn_settle(struct conn *conn)
 {
 	if (conn->flags & (CONN_FAILED | CONN_ABORTING)) {
-		conn_finish(conn, conn->flags & CONN_ABORTING ? CONN_END_ABORTED : CONN_END_FAILED);
+		conn_finish(conn, conn->flags & CONN_ABORTING	 ? CONN_END_ABORTED
+				  : conn->flags & CONN_FILE_SHORT ? CONN_END_FILE_SHORT
+								  : CONN_END_FAILED);
 		return false;
 	}
 	if (evbuffer_get_length(conn->out) > 0)
@@ -749,6 +769,11 @@ void conn_abort(struct conn *conn)
 bool conn_ended_in_order(const struct conn *conn)
 {
 	return conn->end == CONN_END_DONE;
+}
+
+bool conn_ended_by_a_short_file(const struct conn *conn)
+{
+	return conn->end == CONN_END_FILE_SHORT;
 }
 
 void conn_decouple_directions(struct conn *conn)

@@ -18,6 +18,7 @@ enum conn_end {
 	CONN_END_FAILED,		/* a read or write failed: a reset */
 	CONN_END_CLOSED,		/* conn_close_now(): grace over, exit */
 	CONN_END_ABORTED,		/* conn_abort(): with a reset */
+	CONN_END_FILE_SHORT,		/* a queued file ended early: with a reset */
 };
 
 /* What a connection runs with, copied when it opens. */

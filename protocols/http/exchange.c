@@ -624,6 +624,8 @@ void http_exchange_close(struct conn *conn)
 
 	if (ex == NULL)
 		return;
+	if (conn_ended_by_a_short_file(conn))
+		ex->state->counters.files_cut_short++;
 	if (ex->feed != NULL)
 		feed_cancel(ex->feed);
 	if (ex->head_deadline != NULL)

@@ -94,6 +94,7 @@ struct http_settings {
 
 struct http_counters {
 	uint64_t requests, bad_requests, timeouts, bytes_out, prepared;
+	uint64_t files_cut_short;	/* truncated while being sent: reset */
 	uint64_t status[6];		/* by class: [2] = 2xx ... */
 };
 

@@ -137,12 +137,14 @@ static void http_status(const void *p, char *buf, size_t len)
 
 	snprintf(buf, len,
 		 "requests=%llu responses_1xx=%llu responses_2xx=%llu responses_3xx=%llu responses_4xx=%llu "
-		 "responses_5xx=%llu bad_requests=%llu head_timeouts=%llu body_bytes_out=%llu prepared_answers=%llu",
+		 "responses_5xx=%llu bad_requests=%llu head_timeouts=%llu body_bytes_out=%llu prepared_answers=%llu "
+		 "files_cut_short=%llu",
 		 (unsigned long long)c->requests, (unsigned long long)c->status[1],
 		 (unsigned long long)c->status[2], (unsigned long long)c->status[3],
 		 (unsigned long long)c->status[4], (unsigned long long)c->status[5],
 		 (unsigned long long)c->bad_requests, (unsigned long long)c->timeouts,
-		 (unsigned long long)c->bytes_out, (unsigned long long)c->prepared);
+		 (unsigned long long)c->bytes_out, (unsigned long long)c->prepared,
+		 (unsigned long long)c->files_cut_short);
 }
 
 const struct protocol protocol_http = {

@@ -854,6 +854,29 @@ def module_counter(port, name):
     return web_status(port)["module"][name]
 
 
+def test_a_file_truncated_during_a_download_ends_the_connection_at_once(start_daemon, tmp_path):
+    """It used to stall until the idle timeout (15 s), the client waiting
+    for bytes that no longer exist."""
+    root = make_root(tmp_path)
+    (root / "big.bin").write_bytes(os.urandom(50 << 20))
+    port = free_port()
+    d = start_daemon(web_config(port, root))
+    with connect(port, timeout=10) as s:
+        s.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert s.recv(65536).startswith(b"HTTP/1.1 200 ")
+        os.truncate(root / "big.bin", 1 << 20)
+        started = time.monotonic()
+        try:
+            while s.recv(1 << 20):
+                pass
+        except ConnectionResetError:
+            pass
+        assert time.monotonic() - started < 5
+    d.wait_log(r"<6>a file ended before its length \(changed while being sent\): connection reset")
+    assert module_counter(port, "files_cut_short") == 1
+    assert serving(port)
+
+
 def test_prepared_answers_carry_the_current_file_and_head(start_daemon, tmp_path):
     """A small file asked for often goes out from a prepared copy: the bytes
     are the file's, through edits and renames, and every head is the one
