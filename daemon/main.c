@@ -233,6 +233,10 @@ static int run(struct daemon *d, struct conf *conf)
 		d->dropped_to = c->uid;
 		d->privileges_dropped = true;
 	}
+	if (privileges_confine_children() < 0) {
+		log_err("not started: programs would inherit the daemon's capabilities");
+		goto out;
+	}
 	if (add_signals(d) < 0 || add_timers(d) < 0) {
 		log_err("cannot install signal handlers and timers");
 		goto out;

@@ -2,7 +2,10 @@
 
 #include <errno.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "daemon/log.h"
@@ -26,5 +29,35 @@ int privileges_drop(const char *user, uid_t uid, gid_t gid)
 		return -1;
 	}
 	log_info("running as user %s (uid %u, gid %u)", user, (unsigned)uid, (unsigned)gid);
+	return 0;
+}
+
+/* Programs are exec'd as the daemon's user: with an empty inheritable set
+ * (which empties the ambient set too) they start with no capability, as
+ * a non-root exec gains none from a file without file capabilities. The
+ * daemon keeps its own effective and permitted sets, which a reload
+ * needs to bind a port below 1024. Without CAP_SETPCAP the bounding set
+ * stays as it is; no_new_privs keeps a set-uid program from widening it. */
+int privileges_confine_children(void)
+{
+	struct __user_cap_header_struct header = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+		log_err("cannot set no_new_privs for programs: %s", strerror(errno));
+		return -1;
+	}
+	if (syscall(SYS_capget, &header, data) < 0) {
+		log_err("cannot read capabilities: %s", strerror(errno));
+		return -1;
+	}
+	for (size_t i = 0; i < _LINUX_CAPABILITY_U32S_3; i++)
+		data[i].inheritable = 0;
+	if (syscall(SYS_capset, &header, data) < 0) {
+		log_err("cannot clear the inheritable capabilities: %s", strerror(errno));
+		return -1;
+	}
+	/* Already empty once the inheritable set is; said for old kernels. */
+	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
 	return 0;
 }

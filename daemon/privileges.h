@@ -8,5 +8,8 @@
 /* Becomes uid/gid with no supplementary groups and no capabilities.
  * -1 when that did not fully happen: the caller must not keep running. */
 int privileges_drop(const char *user, uid_t uid, gid_t gid);
+/* Programs the daemon runs get no capability and no_new_privs (the
+ * daemon keeps what it has). -1 when that could not be done. */
+int privileges_confine_children(void);
 
 #endif

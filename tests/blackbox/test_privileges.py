@@ -85,3 +85,29 @@ def test_refuses_to_run_when_the_drop_is_impossible(tmp_path):
     assert r.returncode == 1
     assert "cannot become user daemon: not started as root" in r.stderr
     assert "refusing to keep running as root" in r.stderr
+
+
+def test_programs_get_no_capability_under_the_units_settings(start_daemon, public_dir):
+    """The shipped unit runs chassisd as a dynamic user with
+    CAP_NET_BIND_SERVICE in its ambient set; a program it ran kept it
+    (CapEff/CapAmb 0000000000000400). setpriv reproduces the unit."""
+    port = free_port()
+    wrapper = ("setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+               "--inh-caps=-all,+net_bind_service", "--ambient-caps=+net_bind_service",
+               "--bounding-set=-all,+net_bind_service")
+    show = '"/bin/sh", "-c", "grep -E \'^(Cap|NoNewPrivs)\' /proc/self/status"'
+    d = start_daemon('listener "caps" {\n protocol = "fortune"\n address = "127.0.0.1:%d"\n'
+                     ' fortune { command = {%s} }\n}\n' % (port, show), config_dir=public_dir, wrapper=wrapper)
+    daemon = proc_status(d.pid)
+    assert int(daemon["CapEff"], 16) == 0x400, "the daemon keeps what a reload needs to bind below 1024"
+    with connect(port, timeout=10) as s:
+        out = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            out += chunk
+    child = dict(line.split(":\t", 1) for line in out.decode().splitlines())
+    for field in ("CapInh", "CapPrm", "CapEff", "CapAmb"):
+        assert int(child[field], 16) == 0, (field, child)
+    assert child["NoNewPrivs"].strip() == "1"
