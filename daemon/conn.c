@@ -340,7 +340,12 @@ static void conn_check_output(struct conn *conn)
 			conn->flags |= CONN_IN_HOOK;
 			conn->profile.hooks->drained(conn);
 			conn->flags &= ~CONN_IN_HOOK;
-			conn_flush(conn);
+			/* Sent from the next turn, not now: a flush that took
+			 * all of a refill (a file fed a window at a time) would
+			 * leave the output marked full with nothing to come
+			 * back for, and the next drained() would never come. */
+			if (evbuffer_get_length(conn->out) > 0 && !(conn->flags & CONN_WRITING))
+				event_active(conn->writable, EV_WRITE, 0);
 		}
 	}
 }
@@ -690,7 +695,7 @@ static void conn_file_queued(struct conn *conn, size_t memory_before, off_t len)
 	if (!(conn->flags & CONN_FILE_QUEUED) && len > 0)
 		conn->head_len = memory_before;
 	conn->flags |= CONN_FILE_QUEUED;
-	conn_request_flush(conn);
+	conn_queued(conn);
 }
 
 int conn_write_file(struct conn *conn, int fd, off_t offset, off_t len)

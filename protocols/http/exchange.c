@@ -553,6 +553,62 @@ void http_finish(struct http_exchange *ex)
 	http_process(ex);
 }
 
+/* ---- a file body, a window at a time ---- */
+
+/* Queued a piece at a time until the output is full: each piece in the
+ * output costs a chain (~1 KiB of heap), and a 4 GiB file queued whole
+ * was 16,384 of them for a client that never reads. */
+#define HTTP_FILE_PIECE ((off_t)256 * 1024)
+
+static void http_file_done(struct http_exchange *ex)
+{
+	if (ex->file_anchor != NULL)
+		evbuffer_free(ex->file_anchor);
+	ex->file_anchor = NULL;
+	ex->file_segment = NULL;
+	ex->file_left = 0;
+}
+
+/* True once the whole file is queued. */
+static bool http_file_refill(struct http_exchange *ex)
+{
+	while (ex->file_left > 0 && !conn_output_full(ex->conn)) {
+		off_t piece = ex->file_left < HTTP_FILE_PIECE ? ex->file_left : HTTP_FILE_PIECE;
+
+		if (conn_write_file_segment(ex->conn, ex->file_segment, ex->file_next, piece) < 0) {
+			ex->keep_alive = false;	/* the length promised cannot be kept */
+			ex->file_left = 0;
+			break;
+		}
+		ex->file_next += piece;
+		ex->file_left -= piece;
+	}
+	return ex->file_left == 0;
+}
+
+void http_finish_with_file(struct http_exchange *ex, struct evbuffer_file_segment *segment, off_t offset,
+			   off_t len)
+{
+	ex->file_segment = segment;
+	ex->file_next = offset;
+	ex->file_left = len;
+	/* The rest waits: its chains must not outlive the segment. One chain
+	 * for the whole rest holds a reference, as libevent counts them; the
+	 * flag keeps libevent from reading (materializing) the file for it. */
+	if (!http_file_refill(ex)) {
+		ex->file_anchor = evbuffer_new();
+		if (ex->file_anchor == NULL || evbuffer_set_flags(ex->file_anchor, EVBUFFER_FLAG_DRAINS_TO_FD) < 0 ||
+		    evbuffer_add_file_segment(ex->file_anchor, segment, ex->file_next, ex->file_left) < 0) {
+			ex->keep_alive = false;
+			http_file_done(ex);
+			http_finish(ex);
+		}
+		return;		/* drained() goes on */
+	}
+	http_file_done(ex);
+	http_finish(ex);
+}
+
 /* ---- the connection hooks (protocol_http's) ---- */
 
 int http_exchange_open(struct conn *conn)
@@ -614,6 +670,13 @@ void http_exchange_drained(struct conn *conn)
 {
 	struct http_exchange *ex = conn_data(conn);
 
+	if (ex->file_anchor != NULL) {
+		if (http_file_refill(ex)) {
+			http_file_done(ex);
+			http_finish(ex);
+		}
+		return;
+	}
 	if (ex->in != NULL && ex->phase != PHASE_ANSWERING)
 		http_process(ex);
 }
@@ -628,6 +691,7 @@ void http_exchange_close(struct conn *conn)
 		ex->state->counters.files_cut_short++;
 	if (ex->feed != NULL)
 		feed_cancel(ex->feed);
+	http_file_done(ex);
 	if (ex->head_deadline != NULL)
 		event_free(ex->head_deadline);
 	if (ex->request.body != NULL)

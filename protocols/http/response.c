@@ -259,13 +259,12 @@ void http_respond_prepared(struct http_exchange *ex, struct evbuffer_file_segmen
 
 void http_respond_file(struct http_exchange *ex, struct evbuffer_file_segment *segment, off_t offset, off_t len)
 {
-	if (ex->head_only || len == 0)
-		;
-	else if (conn_write_file_segment(ex->conn, segment, offset, len) < 0)
-		ex->keep_alive = false;		/* the length promised cannot be kept */
-	else
-		ex->bytes_out = (uint64_t)len;
-	http_finish(ex);
+	if (ex->head_only || len == 0) {
+		http_finish(ex);
+		return;
+	}
+	ex->bytes_out = (uint64_t)len;
+	http_finish_with_file(ex, segment, offset, len);
 }
 
 /* "Allow: GET, HEAD\r\n" from a handler's method bits. */

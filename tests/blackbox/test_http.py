@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import BINARY, connect, free_port
+from conftest import BINARY, connect, free_port, wait_until
 from test_journal import LISTENER_BOUND, journald, wait_for, with_id  # noqa: F401 (a fixture)
 
 FORTUNES = "/usr/share/games/fortunes/fortunes"
@@ -852,6 +852,41 @@ def web_status(port):
 
 def module_counter(port, name):
     return web_status(port)["module"][name]
+
+
+def rss_anon_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("RssAnon:"))
+
+
+def test_downloads_of_a_huge_file_cost_a_bounded_amount_of_memory(start_daemon, tmp_path):
+    """The whole file used to be queued at once, ~1 KiB of heap per 256 KiB:
+    20 clients that never read a 4 GiB file took RssAnon from 544 kB to
+    333 MB. Now a download holds a window of the file, not all of it."""
+    root = tmp_path / "www"
+    root.mkdir()
+    with open(root / "huge.bin", "wb") as f:
+        f.truncate(4 << 30)         # sparse
+    (root / "a.txt").write_text("hello, world\n")
+    port = free_port()
+    d = start_daemon('listener "web" {\n protocol = "http"\n address = "127.0.0.1:%d"\n'
+                     ' http { access-log = false  route "/" { handler = "static"  root = "%s" } }\n}\n'
+                     % (port, root), env={"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:quarantine_size_mb=0"})
+    before = rss_anon_kib(d.pid)
+    clients = []
+    for _ in range(20):
+        c = connect(port, timeout=10)
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        c.sendall(b"GET /huge.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        clients.append(c)
+    time.sleep(1.5)
+    grown = rss_anon_kib(d.pid) - before
+    assert grown < 8 * 1024, "RssAnon grew by %d KiB for 20 stalled downloads" % grown
+    for c in clients:
+        assert c.recv(4096).startswith(b"HTTP/1.1 200 ")
+        c.close()
+    assert serving(port)
+    assert wait_until(lambda: rss_anon_kib(d.pid) - before < 8 * 1024, 5), "the heap came back"
 
 
 def test_a_file_truncated_during_a_download_ends_the_connection_at_once(start_daemon, tmp_path):
