@@ -228,6 +228,8 @@ static void register_line_marks(cfg_t *cfg, cfg_opt_t *opts, const char *prefix)
 	}
 }
 
+static void report_libconfuse_error(cfg_t *cfg, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+
 static void report_libconfuse_error(cfg_t *cfg, const char *fmt, va_list ap)
 {
 	char message[512];
@@ -238,6 +240,9 @@ static void report_libconfuse_error(cfg_t *cfg, const char *fmt, va_list ap)
 }
 
 /* ---- scope: errors against file and line ---- */
+
+static void scope_verror(struct conf_scope *scope, int line, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
 
 static void scope_verror(struct conf_scope *scope, int line, const char *fmt, va_list ap)
 {

@@ -157,6 +157,9 @@ static int log_send_journal(int level, const char *message, const struct log_con
 }
 
 static void log_emit(enum log_sink sink, int level, const struct log_context *ctx, const char *fmt,
+		     va_list ap) __attribute__((format(printf, 4, 0)));
+
+static void log_emit(enum log_sink sink, int level, const struct log_context *ctx, const char *fmt,
 		     va_list ap)
 {
 	char text[LOG_LINE_MAX], safe[LOG_LINE_MAX], prefix[64], line[LOG_LINE_MAX + sizeof(prefix) + 1];
