@@ -336,16 +336,21 @@ static void conn_check_output(struct conn *conn)
 	} else if ((conn->flags & CONN_FULL) && pending <= conn->profile.buffer_size / 2) {
 		conn->flags &= ~CONN_FULL;
 		conn_update_reading(conn);
-		if (conn->profile.hooks->drained != NULL && !(conn->flags & (CONN_CLOSING | CONN_ABORTING))) {
+		if (conn->profile.hooks->drained != NULL &&
+		    !(conn->flags & (CONN_CLOSING | CONN_ABORTING | CONN_FAILED))) {
 			conn->flags |= CONN_IN_HOOK;
 			conn->profile.hooks->drained(conn);
 			conn->flags &= ~CONN_IN_HOOK;
-			/* Sent from the next turn, not now: a flush that took
+			/* Sent once epoll says so, not now: a flush that took
 			 * all of a refill (a file fed a window at a time) would
 			 * leave the output marked full with nothing to come
-			 * back for, and the next drained() would never come. */
-			if (evbuffer_get_length(conn->out) > 0 && !(conn->flags & CONN_WRITING))
-				event_active(conn->writable, EV_WRITE, 0);
+			 * back for. Not event_active() either: that runs in this
+			 * same pass, and a fast reader would hold the loop. */
+			if (evbuffer_get_length(conn->out) > 0 && !(conn->flags & CONN_WRITING)) {
+				event_del(conn->writable);
+				event_add(conn->writable, NULL);
+				conn->flags |= CONN_WRITING;
+			}
 		}
 	}
 }
@@ -490,6 +495,11 @@ static void conn_on_readable(evutil_socket_t fd, short what, void *arg)
 		conn->flags &= ~CONN_READING;
 		return;
 	}
+	/* A closing connection reads only to discard: input left over from
+	 * before (a full buffer) would make every read EAGAIN, and the
+	 * readable socket would spin the loop. */
+	if (conn->flags & (CONN_CLOSING | CONN_LINGERING))
+		evbuffer_drain(conn->in, evbuffer_get_length(conn->in));
 	n = conn_read(conn);
 
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
@@ -507,6 +517,9 @@ static void conn_on_readable(evutil_socket_t fd, short what, void *arg)
 	}
 	if (conn->flags & (CONN_CLOSING | CONN_LINGERING)) {
 		evbuffer_drain(conn->in, evbuffer_get_length(conn->in));
+		/* Called straight from conn_open() (an open hook that
+		 * refused), no event is watching yet: the settle adds it. */
+		conn_after_hook(conn);
 		return;
 	}
 	conn_touch(conn);

@@ -309,7 +309,7 @@ static void relay_note_failure(struct relay_pair *pair, const char *what)
 
 	u->failures++;
 	u->failures_in_row++;
-	for (unsigned i = 1; i < u->failures_in_row && backoff < s->backoff_max_ms; i++)
+	for (unsigned i = 1; i < u->failures_in_row && backoff > 0 && backoff < s->backoff_max_ms; i++)
 		backoff *= 2;
 	if (backoff > s->backoff_max_ms)
 		backoff = s->backoff_max_ms;

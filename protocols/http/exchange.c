@@ -573,10 +573,16 @@ static void http_file_done(struct http_exchange *ex)
 static bool http_file_refill(struct http_exchange *ex)
 {
 	while (ex->file_left > 0 && !conn_output_full(ex->conn)) {
-		off_t piece = ex->file_left < HTTP_FILE_PIECE ? ex->file_left : HTTP_FILE_PIECE;
+		/* Up to the output's next chunk end (conn_write_file_segment()
+		 * counts chunks from the start of the output): one chunk per
+		 * piece, never a tail of a few bytes behind it. */
+		off_t piece = HTTP_FILE_PIECE - (off_t)(conn_output_length(ex->conn) % (size_t)HTTP_FILE_PIECE);
 
+		if (piece > ex->file_left)
+			piece = ex->file_left;
 		if (conn_write_file_segment(ex->conn, ex->file_segment, ex->file_next, piece) < 0) {
-			ex->keep_alive = false;	/* the length promised cannot be kept */
+			conn_abort(ex->conn);	/* the length promised cannot be kept */
+			ex->keep_alive = false;
 			ex->file_left = 0;
 			break;
 		}
@@ -599,6 +605,7 @@ void http_finish_with_file(struct http_exchange *ex, struct evbuffer_file_segmen
 		ex->file_anchor = evbuffer_new();
 		if (ex->file_anchor == NULL || evbuffer_set_flags(ex->file_anchor, EVBUFFER_FLAG_DRAINS_TO_FD) < 0 ||
 		    evbuffer_add_file_segment(ex->file_anchor, segment, ex->file_next, ex->file_left) < 0) {
+			conn_abort(ex->conn);	/* a short body must not look whole */
 			ex->keep_alive = false;
 			http_file_done(ex);
 			http_finish(ex);

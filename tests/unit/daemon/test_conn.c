@@ -303,6 +303,32 @@ Test(conn, close_after_flush_from_outside_with_nothing_queued_ends_in_order)
 	close(peer);
 }
 
+static int hook_refuse(struct conn *conn)
+{
+	(void)conn;
+	return -1;
+}
+
+/* A module that refuses at open (a child cap reached) while the client's
+ * request is already there: the connection must still end, not wait for
+ * an event nobody added. */
+Test(conn, refused_at_open_with_input_waiting_still_ends)
+{
+	static const struct conn_hooks hooks = { .open = hook_refuse, .close = hook_close };
+	struct conn_profile profile = profile_with(&hooks);
+	struct sockaddr_in peer;
+	int ours, theirs;
+	char byte;
+
+	tcp_pair(&ours, &theirs, &peer);
+	cr_assert_eq(send(theirs, "request\n", 8, 0), 8);
+	usleep(10000);
+	cr_assert_eq(conn_open(&owner, &profile, ours, (struct sockaddr *)&peer, sizeof(peer), NULL), 0);
+	cr_assert(run_until(base, is_closed, NULL, 3), "the refused connection never ended");
+	cr_assert_leq(recv(theirs, &byte, 1, 0), 0);
+	close(theirs);
+}
+
 Test(conn, close_now_ends_at_once)
 {
 	static const struct conn_hooks hooks = { .open = hook_open, .close = hook_close };
