@@ -59,6 +59,7 @@ enum {
 	CONN_DECOUPLED = 1 << 13,	/* a full output does not stop reading */
 	CONN_ABORTING = 1 << 14,	/* end at the next settle, with a reset */
 	CONN_FILE_SHORT = 1 << 15,	/* with CONN_FAILED: a queued file ended early */
+	CONN_PEER_RESET = 1 << 16,	/* the peer reset: nothing to tell it */
 };
 
 /* The most memory chains the head before a file is sent from in one go. */
@@ -216,8 +217,10 @@ static void conn_finish(struct conn *conn, enum conn_end end)
 	owner->n_conns--;
 	ch->connections--;
 	conn_free_io(conn);
-	/* A reset tells the peer at once, and that an answer is cut. */
-	if (end == CONN_END_ABORTED || end == CONN_END_FAILED || end == CONN_END_FILE_SHORT)
+	/* A reset tells the peer at once, and that an answer is cut; a peer
+	 * that reset needs no telling. */
+	if ((end == CONN_END_ABORTED || end == CONN_END_FAILED || end == CONN_END_FILE_SHORT) &&
+	    !(conn->flags & CONN_PEER_RESET))
 		setsockopt(conn->fd, SOL_SOCKET, SO_LINGER, &(struct linger){ 1, 0 }, sizeof(struct linger));
 	close(conn->fd);
 	owner->closed(owner, conn, end);
@@ -508,6 +511,8 @@ static void conn_on_readable(evutil_socket_t fd, short what, void *arg)
 	}
 	if (n < 0) {
 		conn_log(conn, LOG_DEBUG, "read failed: %s", strerror(errno));
+		if (errno == ECONNRESET)
+			conn->flags |= CONN_PEER_RESET;
 		conn_finish(conn, CONN_END_FAILED);
 		return;
 	}
@@ -650,7 +655,7 @@ int conn_open(struct conn_owner *owner, const struct conn_profile *profile, int 
 	 * within this call never costs an epoll_ctl. */
 	conn_flush(conn);
 	conn_check_output(conn);
-	if (conn_wants_reading(conn) && !(conn->flags & CONN_FAILED))
+	if (conn_wants_reading(conn) && !(conn->flags & CONN_FAILED) && !profile->no_early_read)
 		conn_on_readable(fd, EV_READ, conn);
 	else
 		conn_after_hook(conn);

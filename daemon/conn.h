@@ -7,6 +7,7 @@
 #ifndef CHASSISD_CONN_H
 #define CHASSISD_CONN_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -28,6 +29,7 @@ struct conn_profile {
 	void *state;			/* conn_service_state() */
 	size_t buffer_size;		/* bytes queued before backpressure */
 	unsigned idle_ms;		/* 0 = never */
+	bool no_early_read;		/* nothing is expected at open (outbound) */
 	const char *unit, *protocol, *transport;	/* the log context */
 	void *owner_ref;		/* the owner's own, for closed() */
 };
