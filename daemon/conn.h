@@ -29,7 +29,6 @@ struct conn_profile {
 	void *state;			/* conn_service_state() */
 	size_t buffer_size;		/* bytes queued before backpressure */
 	unsigned idle_ms;		/* 0 = never */
-	bool no_early_read;		/* nothing is expected at open (outbound) */
 	const char *unit, *protocol, *transport;	/* the log context */
 	void *owner_ref;		/* the owner's own, for closed() */
 };

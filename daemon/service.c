@@ -79,9 +79,6 @@ static struct instance *instance_start(struct chassis *chassis, const struct con
 		.unit = in->unit,
 		.protocol = protocol->config.name,
 		.transport = transport_name(TRANSPORT_TCP),
-		/* An upstream has had no time to say anything: a read at
-		 * once would only be an EAGAIN. */
-		.no_early_read = true,
 	};
 	instance_set_limits(in, conf);
 	in->env = (struct unit_env){
