@@ -96,6 +96,7 @@ void conf_errors_add(struct conf_errors *errors, const char *fmt, ...)
 {
 	va_list ap;
 	char *raw, *line;
+	size_t len;
 
 	va_start(ap, fmt);
 	if (vasprintf(&raw, fmt, ap) < 0)
@@ -104,10 +105,12 @@ void conf_errors_add(struct conf_errors *errors, const char *fmt, ...)
 	if (raw == NULL)
 		return;
 	/* One error, one line: a value with a newline in it must not forge
-	 * a second error (or, on a reload, a log record). */
-	line = malloc(strlen(raw) * 4 + 1);
+	 * a second error (or, on a reload, a log record). Each byte takes
+	 * at most 4 escaped. */
+	len = strlen(raw);
+	line = malloc(len * 4 + 1);
 	if (line != NULL)
-		text_escape(raw, strlen(raw), line, strlen(raw) * 4 + 1);
+		text_escape(raw, len, line, len * 4 + 1);
 	free(raw);
 	if (line == NULL)
 		return;

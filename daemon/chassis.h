@@ -82,6 +82,9 @@ void conn_abort(struct conn *conn);
  * shut down, or the module closed it), false after a reset, a failed
  * read or write, an idle timeout or an abort. */
 bool conn_ended_in_order(const struct conn *conn);
+/* Milliseconds on a monotonic clock: what idle timeouts (and a module's
+ * own back-offs) are measured in. */
+uint64_t conn_clock_ms(void);
 /* In the close hook: true when a file queued with conn_write_file*() ended
  * before its length (it was truncated while being sent). The connection
  * was reset, so the client knows the answer is cut. */

@@ -272,6 +272,19 @@ static void conn_note_file_short(struct conn *conn)
 	conn->flags |= CONN_FAILED | CONN_FILE_SHORT;
 }
 
+/* EPOLLOUT, for output the kernel did not take yet. event_add() does not
+ * register an event that event_active() queued and that has not run: it
+ * would never see EPOLLOUT. The queued run is only a flush, which the
+ * caller is doing or waits for, so it is dropped. */
+static void conn_arm_writable(struct conn *conn)
+{
+	if (conn->flags & CONN_WRITING)
+		return;
+	event_del(conn->writable);
+	event_add(conn->writable, NULL);
+	conn->flags |= CONN_WRITING;
+}
+
 /* Writes up to a turn's share now and keeps EPOLLOUT armed while a rest
  * waits. */
 static void conn_write_out(struct conn *conn)
@@ -306,14 +319,7 @@ static void conn_write_out(struct conn *conn)
 	if (n > 0)
 		conn_touch(conn);
 	if (evbuffer_get_length(conn->out) > 0) {
-		/* event_add() does not register an event that event_active()
-		 * queued and that has not run yet: it would never see EPOLLOUT.
-		 * The queued run is only a flush, and this is it. */
-		if (!(conn->flags & CONN_WRITING)) {
-			event_del(conn->writable);
-			event_add(conn->writable, NULL);
-		}
-		conn->flags |= CONN_WRITING;
+		conn_arm_writable(conn);
 	} else {
 		if (conn->flags & CONN_WRITING)
 			event_del(conn->writable);
@@ -349,11 +355,8 @@ static void conn_check_output(struct conn *conn)
 			 * leave the output marked full with nothing to come
 			 * back for. Not event_active() either: that runs in this
 			 * same pass, and a fast reader would hold the loop. */
-			if (evbuffer_get_length(conn->out) > 0 && !(conn->flags & CONN_WRITING)) {
-				event_del(conn->writable);
-				event_add(conn->writable, NULL);
-				conn->flags |= CONN_WRITING;
-			}
+			if (evbuffer_get_length(conn->out) > 0)
+				conn_arm_writable(conn);
 		}
 	}
 }

@@ -58,7 +58,5 @@ void conn_close_everything(struct chassis *chassis);
 /* The profile's owner_ref: which of its things an owner's closed() is
  * about. */
 void *conn_owner_ref(const struct conn *conn);
-/* Milliseconds on a monotonic clock: what idle timeouts are measured in. */
-uint64_t conn_clock_ms(void);
 
 #endif

@@ -27,7 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "conf/addr.h"
 #include "daemon/log.h"
@@ -83,14 +82,6 @@ struct relay_pair {
 	bool client_eof;
 	bool moved;			/* a byte went either way: no retry past this */
 };
-
-static uint64_t relay_clock_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /* ---- configuration ---- */
 
@@ -272,7 +263,7 @@ static void relay_status(const void *p, char *buf, size_t len)
 static void relay_status_rows(const void *p, char *buf, size_t len)
 {
 	const struct relay_state *state = p;
-	uint64_t now = relay_clock_ms();
+	uint64_t now = conn_clock_ms();
 	size_t used = 0;
 
 	buf[0] = '\0';
@@ -313,7 +304,7 @@ static void relay_note_failure(struct relay_pair *pair, const char *what)
 		backoff *= 2;
 	if (backoff > s->backoff_max_ms)
 		backoff = s->backoff_max_ms;
-	u->retry_at_ms = relay_clock_ms() + backoff;
+	u->retry_at_ms = conn_clock_ms() + backoff;
 	conn_log(pair->client, LOG_WARNING, "upstream %s: %s; skipped for %llu ms", u->target.label, what,
 		 (unsigned long long)backoff);
 }
@@ -324,7 +315,7 @@ static struct relay_upstream *relay_pick(struct relay_pair *pair)
 {
 	struct relay_state *state = pair->state;
 	struct relay_upstream *soonest = NULL;
-	uint64_t now = relay_clock_ms();
+	uint64_t now = conn_clock_ms();
 	bool first_try = pair->tried == 0;
 
 	while (pair->tried < state->n_upstreams) {

@@ -8,6 +8,7 @@ import re
 import signal
 import socket
 import subprocess
+import threading
 import tempfile
 import time
 
@@ -224,6 +225,17 @@ def recv_exactly(s, n):
         chunks.append(data)
         n -= len(data)
     return b"".join(chunks)
+
+
+def echoed(port, payload, timeout=30):
+    """What comes back for payload sent on a new connection while reading:
+    a writer that waited for the whole echo would stall on full buffers."""
+    with connect(port, timeout=timeout) as s:
+        sender = threading.Thread(target=s.sendall, args=(payload,))
+        sender.start()
+        got = recv_exactly(s, len(payload))
+        sender.join()
+    return got
 
 
 def echo_once(s, payload=b"ping\n"):

@@ -3,23 +3,17 @@ import os
 import socket
 import struct
 import subprocess
-import threading
 
 import pytest
 
-from conftest import connect, echo_listener, free_port, have_ipv6, recv_exactly
+from conftest import connect, echo_listener, echoed, free_port, have_ipv6, recv_exactly
 
 
 def test_tcp_echo_5_mib_byte_exact(start_daemon):
     port = free_port()
     start_daemon(echo_listener("e", port))
     payload = os.urandom(5 * 1024 * 1024)
-    with connect(port, timeout=30) as s:
-        sender = threading.Thread(target=s.sendall, args=(payload,))
-        sender.start()
-        got = recv_exactly(s, len(payload))
-        sender.join()
-    assert got == payload
+    assert echoed(port, payload) == payload
 
 
 def test_half_close_gets_every_byte_back_with_nc(start_daemon, tmp_path):

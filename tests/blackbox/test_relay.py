@@ -14,7 +14,7 @@ import urllib.request
 
 import pytest
 
-from conftest import (connect, echo_listener, free_port, have_ipv6, read_all, recv_exactly, wait_until)
+from conftest import (connect, echo_listener, echoed, free_port, have_ipv6, read_all, recv_exactly, wait_until)
 
 
 def relay_listener(name, port, upstreams, relay_extra="", extra="", host="127.0.0.1"):
@@ -75,12 +75,7 @@ def test_5_mib_through_relay_to_echo_and_back(start_daemon):
     echo, relay = free_port(), free_port()
     start_daemon(echo_listener("echo", echo) + relay_listener("r", relay, ["127.0.0.1:%d" % echo]))
     payload = os.urandom(5 * 1024 * 1024)
-    with connect(relay, timeout=30) as s:
-        sender = threading.Thread(target=s.sendall, args=(payload,))
-        sender.start()
-        got = recv_exactly(s, len(payload))
-        sender.join()
-    assert got == payload
+    assert echoed(relay, payload) == payload
 
 
 def test_8_x_32_mib_each_way_at_once_never_stalls(start_daemon):
