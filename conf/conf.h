@@ -23,6 +23,8 @@ enum transport {
 	TRANSPORT_MULTICAST,
 };
 #define TRANSPORT_BIT(t) (1u << (t))
+/* In a module's transports mask: it runs as a stream unit too. */
+#define UNIT_STREAM_BIT (1u << 8)
 
 /* Defaults for every limit; each has an option of the same name. */
 #define CONF_DEFAULT_MAX_CONNECTIONS 16384	/* daemon-wide */
@@ -57,6 +59,19 @@ struct conf_unit {
 	void *settings;				/* the module's own, from configure() */
 };
 
+/* Fault simulation on a unit's datagrams (Kamaelia's BrokenNetwork, made
+ * configurable and repeatable): probabilities from 0 to 1, a reorder
+ * window in datagrams, a delay with jitter in milliseconds. The same seed
+ * gives the same run. */
+struct conf_netsim {
+	bool enabled;				/* the section was written */
+	double loss, duplicate, corrupt;
+	unsigned reorder;			/* 0 = keep the order */
+	unsigned delay_ms, jitter_ms;
+	unsigned long long seed;
+	unsigned max_held;			/* datagrams held back at most */
+};
+
 struct conf_listener {
 	struct conf_unit unit;
 	int address_line;			/* where a bind error points */
@@ -80,6 +95,48 @@ struct conf_listener {
 	unsigned idle_timeout;
 	size_t buffer_size;
 	unsigned notsent_lowat;			/* 0 = the kernel's sysctl */
+	/* udp and multicast: applied to what is received */
+	struct conf_netsim netsim;
+};
+
+/* Where a stream's bytes come from: exactly one kind. */
+enum source_kind {
+	SOURCE_FILE,
+	SOURCE_COMMAND,
+	SOURCE_URL,
+	SOURCE_LISTENER,
+};
+
+struct conf_source {
+	enum source_kind kind;
+	char *file;
+	bool loop;				/* file: start again at the end */
+	char **command;				/* argv, NULL-terminated, argv[0] absolute */
+	char *url;
+	bool icecast;				/* url: ask for ICY metadata, strip it */
+	char *listener;				/* the datagram listener whose datagrams are sent */
+	size_t read_ahead;			/* bytes buffered ahead of the sender at most */
+	unsigned connect_timeout_ms;		/* url */
+	unsigned low_speed_time_ms;		/* url: below 1 byte/s this long is a stall */
+	unsigned max_redirects;			/* url */
+	unsigned backoff_ms, backoff_max_ms;	/* url, command: restart delay, doubled */
+};
+
+struct conf_stream {
+	struct conf_unit unit;
+	struct endpoint *destinations;
+	char **destination_text;		/* as written, for messages */
+	size_t n_destinations;
+	char *interface;			/* required with a multicast destination */
+	unsigned ifindex;
+	struct in_addr if_addr;
+	int ttl;
+	bool loop;
+	struct conf_source source;
+	size_t packet_size;			/* bytes per datagram */
+	unsigned long long rate;		/* bits per second; 0 = as fast as the source */
+	unsigned queue;				/* datagrams waiting for the socket at most */
+	struct conf_netsim netsim;
 };
 
 struct conf {
@@ -95,6 +152,8 @@ struct conf {
 	unsigned max_children;
 	struct conf_listener *listeners;
 	size_t n_listeners;
+	struct conf_stream *streams;
+	size_t n_streams;
 };
 
 struct conf_errors {
@@ -109,6 +168,13 @@ void conf_free(struct conf *conf);
 void conf_errors_add(struct conf_errors *errors, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void conf_errors_clear(struct conf_errors *errors);
+
+/* Everything the chassis runs a stream with is unchanged (the module's
+ * own settings are its same() hook's business). */
+bool conf_stream_same(const struct conf_stream *a, const struct conf_stream *b);
+/* A copy a running stream keeps past the snapshot it came from. */
+struct conf_source *conf_source_copy(const struct conf_source *src);
+void conf_source_free(struct conf_source *src);
 
 /* Same socket: a reload keeps it open rather than binding again. */
 bool conf_listener_same_socket(const struct conf_listener *a, const struct conf_listener *b);
