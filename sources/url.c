@@ -50,6 +50,7 @@ struct url_source {
 	/* The transfer in progress. */
 	long status;				/* of the latest response's status line */
 	size_t metaint;
+	bool headers_done;			/* of the final response; trailers follow a chunked body */
 	bool delivered, rejected, paused;
 	char error[CURL_ERROR_SIZE];
 	struct icy_demux icy;
@@ -217,7 +218,7 @@ static bool is_blank_line(const char *line, size_t len)
 	return (len == 2 && line[0] == '\r' && line[1] == '\n') || (len == 1 && line[0] == '\n');
 }
 
-static void headers_done(struct url_source *us)
+static void response_begins(struct url_source *us)
 {
 	char url[256];
 
@@ -240,10 +241,12 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *arg)
 	if (is_status_line(line, len)) {
 		us->status = status_of(line, len);
 		us->metaint = 0;
+		us->headers_done = false;
 	} else if (us->src->conf->icecast && header_is(line, len, "icy-metaint", &value_at)) {
 		us->metaint = number_at(line, len, value_at);
-	} else if (is_blank_line(line, len) && status_ok(us->status)) {
-		headers_done(us);
+	} else if (is_blank_line(line, len) && status_ok(us->status) && !us->headers_done) {
+		us->headers_done = true;
+		response_begins(us);
 	}
 	return len;
 }
@@ -341,6 +344,7 @@ static void begin_transfer_state(struct url_source *us)
 {
 	us->status = 0;
 	us->metaint = 0;
+	us->headers_done = false;
 	us->delivered = false;
 	us->rejected = false;
 	us->paused = false;
