@@ -531,3 +531,36 @@ Test(netsim, free_with_datagrams_held_delivers_none_of_them)
 	}
 	cr_assert_eq(n_got, 0u);
 }
+
+/* A deliver() that pushes again (a relay feeding a second hop, say):
+ * deliveries from the loop push datagrams 501 to 1000. */
+static uint64_t next_to_push;
+
+static void on_deliver_push_again(void *arg, const void *data, size_t len, const void *meta, size_t meta_len)
+{
+	on_deliver(arg, data, len, meta, meta_len);
+	if (next_to_push <= 1000)
+		push_seq(next_to_push++);
+}
+
+static bool all_pushed(void *arg)
+{
+	(void)arg;
+	return counters()->in == 1000;
+}
+
+Test(netsim, deliver_may_push_again)
+{
+	struct conf_netsim conf = conf_of(0, 0.1, 8);
+
+	conf.delay_ms = 5;
+	conf.jitter_ms = 5;
+	ns = netsim_new(base, &conf, on_deliver_push_again, NULL);
+	cr_assert_not_null(ns);
+	next_to_push = 1001;	/* not from the first 500's own pushes */
+	push_range(1, 500);
+	next_to_push = 501;
+	cr_assert(run_until(base, all_pushed, NULL, 5.0), "%llu pushed", (unsigned long long)counters()->in);
+	netsim_flush(ns);
+	assert_each_delivered_as_counted(1000);
+}
