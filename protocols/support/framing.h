@@ -67,8 +67,9 @@ int chunk_encode(struct evbuffer *out, const void *msg, size_t len, const char *
 struct dechunker_options {
 	const char *sync;	/* NULL: CHUNK_SYNC_DEFAULT */
 	/* More bytes than this still buffered after a feed are discarded
-	 * (counted in overflows), so one message can be at most about this
-	 * long once escaped. 0: DECHUNKER_DEFAULT_MAX_BUFFERED. */
+	 * (counted in overflows). The check comes after the feed's chunk is
+	 * taken, so an escaped chunk can be this long plus the feed that
+	 * completes it, no longer. 0: DECHUNKER_DEFAULT_MAX_BUFFERED. */
 	size_t max_buffered;
 	/* false: Kamaelia exactly, at most one message per feed, so a feed
 	 * holding several chunks leaves a backlog. true: every complete
