@@ -42,7 +42,8 @@ struct loader {
 struct conf_scope {
 	struct loader *loader;
 	cfg_t *section;
-	const char *listener;
+	const char *listener;			/* the unit's name */
+	const char *unit_kind;			/* "listener" or "stream" */
 	enum transport transport;
 	int fallback_line;
 	bool failed;
@@ -68,6 +69,54 @@ static const char *const transport_names[] = {
 	[TRANSPORT_MULTICAST] = "multicast",
 };
 
+#define CONF_DEFAULT_NETSIM_MAX_HELD 4096
+#define CONF_DEFAULT_PACKET_SIZE 1316		/* 7 x 188: MPEG-TS over UDP */
+#define CONF_DEFAULT_STREAM_QUEUE 256		/* datagrams waiting for the socket */
+#define CONF_DEFAULT_READ_AHEAD (256 * 1024)
+
+static cfg_opt_t netsim_options[] = {
+	CFG_FLOAT("loss", 0, CFGF_NONE),
+	CFG_FLOAT("duplicate", 0, CFGF_NONE),
+	CFG_FLOAT("corrupt", 0, CFGF_NONE),
+	CFG_INT("reorder", 0, CFGF_NONE),
+	CFG_INT("delay", 0, CFGF_NONE),
+	CFG_INT("jitter", 0, CFGF_NONE),
+	CFG_INT("seed", 0, CFGF_NONE),
+	CFG_INT("max-held", CONF_DEFAULT_NETSIM_MAX_HELD, CFGF_NONE),
+	CFG_END()
+};
+
+static cfg_opt_t source_options[] = {
+	CFG_STR("file", NULL, CFGF_NODEFAULT),
+	CFG_BOOL("loop", cfg_false, CFGF_NONE),
+	CFG_STR_LIST("command", NULL, CFGF_NODEFAULT),
+	CFG_STR("url", NULL, CFGF_NODEFAULT),
+	CFG_BOOL("icecast", cfg_false, CFGF_NONE),
+	CFG_STR("listener", NULL, CFGF_NODEFAULT),
+	CFG_INT("read-ahead", CONF_DEFAULT_READ_AHEAD, CFGF_NONE),
+	CFG_INT("connect-timeout", 5, CFGF_NONE),
+	CFG_INT("stall-timeout", 10, CFGF_NONE),
+	CFG_INT("max-redirects", 5, CFGF_NONE),
+	CFG_INT("backoff", 1, CFGF_NONE),
+	CFG_INT("backoff-max", 30, CFGF_NONE),
+	CFG_END()
+};
+
+/* Options every stream has, whatever its protocol. */
+static cfg_opt_t stream_common_options[] = {
+	CFG_STR("protocol", NULL, CFGF_NODEFAULT),
+	CFG_STR_LIST("destination", NULL, CFGF_NODEFAULT),
+	CFG_STR("interface", NULL, CFGF_NODEFAULT),
+	CFG_INT("ttl", 1, CFGF_NONE),
+	CFG_BOOL("loop", cfg_true, CFGF_NONE),
+	CFG_SEC("source", source_options, CFGF_NONE),
+	CFG_INT("packet-size", CONF_DEFAULT_PACKET_SIZE, CFGF_NONE),
+	CFG_INT("rate", 0, CFGF_NONE),
+	CFG_INT("queue", CONF_DEFAULT_STREAM_QUEUE, CFGF_NONE),
+	CFG_SEC("netsim", netsim_options, CFGF_NONE),
+};
+#define N_STREAM_COMMON (sizeof(stream_common_options) / sizeof(stream_common_options[0]))
+
 /* Options every listener has, whatever its protocol. */
 static cfg_opt_t listener_common_options[] = {
 	CFG_STR("protocol", NULL, CFGF_NODEFAULT),
@@ -84,12 +133,14 @@ static cfg_opt_t listener_common_options[] = {
 	CFG_INT("notsent-lowat", CONF_DEFAULT_NOTSENT_LOWAT, CFGF_NONE),
 	CFG_STR_LIST("allow", NULL, CFGF_NONE),
 	CFG_STR_LIST("deny", NULL, CFGF_NONE),
+	CFG_SEC("netsim", netsim_options, CFGF_NONE),
 };
 #define N_COMMON (sizeof(listener_common_options) / sizeof(listener_common_options[0]))
 
 static const char *const tcp_only_options[] = {
 	"max-connections", "per-source", "idle-timeout", "buffer-size", "notsent-lowat", NULL,
 };
+static const char *const datagram_only_options[] = { "netsim", NULL };
 static const char *const multicast_only_options[] = { "interface", "ttl", "loop", NULL };
 
 void conf_errors_add(struct conf_errors *errors, const char *fmt, ...)
@@ -252,8 +303,8 @@ static void scope_verror(struct conf_scope *scope, int line, const char *fmt, va
 	char message[512];
 
 	vsnprintf(message, sizeof(message), fmt, ap);
-	conf_errors_add(scope->loader->errors, "%s:%d: listener \"%s\": %s%s", scope->loader->path,
-			line, scope->listener, scope->label, message);
+	conf_errors_add(scope->loader->errors, "%s:%d: %s \"%s\": %s%s", scope->loader->path, line,
+			scope->unit_kind ? scope->unit_kind : "listener", scope->listener, scope->label, message);
 	scope->failed = true;
 }
 
@@ -324,25 +375,26 @@ bool conf_scope_leave(struct conf_scope *inner)
 
 /* ---- schema ---- */
 
-static cfg_opt_t *listener_options_new(const struct conf_module *const *all)
+/* A unit's options: the common ones, then a section per protocol. */
+static cfg_opt_t *unit_options_new(const cfg_opt_t *common, size_t n_common, const struct conf_module *const *all)
 {
 	size_t n_protocols = 0, i;
 	cfg_opt_t *opts;
 
 	while (all[n_protocols] != NULL)
 		n_protocols++;
-	opts = calloc(N_COMMON + n_protocols + 1, sizeof(*opts));
+	opts = calloc(n_common + n_protocols + 1, sizeof(*opts));
 	if (opts == NULL)
 		return NULL;
-	memcpy(opts, listener_common_options, sizeof(listener_common_options));
+	memcpy(opts, common, n_common * sizeof(*common));
 	for (i = 0; i < n_protocols; i++) {
 		cfg_opt_t section = CFG_SEC(all[i]->name, all[i]->options, CFGF_NONE);
-		opts[N_COMMON + i] = section;
+		opts[n_common + i] = section;
 	}
 	return opts;
 }
 
-static cfg_t *schema_new(cfg_opt_t *listener_opts)
+static cfg_t *schema_new(cfg_opt_t *listener_opts, cfg_opt_t *stream_opts)
 {
 	cfg_opt_t opts[] = {
 		CFG_STR("log-level", "info", CFGF_NONE),
@@ -352,6 +404,7 @@ static cfg_t *schema_new(cfg_opt_t *listener_opts)
 		CFG_INT("shutdown-grace", CONF_DEFAULT_SHUTDOWN_GRACE, CFGF_NONE),
 		CFG_INT("max-children", CONF_DEFAULT_MAX_CHILDREN, CFGF_NONE),
 		CFG_SEC("listener", listener_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
+		CFG_SEC("stream", stream_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
 		CFG_END()
 	};
 	cfg_t *cfg = cfg_init(opts, CFGF_NONE);
@@ -488,7 +541,7 @@ static const struct conf_module *find_module(const struct conf_module *const *al
 	return NULL;
 }
 
-static void parse_protocol(struct conf_scope *scope, cfg_t *sec, struct conf_listener *l)
+static void parse_protocol(struct conf_scope *scope, cfg_t *sec, struct conf_unit *unit)
 {
 	const char *name = cfg_getstr(sec, "protocol");
 	const struct conf_module *const *all = scope->loader->modules;
@@ -497,8 +550,8 @@ static void parse_protocol(struct conf_scope *scope, cfg_t *sec, struct conf_lis
 		conf_scope_error(scope, NULL, "missing \"protocol\"");
 		return;
 	}
-	l->unit.module = find_module(all, name);
-	if (l->unit.module == NULL) {
+	unit->module = find_module(all, name);
+	if (unit->module == NULL) {
 		char known[256] = "";
 		for (size_t i = 0; all[i] != NULL; i++)
 			snprintf(known + strlen(known), sizeof(known) - strlen(known), "%s%s",
@@ -507,40 +560,92 @@ static void parse_protocol(struct conf_scope *scope, cfg_t *sec, struct conf_lis
 	}
 	/* A section for another protocol would be silently ignored. */
 	for (size_t i = 0; all[i] != NULL; i++)
-		if (all[i] != l->unit.module && option_written(scope->loader, sec, all[i]->name))
+		if (all[i] != unit->module && option_written(scope->loader, sec, all[i]->name))
 			conf_scope_error(scope, all[i]->name,
 					 "section \"%s { }\" does not apply to protocol \"%s\"",
 					 all[i]->name, name);
 }
 
-static void parse_protocol_settings(struct conf_scope *scope, cfg_t *sec, struct conf_listener *l)
+/* The module's own section, through its configure() hook. */
+static void configure_module(struct conf_scope *scope, cfg_t *sec, struct conf_unit *unit, enum transport transport)
 {
 	struct conf_scope inner = *scope;
 
+	if (unit->module->configure == NULL)
+		return;
+	inner.section = cfg_getsec(sec, unit->module->name);
+	inner.fallback_line = line_or(scope->loader, sec, unit->module->name, scope->fallback_line);
+	inner.failed = false;
+	inner.transport = transport;
+	unit->settings = unit->module->configure(inner.section, &inner);
+	if (inner.failed)
+		scope->failed = true;
+}
+
+static void parse_protocol_settings(struct conf_scope *scope, cfg_t *sec, struct conf_listener *l)
+{
 	if (l->unit.module == NULL)
 		return;
 	if (!(l->unit.module->transports & TRANSPORT_BIT(l->transport))) {
-		conf_scope_error(scope, "transport", "protocol \"%s\" does not support transport \"%s\"",
-				 l->unit.module->name, transport_name(l->transport));
+		conf_scope_error(scope, "transport", "protocol \"%s\" does not support transport \"%s\"%s",
+				 l->unit.module->name, transport_name(l->transport),
+				 l->unit.module->transports & ~UNIT_STREAM_BIT ? "" : " (it runs as a stream)");
 		return;
 	}
-	if (l->unit.module->configure == NULL)
+	configure_module(scope, sec, &l->unit, l->transport);
+}
+
+static bool check_probability(struct conf_scope *scope, cfg_t *sec, const char *option, double *out)
+{
+	double value = cfg_getfloat(sec, option);
+
+	if (!(value >= 0 && value <= 1)) {
+		conf_scope_error(scope, option, "%s must be from 0 to 1, not %g", option, value);
+		return false;
+	}
+	*out = value;
+	return true;
+}
+
+static void parse_netsim(struct conf_scope *outer, cfg_t *unit_sec, struct conf_netsim *n)
+{
+	cfg_t *sec = cfg_getsec(unit_sec, "netsim");
+	struct conf_scope *scope;
+	unsigned max_held = 0;
+	long seed;
+
+	if (!option_written(outer->loader, unit_sec, "netsim"))
 		return;
-	inner.section = cfg_getsec(sec, l->unit.module->name);
-	inner.fallback_line = line_or(scope->loader, sec, l->unit.module->name, scope->fallback_line);
-	inner.failed = false;
-	inner.transport = l->transport;
-	l->unit.settings = l->unit.module->configure(inner.section, &inner);
-	if (inner.failed)
-		scope->failed = true;
+	scope = conf_scope_enter(outer, sec, "netsim");
+	if (scope == NULL)
+		return;
+	n->enabled = true;
+	check_probability(scope, sec, "loss", &n->loss);
+	check_probability(scope, sec, "duplicate", &n->duplicate);
+	check_probability(scope, sec, "corrupt", &n->corrupt);
+	check_range(scope, sec, "reorder", 0, 1024, &n->reorder);
+	check_range(scope, sec, "delay", 0, 60000, &n->delay_ms);
+	check_range(scope, sec, "jitter", 0, 60000, &n->jitter_ms);
+	check_range(scope, sec, "max-held", 1, 1000000, &max_held);
+	n->max_held = max_held;
+	seed = cfg_getint(sec, "seed");
+	if (seed < 0)
+		conf_scope_error(scope, "seed", "seed must not be negative");
+	n->seed = (unsigned long long)seed;
+	if (n->jitter_ms > n->delay_ms)
+		conf_scope_error(scope, "jitter", "jitter (%u ms) must not exceed delay (%u ms)", n->jitter_ms,
+				 n->delay_ms);
+	conf_scope_leave(scope);
 }
 
 static void parse_limits(struct conf_scope *scope, cfg_t *sec, struct conf_listener *l)
 {
 	unsigned ttl = 0, buffer = 0;
 
-	if (l->transport == TRANSPORT_TCP)
+	if (l->transport == TRANSPORT_TCP) {
 		reject_written(scope, sec, multicast_only_options, "applies to multicast listeners only");
+		reject_written(scope, sec, datagram_only_options, "applies to udp and multicast listeners only");
+	}
 	else
 		reject_written(scope, sec, tcp_only_options, "applies to tcp listeners only");
 	if (l->transport == TRANSPORT_UDP)
@@ -561,6 +666,8 @@ static void parse_limits(struct conf_scope *scope, cfg_t *sec, struct conf_liste
 	 * callback for an empty list, so the option's flag tells. */
 	l->allow_listed = (cfg_getopt(sec, "allow")->flags & CFGF_MODIFIED) != 0;
 	parse_cidr_list(scope, sec, "deny", &l->deny, &l->n_deny);
+	if (l->transport != TRANSPORT_TCP)
+		parse_netsim(scope, sec, &l->netsim);
 }
 
 static bool parse_listener(struct loader *ld, cfg_t *sec, struct conf_listener *l)
@@ -569,6 +676,7 @@ static bool parse_listener(struct loader *ld, cfg_t *sec, struct conf_listener *
 		.loader = ld,
 		.section = sec,
 		.listener = cfg_title(sec),
+		.unit_kind = "listener",
 		.fallback_line = section_line(ld, sec),
 	};
 	const char *transport = cfg_getstr(sec, "transport");
@@ -581,7 +689,7 @@ static bool parse_listener(struct loader *ld, cfg_t *sec, struct conf_listener *
 				 transport);
 		return false;
 	}
-	parse_protocol(&scope, sec, l);
+	parse_protocol(&scope, sec, &l->unit);
 	parse_address(&scope, sec, l);
 	if (l->transport == TRANSPORT_MULTICAST && l->address != NULL)
 		resolve_interface(&scope, sec, l);
@@ -589,6 +697,242 @@ static bool parse_listener(struct loader *ld, cfg_t *sec, struct conf_listener *
 	if (!scope.failed)
 		parse_protocol_settings(&scope, sec, l);
 	return !scope.failed;
+}
+
+/* ---- streams ---- */
+
+static void parse_destinations(struct conf_scope *scope, cfg_t *sec, struct conf_stream *st)
+{
+	unsigned n = cfg_size(sec, "destination");
+	char err[160];
+
+	if (n == 0) {
+		conf_scope_error(scope, NULL, "missing \"destination\"");
+		return;
+	}
+	st->destinations = calloc(n, sizeof(*st->destinations));
+	st->destination_text = calloc(n + 1, sizeof(*st->destination_text));
+	if (st->destinations == NULL || st->destination_text == NULL)
+		return;
+	for (unsigned i = 0; i < n; i++) {
+		const char *text = cfg_getnstr(sec, "destination", i);
+		struct endpoint *e = &st->destinations[st->n_destinations];
+
+		if (endpoint_parse(text, e, err, sizeof(err)) < 0) {
+			conf_scope_error(scope, "destination", "bad destination \"%s\": %s", text, err);
+			continue;
+		}
+		if (e->any || addr_port((struct sockaddr *)&e->sa) == 0) {
+			conf_scope_error(scope, "destination", "destination \"%s\" needs an address and a port",
+					 text);
+			continue;
+		}
+		st->destination_text[st->n_destinations++] = strdup(text);
+	}
+}
+
+static bool stream_has_multicast(const struct conf_stream *st, int family)
+{
+	for (size_t i = 0; i < st->n_destinations; i++) {
+		const struct sockaddr *sa = (const struct sockaddr *)&st->destinations[i].sa;
+		if (addr_is_multicast(sa) && (family == AF_UNSPEC || sa->sa_family == family))
+			return true;
+	}
+	return false;
+}
+
+/* As on multicast listeners: never send a group out of the default route. */
+static void parse_stream_interface(struct conf_scope *scope, cfg_t *sec, struct conf_stream *st)
+{
+	const char *name = cfg_getstr(sec, "interface");
+	unsigned ttl = 1;
+
+	check_range(scope, sec, "ttl", 0, 255, &ttl);
+	st->ttl = (int)ttl;
+	st->loop = cfg_getbool(sec, "loop");
+	if (name == NULL) {
+		if (stream_has_multicast(st, AF_UNSPEC))
+			conf_scope_error(scope, "destination",
+					 "a multicast destination needs \"interface\" (an address or a name), "
+					 "so that it never goes out of the default route");
+		return;
+	}
+	st->interface = strdup(name);
+	if (inet_pton(AF_INET, name, &st->if_addr) == 1) {
+		if (stream_has_multicast(st, AF_INET6))
+			conf_scope_error(scope, "interface", "an IPv6 group needs an interface name, not \"%s\"",
+					 name);
+		return;
+	}
+	st->ifindex = if_nametoindex(name);
+	if (st->ifindex == 0)
+		conf_scope_error(scope, "interface", "no such interface \"%s\"", name);
+}
+
+static char **copy_argv(cfg_t *sec, const char *option)
+{
+	unsigned n = cfg_size(sec, option);
+	char **argv = calloc(n + 1, sizeof(*argv));
+
+	for (unsigned i = 0; argv != NULL && i < n; i++)
+		argv[i] = strdup(cfg_getnstr(sec, option, i));
+	return argv;
+}
+
+static void parse_source_kind(struct conf_scope *scope, cfg_t *sec, struct conf_source *src)
+{
+	static const char *const kinds[] = { "file", "command", "url", "listener" };
+	unsigned written = 0;
+
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if (option_written(scope->loader, sec, kinds[i])) {
+			written++;
+			src->kind = (enum source_kind)i;
+		}
+	if (written != 1) {
+		conf_scope_error(scope, NULL, "a source needs exactly one of file, command, url or listener%s",
+				 written ? " (several are written)" : "");
+		return;
+	}
+	if (src->kind != SOURCE_FILE && option_written(scope->loader, sec, "loop"))
+		conf_scope_error(scope, "loop", "\"loop\" applies to a file source only");
+	if (src->kind != SOURCE_URL && option_written(scope->loader, sec, "icecast"))
+		conf_scope_error(scope, "icecast", "\"icecast\" applies to a url source only");
+}
+
+static void parse_source_value(struct conf_scope *scope, cfg_t *sec, struct conf_source *src)
+{
+	switch (src->kind) {
+	case SOURCE_FILE:
+		src->file = strdup(cfg_getstr(sec, "file"));
+		if (src->file[0] != '/')
+			conf_scope_error(scope, "file", "the file must be an absolute path, not \"%s\"", src->file);
+		break;
+	case SOURCE_COMMAND:
+		src->command = copy_argv(sec, "command");
+		if (src->command == NULL || src->command[0] == NULL || src->command[0][0] != '/')
+			conf_scope_error(scope, "command", "command needs a program as an absolute path first");
+		else if (access(src->command[0], X_OK) != 0)
+			conf_scope_error(scope, "command", "cannot run %s: %s", src->command[0], strerror(errno));
+		break;
+	case SOURCE_URL:
+		src->url = strdup(cfg_getstr(sec, "url"));
+		if (strncmp(src->url, "http://", 7) != 0 && strncmp(src->url, "https://", 8) != 0)
+			conf_scope_error(scope, "url", "the url must start with http:// or https://, not \"%s\"",
+					 src->url);
+		break;
+	case SOURCE_LISTENER:
+		src->listener = strdup(cfg_getstr(sec, "listener"));
+		break;
+	}
+}
+
+static void parse_source(struct conf_scope *outer, cfg_t *stream_sec, struct conf_source *src)
+{
+	cfg_t *sec = cfg_getsec(stream_sec, "source");
+	struct conf_scope *scope;
+	unsigned read_ahead = 0, connect = 0, stall = 0, backoff = 0, backoff_max = 0;
+
+	if (!option_written(outer->loader, stream_sec, "source")) {
+		conf_scope_error(outer, NULL, "missing \"source { }\"");
+		return;
+	}
+	scope = conf_scope_enter(outer, sec, "source");
+	if (scope == NULL)
+		return;
+	parse_source_kind(scope, sec, src);
+	if (!scope->failed)
+		parse_source_value(scope, sec, src);
+	src->loop = cfg_getbool(sec, "loop");
+	src->icecast = cfg_getbool(sec, "icecast");
+	check_range(scope, sec, "read-ahead", 4096, 64 * 1024 * 1024, &read_ahead);
+	check_range(scope, sec, "connect-timeout", 1, 300, &connect);
+	check_range(scope, sec, "stall-timeout", 1, 3600, &stall);
+	check_range(scope, sec, "max-redirects", 0, 50, &src->max_redirects);
+	check_range(scope, sec, "backoff", 1, 3600, &backoff);
+	check_range(scope, sec, "backoff-max", 1, 86400, &backoff_max);
+	src->read_ahead = read_ahead;
+	src->connect_timeout_ms = connect * 1000;
+	src->low_speed_time_ms = stall * 1000;
+	src->backoff_ms = backoff * 1000;
+	src->backoff_max_ms = backoff_max * 1000;
+	if (backoff_max < backoff)
+		conf_scope_error(scope, "backoff-max", "backoff-max (%u) must not be less than backoff (%u)",
+				 backoff_max, backoff);
+	conf_scope_leave(scope);
+}
+
+static void parse_stream_sizes(struct conf_scope *scope, cfg_t *sec, struct conf_stream *st)
+{
+	unsigned packet = 0;
+	long rate = cfg_getint(sec, "rate");
+
+	/* The largest UDP payload an IPv4 datagram can carry. */
+	check_range(scope, sec, "packet-size", 1, 65507, &packet);
+	check_range(scope, sec, "queue", 1, 65536, &st->queue);
+	st->packet_size = packet;
+	if (rate < 0 || rate > 100000000000L)
+		conf_scope_error(scope, "rate", "rate must be from 0 to 100000000000 bits per second, not %ld", rate);
+	else
+		st->rate = (unsigned long long)rate;
+}
+
+static bool parse_stream(struct loader *ld, cfg_t *sec, struct conf_stream *st)
+{
+	struct conf_scope scope = {
+		.loader = ld,
+		.section = sec,
+		.listener = cfg_title(sec),
+		.unit_kind = "stream",
+		.transport = TRANSPORT_UDP,
+		.fallback_line = section_line(ld, sec),
+	};
+
+	st->unit.name = strdup(cfg_title(sec));
+	st->unit.line = scope.fallback_line;
+	parse_protocol(&scope, sec, &st->unit);
+	if (st->unit.module != NULL && !(st->unit.module->transports & UNIT_STREAM_BIT))
+		conf_scope_error(&scope, "protocol", "protocol \"%s\" does not run as a stream", st->unit.module->name);
+	parse_destinations(&scope, sec, st);
+	parse_stream_interface(&scope, sec, st);
+	parse_source(&scope, sec, &st->source);
+	parse_stream_sizes(&scope, sec, st);
+	parse_netsim(&scope, sec, &st->netsim);
+	if (!scope.failed)
+		configure_module(&scope, sec, &st->unit, TRANSPORT_UDP);
+	return !scope.failed;
+}
+
+static const struct conf_listener *find_listener(const struct conf *conf, const char *name)
+{
+	for (size_t i = 0; i < conf->n_listeners; i++)
+		if (conf->listeners[i].unit.name != NULL && strcmp(conf->listeners[i].unit.name, name) == 0)
+			return &conf->listeners[i];
+	return NULL;
+}
+
+/* Names are what status pages, logs and listener sources go by. */
+static void check_stream_names(struct loader *ld, struct conf *conf)
+{
+	for (size_t i = 0; i < conf->n_streams; i++) {
+		const struct conf_stream *st = &conf->streams[i];
+		const struct conf_listener *l = st->unit.name ? find_listener(conf, st->unit.name) : NULL;
+
+		if (l != NULL)
+			conf_errors_add(ld->errors, "%s:%d: stream \"%s\": the name is taken by listener \"%s\" (line %d)",
+					ld->path, st->unit.line, st->unit.name, l->unit.name, l->unit.line);
+		if (st->source.kind != SOURCE_LISTENER || st->source.listener == NULL)
+			continue;
+		l = find_listener(conf, st->source.listener);
+		if (l == NULL)
+			conf_errors_add(ld->errors, "%s:%d: stream \"%s\": source: no listener \"%s\"", ld->path,
+					st->unit.line, st->unit.name, st->source.listener);
+		else if (l->transport == TRANSPORT_TCP)
+			conf_errors_add(ld->errors,
+					"%s:%d: stream \"%s\": source: listener \"%s\" is tcp; a stream sends what "
+					"a udp or multicast listener receives", ld->path, st->unit.line, st->unit.name,
+					l->unit.name);
+	}
 }
 
 /* Two binds that the kernel would refuse, found before anything is bound. */
@@ -716,7 +1060,12 @@ static struct conf *conf_build(struct loader *ld, cfg_t *cfg)
 	for (size_t i = 0; conf->listeners != NULL && i < conf->n_listeners; i++)
 		parse_listener(ld, cfg_getnsec(cfg, "listener", (unsigned)i), &conf->listeners[i]);
 	check_collisions(ld, conf);
-	if (conf->listeners == NULL || ld->errors->count > before) {
+	conf->n_streams = cfg_size(cfg, "stream");
+	conf->streams = calloc(conf->n_streams ? conf->n_streams : 1, sizeof(*conf->streams));
+	for (size_t i = 0; conf->streams != NULL && i < conf->n_streams; i++)
+		parse_stream(ld, cfg_getnsec(cfg, "stream", (unsigned)i), &conf->streams[i]);
+	check_stream_names(ld, conf);
+	if (conf->listeners == NULL || conf->streams == NULL || ld->errors->count > before) {
 		conf_free(conf);
 		return NULL;
 	}
@@ -726,17 +1075,18 @@ static struct conf *conf_build(struct loader *ld, cfg_t *cfg)
 struct conf *conf_load(const char *path, const struct conf_module *const *modules, struct conf_errors *errors)
 {
 	struct loader ld = { .path = path, .modules = modules, .errors = errors };
-	cfg_opt_t *listener_opts;
+	cfg_opt_t *listener_opts, *stream_opts;
 	struct conf *conf = NULL;
 	cfg_t *cfg = NULL;
 	char *text = read_file(path, errors);
 
 	if (text == NULL)
 		return NULL;
-	listener_opts = listener_options_new(modules);
+	listener_opts = unit_options_new(listener_common_options, N_COMMON, modules);
+	stream_opts = unit_options_new(stream_common_options, N_STREAM_COMMON, modules);
 	active_loader = &ld;
-	if (listener_opts != NULL)
-		cfg = schema_new(listener_opts);
+	if (listener_opts != NULL && stream_opts != NULL)
+		cfg = schema_new(listener_opts, stream_opts);
 	if (cfg != NULL && cfg_parse_buf(cfg, text) == CFG_SUCCESS)
 		conf = conf_build(&ld, cfg);
 	else if (cfg == NULL || errors->count == 0)
@@ -745,9 +1095,86 @@ struct conf *conf_load(const char *path, const struct conf_module *const *module
 	if (cfg != NULL)
 		cfg_free(cfg);
 	free(listener_opts);
+	free(stream_opts);
 	free(ld.marks);
 	free(text);
 	return conf;
+}
+
+static void free_argv(char **argv)
+{
+	for (size_t i = 0; argv != NULL && argv[i] != NULL; i++)
+		free(argv[i]);
+	free(argv);
+}
+
+static void source_fields_free(struct conf_source *src)
+{
+	free(src->file);
+	free_argv(src->command);
+	free(src->url);
+	free(src->listener);
+}
+
+void conf_source_free(struct conf_source *src)
+{
+	if (src == NULL)
+		return;
+	source_fields_free(src);
+	free(src);
+}
+
+static char **argv_copy(char *const *argv)
+{
+	size_t n = 0;
+	char **copy;
+
+	while (argv[n] != NULL)
+		n++;
+	copy = calloc(n + 1, sizeof(*copy));
+	for (size_t i = 0; copy != NULL && i < n; i++)
+		if ((copy[i] = strdup(argv[i])) == NULL) {
+			free_argv(copy);
+			return NULL;
+		}
+	return copy;
+}
+
+static bool strdup_into(char **out, const char *in)
+{
+	*out = in ? strdup(in) : NULL;
+	return in == NULL || *out != NULL;
+}
+
+struct conf_source *conf_source_copy(const struct conf_source *src)
+{
+	struct conf_source *copy = malloc(sizeof(*copy));
+	bool ok;
+
+	if (copy == NULL)
+		return NULL;
+	*copy = *src;
+	copy->command = NULL;
+	ok = strdup_into(&copy->file, src->file) & strdup_into(&copy->url, src->url) &
+	     strdup_into(&copy->listener, src->listener);
+	if (ok && src->command != NULL)
+		ok = (copy->command = argv_copy(src->command)) != NULL;
+	if (!ok) {
+		conf_source_free(copy);
+		return NULL;
+	}
+	return copy;
+}
+
+static void stream_free(struct conf_stream *st)
+{
+	if (st->unit.settings != NULL && st->unit.module->settings_free != NULL)
+		st->unit.module->settings_free(st->unit.settings);
+	free(st->unit.name);
+	free(st->destinations);
+	free_argv(st->destination_text);
+	free(st->interface);
+	source_fields_free(&st->source);
 }
 
 void conf_free(struct conf *conf)
@@ -765,6 +1192,9 @@ void conf_free(struct conf *conf)
 		free(l->deny);
 	}
 	free(conf->listeners);
+	for (size_t i = 0; i < conf->n_streams; i++)
+		stream_free(&conf->streams[i]);
+	free(conf->streams);
 	free(conf->path);
 	free(conf->user);
 	free(conf->group);
@@ -792,4 +1222,45 @@ bool conf_listener_allows(const struct conf_listener *l, const struct sockaddr *
 	for (size_t i = 0; !allowed && i < l->n_allow; i++)
 		allowed = cidr_match(&l->allow[i], peer);
 	return allowed;
+}
+
+static bool same_string(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+static bool same_argv(char *const *a, char *const *b)
+{
+	size_t i = 0;
+
+	if (a == NULL || b == NULL)
+		return a == b;
+	for (; a[i] != NULL && b[i] != NULL; i++)
+		if (strcmp(a[i], b[i]) != 0)
+			return false;
+	return a[i] == b[i];
+}
+
+static bool same_source(const struct conf_source *a, const struct conf_source *b)
+{
+	return a->kind == b->kind && same_string(a->file, b->file) && a->loop == b->loop &&
+	       same_argv(a->command, b->command) && same_string(a->url, b->url) && a->icecast == b->icecast &&
+	       same_string(a->listener, b->listener) && a->read_ahead == b->read_ahead &&
+	       a->connect_timeout_ms == b->connect_timeout_ms && a->low_speed_time_ms == b->low_speed_time_ms &&
+	       a->max_redirects == b->max_redirects && a->backoff_ms == b->backoff_ms &&
+	       a->backoff_max_ms == b->backoff_max_ms;
+}
+
+bool conf_stream_same(const struct conf_stream *a, const struct conf_stream *b)
+{
+	if (a->unit.module != b->unit.module || a->n_destinations != b->n_destinations ||
+	    !same_string(a->interface, b->interface) || a->ttl != b->ttl || a->loop != b->loop ||
+	    a->packet_size != b->packet_size || a->rate != b->rate || a->queue != b->queue ||
+	    memcmp(&a->netsim, &b->netsim, sizeof(a->netsim)) != 0 || !same_source(&a->source, &b->source))
+		return false;
+	for (size_t i = 0; i < a->n_destinations; i++)
+		if (!addr_equal((const struct sockaddr *)&a->destinations[i].sa,
+				(const struct sockaddr *)&b->destinations[i].sa))
+			return false;
+	return true;
 }

@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 struct chassis;
+struct conf_stream;
 struct conn;
 struct conn_owner;
 struct conn_profile;
@@ -48,6 +49,9 @@ struct unit_env {
 	 * outbound connections, and what they start with. */
 	struct conn_owner *outbound;
 	const struct conn_profile *outbound_profile;
+	/* A stream's: what the chassis sends with (destinations, source,
+	 * rate, netsim). During start() only; copy what is kept. */
+	const struct conf_stream *stream;
 };
 
 /* The daemon stays up while it is held: a module that must finish
@@ -130,6 +134,16 @@ struct connect *conn_connect(const struct unit_env *env, const char *host, unsig
  * cancels those it still has. */
 void conn_connect_cancel(struct connect *connect);
 
+/* Every datagram that the udp or multicast listener named `unit` receives
+ * (and lets in), handed whole to fn as well as to the listener's module:
+ * a stream that relays a group. The listener need not exist yet; a tap
+ * follows the name across reloads. NULL when out of memory. */
+struct datagram_tap;
+typedef void chassis_tap_fn(void *arg, const void *data, size_t len);
+struct datagram_tap *chassis_tap_datagrams(struct chassis *chassis, const char *unit, chassis_tap_fn *fn,
+					   void *arg);
+void chassis_untap(struct datagram_tap *tap);
+
 /* The daemon as a whole, for status pages. */
 struct chassis_totals {
 	unsigned generation;		/* reloads applied, 1 at start */
@@ -148,6 +162,8 @@ struct chassis_listener_stats {
 	/* The module's own table, a line per row: "KIND NAME key=value ...\n"
 	 * (a relay's upstreams: "upstream 127.0.0.1:8080 connections=1 ..."). */
 	const char *module_rows;
+	/* Words: "KEY text\n" lines (a stream's source state and title). */
+	const char *module_text;
 };
 void chassis_stats(const struct conn *conn, struct chassis_totals *totals,
 		   void (*each)(const struct chassis_listener_stats *stats, void *arg), void *arg);

@@ -36,7 +36,7 @@ struct child {
 	unsigned kill_grace_ms, stderr_lines;
 	int status;
 	unsigned in_hook;		/* an owner hook runs: do not free */
-	bool exited, out_eof, killing, timed_out, cut;
+	bool exited, out_eof, killing, timed_out, cut, paused;
 };
 
 static LIST_HEAD(, child) children = LIST_HEAD_INITIALIZER(children);
@@ -292,7 +292,10 @@ static void child_on_exited(evutil_socket_t fd, short what, void *arg)
 	child->exited = true;
 	event_drop(&child->exited_ev);
 	fd_drop(&child->pidfd);
-	/* What the child wrote before it died is still in the pipe. */
+	/* What the child wrote before it died is still in the pipe (a paused
+	 * owner reads it when it resumes). */
+	if (child->out_ev != NULL && child->paused)
+		return;
 	if (child->out_ev != NULL)
 		child_on_stdout(child->out_fd, EV_READ, child);
 	else
@@ -393,7 +396,9 @@ static int child_watch(struct child *child, struct event_base *base, const struc
 	event_add(child->exited_ev, NULL);
 	event_add(child->out_ev, NULL);
 	event_add(child->err_ev, NULL);
-	event_add(child->deadline_ev, &deadline);
+	/* A stream's program runs for as long as the stream does. */
+	if (spec->timeout_ms > 0)
+		event_add(child->deadline_ev, &deadline);
 	return 0;
 }
 
@@ -457,6 +462,20 @@ struct child *child_spawn(struct event_base *base, const struct child_spec *spec
 	}
 	pool->spawned++;
 	return child;
+}
+
+void child_pause_output(struct child *child)
+{
+	if (child->out_ev != NULL && !child->paused)
+		event_del(child->out_ev);
+	child->paused = true;
+}
+
+void child_resume_output(struct child *child)
+{
+	if (child->out_ev != NULL && child->paused)
+		event_add(child->out_ev, NULL);
+	child->paused = false;
 }
 
 void child_abandon(struct child *child)

@@ -22,7 +22,7 @@ struct evbuffer;
 struct child_spec {
 	char **argv;			/* NULL-terminated; argv[0] absolute */
 	char *workdir;
-	unsigned timeout_ms;
+	unsigned timeout_ms;		/* 0 = none */
 	unsigned kill_grace_ms;
 	size_t output_limit;
 	unsigned max_children;		/* per listener */
@@ -48,9 +48,10 @@ enum child_end {
 };
 
 struct child_hooks {
-	/* New stdout bytes. Take them all: a child is never paused, so its
-	 * deadline measures the program, not a slow client; output-limit
-	 * bounds what an owner may have to hold. */
+	/* New stdout bytes. Take them all: a request's child is never
+	 * paused, so its deadline measures the program, not a slow client;
+	 * output-limit bounds what an owner may have to hold. (A stream's
+	 * program has no deadline and is paused instead.) */
 	void (*output)(void *owner, struct evbuffer *data);
 	/* Once, after the process is reaped and its stdout drained. */
 	void (*finished)(void *owner, enum child_end end);
@@ -61,6 +62,10 @@ struct child_hooks {
 struct child *child_spawn(struct event_base *base, const struct child_spec *spec, struct child_pool *pool,
 			  const char *listener, const struct child_hooks *hooks, void *owner, char *err,
 			  size_t err_len);
+/* A stream's program: stop reading its stdout while the stream has enough
+ * (the pipe fills and the program waits), and go on later. */
+void child_pause_output(struct child *child);
+void child_resume_output(struct child *child);
 /* The owner is gone: no more hooks; the process is killed and reaped. */
 void child_abandon(struct child *child);
 

@@ -2,13 +2,58 @@
 
 #include <event2/dns.h>
 #include <event2/event.h>
+#include <stdlib.h>
 #include <string.h>
+
+struct datagram_tap {
+	LIST_ENTRY(datagram_tap) link;
+	struct chassis *chassis;
+	char *unit;
+	chassis_tap_fn *fn;
+	void *arg;
+};
 
 void chassis_init(struct chassis *ch, struct event_base *base)
 {
 	memset(ch, 0, sizeof(*ch));
 	ch->base = base;
 	TAILQ_INIT(&ch->by_activity);
+	LIST_INIT(&ch->taps);
+}
+
+struct datagram_tap *chassis_tap_datagrams(struct chassis *ch, const char *unit, chassis_tap_fn *fn, void *arg)
+{
+	struct datagram_tap *tap = calloc(1, sizeof(*tap));
+
+	if (tap == NULL || (tap->unit = strdup(unit)) == NULL) {
+		free(tap);
+		return NULL;
+	}
+	tap->chassis = ch;
+	tap->fn = fn;
+	tap->arg = arg;
+	LIST_INSERT_HEAD(&ch->taps, tap, link);
+	return tap;
+}
+
+void chassis_untap(struct datagram_tap *tap)
+{
+	if (tap == NULL)
+		return;
+	LIST_REMOVE(tap, link);
+	free(tap->unit);
+	free(tap);
+}
+
+void chassis_tap_deliver(struct chassis *ch, const char *unit, const void *data, size_t len)
+{
+	struct datagram_tap *tap, *next;
+
+	for (tap = LIST_FIRST(&ch->taps); tap != NULL; tap = next) {
+		next = LIST_NEXT(tap, link);
+		if (strcmp(tap->unit, unit) == 0)
+			tap->fn(tap->arg, data, len);
+	}
 }
 
 void chassis_cleanup(struct chassis *ch)

@@ -6,6 +6,7 @@
 #define CHASSISD_CORE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/queue.h>
 
 #include "daemon/chassis.h"
@@ -14,6 +15,7 @@ struct event;
 struct event_base;
 
 TAILQ_HEAD(conn_list, conn);
+LIST_HEAD(datagram_tap_list, datagram_tap);
 
 typedef void chassis_stats_fn(void *arg, struct chassis_totals *totals,
 			      void (*each)(const struct chassis_listener_stats *stats, void *each_arg), void *each_arg);
@@ -33,6 +35,9 @@ struct chassis {
 	struct conn_list by_activity;
 	struct event *idle_sweep;
 	struct evdns_base *dns;			/* connect.c's, made at first need */
+	/* Streams that send what a datagram listener receives, by name: a
+	 * tap outlives reloads of the listener it names. */
+	struct datagram_tap_list taps;
 	/* The runtime's, for chassis_stats(). */
 	chassis_stats_fn *stats;
 	void *stats_arg;
@@ -43,6 +48,9 @@ void chassis_init(struct chassis *ch, struct event_base *base);
 void chassis_cleanup(struct chassis *ch);
 /* From now on, stopped(arg) runs once nothing holds the daemon (at once
  * when nothing does). */
+/* Hands one received datagram of unit `unit` to every tap on it. */
+void chassis_tap_deliver(struct chassis *ch, const char *unit, const void *data, size_t len);
+
 void chassis_stop(struct chassis *ch, void (*stopped)(void *arg), void *arg);
 
 #endif

@@ -8,7 +8,9 @@
 
 #include "conf/conf.h"
 #include "daemon/chassis.h"
+#include "daemon/core.h"
 #include "daemon/log.h"
+#include "daemon/netsim.h"
 
 /* Large enough for any UDP payload, so nothing is ever truncated. */
 #define DATAGRAM_MAX 65536
@@ -46,6 +48,43 @@ void datagram_drop(struct datagram *dgram, const char *reason)
 		datagram_log(dgram, LOG_DEBUG, reason);
 }
 
+/* What the simulator holds a datagram with: where it came in, from whom. */
+struct datagram_meta {
+	struct datagram_port *port;
+	struct sockaddr_storage source;
+	socklen_t source_len;
+};
+
+static void datagram_deliver(struct datagram_port *port, struct datagram *dgram)
+{
+	const struct datagram_profile *profile = port->profile;
+
+	if (profile->chassis != NULL && !LIST_EMPTY(&profile->chassis->taps))
+		chassis_tap_deliver(profile->chassis, profile->unit, dgram->payload, dgram->len);
+	profile->datagram(dgram);
+}
+
+static void datagram_on_simulated(void *arg, const void *data, size_t len, const void *meta, size_t meta_len)
+{
+	const struct datagram_meta *m = meta;
+	struct datagram dgram = {
+		.port = m->port,
+		.payload = data,
+		.len = len,
+		.source = m->source,
+		.source_len = m->source_len,
+	};
+
+	datagram_deliver(m->port, &dgram);
+	(void)arg;
+	(void)meta_len;
+}
+
+struct netsim *datagram_netsim_new(struct event_base *base, const struct conf_netsim *conf)
+{
+	return netsim_new(base, conf, datagram_on_simulated, NULL);
+}
+
 static void datagram_handle(struct datagram_port *port, struct datagram *dgram)
 {
 	const struct datagram_profile *profile = port->profile;
@@ -56,7 +95,12 @@ static void datagram_handle(struct datagram_port *port, struct datagram *dgram)
 		port->counters.denied++;
 		return;
 	}
-	profile->datagram(dgram);
+	if (profile->netsim != NULL) {
+		struct datagram_meta meta = { port, dgram->source, dgram->source_len };
+		netsim_push(profile->netsim, dgram->payload, dgram->len, &meta, sizeof(meta));
+		return;
+	}
+	datagram_deliver(port, dgram);
 }
 
 static void datagram_on_readable(evutil_socket_t fd, short what, void *arg)

@@ -8,7 +8,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+struct chassis;
 struct conf_listener;
+struct conf_netsim;
+struct netsim;
 struct datagram;
 struct event;
 struct event_base;
@@ -19,6 +22,10 @@ struct datagram_profile {
 	void *state;			/* datagram_service_state() */
 	const struct conf_listener *access;	/* allow/deny; NULL: everyone */
 	const char *unit, *protocol, *transport;	/* the log context */
+	struct chassis *chassis;	/* whose taps see what comes in */
+	/* Fault simulation on what comes in (NULL: none): the profile's
+	 * owner makes it with datagram_netsim_new(). */
+	struct netsim *netsim;
 };
 
 struct datagram_counters {
@@ -33,6 +40,10 @@ struct datagram_port {
 	const struct datagram_profile *profile;
 	struct datagram_counters counters;
 };
+
+/* A simulator for profile->netsim whose survivors go on to the module as
+ * if just received. */
+struct netsim *datagram_netsim_new(struct event_base *base, const struct conf_netsim *conf);
 
 int datagram_port_start(struct datagram_port *port, struct event_base *base, int fd, bool dual_stack,
 			const struct datagram_profile *profile);

@@ -13,6 +13,7 @@
 #include "conf/conf.h"
 #include "daemon/chassis.h"
 #include "daemon/log.h"
+#include "daemon/netsim.h"
 #include "daemon/protocol.h"
 #include "daemon/service.h"
 #include "systemd/activation.h"
@@ -468,6 +469,23 @@ void listener_free(struct listener *ls)
 	free(ls);
 }
 
+/* A datagram listener's fault simulation, as a row of the status page. */
+static void listener_netsim_row(const struct listener *ls, char *rows, size_t rows_len)
+{
+	const struct netsim_counters *n;
+	size_t used = strlen(rows);
+
+	if (ls->service->datagram.netsim == NULL || used >= rows_len)
+		return;
+	n = netsim_counters(ls->service->datagram.netsim);
+	snprintf(rows + used, rows_len - used,
+		 "netsim - in=%llu out=%llu lost=%llu duplicated=%llu reordered=%llu delayed=%llu corrupted=%llu "
+		 "overflow=%llu\n",
+		 (unsigned long long)n->in, (unsigned long long)n->out, (unsigned long long)n->lost,
+		 (unsigned long long)n->duplicated, (unsigned long long)n->reordered, (unsigned long long)n->delayed,
+		 (unsigned long long)n->corrupted, (unsigned long long)n->overflow);
+}
+
 void listener_stats(const struct listener *ls, struct chassis_listener_stats *stats, char *counters,
 		    size_t counters_len, char *rows, size_t rows_len)
 {
@@ -476,6 +494,7 @@ void listener_stats(const struct listener *ls, struct chassis_listener_stats *st
 	const struct datagram_counters *d = &ls->port.counters;
 
 	service_module_status(ls->service, counters, counters_len, rows, rows_len);
+	listener_netsim_row(ls, rows, rows_len);
 	*stats = (struct chassis_listener_stats){
 		.name = conf->unit.name,
 		.protocol = conf->unit.module->name,

@@ -89,6 +89,8 @@ static size_t append_context(char *buf, size_t used, const struct log_context *c
 
 	if (ctx->listener)
 		used = append(buf, used, " listener=%s", ctx->listener);
+	if (ctx->stream)
+		used = append(buf, used, " stream=%s", ctx->stream);
 	if (ctx->protocol)
 		used = append(buf, used, " protocol=%s", ctx->protocol);
 	if (ctx->transport)
@@ -133,6 +135,8 @@ static int log_send_journal(int level, const char *message, const struct log_con
 		journal_field(&record, "MESSAGE_ID=%s", message_ids[ctx->event]);
 	if (ctx->listener)
 		journal_field(&record, "LISTENER=%s", ctx->listener);
+	if (ctx->stream)
+		journal_field(&record, "STREAM=%s", ctx->stream);
 	if (ctx->protocol)
 		journal_field(&record, "PROTOCOL=%s", ctx->protocol);
 	if (ctx->transport)

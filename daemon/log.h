@@ -35,6 +35,7 @@ struct log_field {
 
 struct log_context {
 	const char *listener;
+	const char *stream;
 	const char *protocol;
 	const char *transport;
 	const struct sockaddr *peer;

@@ -40,6 +40,9 @@ struct protocol {
 	 * "KIND NAME key=value ...\n" (chassis_listener_stats). */
 	void (*status)(const void *state, char *buf, size_t len);
 	void (*status_rows)(const void *state, char *buf, size_t len);
+	/* Words rather than counters, a line each: "KEY text to the end of
+	 * the line\n" (a stream's source state and ICY title). */
+	void (*status_text)(const void *state, char *buf, size_t len);
 
 	/* Per connection (tcp): daemon/chassis.h. */
 	struct conn_hooks conn;

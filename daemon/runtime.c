@@ -22,6 +22,22 @@ struct plan {
 	struct listener *opened;	/* newly bound */
 };
 
+/* A stream unit: the service that runs it. A stream has no socket of the
+ * chassis's own; its identity for a reload is its name, and its module
+ * decides (same()) whether a changed one restarts. */
+struct stream_unit {
+	struct service *service;
+	bool claimed;			/* a reload in progress keeps this name */
+	TAILQ_ENTRY(stream_unit) link;
+};
+
+struct stream_plan {
+	struct stream_unit *previous;
+	struct service *service;
+};
+
+static void stream_log_status(const struct stream_unit *su);
+
 static time_t runtime_clock_seconds(void)
 {
 	struct timespec ts;
@@ -45,6 +61,7 @@ struct runtime *runtime_new(struct event_base *base)
 	rt->started = runtime_clock_seconds();
 	TAILQ_INIT(&rt->active);
 	TAILQ_INIT(&rt->retired);
+	TAILQ_INIT(&rt->streams);
 	return rt;
 }
 
@@ -175,10 +192,139 @@ static void plan_commit(struct runtime *rt, struct plan *plans, size_t n, unsign
 	TAILQ_CONCAT(&rt->active, &next, link);
 }
 
+/* ---- streams ---- */
+
+static struct log_context stream_context(const struct conf_stream *conf, unsigned generation)
+{
+	return (struct log_context){
+		.stream = conf->unit.name,
+		.protocol = conf->unit.module->name,
+		.config_line = conf->unit.line,
+		.generation = generation,
+	};
+}
+
+static struct stream_unit *find_stream(struct runtime *rt, const char *name)
+{
+	struct stream_unit *su;
+
+	TAILQ_FOREACH(su, &rt->streams, link)
+		if (!su->claimed && strcmp(su->service->stream->unit.name, name) == 0)
+			return su;
+	return NULL;
+}
+
+static bool plan_stream(struct runtime *rt, struct generation *gen, const struct conf_stream *conf,
+			struct stream_plan *plan)
+{
+	plan->previous = find_stream(rt, conf->unit.name);
+	plan->service = service_new_stream(&rt->chassis, gen, conf, plan->previous ? plan->previous->service : NULL);
+	if (plan->service == NULL) {
+		struct log_context ctx = stream_context(conf, gen->number);
+		ctx.config_file = gen->conf->path;
+		log_write(LOG_ERR, &ctx, "stream %s: protocol %s failed to start", conf->unit.name,
+			  conf->unit.module->name);
+		plan->previous = NULL;
+		return false;
+	}
+	if (plan->previous != NULL)
+		plan->previous->claimed = true;
+	return true;
+}
+
+static void stream_plans_abandon(struct stream_plan *plans, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (plans[i].previous != NULL)
+			plans[i].previous->claimed = false;
+		service_release(plans[i].service);
+	}
+}
+
+/* Builds every stream of the new config; false (nothing changed) when
+ * one cannot start. */
+static bool plan_streams(struct runtime *rt, struct generation *gen, struct stream_plan **out)
+{
+	size_t n = gen->conf->n_streams, i;
+	struct stream_plan *plans = calloc(n ? n : 1, sizeof(*plans));
+
+	for (i = 0; plans != NULL && i < n; i++)
+		if (!plan_stream(rt, gen, &gen->conf->streams[i], &plans[i]))
+			break;
+	if (plans == NULL || i < n) {
+		if (plans != NULL)
+			stream_plans_abandon(plans, i);
+		free(plans);
+		return false;
+	}
+	*out = plans;
+	return true;
+}
+
+static void stream_unit_stop(struct stream_unit *su)
+{
+	service_release(su->service);
+	free(su);
+}
+
+static void streams_commit(struct runtime *rt, struct stream_plan *plans, size_t n, unsigned *kept, unsigned *added,
+			   unsigned *removed)
+{
+	struct stream_list next = TAILQ_HEAD_INITIALIZER(next);
+	struct stream_unit *su;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct conf_stream *conf = plans[i].service->stream;
+		struct log_context ctx = stream_context(conf, rt->generation_number);
+
+		if (plans[i].previous != NULL) {
+			su = plans[i].previous;
+			TAILQ_REMOVE(&rt->streams, su, link);
+			su->claimed = false;
+			if (service_kept_instance(plans[i].service, su->service)) {
+				(*kept)++;
+			} else {
+				log_write(LOG_INFO, &ctx, "stream %s: changed, restarted", conf->unit.name);
+				(*added)++;
+				(*removed)++;
+			}
+			service_release(su->service);
+		} else {
+			su = calloc(1, sizeof(*su));
+			if (su == NULL) {
+				service_release(plans[i].service);
+				continue;
+			}
+			log_write(LOG_INFO, &ctx, "stream %s: sending to %zu destination%s (%s)", conf->unit.name,
+				  conf->n_destinations, conf->n_destinations == 1 ? "" : "s", conf->unit.module->name);
+			(*added)++;
+		}
+		su->service = plans[i].service;
+		TAILQ_INSERT_TAIL(&next, su, link);
+	}
+	while ((su = TAILQ_FIRST(&rt->streams)) != NULL) {
+		TAILQ_REMOVE(&rt->streams, su, link);
+		stream_unit_stop(su);
+		(*removed)++;
+	}
+	TAILQ_CONCAT(&rt->streams, &next, link);
+}
+
+static void streams_stop_all(struct runtime *rt)
+{
+	struct stream_unit *su;
+
+	while ((su = TAILQ_FIRST(&rt->streams)) != NULL) {
+		TAILQ_REMOVE(&rt->streams, su, link);
+		stream_unit_stop(su);
+	}
+}
+
 int runtime_apply(struct runtime *rt, struct conf *conf)
 {
 	struct generation *gen = generation_new(conf, rt->generation_number + 1);
 	unsigned kept = 0, added = 0, removed = 0;
+	struct stream_plan *stream_plans = NULL;
 	struct plan *plans;
 	size_t n, i;
 
@@ -189,7 +335,9 @@ int runtime_apply(struct runtime *rt, struct conf *conf)
 	for (i = 0; plans != NULL && i < n; i++)
 		if (!plan_listener(rt, gen, &gen->conf->listeners[i], &plans[i]))
 			break;
-	if (plans == NULL || i < n) {
+	if (plans != NULL && i == n && !plan_streams(rt, gen, &stream_plans))
+		i = n + 1;
+	if (plans == NULL || i != n) {
 		if (plans != NULL)
 			plan_abandon(plans, i < n ? i + 1 : n);
 		free(plans);
@@ -203,6 +351,8 @@ int runtime_apply(struct runtime *rt, struct conf *conf)
 	rt->generation_number = gen->number;
 	plan_commit(rt, plans, n, &kept, &added, &removed);
 	free(plans);
+	streams_commit(rt, stream_plans, gen->conf->n_streams, &kept, &added, &removed);
+	free(stream_plans);
 	if (gen->number > 1) {
 		struct log_context ctx = { .generation = gen->number, .event = LOG_EVENT_RELOAD_APPLIED,
 					   .config_file = gen->conf->path };
@@ -226,6 +376,8 @@ void runtime_shutdown(struct runtime *rt)
 	rt->stopping = true;
 	while ((ls = TAILQ_FIRST(&rt->active)) != NULL)
 		runtime_retire(rt, ls);
+	/* A stream sends what it has queued, holding the daemon meanwhile. */
+	streams_stop_all(rt);
 	chassis_stop(&rt->chassis, runtime_on_stopped, rt);
 }
 
@@ -236,6 +388,7 @@ void runtime_free(struct runtime *rt)
 	if (rt == NULL)
 		return;
 	rt->chassis.stopped = NULL;	/* no loopbreak from inside the teardown */
+	streams_stop_all(rt);
 	while ((ls = TAILQ_FIRST(&rt->active)) != NULL) {
 		TAILQ_REMOVE(&rt->active, ls, link);
 		listener_free(ls);
@@ -255,17 +408,28 @@ void runtime_free(struct runtime *rt)
 void runtime_status_line(const struct runtime *rt, char *buf, size_t len)
 {
 	const struct listener *ls;
-	unsigned listeners = 0;
+	const struct stream_unit *su;
+	unsigned listeners = 0, streams = 0;
 
 	TAILQ_FOREACH(ls, &rt->active, link)
 		listeners++;
-	snprintf(buf, len, "%u listener%s, %u connection%s, generation %u", listeners, listeners == 1 ? "" : "s",
-		 rt->chassis.connections, rt->chassis.connections == 1 ? "" : "s", rt->generation_number);
+	TAILQ_FOREACH(su, &rt->streams, link)
+		streams++;
+	char stream_count[32] = "";
+
+	/* Streams are named only where there are some: a listener-only
+	 * daemon says what it always said. */
+	if (streams > 0)
+		snprintf(stream_count, sizeof(stream_count), ", %u stream%s", streams, streams == 1 ? "" : "s");
+	snprintf(buf, len, "%u listener%s%s, %u connection%s, generation %u", listeners, listeners == 1 ? "" : "s",
+		 stream_count, rt->chassis.connections, rt->chassis.connections == 1 ? "" : "s",
+		 rt->generation_number);
 }
 
 void runtime_log_status(const struct runtime *rt)
 {
 	const struct listener *ls;
+	const struct stream_unit *su;
 	char line[160];
 
 	runtime_status_line(rt, line, sizeof(line));
@@ -274,6 +438,8 @@ void runtime_log_status(const struct runtime *rt)
 		listener_log_status(ls);
 	TAILQ_FOREACH(ls, &rt->retired, link)
 		listener_log_status(ls);
+	TAILQ_FOREACH(su, &rt->streams, link)
+		stream_log_status(su);
 }
 
 static void runtime_listener_stats(const struct listener *ls,
@@ -286,11 +452,51 @@ static void runtime_listener_stats(const struct listener *ls,
 	each(&stats, arg);
 }
 
+/* A stream on a status page: its module's counters and rows (source,
+ * netsim) under the transport "stream". */
+static void stream_stats(const struct stream_unit *su, struct chassis_listener_stats *stats, char *counters,
+			 size_t counters_len, char *rows, size_t rows_len, char *text, size_t text_len)
+{
+	const struct conf_stream *conf = su->service->stream;
+
+	service_module_status(su->service, counters, counters_len, rows, rows_len);
+	service_module_text(su->service, text, text_len);
+	*stats = (struct chassis_listener_stats){
+		.name = conf->unit.name,
+		.protocol = conf->unit.module->name,
+		.transport = "stream",
+		.address = conf->destination_text[0],
+		.module_counters = counters,
+		.module_rows = rows,
+		.module_text = text,
+	};
+}
+
+static void stream_log_status(const struct stream_unit *su)
+{
+	struct log_context ctx = stream_context(su->service->stream, 0);
+	struct chassis_listener_stats s;
+	char counters[512], rows[2048], text[1024];
+	const char *row, *end;
+
+	stream_stats(su, &s, counters, sizeof(counters), rows, sizeof(rows), text, sizeof(text));
+	log_write(LOG_INFO, &ctx, "status: %s %s", s.address, counters);
+	for (row = text; *row != '\0'; row = *end ? end + 1 : end) {
+		end = strchrnul(row, '\n');
+		log_write(LOG_INFO, &ctx, "status: %.*s", (int)(end - row), row);
+	}
+	for (row = rows; *row != '\0'; row = *end ? end + 1 : end) {
+		end = strchrnul(row, '\n');
+		log_write(LOG_INFO, &ctx, "status: %.*s", (int)(end - row), row);
+	}
+}
+
 static void runtime_stats(void *arg, struct chassis_totals *totals,
 			  void (*each)(const struct chassis_listener_stats *stats, void *each_arg), void *each_arg)
 {
 	const struct runtime *rt = arg;
 	const struct listener *ls;
+	const struct stream_unit *su;
 
 	*totals = (struct chassis_totals){
 		.generation = rt->generation_number,
@@ -306,4 +512,11 @@ static void runtime_stats(void *arg, struct chassis_totals *totals,
 		runtime_listener_stats(ls, each, each_arg);
 	TAILQ_FOREACH(ls, &rt->retired, link)
 		runtime_listener_stats(ls, each, each_arg);
+	TAILQ_FOREACH(su, &rt->streams, link) {
+		struct chassis_listener_stats stats;
+		char counters[512], rows[4096], text[1024];
+
+		stream_stats(su, &stats, counters, sizeof(counters), rows, sizeof(rows), text, sizeof(text));
+		each(&stats, each_arg);
+	}
 }

@@ -1,5 +1,5 @@
 /* The running daemon: the units built from a config snapshot (listeners
- * today; streams plug in beside them), reloads that diff a new snapshot
+ * and streams), reloads that diff a new snapshot
  * against what runs, and orderly shutdown. */
 #ifndef CHASSISD_RUNTIME_H
 #define CHASSISD_RUNTIME_H
@@ -17,12 +17,14 @@ struct generation;
 struct listener;
 
 TAILQ_HEAD(listener_list, listener);
+TAILQ_HEAD(stream_list, stream_unit);
 
 struct runtime {
 	struct chassis chassis;
 	struct generation *current;
 	struct listener_list active;
 	struct listener_list retired;	/* stopped accepting; connections finishing */
+	struct stream_list streams;
 	unsigned generation_number;
 	bool stopping;
 	time_t started;			/* CLOCK_MONOTONIC seconds */

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "conf/conf.h"
+#include "daemon/netsim.h"
 #include "daemon/protocol.h"
 #include "systemd/notify.h"
 
@@ -57,19 +58,21 @@ static void instance_outbound_closed(struct conn_owner *owner, struct conn *conn
 	(void)end;
 }
 
-/* Outbound connections start with the unit's current limits. */
+/* Outbound connections start with the unit's current limits (a stream's:
+ * the defaults). */
 static void instance_set_limits(struct instance *in, const struct conf_listener *conf)
 {
-	in->outbound_profile.buffer_size = conf->buffer_size;
-	in->outbound_profile.idle_ms = conf->idle_timeout * 1000u;
+	in->outbound_profile.buffer_size = conf ? conf->buffer_size : CONF_DEFAULT_BUFFER_SIZE;
+	in->outbound_profile.idle_ms = (conf ? conf->idle_timeout : CONF_DEFAULT_IDLE_TIMEOUT) * 1000u;
 }
 
-static struct instance *instance_start(struct chassis *chassis, const struct conf_listener *conf)
+static struct instance *instance_start(struct chassis *chassis, const struct conf_unit *unit,
+				       const struct conf_listener *conf, const struct conf_stream *stream)
 {
-	const struct protocol *protocol = protocol_of(conf->unit.module);
+	const struct protocol *protocol = protocol_of(unit->module);
 	struct instance *in = calloc(1, sizeof(*in));
 
-	if (in == NULL || (in->unit = strdup(conf->unit.name)) == NULL) {
+	if (in == NULL || (in->unit = strdup(unit->name)) == NULL) {
 		free(in);
 		return NULL;
 	}
@@ -87,11 +90,13 @@ static struct instance *instance_start(struct chassis *chassis, const struct con
 		.chassis = chassis,
 		.outbound = &in->outbound,
 		.outbound_profile = &in->outbound_profile,
+		.stream = stream,
 	};
 	if (protocol->start != NULL) {
 		/* A start may hash files or spawn programs: ask systemd for time. */
 		notify_extend_timeout(PROTOCOL_START_TIMEOUT_USEC);
-		in->state = protocol->start(conf->unit.settings, &in->env);
+		in->state = protocol->start(unit->settings, &in->env);
+		in->env.stream = NULL;
 		if (in->state == NULL) {
 			free(in->unit);
 			free(in);
@@ -119,7 +124,7 @@ static struct instance *instance_handed_on(const struct service *previous, const
 
 /* ---- services ---- */
 
-static void service_profiles(struct service *svc)
+static void service_profiles(struct service *svc, struct chassis *chassis)
 {
 	const struct conf_listener *conf = svc->conf;
 	const struct protocol *protocol = svc->instance->protocol;
@@ -143,7 +148,10 @@ static void service_profiles(struct service *svc)
 		.unit = conf->unit.name,
 		.protocol = conf->unit.module->name,
 		.transport = transport_name(conf->transport),
+		.chassis = chassis,
 	};
+	if (conf->transport != TRANSPORT_TCP && conf->netsim.enabled)
+		svc->datagram.netsim = datagram_netsim_new(chassis->base, &conf->netsim);
 }
 
 struct service *service_new(struct chassis *chassis, struct generation *gen, const struct conf_listener *conf,
@@ -155,7 +163,7 @@ struct service *service_new(struct chassis *chassis, struct generation *gen, con
 		return NULL;
 	svc->instance = instance_handed_on(previous, conf);
 	if (svc->instance == NULL)
-		svc->instance = instance_start(chassis, conf);
+		svc->instance = instance_start(chassis, &conf->unit, conf, NULL);
 	if (svc->instance == NULL) {
 		free(svc);
 		return NULL;
@@ -165,8 +173,49 @@ struct service *service_new(struct chassis *chassis, struct generation *gen, con
 	svc->conf = conf;
 	svc->generation = gen;
 	gen->refs++;
-	service_profiles(svc);
+	service_profiles(svc, chassis);
 	return svc;
+}
+
+/* A stream is handed on when nothing the chassis runs it with changed and
+ * its module says its own settings need no restart either. */
+static struct instance *stream_instance_handed_on(const struct service *previous, const struct conf_stream *conf)
+{
+	struct instance *in;
+
+	if (previous == NULL || !conf_stream_same(previous->stream, conf))
+		return NULL;
+	in = previous->instance;
+	if (in->protocol->same == NULL || !in->protocol->same(previous->stream->unit.settings, conf->unit.settings))
+		return NULL;
+	return in;
+}
+
+struct service *service_new_stream(struct chassis *chassis, struct generation *gen, const struct conf_stream *conf,
+				   const struct service *previous)
+{
+	struct service *svc = calloc(1, sizeof(*svc));
+
+	if (svc == NULL)
+		return NULL;
+	svc->instance = stream_instance_handed_on(previous, conf);
+	if (svc->instance == NULL)
+		svc->instance = instance_start(chassis, &conf->unit, NULL, conf);
+	if (svc->instance == NULL) {
+		free(svc);
+		return NULL;
+	}
+	svc->instance->refs++;
+	svc->refs = 1;
+	svc->stream = conf;
+	svc->generation = gen;
+	gen->refs++;
+	return svc;
+}
+
+bool service_kept_instance(const struct service *svc, const struct service *previous)
+{
+	return previous != NULL && svc->instance == previous->instance;
 }
 
 void service_ref(struct service *svc)
@@ -180,8 +229,21 @@ void service_release(struct service *svc)
 		return;
 	svc->instance->refs--;
 	instance_release_if_unused(svc->instance);
+	/* What it still holds back is dropped with it: the port it would
+	 * go to may be gone. */
+	if (svc->datagram.netsim != NULL)
+		netsim_free(svc->datagram.netsim);
 	generation_release(svc->generation);
 	free(svc);
+}
+
+void service_module_text(const struct service *svc, char *text, size_t text_len)
+{
+	const struct instance *in = svc->instance;
+
+	text[0] = '\0';
+	if (in->state != NULL && in->protocol->status_text != NULL)
+		in->protocol->status_text(in->state, text, text_len);
 }
 
 void service_module_status(const struct service *svc, char *counters, size_t counters_len, char *rows,

@@ -18,6 +18,7 @@
 
 struct conf;
 struct conf_listener;
+struct conf_stream;
 struct protocol;
 
 struct generation {
@@ -42,7 +43,8 @@ struct instance {
 struct service {
 	unsigned refs;			/* the unit, its accepted connections */
 	struct generation *generation;
-	const struct conf_listener *conf;
+	const struct conf_listener *conf;	/* a listener's; NULL for a stream */
+	const struct conf_stream *stream;	/* a stream's; NULL for a listener */
 	struct instance *instance;
 	struct conn_profile profile;	/* what accepted connections run with */
 	struct datagram_profile datagram;	/* what datagrams go to */
@@ -58,11 +60,19 @@ void generation_release(struct generation *gen);
  * start. */
 struct service *service_new(struct chassis *chassis, struct generation *gen, const struct conf_listener *conf,
 			    const struct service *previous);
+/* The same for a stream, which has no socket of the chassis's own. */
+struct service *service_new_stream(struct chassis *chassis, struct generation *gen, const struct conf_stream *conf,
+				   const struct service *previous);
+/* A reload handed the running instance on (the unit kept running). */
+bool service_kept_instance(const struct service *svc, const struct service *previous);
 void service_ref(struct service *svc);
 void service_release(struct service *svc);
 /* The module's counters and rows, for status pages and the SIGUSR1 dump
  * ("" when it has none). */
 void service_module_status(const struct service *svc, char *counters, size_t counters_len, char *rows,
 			   size_t rows_len);
+
+/* Its words (status_text): "KEY text\n" lines, "" when none. */
+void service_module_text(const struct service *svc, char *text, size_t text_len);
 
 #endif

@@ -10,6 +10,7 @@ extern const struct protocol protocol_audio_cookie;
 extern const struct protocol protocol_video_cookie;
 extern const struct protocol protocol_http;
 extern const struct protocol protocol_relay;
+extern const struct protocol protocol_udp;
 
 static const struct protocol *const protocols[] = {
 	&protocol_echo,
@@ -18,6 +19,7 @@ static const struct protocol *const protocols[] = {
 	&protocol_video_cookie,
 	&protocol_http,
 	&protocol_relay,
+	&protocol_udp,
 	NULL,
 };
 

@@ -16,6 +16,7 @@ struct info_listener {
 	struct chassis_listener_stats stats;
 	char module[512];		/* module_counters, copied */
 	char *rows;			/* module_rows, copied; NULL when none */
+	char *text;			/* module_text, copied; NULL when none */
 };
 
 struct info_snapshot {
@@ -37,6 +38,8 @@ static void info_collect_one(const struct chassis_listener_stats *stats, void *a
 	l->stats.module_counters = l->module;
 	l->rows = stats->module_rows && stats->module_rows[0] ? strdup(stats->module_rows) : NULL;
 	l->stats.module_rows = l->rows ? l->rows : "";
+	l->text = stats->module_text && stats->module_text[0] ? strdup(stats->module_text) : NULL;
+	l->stats.module_text = l->text ? l->text : "";
 }
 
 /* The names point into the running configuration, which cannot change
@@ -67,8 +70,10 @@ static void info_serve(struct http_exchange *ex, void (*write)(struct evbuffer *
 	write(out, &snap);
 	http_respond_buffer(ex, 200, type, out, "Cache-Control: no-store\r\n");
 	evbuffer_free(out);
-	for (size_t i = 0; i < snap.count; i++)
+	for (size_t i = 0; i < snap.count; i++) {
 		free(snap.listeners[i].rows);
+		free(snap.listeners[i].text);
+	}
 	free(snap.listeners);
 }
 
@@ -163,6 +168,33 @@ static void status_rows(struct evbuffer *out, const char *rows, bool first)
 		evbuffer_add_printf(out, "]");
 }
 
+/* "KEY text\n" lines as "text": {"KEY": "text", ...}. */
+static void status_text(struct evbuffer *out, const char *text)
+{
+	const char *line = text ? text : "", *end, *space;
+	bool first = true;
+
+	if (*line == '\0')
+		return;
+	evbuffer_add_printf(out, ", \"text\": {");
+	for (; *line != '\0'; line = *end ? end + 1 : end) {
+		char key[64], value[1024];
+
+		end = strchrnul(line, '\n');
+		space = memchr(line, ' ', (size_t)(end - line));
+		if (space == NULL)
+			continue;
+		snprintf(key, sizeof(key), "%.*s", (int)(space - line), line);
+		snprintf(value, sizeof(value), "%.*s", (int)(end - space - 1), space + 1);
+		evbuffer_add_printf(out, "%s", first ? "" : ", ");
+		json_string(out, key);
+		evbuffer_add_printf(out, ": ");
+		json_string(out, value);
+		first = false;
+	}
+	evbuffer_add_printf(out, "}");
+}
+
 static void status_listener(struct evbuffer *out, const struct chassis_listener_stats *s)
 {
 	const char *cursor = s->module_counters;
@@ -191,7 +223,9 @@ static void status_listener(struct evbuffer *out, const struct chassis_listener_
 		first = false;
 	}
 	status_rows(out, s->module_rows, first);
-	evbuffer_add_printf(out, "}}");
+	evbuffer_add_printf(out, "}");
+	status_text(out, s->module_text);
+	evbuffer_add_printf(out, "}");
 }
 
 static void status_write(struct evbuffer *out, const struct info_snapshot *snap)

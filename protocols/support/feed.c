@@ -9,32 +9,27 @@
 #include <unistd.h>
 
 #include "daemon/child.h"
+#include "daemon/pacer.h"
 
-/* Pacing granularity: small enough for smooth playback, few wakeups. */
-#define FEED_TICK_MS 50
+/* Pacing granularity: 50 ms worth of bytes per release, small enough for
+ * smooth playback, few wakeups; released on the pacer's deadlines, so a
+ * late wakeup does not make the whole feed late. */
+#define FEED_STEPS_PER_SECOND 20
 #define FEED_FILE_CHUNK 65536
 
 struct feed {
 	const struct feed_sink *sink;
 	void *arg;
-	struct event *tick;
+	struct pacer *tick;
+	struct pace pace;
 	struct evbuffer *pending;	/* produced, not yet released */
 	struct child *child;
 	int fd;				/* a file still being read (paced) */
 	off_t file_left;
-	unsigned long pace;
-	uint64_t started_ms, released;
+	unsigned long step;		/* bytes per release when paced */
 	bool source_done, ok;
 	const char *why;
 };
-
-static uint64_t feed_clock_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static void feed_free(struct feed *feed)
 {
@@ -42,8 +37,7 @@ static void feed_free(struct feed *feed)
 		child_abandon(feed->child);
 	if (feed->fd >= 0)
 		close(feed->fd);
-	if (feed->tick != NULL)
-		event_free(feed->tick);
+	pacer_free(feed->tick);
 	if (feed->pending != NULL)
 		evbuffer_free(feed->pending);
 	free(feed);
@@ -51,12 +45,10 @@ static void feed_free(struct feed *feed)
 
 static void feed_schedule(struct feed *feed)
 {
-	struct timeval tick = { 0, FEED_TICK_MS * 1000 };
-
-	if (feed->pace == 0 || evbuffer_get_length(feed->pending) == 0)
-		event_active(feed->tick, EV_TIMEOUT, 0);
-	else if (!evtimer_pending(feed->tick, NULL))
-		evtimer_add(feed->tick, &tick);
+	if (feed->pace.rate == 0 || evbuffer_get_length(feed->pending) == 0)
+		pacer_at(feed->tick, 0);
+	else if (!pacer_armed(feed->tick))
+		pacer_at(feed->tick, pace_deadline(&feed->pace, feed->step));
 }
 
 /* Paced files are read only as fast as they are released. */
@@ -79,31 +71,22 @@ static void feed_read_file(struct feed *feed, size_t want)
 	}
 }
 
-static size_t feed_allowance(struct feed *feed)
-{
-	uint64_t allowed;
-
-	if (feed->pace == 0)
-		return SIZE_MAX;
-	allowed = (feed_clock_ms() - feed->started_ms) * feed->pace / 1000;
-	return allowed > feed->released ? (size_t)(allowed - feed->released) : 0;
-}
-
-static void feed_on_tick(evutil_socket_t fd, short what, void *arg)
+static void feed_on_tick(void *arg, uint64_t now_ns)
 {
 	struct feed *feed = arg;
-	size_t allowance = feed_allowance(feed);
+	uint64_t allowed = pace_allowance(&feed->pace, now_ns);
+	size_t allowance = allowed > SIZE_MAX ? SIZE_MAX : (size_t)allowed;
 
 	feed_read_file(feed, allowance == SIZE_MAX ? FEED_FILE_CHUNK : allowance);
 	if (allowance >= evbuffer_get_length(feed->pending)) {
-		feed->released += evbuffer_get_length(feed->pending);
+		pace_sent(&feed->pace, evbuffer_get_length(feed->pending));
 		feed->sink->write(feed->arg, feed->pending);
 	} else if (allowance > 0) {
 		struct evbuffer *part = evbuffer_new();
 
 		if (part != NULL) {
 			evbuffer_remove_buffer(feed->pending, part, allowance);
-			feed->released += allowance;
+			pace_sent(&feed->pace, allowance);
 			feed->sink->write(feed->arg, part);
 			evbuffer_free(part);
 		}
@@ -113,13 +96,8 @@ static void feed_on_tick(evutil_socket_t fd, short what, void *arg)
 		feed_free(feed);
 		return;
 	}
-	if (feed->pace != 0 && (evbuffer_get_length(feed->pending) > 0 || feed->fd >= 0)) {
-		struct timeval tick = { 0, FEED_TICK_MS * 1000 };
-
-		evtimer_add(feed->tick, &tick);
-	}
-	(void)fd;
-	(void)what;
+	if (feed->pace.rate != 0 && (evbuffer_get_length(feed->pending) > 0 || feed->fd >= 0))
+		pacer_at(feed->tick, pace_deadline(&feed->pace, feed->step));
 }
 
 static struct feed *feed_new(struct event_base *base, unsigned long pace, const struct feed_sink *sink,
@@ -132,11 +110,11 @@ static struct feed *feed_new(struct event_base *base, unsigned long pace, const 
 	feed->fd = -1;
 	feed->sink = sink;
 	feed->arg = arg;
-	feed->pace = pace;
+	feed->step = pace / FEED_STEPS_PER_SECOND ? pace / FEED_STEPS_PER_SECOND : 1;
+	pace_start(&feed->pace, pace, 2 * feed->step, pacer_now_ns());
 	feed->ok = true;
-	feed->started_ms = feed_clock_ms();
 	feed->pending = evbuffer_new();
-	feed->tick = evtimer_new(base, feed_on_tick, feed);
+	feed->tick = pacer_new(base, false, feed_on_tick, feed);
 	if (feed->pending == NULL || feed->tick == NULL) {
 		feed_free(feed);
 		return NULL;

@@ -1,0 +1,145 @@
+/* daemon/pacer.c: the pace arithmetic, and deadlines met on a real loop. */
+#include <criterion/criterion.h>
+#include <event2/event.h>
+#include <stdint.h>
+
+#include "daemon/pacer.h"
+
+#define MS (1000ull * 1000)
+
+Test(pace, allowance_grows_with_time_at_the_rate)
+{
+	struct pace p;
+
+	pace_start(&p, 1000, 1000, 10 * PACER_NS_PER_SECOND);
+	cr_assert_eq(pace_allowance(&p, 10 * PACER_NS_PER_SECOND), 0);
+	cr_assert_eq(pace_allowance(&p, 10 * PACER_NS_PER_SECOND + 500 * MS), 500);
+	pace_sent(&p, 300);
+	cr_assert_eq(pace_allowance(&p, 10 * PACER_NS_PER_SECOND + 500 * MS), 200);
+	cr_assert_eq(p.late, 0);
+}
+
+Test(pace, deadline_is_when_the_units_have_been_earned)
+{
+	struct pace p;
+
+	pace_start(&p, 250000, 5000, 0);	/* 2 Mbit/s in bytes */
+	cr_assert_eq(pace_deadline(&p, 1316), 5264000);	/* 1316 / 250000 s */
+	pace_sent(&p, 1316);
+	cr_assert_eq(pace_deadline(&p, 1316), 10528000);
+	/* At its deadline the allowance is exactly enough. */
+	cr_assert_geq(pace_allowance(&p, pace_deadline(&p, 1316)), 1316);
+	cr_assert_lt(pace_allowance(&p, pace_deadline(&p, 1316) - 1), 1316);
+}
+
+Test(pace, a_late_wakeup_sends_at_most_a_burst_and_forgives_the_rest)
+{
+	struct pace p;
+	uint64_t now = 100 * MS;
+
+	pace_start(&p, 1000, 40, 0);
+	cr_assert_eq(pace_allowance(&p, now), 40);	/* 100 owed */
+	cr_assert_eq(p.late, 1);
+	cr_assert_eq(p.forgiven, 60);
+	pace_sent(&p, 40);
+	/* And then the rate again, from now: one unit a millisecond. */
+	cr_assert_eq(pace_allowance(&p, now), 0);
+	cr_assert_eq(pace_allowance(&p, now + 10 * MS), 10);
+	cr_assert_eq(pace_deadline(&p, 1), now + 1 * MS);
+}
+
+Test(pace, no_rate_is_no_limit)
+{
+	struct pace p;
+
+	pace_start(&p, 0, 0, 0);
+	cr_assert_eq(pace_allowance(&p, 0), UINT64_MAX);
+	cr_assert_eq(pace_deadline(&p, 1000000), 0);
+}
+
+Test(pace, hours_at_ten_gigabit_do_not_overflow)
+{
+	struct pace p;
+	uint64_t hours = 10 * 3600 * PACER_NS_PER_SECOND;
+
+	pace_start(&p, 1250000000ull, UINT64_MAX / 2, 0);
+	cr_assert_eq(pace_allowance(&p, hours), 1250000000ull * 36000);
+}
+
+struct run {
+	struct event_base *base;
+	struct pacer *pacer;
+	uint64_t start, period;
+	unsigned fired, wanted;
+	uint64_t lateness_sum, lateness_max;
+};
+
+static void on_fire(void *arg, uint64_t now)
+{
+	struct run *r = arg;
+	uint64_t due = r->start + (uint64_t)(r->fired + 1) * r->period;
+	uint64_t late = now > due ? now - due : 0;
+
+	cr_assert_geq(now, due, "fired %llu ns early", (unsigned long long)(due - now));
+	r->lateness_sum += late;
+	if (late > r->lateness_max)
+		r->lateness_max = late;
+	if (++r->fired == r->wanted)
+		event_base_loopbreak(r->base);
+	else
+		pacer_at(r->pacer, due + r->period);
+}
+
+static void run_pacer(bool precise, struct run *r)
+{
+	r->base = event_base_new();
+	r->pacer = pacer_new(r->base, precise, on_fire, r);
+	cr_assert_not_null(r->pacer);
+	r->start = pacer_now_ns();
+	pacer_at(r->pacer, r->start + r->period);
+	cr_assert(pacer_armed(r->pacer));
+	event_base_dispatch(r->base);
+	cr_assert_eq(r->fired, r->wanted);
+	pacer_free(r->pacer);
+	event_base_free(r->base);
+}
+
+/* Deadlines are absolute: lateness does not add up over the run, and a
+ * precise pacer meets them to well under a millisecond (the mean; one
+ * wakeup may be late on a busy machine). */
+Test(pacer, precise_deadlines_are_met_without_drift)
+{
+	struct run r = { .period = 2 * MS + 137000, .wanted = 300 };
+
+	run_pacer(true, &r);
+	cr_assert_lt(r.lateness_sum / r.wanted, 500000, "mean lateness %llu ns",
+		     (unsigned long long)(r.lateness_sum / r.wanted));
+	cr_assert_lt(pacer_now_ns() - r.start, r.period * r.wanted + 50 * MS);
+}
+
+Test(pacer, coarse_deadlines_are_met_to_a_millisecond)
+{
+	struct run r = { .period = 5 * MS, .wanted = 40 };
+
+	run_pacer(false, &r);
+	cr_assert_lt(r.lateness_sum / r.wanted, 3 * MS);
+}
+
+Test(pacer, a_past_deadline_fires_at_once_and_cancel_stops_it)
+{
+	struct run r = { .period = 0, .wanted = 1 };
+
+	r.base = event_base_new();
+	r.pacer = pacer_new(r.base, true, on_fire, &r);
+	r.start = pacer_now_ns() - 10 * MS;
+	pacer_at(r.pacer, 1);
+	event_base_loop(r.base, EVLOOP_ONCE);
+	cr_assert_eq(r.fired, 1);
+	pacer_at(r.pacer, pacer_now_ns() + 5 * MS);
+	pacer_cancel(r.pacer);
+	cr_assert_not(pacer_armed(r.pacer));
+	event_base_loop(r.base, EVLOOP_NONBLOCK);
+	cr_assert_eq(r.fired, 1);
+	pacer_free(r.pacer);
+	event_base_free(r.base);
+}
