@@ -264,7 +264,7 @@ static void on_metadata(void *arg, const char *block, size_t len)
 		return;
 	source_set_title(us->src, title, title_len);
 	text_escape(title, title_len, shown, sizeof(shown));
-	log_info("stream %s: title \"%s\"", us->src->unit, shown);
+	log_write(LOG_INFO, &(struct log_context){.stream = us->src->unit}, "source: title \"%s\"", shown);
 }
 
 static void delivered(struct url_source *us, size_t added)
@@ -389,8 +389,11 @@ static void back_off(struct url_source *us, bool failed, const char *why)
 		us->src->counters.failures++;
 	us->failures_in_a_row++;
 	delay = source_backoff_ms(us->src, us->failures_in_a_row);
-	source_set_state(us->src, "backing off", failed ? LOG_WARNING : LOG_NOTICE, "%s; next try in %u ms", why,
-			 delay);
+	/* source_set_state() logs only a change of state: each try's own
+	 * reason and delay are for debugging. */
+	source_set_state(us->src, "backing off", failed ? LOG_WARNING : LOG_NOTICE, "%s; retrying with back-off", why);
+	log_write(LOG_DEBUG, &(struct log_context){.stream = us->src->unit}, "source: %s; next try in %u ms", why,
+		  delay);
 	tv.tv_sec = delay / 1000;
 	tv.tv_usec = (delay % 1000) * 1000;
 	evtimer_add(us->retry, &tv);
@@ -439,7 +442,10 @@ static void connect_now(struct url_source *us)
 		back_off(us, true, "libcurl could not start a transfer");
 		return;
 	}
-	source_set_state(us->src, "connecting", LOG_DEBUG, "connecting to %s", shown_url(us, url, sizeof(url)));
+	/* A source that keeps failing stays "backing off" through its tries,
+	 * so that it logs once, not twice per try. */
+	if (us->failures_in_a_row == 0)
+		source_set_state(us->src, "connecting", LOG_INFO, "connecting to %s", shown_url(us, url, sizeof(url)));
 }
 
 static void on_retry(evutil_socket_t fd, short what, void *arg)
