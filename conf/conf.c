@@ -1155,8 +1155,11 @@ struct conf_source *conf_source_copy(const struct conf_source *src)
 		return NULL;
 	*copy = *src;
 	copy->command = NULL;
-	ok = strdup_into(&copy->file, src->file) & strdup_into(&copy->url, src->url) &
-	     strdup_into(&copy->listener, src->listener);
+	/* Every copy is tried, so that a failure leaves no field pointing
+	 * into src for conf_source_free(). */
+	ok = strdup_into(&copy->file, src->file);
+	ok = strdup_into(&copy->url, src->url) && ok;
+	ok = strdup_into(&copy->listener, src->listener) && ok;
 	if (ok && src->command != NULL)
 		ok = (copy->command = argv_copy(src->command)) != NULL;
 	if (!ok) {
