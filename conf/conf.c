@@ -871,10 +871,21 @@ static void parse_stream_sizes(struct conf_scope *scope, cfg_t *sec, struct conf
 	check_range(scope, sec, "packet-size", 1, 65507, &packet);
 	check_range(scope, sec, "queue", 1, 65536, &st->queue);
 	st->packet_size = packet;
-	if (rate < 0 || rate > 100000000000L)
-		conf_scope_error(scope, "rate", "rate must be from 0 to 100000000000 bits per second, not %ld", rate);
+	/* Below 1000 bit/s a pace in bytes would round to nothing. */
+	if (rate != 0 && (rate < 1000 || rate > 100000000000L))
+		conf_scope_error(scope, "rate", "rate must be 0 or from 1000 to 100000000000 bits per second, not %ld",
+				 rate);
 	else
 		st->rate = (unsigned long long)rate;
+	/* Each datagram goes to every destination: a queue smaller than that
+	 * would drop some destinations' copies every time. */
+	if (st->n_destinations > 0 && st->queue < st->n_destinations)
+		conf_scope_error(scope, "queue", "queue (%u) must hold one datagram for each of the %zu destinations",
+				 st->queue, st->n_destinations);
+	if (st->source.read_ahead > 0 && st->source.read_ahead < 2 * st->packet_size)
+		conf_scope_error(scope, "packet-size",
+				 "the source's read-ahead (%zu bytes) must hold two packets of %zu bytes",
+				 st->source.read_ahead, st->packet_size);
 }
 
 static bool parse_stream(struct loader *ld, cfg_t *sec, struct conf_stream *st)

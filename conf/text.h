@@ -3,6 +3,7 @@
 #ifndef CHASSISD_CONF_TEXT_H
 #define CHASSISD_CONF_TEXT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Copies in (len bytes) to out as one line: control characters and DEL
@@ -11,5 +12,9 @@
  * config error) and logged again reads the same. Always NUL-terminates;
  * cut short rather than split an escape. Returns the length written. */
 size_t text_escape(const char *in, size_t len, char *out, size_t cap);
+
+/* The same, and bytes that are not valid UTF-8 become \xHH too: for text
+ * that goes into JSON (an ICY title, which any byte may be). */
+size_t text_escape_utf8(const char *in, size_t len, char *out, size_t cap);
 
 #endif

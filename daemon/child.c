@@ -124,10 +124,15 @@ void child_pool_release(struct child_pool *pool)
 /* The whole process group: a timeout must also stop what the program
  * started (a shell's children, ffmpeg's helpers). Only before the reap,
  * while the pid cannot have been reused. */
-static void child_signal(struct child *child, int signo)
+static bool child_signal(struct child *child, int signo)
 {
-	if (!child->exited && kill(-child->pid, signo) < 0 && errno == ESRCH)
-		kill(child->pid, signo);
+	if (child->exited || kill(-child->pid, signo) == 0)
+		return true;
+	if (errno == ESRCH && kill(child->pid, signo) == 0)
+		return true;
+	/* ESRCH: gone already. EPERM: it runs as someone we no longer are;
+	 * the caller must not wait for it. */
+	return errno == ESRCH;
 }
 
 static void child_on_deadline(evutil_socket_t fd, short what, void *arg);
@@ -495,8 +500,10 @@ void child_kill_all(void)
 	while ((child = LIST_FIRST(&children)) != NULL) {
 		child->owner = NULL;
 		if (!child->exited) {
-			child_signal(child, SIGKILL);
-			waitpid(child->pid, &child->status, 0);
+			if (child_signal(child, SIGKILL))
+				waitpid(child->pid, &child->status, 0);
+			else
+				child_log(child, LOG_WARNING, "cannot be killed (%s): left running", strerror(errno));
 			child->exited = true;
 		}
 		child_close_output(child);

@@ -66,16 +66,15 @@ static void datagram_deliver(struct datagram_port *port, struct datagram *dgram)
 
 static void datagram_on_simulated(void *arg, const void *data, size_t len, const void *meta, size_t meta_len)
 {
-	const struct datagram_meta *m = meta;
-	struct datagram dgram = {
-		.port = m->port,
-		.payload = data,
-		.len = len,
-		.source = m->source,
-		.source_len = m->source_len,
-	};
+	struct datagram_meta m;
+	struct datagram dgram = { .payload = data, .len = len };
 
-	datagram_deliver(m->port, &dgram);
+	/* A held datagram's meta comes back at any alignment. */
+	memcpy(&m, meta, sizeof(m));
+	dgram.port = m.port;
+	dgram.source = m.source;
+	dgram.source_len = m.source_len;
+	datagram_deliver(m.port, &dgram);
 	(void)arg;
 	(void)meta_len;
 }

@@ -146,10 +146,13 @@ static void reload(struct daemon *d)
 	if ((conf->user != NULL) != d->privileges_dropped || (conf->user != NULL && conf->uid != d->dropped_to))
 		log_warning("user/group changes take effect at the next restart");
 	if (runtime_apply(d->rt, conf) < 0) {
-		log_write(LOG_ERR, &failed, "reload failed: a listener could not be opened; still serving generation %u",
-			  serving);
+		bool bind = d->rt->failure == RUNTIME_BIND_FAILED;
+
+		log_write(LOG_ERR, &failed, "reload failed: %s; still serving generation %u",
+			  bind ? "a listener could not be opened" : "a unit could not start", serving);
 		apply_log_level(d, runtime_conf(d->rt));
-		report_status(d, "reload failed (bind error), old config serving: ", true);
+		report_status(d, bind ? "reload failed (bind error), old config serving: "
+				      : "reload failed (start error), old config serving: ", true);
 		return;
 	}
 	report_status(d, "reload applied: ", true);
@@ -219,7 +222,9 @@ static int run(struct daemon *d, struct conf *conf)
 		log_info("socket activation: %zu socket%s passed", passed, passed == 1 ? "" : "s");
 	if (runtime_apply(d->rt, conf) < 0) {
 		activation_release_unclaimed(log_unclaimed_socket);
-		log_err("not started: a required listener could not be opened");
+		log_err("not started: %s", d->rt->failure == RUNTIME_BIND_FAILED
+						   ? "a required listener could not be opened"
+						   : "a unit could not start");
 		goto out;
 	}
 	activation_release_unclaimed(log_unclaimed_socket);

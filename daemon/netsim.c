@@ -478,6 +478,10 @@ void netsim_push(struct netsim *ns, const void *data, size_t len, const void *me
 	int copies;
 
 	ns->counters.in++;
+	if (meta_len > NETSIM_META_MAX) {
+		ns->counters.overflow++;
+		return;
+	}
 	if (rng_chance(ns, ns->conf.loss)) {
 		ns->counters.lost++;
 		return;

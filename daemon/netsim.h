@@ -49,8 +49,9 @@ struct netsim_counters {
 };
 
 /* meta (up to NETSIM_META_MAX bytes: a source address, a destination) is
- * copied and handed back with the datagram. */
-#define NETSIM_META_MAX 128
+ * copied and handed back with the datagram, at any alignment: copy it out
+ * before reading it as a struct. More than that is an overflow. */
+#define NETSIM_META_MAX 256
 typedef void netsim_deliver_fn(void *arg, const void *data, size_t len, const void *meta, size_t meta_len);
 
 /* NULL when out of memory. conf is copied. deliver() may push again; it

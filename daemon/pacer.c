@@ -9,6 +9,7 @@
 
 struct pacer {
 	int fd;				/* timerfd, precise pacers only */
+	bool must_read;			/* no edge-triggered events: clear it */
 	struct event *ev;
 	bool armed;
 	void (*fire)(void *arg, uint64_t now_ns);
@@ -26,7 +27,10 @@ uint64_t pacer_now_ns(void)
 static void pacer_on_fire(evutil_socket_t fd, short what, void *arg)
 {
 	struct pacer *pacer = arg;
+	uint64_t expirations;
 
+	if (pacer->must_read && read(pacer->fd, &expirations, sizeof(expirations)) < 0)
+		return;			/* re-armed since: not this deadline */
 	/* The timerfd is edge-triggered and never read: re-arming it resets
 	 * its count, and a syscall per deadline is worth saving at
 	 * thousands of deadlines a second. */
@@ -46,9 +50,12 @@ struct pacer *pacer_new(struct event_base *base, bool precise, void (*fire)(void
 	pacer->fire = fire;
 	pacer->arg = arg;
 	if (precise) {
+		/* poll and select have no edge trigger (EVENT_NOEPOLL set). */
+		pacer->must_read = !(event_base_get_features(base) & EV_FEATURE_ET);
 		pacer->fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 		if (pacer->fd >= 0)
-			pacer->ev = event_new(base, pacer->fd, EV_READ | EV_PERSIST | EV_ET, pacer_on_fire, pacer);
+			pacer->ev = event_new(base, pacer->fd, EV_READ | EV_PERSIST | (pacer->must_read ? 0 : EV_ET),
+					      pacer_on_fire, pacer);
 	} else {
 		pacer->ev = evtimer_new(base, pacer_on_fire, pacer);
 	}
@@ -127,6 +134,7 @@ static uint64_t pace_earned(const struct pace *pace, uint64_t now_ns)
 
 uint64_t pace_allowance(struct pace *pace, uint64_t now_ns)
 {
+	unsigned __int128 back;
 	uint64_t earned, owed;
 
 	if (pace->rate == 0)
@@ -141,7 +149,8 @@ uint64_t pace_allowance(struct pace *pace, uint64_t now_ns)
 	 * afresh from now, rather than flood the receiver with the debt. */
 	pace->late++;
 	pace->forgiven += owed - pace->burst;
-	pace->start_ns = now_ns - (uint64_t)((unsigned __int128)pace->burst * PACER_NS_PER_SECOND / pace->rate);
+	back = (unsigned __int128)pace->burst * PACER_NS_PER_SECOND / pace->rate;
+	pace->start_ns = back < now_ns ? now_ns - (uint64_t)back : 0;
 	pace->sent = 0;
 	return pace->burst;
 }

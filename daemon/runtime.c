@@ -11,6 +11,7 @@
 #include "daemon/conn.h"
 #include "daemon/listener.h"
 #include "daemon/log.h"
+#include "daemon/sender.h"
 #include "daemon/service.h"
 
 /* What a reload does with one listener of the new file. A listener's
@@ -105,6 +106,7 @@ static bool plan_listener(struct runtime *rt, struct generation *gen, const stru
 	plan->kept = find_running(rt, conf);
 	plan->service = service_new(&rt->chassis, gen, conf, plan->kept ? plan->kept->service : NULL);
 	if (plan->service == NULL) {
+		rt->failure = RUNTIME_START_FAILED;
 		log_write(LOG_ERR, &ctx, "listener %s: protocol %s failed to start", conf->unit.name,
 			  conf->unit.module->name);
 		plan->kept = NULL;
@@ -222,6 +224,7 @@ static bool plan_stream(struct runtime *rt, struct generation *gen, const struct
 	if (plan->service == NULL) {
 		struct log_context ctx = stream_context(conf, gen->number);
 		ctx.config_file = gen->conf->path;
+		rt->failure = RUNTIME_START_FAILED;
 		log_write(LOG_ERR, &ctx, "stream %s: protocol %s failed to start", conf->unit.name,
 			  conf->unit.module->name);
 		plan->previous = NULL;
@@ -328,6 +331,7 @@ int runtime_apply(struct runtime *rt, struct conf *conf)
 	struct plan *plans;
 	size_t n, i;
 
+	rt->failure = RUNTIME_BIND_FAILED;
 	if (gen == NULL)
 		return -1;
 	n = gen->conf->n_listeners;
@@ -400,6 +404,7 @@ void runtime_free(struct runtime *rt)
 	}
 	/* Outbound connections whose abort was still on its way. */
 	conn_close_everything(&rt->chassis);
+	sender_free_lingering();
 	generation_release(rt->current);
 	chassis_cleanup(&rt->chassis);
 	free(rt);

@@ -19,8 +19,15 @@ struct listener;
 TAILQ_HEAD(listener_list, listener);
 TAILQ_HEAD(stream_list, stream_unit);
 
+/* Why runtime_apply() failed. */
+enum runtime_failure {
+	RUNTIME_BIND_FAILED,		/* a required listener could not bind */
+	RUNTIME_START_FAILED,		/* a module could not start a unit */
+};
+
 struct runtime {
 	struct chassis chassis;
+	enum runtime_failure failure;	/* of the last runtime_apply() that failed */
 	struct generation *current;
 	struct listener_list active;
 	struct listener_list retired;	/* stopped accepting; connections finishing */

@@ -6,12 +6,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "conf/conf.h"
 #include "daemon/chassis.h"
 #include "daemon/log.h"
+
+/* Senders still sending what a stopped stream queued: freed at exit. */
+static LIST_HEAD(, sender) lingering = LIST_HEAD_INITIALIZER(lingering);
+
+/* After ENOBUFS the socket stays writable: try again after this long. */
+#define SENDER_NOBUFS_RETRY_US 1000
 
 /* Datagrams per sendmmsg: a tick of a fast stream, one syscall. */
 #define SENDER_BATCH 64
@@ -25,6 +32,7 @@ struct queued {
 };
 
 struct sender {
+	LIST_ENTRY(sender) lingering_link;
 	struct event_base *base;
 	int fd4, fd6;
 	struct event *writable4, *writable6;
@@ -36,6 +44,8 @@ struct sender {
 	struct sender_counters counters;
 	char *unit;
 	bool warned;			/* one log line per blocked episode */
+	bool blocked;			/* waiting for the kernel to take more */
+	struct event *retry;		/* after ENOBUFS, which no event reports */
 	/* closing */
 	struct chassis *chassis;
 	struct event *linger;
@@ -119,6 +129,8 @@ static void sender_free(struct sender *sender)
 		event_free(sender->writable6);
 	if (sender->linger != NULL)
 		event_free(sender->linger);
+	if (sender->retry != NULL)
+		event_free(sender->retry);
 	if (sender->fd4 >= 0)
 		close(sender->fd4);
 	if (sender->fd6 >= 0)
@@ -159,13 +171,15 @@ struct sender *sender_open(struct event_base *base, const struct conf_stream *co
 		return NULL;
 	sender->fd4 = sender->fd6 = -1;
 	sender->base = base;
+	sender->retry = evtimer_new(base, sender_on_writable, sender);
 	sender->n_to = conf->n_destinations;
 	sender->cap = conf->queue;
 	sender->to = calloc(sender->n_to, sizeof(*sender->to));
 	sender->to_len = calloc(sender->n_to, sizeof(*sender->to_len));
 	sender->queue = calloc(sender->cap, sizeof(*sender->queue));
 	sender->unit = strdup(unit);
-	if (sender->to == NULL || sender->to_len == NULL || sender->queue == NULL || sender->unit == NULL) {
+	if (sender->to == NULL || sender->to_len == NULL || sender->queue == NULL || sender->unit == NULL ||
+	    sender->retry == NULL) {
 		sender_free(sender);
 		return NULL;
 	}
@@ -252,8 +266,14 @@ static void sender_pop(struct sender *sender, unsigned n, bool sent)
 
 static void sender_wait_writable(struct sender *sender, int fd, int error)
 {
+	struct timeval later = { 0, SENDER_NOBUFS_RETRY_US };
+
 	sender->counters.blocked++;
-	event_add(fd == sender->fd4 ? sender->writable4 : sender->writable6, NULL);
+	sender->blocked = true;
+	if (error == ENOBUFS)
+		evtimer_add(sender->retry, &later);
+	else
+		event_add(fd == sender->fd4 ? sender->writable4 : sender->writable6, NULL);
 	if (!sender->warned) {
 		sender->warned = true;
 		sender_log(sender, LOG_DEBUG, "socket full (%s): %zu datagrams wait", strerror(error), sender->count);
@@ -287,8 +307,14 @@ void sender_flush(struct sender *sender)
 		sender_pop(sender, 1, false);
 	}
 	sender->warned = false;
+	sender->blocked = false;
 	if (sender->linger != NULL)
 		sender_close(sender, NULL, 0);
+}
+
+bool sender_can_take(const struct sender *sender)
+{
+	return !sender->blocked && sender->cap - sender->count >= sender->n_to;
 }
 
 size_t sender_queued(const struct sender *sender)
@@ -324,6 +350,7 @@ void sender_close(struct sender *sender, struct chassis *chassis, unsigned linge
 			sender->chassis = chassis;
 			chassis_hold(chassis);
 			evtimer_add(sender->linger, &tv);
+			LIST_INSERT_HEAD(&lingering, sender, lingering_link);
 			return;
 		}
 		sender_free(sender);
@@ -331,6 +358,17 @@ void sender_close(struct sender *sender, struct chassis *chassis, unsigned linge
 	}
 	if (sender->count > 0)
 		return;			/* still lingering */
+	LIST_REMOVE(sender, lingering_link);
 	chassis_release(sender->chassis);
 	sender_free(sender);
+}
+
+void sender_free_lingering(void)
+{
+	struct sender *sender;
+
+	while ((sender = LIST_FIRST(&lingering)) != NULL) {
+		LIST_REMOVE(sender, lingering_link);
+		sender_free(sender);
+	}
 }

@@ -32,11 +32,17 @@ struct sender *sender_open(struct event_base *base, const struct conf_stream *co
 void sender_add(struct sender *sender, const void *data, size_t len);
 /* Sends what is queued, as far as the socket takes it. */
 void sender_flush(struct sender *sender);
-/* Datagrams waiting for the socket (a producer may hold back). */
+/* Datagrams waiting for the socket. */
 size_t sender_queued(const struct sender *sender);
+/* Room for one more datagram to every destination, and the socket not
+ * known to be full: a producer holds back otherwise. */
+bool sender_can_take(const struct sender *sender);
 const struct sender_counters *sender_counters(const struct sender *sender);
 /* Sends what is queued for up to `linger_ms` while holding the daemon
  * (a stopping or removed stream), then frees. */
 void sender_close(struct sender *sender, struct chassis *chassis, unsigned linger_ms);
+/* At exit, after a second stop signal: whatever still lingers is freed
+ * unsent. */
+void sender_free_lingering(void);
 
 #endif

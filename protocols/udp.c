@@ -7,6 +7,7 @@
  * datagrams go on whole. As a udp or multicast listener it only receives,
  * for a stream whose source names it. */
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,16 +33,26 @@
 /* What a stopping stream may take to send its queue. */
 #define UDP_LINGER_MS 1000
 #define UDP_DATAGRAM_MAX 65535
+/* Bytes short of a whole packet that have waited this long for more go as
+ * a short datagram: a source that cannot keep up (a slow origin, a
+ * program that paused) sends what it has. */
+#define UDP_PARTIAL_WAIT_NS (200ull * 1000 * 1000)
 
 struct udp_stream {
 	const struct unit_env *env;
-	struct source *source;
+	struct source *source;		/* NULL until the loop runs */
+	struct conf_source *source_conf;	/* what to open it with, till then */
+	struct event *begin;
 	struct sender *sender;
 	struct netsim *netsim;
 	struct pacer *pacer;
 	struct pace pace;
 	size_t packet_size;
 	bool in_tick;
+	bool send_partial;		/* the partial packet has waited enough */
+	bool waiting_for_more;		/* the pacer is set for a partial packet */
+	size_t partial_len;		/* a partial packet's length when first seen */
+	uint64_t partial_since_ns;
 	uint64_t datagrams, bytes, discontinuities;
 	unsigned char packet[UDP_DATAGRAM_MAX + 2];
 };
@@ -86,7 +97,29 @@ static size_t udp_next_length(struct udp_stream *st)
 	}
 	if (have >= st->packet_size)
 		return st->packet_size;
-	return source_ended(st->source) ? have : 0;
+	return source_ended(st->source) || st->send_partial ? have : 0;
+}
+
+/* Whether a partial packet has waited long enough to go; when not, when
+ * to look again (0: nothing waits). */
+static uint64_t udp_partial_due(struct udp_stream *st, uint64_t now)
+{
+	size_t have = evbuffer_get_length(source_buffer(st->source));
+
+	st->send_partial = false;
+	if (have == 0 || source_datagrams(st->source)) {
+		st->partial_len = 0;
+		return 0;
+	}
+	if (have != st->partial_len) {
+		st->partial_len = have;
+		st->partial_since_ns = now;
+	}
+	if (now - st->partial_since_ns >= UDP_PARTIAL_WAIT_NS) {
+		st->send_partial = true;
+		return now;
+	}
+	return st->partial_since_ns + UDP_PARTIAL_WAIT_NS;
 }
 
 static void udp_take(struct udp_stream *st, size_t len)
@@ -98,7 +131,9 @@ static void udp_take(struct udp_stream *st, size_t len)
 		udp_emit(st, st->packet + 2, len - 2);
 		return;
 	}
-	len = packetise_next(buf, st->packet_size, source_ended(st->source), st->packet);
+	len = packetise_next(buf, st->packet_size, source_ended(st->source) || st->send_partial, st->packet);
+	st->send_partial = false;
+	st->partial_len = 0;
 	udp_emit(st, st->packet, len);
 }
 
@@ -115,10 +150,13 @@ static void udp_tick(struct udp_stream *st, uint64_t now)
 	size_t len;
 
 	st->in_tick = true;
-	while ((len = udp_next_length(st)) > 0 && sender_queued(st->sender) == 0) {
+	st->waiting_for_more = false;
+	while ((len = udp_next_length(st)) > 0 && sender_can_take(st->sender)) {
 		size_t units = udp_payload(st, len);
 
-		if (st->pace.rate != 0 && units > allowance)
+		/* A datagram larger than a burst goes once a burst is owed,
+		 * taking the rest as debt; otherwise it would wait for ever. */
+		if (st->pace.rate != 0 && units > allowance && allowance < st->pace.burst)
 			break;
 		if (st->pace.rate == 0 && sent == UDP_UNPACED_PER_TICK)
 			break;
@@ -126,16 +164,23 @@ static void udp_tick(struct udp_stream *st, uint64_t now)
 			st->discontinuities++;
 		udp_take(st, len);
 		pace_sent(&st->pace, units);
-		allowance -= st->pace.rate != 0 ? units : 0;
+		allowance -= st->pace.rate != 0 ? (units < allowance ? units : allowance) : 0;
 		sent++;
 	}
 	sender_flush(st->sender);
 	st->in_tick = false;
 	source_taken(st->source);
 	len = udp_next_length(st);
-	if (len == 0)
-		return;			/* the source's ready() calls again */
-	if (sender_queued(st->sender) > 0)
+	if (len == 0) {
+		uint64_t due = udp_partial_due(st, now);
+		/* Otherwise the source's ready() calls again. */
+		if (due != 0) {
+			pacer_at(st->pacer, due);
+			st->waiting_for_more = true;
+		}
+		return;
+	}
+	if (!sender_can_take(st->sender))
 		pacer_at(st->pacer, now + UDP_BLOCKED_RETRY_NS);
 	else
 		pacer_at(st->pacer, pace_deadline(&st->pace, udp_payload(st, len)));
@@ -152,12 +197,31 @@ static void udp_on_source_ready(void *arg)
 {
 	struct udp_stream *st = arg;
 
-	if (!pacer_armed(st->pacer))
+	/* A deadline set only to wait for more bytes is not a rate's. */
+	if (!pacer_armed(st->pacer) || st->waiting_for_more)
 		udp_tick(st, pacer_now_ns());
+}
+
+static void udp_on_begin(evutil_socket_t fd, short what, void *arg)
+{
+	struct udp_stream *st = arg;
+	struct log_context ctx = { .stream = st->env->unit, .protocol = "udp" };
+	char err[256];
+
+	st->source = source_open(st->source_conf, st->env, udp_on_source_ready, st, err, sizeof(err));
+	if (st->source == NULL)
+		log_write(LOG_ERR, &ctx, "stream %s: its source cannot start: %s", st->env->unit, err);
+	conf_source_free(st->source_conf);
+	st->source_conf = NULL;
+	(void)fd;
+	(void)what;
 }
 
 static void udp_stream_free(struct udp_stream *st)
 {
+	if (st->begin != NULL)
+		event_free(st->begin);
+	conf_source_free(st->source_conf);
 	source_close(st->source);
 	pacer_free(st->pacer);
 	if (st->netsim != NULL) {
@@ -176,6 +240,7 @@ static void *udp_start(const void *settings, const struct unit_env *env)
 	struct udp_stream *st;
 	struct log_context ctx = { .stream = env->unit, .protocol = "udp" };
 	char err[256] = "out of memory";
+	struct timeval now = { 0, 0 };
 
 	if (conf == NULL)
 		return (void *)&udp_listener_state;
@@ -190,13 +255,19 @@ static void *udp_start(const void *settings, const struct unit_env *env)
 	if (st->sender != NULL && conf->netsim.enabled &&
 	    (st->netsim = netsim_new(env->base, &conf->netsim, udp_deliver, st)) == NULL)
 		snprintf(err, sizeof(err), "out of memory");
-	if (st->sender != NULL && (st->netsim != NULL || !conf->netsim.enabled))
-		st->source = source_open(&conf->source, env, udp_on_source_ready, st, err, sizeof(err));
-	if (st->source == NULL) {
+	if (st->sender != NULL && (st->netsim != NULL || !conf->netsim.enabled)) {
+		st->source_conf = conf_source_copy(&conf->source);
+		st->begin = evtimer_new(env->base, udp_on_begin, st);
+	}
+	if (st->source_conf == NULL || st->begin == NULL) {
 		log_write(LOG_ERR, &ctx, "stream %s: %s", env->unit, err);
 		udp_stream_free(st);
 		return NULL;
 	}
+	/* The source opens files and starts programs: at the daemon's start
+	 * that must wait for the loop, which runs after privileges are
+	 * dropped, or a program would run as root. */
+	evtimer_add(st->begin, &now);
 	(void)settings;
 	return st;
 }
@@ -245,6 +316,8 @@ static void udp_status_rows(const void *state, char *buf, size_t len)
 	buf[0] = '\0';
 	if (!udp_is_stream(state))
 		return;
+	if (st->source == NULL)
+		return;
 	c = source_counters(st->source);
 	used = (size_t)snprintf(buf, len,
 				"source - bytes=%" PRIu64 " datagrams=%" PRIu64 " restarts=%" PRIu64
@@ -269,9 +342,14 @@ static void udp_status_text(const void *state, char *buf, size_t len)
 	buf[0] = '\0';
 	if (!udp_is_stream(state))
 		return;
-	title = source_title(st->source);
+	if (st->source == NULL) {
+		snprintf(buf, len, "source_state %s\n", st->begin != NULL && st->source_conf ? "starting" : "failed");
+		return;
+	}
+	/* The title of what plays: none while the source is away. */
+	title = strcmp(source_state(st->source), "connected") == 0 ? source_title(st->source) : NULL;
 	if (title != NULL)
-		text_escape(title, strlen(title), escaped, sizeof(escaped));
+		text_escape_utf8(title, strlen(title), escaped, sizeof(escaped));
 	snprintf(buf, len, "source_state %s\n%s%s%s", source_state(st->source), title ? "title " : "",
 		 title ? escaped : "", title ? "\n" : "");
 }

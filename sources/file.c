@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "conf/conf.h"
+#include "conf/file.h"
 #include "daemon/log.h"
 #include "sources/kind.h"
 
@@ -24,6 +25,7 @@ struct file_source {
 
 static void file_fill(struct source *src);
 
+/* error 0: what says it all. */
 static void file_fail(struct source *src, const char *what, int error)
 {
 	struct file_source *f = src->kind;
@@ -34,8 +36,12 @@ static void file_fail(struct source *src, const char *what, int error)
 		close(f->fd);
 	f->fd = -1;
 	src->counters.failures++;
-	source_set_state(src, "backing off", LOG_WARNING, "%s %s: %s; trying again with back-off", what,
-			 src->conf->file, strerror(error));
+	if (error == 0)
+		source_set_state(src, "backing off", LOG_WARNING, "%s: %s; trying again with back-off",
+				 src->conf->file, what);
+	else
+		source_set_state(src, "backing off", LOG_WARNING, "%s %s: %s; trying again with back-off", what,
+				 src->conf->file, strerror(error));
 	evtimer_add(f->retry, &tv);
 }
 
@@ -43,9 +49,13 @@ static bool file_open(struct source *src)
 {
 	struct file_source *f = src->kind;
 
-	f->fd = open(src->conf->file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	struct stat st;
+	char err[160];
+
+	/* A FIFO or a device would block the loop on open or read. */
+	f->fd = file_open_regular(src->conf->file, &st, err, sizeof(err));
 	if (f->fd < 0) {
-		file_fail(src, "cannot open", errno);
+		file_fail(src, err, 0);
 		return false;
 	}
 	f->read_since_open = false;

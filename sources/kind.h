@@ -47,7 +47,8 @@ bool source_full(const struct source *src);
  * logs once, not once per try). */
 void source_set_state(struct source *src, const char *state, int level, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
-/* The ICY title as received, up to len bytes. */
+/* The ICY title as received, up to len bytes; NULL clears it (the
+ * stream it named has ended). */
 void source_set_title(struct source *src, const char *title, size_t len);
 void source_mark_ended(struct source *src);
 /* Milliseconds to wait before the next try: backoff_ms doubled per

@@ -175,9 +175,9 @@ void source_set_state(struct source *src, const char *state, int level, const ch
 
 void source_set_title(struct source *src, const char *title, size_t len)
 {
-	char *copy = strndup(title, len);
+	char *copy = title ? strndup(title, len) : NULL;
 
-	if (copy == NULL)
+	if (title != NULL && copy == NULL)
 		return;
 	free(src->title);
 	src->title = copy;

@@ -48,8 +48,9 @@ bool source_ended(const struct source *src);
 bool source_take_discontinuity(struct source *src);
 /* "reading", "connecting", "connected", "backing off", "ended", "failed" */
 const char *source_state(const struct source *src);
-/* The current ICY StreamTitle, as received (escaped for display by the
- * caller), or NULL. */
+/* The last ICY StreamTitle of the current or last transfer, as received
+ * (escaped for display by the caller), or NULL; cleared when a new
+ * transfer begins. */
 const char *source_title(const struct source *src);
 const struct source_counters *source_counters(const struct source *src);
 void source_close(struct source *src);

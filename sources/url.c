@@ -47,6 +47,7 @@ struct url_source {
 	struct curl_slist *status_aliases;	/* ICY 200 OK */
 	unsigned connects;
 	unsigned failures_in_a_row;
+	long last_kind;			/* the kind of end last logged (end_kind) */
 	/* The transfer in progress. */
 	long status;				/* of the latest response's status line */
 	size_t metaint;
@@ -273,6 +274,7 @@ static void delivered(struct url_source *us, size_t added)
 	if (!us->delivered) {
 		us->delivered = true;
 		us->failures_in_a_row = 0;
+		us->last_kind = 0;	/* the next end is news again */
 	}
 	source_arrived(us->src);
 }
@@ -380,7 +382,18 @@ static void describe_end(const struct url_source *us, CURLcode result, char *out
 	snprintf(out, cap, "%s", error);
 }
 
-static void back_off(struct url_source *us, bool failed, const char *why)
+/* What kind of end it was, for logging each kind once: curl's message
+ * text carries timings ("after 1001 ms") that differ on every try. */
+static long end_kind(const struct url_source *us, CURLcode result)
+{
+	if (us->rejected || (result == CURLE_OK && !status_ok(us->status)))
+		return 100000 + us->status;
+	if (result != CURLE_OK)
+		return result;
+	return us->delivered ? -1 : -2;
+}
+
+static void back_off(struct url_source *us, bool failed, long kind, const char *why)
 {
 	unsigned delay;
 	struct timeval tv;
@@ -389,9 +402,15 @@ static void back_off(struct url_source *us, bool failed, const char *why)
 		us->src->counters.failures++;
 	us->failures_in_a_row++;
 	delay = source_backoff_ms(us->src, us->failures_in_a_row);
-	/* source_set_state() logs only a change of state: each try's own
-	 * reason and delay are for debugging. */
-	source_set_state(us->src, "backing off", failed ? LOG_WARNING : LOG_NOTICE, "%s; retrying with back-off", why);
+	/* A reason is logged when it changes (the origin went away, then
+	 * refuses): a source that keeps failing the same way logs once;
+	 * each try's own reason and delay are for debugging. */
+	if (kind != us->last_kind) {
+		log_write(failed ? LOG_WARNING : LOG_NOTICE, &(struct log_context){.stream = us->src->unit},
+			  "source: %s; retrying with back-off", why);
+		us->last_kind = kind;
+	}
+	us->src->state = "backing off";
 	log_write(LOG_DEBUG, &(struct log_context){.stream = us->src->unit}, "source: %s; next try in %u ms", why,
 		  delay);
 	tv.tv_sec = delay / 1000;
@@ -405,8 +424,8 @@ static void transfer_ended(struct url_source *us, CURLcode result)
 	char why[CURL_ERROR_SIZE + 64];
 
 	describe_end(us, result, why, sizeof(why));
+	back_off(us, failed, end_kind(us, result), why);
 	drop_transfer(us);
-	back_off(us, failed, why);
 }
 
 static void collect_finished(struct url_source *us)
@@ -435,11 +454,13 @@ static void connect_now(struct url_source *us)
 		us->src->discontinuity = true;
 	}
 	begin_transfer_state(us);
+	/* The last title named what the last transfer played. */
+	source_set_title(us->src, NULL, 0);
 	us->easy = curl_easy_init();
 	if (!us->easy || !set_transfer_options(us, us->easy) ||
 	    curl_multi_add_handle(us->multi, us->easy) != CURLM_OK) {
 		drop_transfer(us);
-		back_off(us, true, "libcurl could not start a transfer");
+		back_off(us, true, -3, "libcurl could not start a transfer");
 		return;
 	}
 	/* A source that keeps failing stays "backing off" through its tries,
@@ -529,7 +550,8 @@ static void url_resume(struct source *src)
 
 static void url_stop(struct source *src)
 {
-	free_url_source(src->kind);
+	if (src->kind != NULL)
+		free_url_source(src->kind);
 	src->kind = NULL;
 }
 

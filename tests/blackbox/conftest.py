@@ -189,8 +189,11 @@ def start_daemon(tmp_path):
     A daemon that logs a sanitizer report fails the test."""
     started = []
 
-    def start(config_text, wait=True, **kwargs):
-        d = Daemon(str(tmp_path), config_text, **kwargs)
+    def start(config_text, wait=True, workdir=None, **kwargs):
+        """workdir: a folder of its own, for a second daemon's log."""
+        if workdir is not None:
+            os.makedirs(workdir, exist_ok=True)
+        d = Daemon(str(workdir or tmp_path), config_text, **kwargs)
         started.append(d)
         if wait:
             d.wait_ready()

@@ -26,7 +26,10 @@ class Receiver:
 
     def __init__(self, port, host="127.0.0.1", group=None, family=socket.AF_INET):
         self.sock = socket.socket(family, socket.SOCK_DGRAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+        try:					# root: past rmem_max
+            self.sock.setsockopt(socket.SOL_SOCKET, 33, 8 << 20)	# SO_RCVBUFFORCE
+        except OSError:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
         self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         if group:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -267,8 +270,9 @@ def test_a_udp_listener_relayed_datagram_by_datagram(start_daemon):
     stream's destination, each datagram whole, sizes kept."""
     inport, outport = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM)
     rx = Receiver(outport)
-    start_daemon('listener "in" { protocol = "udp" transport = "udp" address = "127.0.0.1:%d" }\n' % inport +
-                 stream_unit("relay", ["127.0.0.1:%d" % outport], 'listener = "in"'))
+    d = start_daemon('listener "in" { protocol = "udp" transport = "udp" address = "127.0.0.1:%d" }\n' % inport +
+                     stream_unit("relay", ["127.0.0.1:%d" % outport], 'listener = "in"'))
+    d.wait_log("waiting for datagrams of listener in")	# sources start with the loop
     sent = [os.urandom(n) for n in (1, 100, 1316, 9000, 60000, 7)]
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     for payload in sent:
@@ -302,8 +306,9 @@ def test_netsim_with_a_seed_loses_duplicates_and_reorders_the_same_way_twice(sta
     assert 120 < lost < 280, lost		# 10 % of 2000, sd 13.4
     assert 100 < dups < 260, dups
     assert first != sorted(first)			# reordered
-    assert len(first) - 7 <= len(first)		# the tail was flushed, not lost:
-    assert max(distinct) >= 1990
+    # Kamaelia's Reorder never sent its last 7: here the window's tail is
+    # released, so the last datagrams arrive unless lost.
+    assert len([n for n in distinct if n >= 1990]) >= 6
     other = run_netsim_once(start_daemon, tmp_path, "loss = 0.1  duplicate = 0.1  reorder = 8  seed = 43")
     assert other != first
 
@@ -376,3 +381,121 @@ def test_a_datagram_listener_simulates_faults_on_what_it_receives(start_daemon):
         s.recv(100)
     assert stream_status(web, "dup")["module"]["netsim"][0]["duplicated"] == 1
     assert stream_status(web, "lossy")["module"]["netsim"][0]["lost"] == 1
+
+
+def origin_config(port, root):
+    return ('listener "origin" {\n  protocol = "http"\n  address = "127.0.0.1:%d"\n'
+            '  http { access-log = false  route "/" { handler = "static"  root = "%s" } }\n}\n') % (port, root)
+
+
+def test_an_http_source_sends_the_file_and_a_404_sends_nothing(start_daemon, tmp_path):
+    """chassisd's own http listener is the origin: the bytes sent are the
+    file's; a 404 sends nothing and is logged, and is tried again later."""
+    root = tmp_path / "www"
+    root.mkdir()
+    data = os.urandom(1316 * 700 + 77)
+    (root / "radio.ts").write_bytes(data)
+    origin, port, missing = free_port(), free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM)
+    rx, rx404 = Receiver(port), Receiver(missing)
+    d = start_daemon(origin_config(origin, root) +
+                     stream_unit("web", ["127.0.0.1:%d" % port],
+                                 'url = "http://127.0.0.1:%d/radio.ts"  backoff = 30' % origin,
+                                 "  rate = 8000000\n") +
+                     stream_unit("gone", ["127.0.0.1:%d" % missing],
+                                 'url = "http://127.0.0.1:%d/nothing-here"  backoff = 1  backoff-max = 1' % origin))
+    wait_until(lambda: sum(map(len, rx.datagrams)) >= len(data), 15)
+    time.sleep(1.5)
+    got = rx.stop()
+    assert len(got) == len(data), (len(got), len(data), [len(x) for x in rx.datagrams][-3:])
+    assert got == data
+    assert rx404.stop() == b""
+    log = d.log()
+    assert "404" in log and "stream=gone" in log, log
+    assert log.count("404") <= 2, "a failing source logs once, not per try"
+
+
+def test_an_http_source_backs_off_while_the_origin_is_gone_and_recovers(start_daemon, tmp_path):
+    root = tmp_path / "www"
+    root.mkdir()
+    (root / "live").write_bytes(os.urandom(200000))
+    origin, port = free_port(), free_port(socket.SOCK_DGRAM)
+    rx = Receiver(port)
+    o = start_daemon(origin_config(origin, root), workdir=tmp_path / "origin")
+    d = start_daemon(stream_unit("web", ["127.0.0.1:%d" % port],
+                                 'url = "http://127.0.0.1:%d/live"  backoff = 1  backoff-max = 2' % origin,
+                                 "  rate = 8000000\n"))
+    rx.wait_for(100)
+    o.stop()
+    d.wait_log(r"source: .*(refused|Couldn't connect).*retrying with back-off stream=web", timeout=10)
+    cpu_before = d.cpu_seconds()
+    time.sleep(4)
+    assert d.cpu_seconds() - cpu_before < 0.2, "no busy loop while the origin is away"
+    got_before = len(rx.datagrams)
+    start_daemon(origin_config(origin, root), workdir=tmp_path / "origin2")
+    wait_until(lambda: len(rx.datagrams) > got_before + 100, 10)
+    rx.stop()
+
+
+def test_a_datagram_listener_with_delay_and_reorder_delivers_everything_later(start_daemon):
+    """Held datagrams (delay, a reorder window) come back to the module:
+    every one answered, some out of order, none before the delay."""
+    port = free_port(socket.SOCK_DGRAM)
+    start_daemon('listener "slow" { protocol = "echo" transport = "udp" address = "127.0.0.1:%d"'
+                 '  netsim { delay = 50  jitter = 10  reorder = 4  seed = 9 } }\n' % port)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(2)
+    sent_at = time.monotonic()
+    for i in range(40):
+        s.sendto(b"%03d" % i + b"x" * (i % 5), ("127.0.0.1", port))
+    got = []
+    first_at = None
+    while len(got) < 40:
+        got.append(s.recv(100))
+        first_at = first_at or time.monotonic()
+    assert first_at - sent_at >= 0.035
+    assert sorted(got) == sorted(b"%03d" % i + b"x" * (i % 5) for i in range(40))
+    assert got != sorted(got)
+
+
+def test_a_paced_listener_relay_passes_datagrams_larger_than_a_burst(start_daemon):
+    """packet-size 188 makes a burst 752 bytes: a 1316- or 9000-byte
+    datagram must still go, at the rate, not stall the stream."""
+    inport, outport = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM)
+    rx = Receiver(outport)
+    d = start_daemon('listener "in" { protocol = "udp" transport = "udp" address = "127.0.0.1:%d" }\n' % inport +
+                     stream_unit("relay", ["127.0.0.1:%d" % outport], 'listener = "in"',
+                                 "  packet-size = 188\n  rate = 1000000\n"))
+    d.wait_log("waiting for datagrams of listener in")	# sources start with the loop
+    sent = [os.urandom(n) for n in (500, 1316, 9000, 100, 1316)]
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for payload in sent:
+        s.sendto(payload, ("127.0.0.1", inport))
+    rx.wait_for(len(sent), timeout=5)
+    rx.stop()
+    assert rx.datagrams == sent
+    # 12,232 bytes at 125,000 bytes/s: about 0.1 s, not a burst.
+    assert rx.times[-1] - rx.times[0] > 0.05
+
+
+def test_a_command_source_runs_as_the_service_user(start_daemon, tmp_path):
+    """Sources start once the loop runs, after privileges are dropped: the
+    program is not root, and stopping the daemon stops it."""
+    import pwd
+    try:
+        nobody = pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("no user nobody")
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    port = free_port(socket.SOCK_DGRAM)
+    rx = Receiver(port)
+    os.chmod(tmp_path, 0o755)
+    d = start_daemon('user = "nobody"\n' +
+                     stream_unit("who", ["127.0.0.1:%d" % port], 'command = {"/bin/sh", "-c", "id -u; exec sleep 60"}',
+                                 "  packet-size = 16\n"))
+    rx.wait_for(1)
+    rx.stop()
+    assert rx.datagrams[0].strip() == str(nobody.pw_uid).encode()
+    started = time.monotonic()
+    assert d.stop(timeout=15) == 0
+    assert time.monotonic() - started < 10

@@ -324,14 +324,22 @@ Test(url, a_stalled_transfer_fails_and_backs_off)
 	cr_assert_eq(source_counters(h.src)->bytes, 1);
 }
 
+/* The title while the stream plays: the server closes right after, and a
+ * source that backs off has no title. */
+static char seen_title[256];
+
 static bool audio_taken(void)
 {
+	const char *title = source_title(h.src);
+
+	if (title != NULL)
+		snprintf(seen_title, sizeof(seen_title), "%s", title);
 	return evbuffer_get_length(h.taken) >= ICY_AUDIO_LEN;
 }
 
 static void assert_icy_result(void)
 {
-	const char *title = source_title(h.src);
+	const char *title = seen_title[0] ? seen_title : NULL;
 
 	cr_assert(h.asked_for_metadata, "Icy-MetaData: 1 was sent");
 	cr_assert_eq(evbuffer_get_length(h.taken), ICY_AUDIO_LEN, "audio only: %zu bytes",
