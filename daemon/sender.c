@@ -35,6 +35,9 @@ struct sender {
 	LIST_ENTRY(sender) lingering_link;
 	struct event_base *base;
 	int fd4, fd6;
+	/* The only destination of its family: the socket is connected to it,
+	 * so the kernel looks up no route per datagram. */
+	bool connected4, connected6;
 	struct event *writable4, *writable6;
 	struct sockaddr_storage *to;
 	socklen_t *to_len;
@@ -142,6 +145,8 @@ static void sender_free(struct sender *sender)
 	free(sender);
 }
 
+static void sender_connect_single(struct sender *sender, int family, int fd, bool *connected);
+
 static int sender_sockets(struct sender *sender, struct event_base *base, const struct conf_stream *conf, char *err,
 			  size_t err_len)
 {
@@ -158,7 +163,22 @@ static int sender_sockets(struct sender *sender, struct event_base *base, const 
 			sender->writable6 = event_new(base, sender->fd6, EV_WRITE, sender_on_writable, sender);
 		}
 	}
+	sender_connect_single(sender, AF_INET, sender->fd4, &sender->connected4);
+	sender_connect_single(sender, AF_INET6, sender->fd6, &sender->connected6);
 	return 0;
+}
+
+static void sender_connect_single(struct sender *sender, int family, int fd, bool *connected)
+{
+	size_t n = 0, which = 0;
+
+	for (size_t i = 0; i < sender->n_to; i++)
+		if (sender->to[i].ss_family == family) {
+			n++;
+			which = i;
+		}
+	/* Not connected is as good, only slower: a failure changes nothing. */
+	*connected = n == 1 && connect(fd, (struct sockaddr *)&sender->to[which], sender->to_len[which]) == 0;
 }
 
 struct sender *sender_open(struct event_base *base, const struct conf_stream *conf, const char *unit, char *err,
@@ -238,10 +258,12 @@ static unsigned sender_batch(struct sender *sender, struct mmsghdr *msgs, struct
 
 		if (sender_fd_for(sender, q) != *fd)
 			break;
+		bool connected = *fd == sender->fd4 ? sender->connected4 : sender->connected6;
+
 		iov[n] = (struct iovec){ q->data, q->len };
 		msgs[n] = (struct mmsghdr){ .msg_hdr = {
-			.msg_name = &sender->to[q->destination],
-			.msg_namelen = sender->to_len[q->destination],
+			.msg_name = connected ? NULL : &sender->to[q->destination],
+			.msg_namelen = connected ? 0 : sender->to_len[q->destination],
 			.msg_iov = &iov[n],
 			.msg_iovlen = 1,
 		} };
@@ -284,6 +306,7 @@ void sender_flush(struct sender *sender)
 {
 	struct mmsghdr msgs[SENDER_BATCH];
 	struct iovec iov[SENDER_BATCH];
+	unsigned refusals = 0;
 
 	while (sender->count > 0) {
 		int fd;
@@ -294,7 +317,10 @@ void sender_flush(struct sender *sender)
 			sender_pop(sender, (unsigned)sent, true);
 			continue;
 		}
-		if (errno == EINTR)
+		/* A connected socket reports an earlier datagram's ICMP port
+		 * unreachable on this send, which did not go: the error is
+		 * consumed, so send it again (a bounded number of times). */
+		if (errno == EINTR || (errno == ECONNREFUSED && refusals++ < SENDER_BATCH))
 			continue;
 		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
 			sender_wait_writable(sender, fd, errno);
