@@ -332,7 +332,18 @@ static void udp_status_rows(const void *state, char *buf, size_t len)
 	}
 }
 
-/* Words for a status page: the source's state and its ICY title. */
+/* The stream's own state, beside its source's. */
+static const char *udp_state(const struct udp_stream *st)
+{
+	if (source_ended(st->source) && evbuffer_get_length(source_buffer(st->source)) == 0)
+		return "ended";
+	if (!sender_can_take(st->sender))
+		return "blocked";
+	return st->datagrams == 0 ? "waiting" : "sending";
+}
+
+/* Words for a status page: the stream's state, its source's and the ICY
+ * title. */
 static void udp_status_text(const void *state, char *buf, size_t len)
 {
 	const struct udp_stream *st = state;
@@ -343,14 +354,16 @@ static void udp_status_text(const void *state, char *buf, size_t len)
 	if (!udp_is_stream(state))
 		return;
 	if (st->source == NULL) {
-		snprintf(buf, len, "source_state %s\n", st->begin != NULL && st->source_conf ? "starting" : "failed");
+		const char *what = st->begin != NULL && st->source_conf ? "starting" : "failed";
+		snprintf(buf, len, "state %s\nsource_state %s\n", what, what);
 		return;
 	}
 	/* The title of what plays: none while the source is away. */
 	title = strcmp(source_state(st->source), "connected") == 0 ? source_title(st->source) : NULL;
 	if (title != NULL)
 		text_escape_utf8(title, strlen(title), escaped, sizeof(escaped));
-	snprintf(buf, len, "source_state %s\n%s%s%s", source_state(st->source), title ? "title " : "",
+	snprintf(buf, len, "state %s\nsource_state %s\n%s%s%s", udp_state(st), source_state(st->source),
+		 title ? "title " : "",
 		 title ? escaped : "", title ? "\n" : "");
 }
 

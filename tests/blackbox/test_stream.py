@@ -328,6 +328,7 @@ def test_status_shows_a_stream_with_its_source_and_counters(start_daemon, tmp_pa
     assert st["module"]["sent"] == len(rx.datagrams)
     assert st["module"]["netsim"][0]["lost"] == 20 - len(rx.datagrams)
     assert st["text"]["source_state"] == "ended"
+    assert st["text"]["state"] == "ended"
     with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % web, timeout=5) as r:
         metrics = r.read().decode()
     assert 'chassisd_udp_datagrams{listener="tv",protocol="udp"} 20' in metrics
