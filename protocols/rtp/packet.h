@@ -25,7 +25,8 @@ struct rtp_header {
 	size_t payload_len;
 };
 
-/* Writes the fixed 12-byte header (no CSRC, no extension, no padding). */
+/* Writes the fixed 12-byte header (no CSRC, no extension, no padding)
+ * into out[0..11]; payload_type is cut to its 7 bits. */
 void rtp_write_header(uint8_t *out, bool marker, uint8_t payload_type, uint16_t sequence, uint32_t timestamp,
 		      uint32_t ssrc);
 
@@ -35,11 +36,15 @@ enum rtp_parse_result {
 	RTP_BAD_VERSION = -2,
 	RTP_BAD_PADDING = -3,		/* padding count 0 or longer than what follows the header */
 };
-/* Any bytes: RTP_OK with h filled (pointers into pkt), or why not. */
+/* Any bytes: RTP_OK with h filled (pointers into pkt), or why not; h is
+ * untouched unless RTP_OK. Without an extension its fields are 0/NULL.
+ * The payload lies within pkt[0..len) and may be empty (then it points
+ * just past the header). */
 int rtp_parse(const uint8_t *pkt, size_t len, struct rtp_header *h);
 
 /* RTCP (RFC 3550 section 6). NTP time: seconds since 1900 in the upper
- * 32 bits, the fraction in the lower. */
+ * 32 bits, the fraction in the lower (truncated, never rounded up). The
+ * seconds wrap to 0 in February 2036 (NTP era 1), as on the wire. */
 uint64_t rtcp_ntp_from_unix_ns(uint64_t unix_ns);
 
 struct rtcp_sender_info {
@@ -50,8 +55,10 @@ struct rtcp_sender_info {
 };
 
 /* A compound packet: SR (no report blocks) + SDES with the CNAME, and
- * with `bye` a BYE after them. Returns its length, or 0 when cap is too
- * small (a CNAME is at most 255 bytes). */
+ * with `bye` a BYE after them, all of info->ssrc. Returns its length (a
+ * multiple of 4: 28 + the SDES + 8 for the BYE), or 0 when cap is too
+ * small or the CNAME (a C string) is empty or over 255 bytes, the most
+ * an SDES item holds. */
 size_t rtcp_write_sr(uint8_t *out, size_t cap, const struct rtcp_sender_info *info, const char *cname, bool bye);
 
 /* One report block of an RR or SR (what a receiver says of a sender). */
@@ -68,10 +75,14 @@ struct rtcp_report {
 
 typedef void rtcp_report_fn(void *arg, const struct rtcp_report *report);
 /* Walks a compound RTCP packet (any bytes) and hands over every report
- * block of its SRs and RRs. Returns the number of RTCP packets walked,
- * or -1 when the compound is malformed (a length past the end, version
- * not 2, the first packet neither SR nor RR); blocks before the fault
- * have been handed over. */
+ * block of its SRs and RRs (report may be NULL: just validate). Returns
+ * the number of RTCP packets walked, or -1 when the compound is malformed:
+ * empty, a length past the end (leftover bytes short of a header too),
+ * version not 2, the first packet neither SR nor RR, an SR/RR too short
+ * for its SSRC, sender info or report count, a padding count of 0 or past
+ * the packet (padding is honoured in any packet, not only the last). Other
+ * packet types (SDES, BYE, APP, ...) are skipped by their length. Blocks of the packets before the faulty one have been
+ * handed over, none of the faulty one's. Never reads outside pkt[0..len). */
 int rtcp_parse(const uint8_t *pkt, size_t len, rtcp_report_fn *report, void *arg);
 
 #endif
