@@ -144,6 +144,16 @@ struct datagram_tap *chassis_tap_datagrams(struct chassis *chassis, const char *
 					   void *arg);
 void chassis_untap(struct datagram_tap *tap);
 
+/* Documents a unit makes for others to serve (an RTP stream's SDP), by
+ * name: the last one published under a name replaces it. Unpublishing
+ * takes away only the owner's own (a restarted stream's new instance
+ * publishes before the old one stops). */
+int chassis_publish(struct chassis *chassis, const char *name, const char *content_type, const char *text,
+		    const void *owner);
+void chassis_unpublish(struct chassis *chassis, const char *name, const void *owner);
+/* For a connection's module (an HTTP route): the text, or NULL. */
+const char *chassis_published(const struct conn *conn, const char *name, const char **content_type);
+
 /* The daemon as a whole, for status pages. */
 struct chassis_totals {
 	unsigned generation;		/* reloads applied, 1 at start */

@@ -143,6 +143,11 @@ void conn_log_line(const struct conn *conn, int level, const struct log_field *f
 	log_write(level, &ctx, "%s", line);
 }
 
+const char *chassis_published(const struct conn *conn, const char *name, const char **content_type)
+{
+	return chassis_document(conn->chassis, name, content_type);
+}
+
 void chassis_stats(const struct conn *conn, struct chassis_totals *totals,
 		   void (*each)(const struct chassis_listener_stats *stats, void *arg), void *arg)
 {

@@ -19,6 +19,71 @@ void chassis_init(struct chassis *ch, struct event_base *base)
 	ch->base = base;
 	TAILQ_INIT(&ch->by_activity);
 	LIST_INIT(&ch->taps);
+	LIST_INIT(&ch->documents);
+}
+
+struct document {
+	LIST_ENTRY(document) link;
+	char *name, *content_type, *text;
+	const void *owner;
+};
+
+static struct document *document_find(const struct chassis *ch, const char *name)
+{
+	struct document *doc;
+
+	LIST_FOREACH(doc, &ch->documents, link)
+		if (strcmp(doc->name, name) == 0)
+			return doc;
+	return NULL;
+}
+
+static void document_free(struct document *doc)
+{
+	LIST_REMOVE(doc, link);
+	free(doc->name);
+	free(doc->content_type);
+	free(doc->text);
+	free(doc);
+}
+
+int chassis_publish(struct chassis *ch, const char *name, const char *content_type, const char *text,
+		    const void *owner)
+{
+	struct document *doc = calloc(1, sizeof(*doc));
+
+	if (doc == NULL || (doc->name = strdup(name)) == NULL || (doc->content_type = strdup(content_type)) == NULL ||
+	    (doc->text = strdup(text)) == NULL) {
+		if (doc != NULL) {
+			free(doc->name);
+			free(doc->content_type);
+		}
+		free(doc);
+		return -1;
+	}
+	doc->owner = owner;
+	if (document_find(ch, name) != NULL)
+		document_free(document_find(ch, name));
+	LIST_INSERT_HEAD(&ch->documents, doc, link);
+	return 0;
+}
+
+void chassis_unpublish(struct chassis *ch, const char *name, const void *owner)
+{
+	struct document *doc = document_find(ch, name);
+
+	if (doc != NULL && doc->owner == owner)
+		document_free(doc);
+}
+
+const char *chassis_document(const struct chassis *ch, const char *name, const char **content_type)
+{
+	const struct document *doc = document_find(ch, name);
+
+	if (doc == NULL)
+		return NULL;
+	*content_type = doc->content_type;
+	return doc->text;
 }
 
 struct datagram_tap *chassis_tap_datagrams(struct chassis *ch, const char *unit, chassis_tap_fn *fn, void *arg)
@@ -64,6 +129,8 @@ void chassis_cleanup(struct chassis *ch)
 	if (ch->dns != NULL)
 		evdns_base_free(ch->dns, 1);
 	ch->dns = NULL;
+	while (!LIST_EMPTY(&ch->documents))
+		document_free(LIST_FIRST(&ch->documents));
 }
 
 static void chassis_check_stopped(struct chassis *ch)

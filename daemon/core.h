@@ -16,6 +16,7 @@ struct event_base;
 
 TAILQ_HEAD(conn_list, conn);
 LIST_HEAD(datagram_tap_list, datagram_tap);
+LIST_HEAD(document_list, document);
 
 typedef void chassis_stats_fn(void *arg, struct chassis_totals *totals,
 			      void (*each)(const struct chassis_listener_stats *stats, void *each_arg), void *each_arg);
@@ -38,6 +39,7 @@ struct chassis {
 	/* Streams that send what a datagram listener receives, by name: a
 	 * tap outlives reloads of the listener it names. */
 	struct datagram_tap_list taps;
+	struct document_list documents;		/* chassis_publish() */
 	/* The runtime's, for chassis_stats(). */
 	chassis_stats_fn *stats;
 	void *stats_arg;
@@ -48,6 +50,8 @@ void chassis_init(struct chassis *ch, struct event_base *base);
 void chassis_cleanup(struct chassis *ch);
 /* From now on, stopped(arg) runs once nothing holds the daemon (at once
  * when nothing does). */
+/* What chassis_published() looks up. */
+const char *chassis_document(const struct chassis *ch, const char *name, const char **content_type);
 /* Hands one received datagram of unit `unit` to every tap on it. */
 void chassis_tap_deliver(struct chassis *ch, const char *unit, const void *data, size_t len);
 

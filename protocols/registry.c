@@ -11,6 +11,7 @@ extern const struct protocol protocol_video_cookie;
 extern const struct protocol protocol_http;
 extern const struct protocol protocol_relay;
 extern const struct protocol protocol_udp;
+extern const struct protocol protocol_rtp;
 
 static const struct protocol *const protocols[] = {
 	&protocol_echo,
@@ -20,6 +21,7 @@ static const struct protocol *const protocols[] = {
 	&protocol_http,
 	&protocol_relay,
 	&protocol_udp,
+	&protocol_rtp,
 	NULL,
 };
 

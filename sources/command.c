@@ -74,7 +74,7 @@ static void command_on_finished(void *owner, enum child_end end)
 	struct command_source *c = src->kind;
 
 	c->child = NULL;
-	src->discontinuity = true;
+	source_mark_discontinuity(src);
 	if (pacer_now_ns() - c->spawned_ns >= COMMAND_GOOD_RUN_NS)
 		c->failures = 0;
 	command_schedule_restart(src, end == CHILD_OK ? "exited" : "failed");

@@ -86,7 +86,7 @@ static bool file_at_end(struct source *src)
 		return false;
 	}
 	f->read_since_open = false;
-	src->discontinuity = true;
+	source_mark_discontinuity(src);
 	src->counters.restarts++;
 	return true;
 }

@@ -32,6 +32,7 @@ struct source {
 	struct evbuffer *buffer;
 	size_t high, low;			/* read-ahead marks */
 	bool ended, discontinuity, notify_pending;
+	uint64_t discontinuity_at;		/* counters.bytes when it happened */
 	const char *state;
 	char *title;
 	struct source_counters counters;
@@ -51,6 +52,9 @@ void source_set_state(struct source *src, const char *state, int level, const ch
  * stream it named has ended). */
 void source_set_title(struct source *src, const char *title, size_t len);
 void source_mark_ended(struct source *src);
+/* The bytes from here on follow a break (a loop, a reconnect, a new run
+ * of the program): called before they are appended. */
+void source_mark_discontinuity(struct source *src);
 /* Milliseconds to wait before the next try: backoff_ms doubled per
  * failure in a row, capped at backoff_max_ms, with up to 25% jitter. */
 unsigned source_backoff_ms(const struct source *src, unsigned failures_in_a_row);

@@ -152,6 +152,17 @@ bool source_full(const struct source *src)
 	return evbuffer_get_length(src->buffer) >= src->high;
 }
 
+void source_mark_discontinuity(struct source *src)
+{
+	src->discontinuity = true;
+	src->discontinuity_at = src->counters.bytes;
+}
+
+uint64_t source_discontinuity_offset(const struct source *src)
+{
+	return src->discontinuity_at;
+}
+
 void source_mark_ended(struct source *src)
 {
 	src->ended = true;

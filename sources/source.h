@@ -46,6 +46,10 @@ bool source_ended(const struct source *src);
 /* A discontinuity since the last call: the file looped or the URL
  * reconnected (RTP sets its marker bit on it). */
 bool source_take_discontinuity(struct source *src);
+/* Where the last discontinuity is in the source's bytes: counting every
+ * byte it has put in its buffer, the first byte after the break. A
+ * consumer that reads ahead marks the packet that holds it. */
+uint64_t source_discontinuity_offset(const struct source *src);
 /* "reading", "connecting", "connected", "backing off", "ended", "failed" */
 const char *source_state(const struct source *src);
 /* The last ICY StreamTitle of the current or last transfer, as received

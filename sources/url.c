@@ -451,7 +451,7 @@ static void connect_now(struct url_source *us)
 
 	if (us->connects++ > 0) {
 		us->src->counters.restarts++;
-		us->src->discontinuity = true;
+		source_mark_discontinuity(us->src);
 	}
 	begin_transfer_state(us);
 	/* The last title named what the last transfer played. */

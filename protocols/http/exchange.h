@@ -74,7 +74,7 @@ struct http_route {
 	struct http_static files;			/* static */
 	const struct protocol *module;			/* fortune, audio-cookie ... */
 	void *module_settings;
-	char *location;					/* redirect */
+	char *location;					/* redirect; sdp: the stream */
 	int redirect_status;
 };
 

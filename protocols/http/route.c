@@ -28,6 +28,7 @@ cfg_opt_t http_route_options[] = {
 	CFG_INT("prepared-max", 16384, CFGF_NONE),
 	CFG_STR("location", NULL, CFGF_NODEFAULT),
 	CFG_INT("status", 301, CFGF_NONE),
+	CFG_STR("stream", NULL, CFGF_NODEFAULT),
 	CFG_SEC("fortune", fortune_options, CFGF_NONE),
 	CFG_SEC("audio-cookie", audio_cookie_options, CFGF_NONE),
 	CFG_SEC("video-cookie", video_cookie_options, CFGF_NONE),
@@ -119,6 +120,51 @@ static const struct http_handler http_handler_redirect = {
 	.serve = redirect_serve,
 };
 
+/* ---- sdp: a document a stream publishes (an RTP session's SDP) ---- */
+
+static bool sdp_configure(struct http_route *route, cfg_t *sec, struct conf_scope *scope)
+{
+	const char *stream = cfg_getstr(sec, "stream");
+
+	if (stream == NULL || stream[0] == '\0') {
+		conf_scope_error(scope, "stream", "an sdp route needs stream = \"<name of an rtp stream>\"");
+		return false;
+	}
+	route->location = strdup(stream);
+	return route->location != NULL;
+}
+
+/* Looked up at each request: the stream may start, restart or go. */
+static void sdp_serve(struct http_exchange *ex, const struct http_route *route, void *route_state)
+{
+	const char *type, *text = chassis_published(ex->conn, route->location, &type);
+	struct evbuffer *body;
+
+	if (text == NULL) {
+		http_respond_error(ex, 404, "no such stream running");
+		return;
+	}
+	body = evbuffer_new();
+	if (body == NULL || evbuffer_add(body, text, strlen(text)) < 0) {
+		if (body != NULL)
+			evbuffer_free(body);
+		http_respond_error(ex, 500, "out of memory");
+		return;
+	}
+	http_respond_buffer(ex, 200, type, body, "Cache-Control: no-store\r\n");
+	evbuffer_free(body);
+	(void)route_state;
+}
+
+static const struct http_handler http_handler_sdp = {
+	.name = "sdp",
+	.options = (const char *const[]){ "stream", NULL },
+	.methods = HTTP_ALLOW_GET | HTTP_ALLOW_HEAD,
+	.configure = sdp_configure,
+	.free = redirect_free,
+	.serve = sdp_serve,
+};
+
 /* ---- echo: the request body back, for uploads and tests ---- */
 
 static void echo_serve(struct http_exchange *ex, const struct http_route *route, void *route_state)
@@ -154,7 +200,7 @@ static const struct http_handler http_handler_echo = {
 
 static const struct http_handler *const http_handlers[] = {
 	&http_handler_static, &http_handler_status, &http_handler_metrics, &http_handler_redirect,
-	&http_handler_echo, NULL,
+	&http_handler_echo, &http_handler_sdp, NULL,
 };
 
 /* The modules a route can take a body from; their sections are in
@@ -178,7 +224,7 @@ static bool route_find_handler(struct http_route *route, const char *name, struc
 		}
 	conf_scope_error(scope, "handler",
 			 "unknown handler \"%s\" (known: static, fortune, audio-cookie, video-cookie, status, "
-			 "metrics, redirect, echo)", name);
+			 "metrics, redirect, echo, sdp)", name);
 	return false;
 }
 

@@ -1,0 +1,586 @@
+/* rtp: an RFC 3550 sender of MPEG-TS (RFC 2250: payload type 33, seven
+ * 188-byte TS packets per RTP packet, a 90 kHz timestamp), paced by the
+ * stream's own PCRs the way multicat and GStreamer's tsparse do: each RTP
+ * packet leaves when its first TS byte is due, by linear interpolation
+ * between the PCRs around it. RTCP sender reports and SDES go to port+1,
+ * BYE when the stream stops; an SDP file describes the session.
+ *
+ * Kamaelia's RTPFramer took its SSRC from the caller, stamped wall-clock
+ * time, sent no RTCP and paced nothing but the file's read rate. */
+#include <arpa/inet.h>
+#include <confuse.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conf/conf.h"
+#include "daemon/log.h"
+#include "daemon/pacer.h"
+#include "daemon/protocol.h"
+#include "daemon/sender.h"
+#include "protocols/rtp/packet.h"
+#include "protocols/rtp/ts.h"
+#include "protocols/support/outlet.h"
+#include "sources/source.h"
+
+#define RTP_PT_MP2T 33
+#define RTP_CLOCK_HZ 90000ull
+#define RTP_TS_PER_PACKET 7
+#define RTP_PAYLOAD_MAX (RTP_TS_PER_PACKET * TS_PACKET_SIZE)
+/* TS bytes looked ahead for the next PCR (about 2 s at 2 Mbit/s; PCRs
+ * come at least every 100 ms). */
+#define RTP_LOOKAHEAD (512 * 1024)
+/* A PCR this far past the last is a discontinuity, not a step. */
+#define RTP_PCR_MAX_GAP (TS_PCR_HZ / 2)
+/* With no PCR in this many bytes the stream is paced by its rate. */
+#define RTP_NO_PCR_BYTES (RTP_LOOKAHEAD / 2)
+/* Later than this, the timeline moves on instead of catching up. */
+#define RTP_LATE_NS (100ull * 1000 * 1000)
+/* RTP packets one wakeup may send at most. */
+#define RTP_BURST 8
+/* RFC 3550 6.2: about every 5 s, randomised to 0.5-1.5 times that. */
+#define RTCP_INTERVAL_MS 5000
+#define RTCP_MAX 1500
+
+enum rtp_pace { RTP_PACE_PCR, RTP_PACE_RATE };
+
+struct rtp_settings {
+	enum rtp_pace pace;
+	bool rtcp;
+	char *sdp;
+	char *cname;
+};
+
+struct rtp_stream {
+	struct outlet *outlet;
+	struct source *source;
+	struct pacer *pacer;
+	const struct unit_env *env;
+	enum rtp_pace pace_by;
+	bool rtcp_on;
+	char *cname;
+	/* RFC 3550 5.1: random initial values and SSRC, kept while the
+	 * instance runs (an unchanged stream keeps them across reloads). */
+	uint32_t ssrc;
+	uint16_t sequence;
+	uint32_t timestamp_base;
+	/* The TS bytes from the source not yet sent, from stream offset
+	 * base; PCRs scanned up to offset scanned. */
+	uint8_t *ts;
+	size_t ts_len;
+	uint64_t base, scanned;
+	bool synced;
+	uint64_t marker_at;		/* stream offset of a discontinuity, or UINT64_MAX */
+	struct ts_clock clock;
+	unsigned pcr_pid;
+	bool pcr_pid_known, by_rate_logged;
+	uint64_t epoch_ns;		/* monotonic time of timeline 0 */
+	bool epoch_set;
+	struct pace pace;		/* pace = "rate", or no PCR */
+	uint64_t rate;			/* bytes per second, from the stream */
+	uint64_t late;
+	/* RTCP */
+	struct sender *rtcp;
+	struct event *rtcp_timer;
+	uint32_t packets, octets;
+	uint64_t last_send_ns;
+	uint8_t packet[RTP_HEADER_SIZE + RTP_PAYLOAD_MAX];
+};
+
+static uint32_t random32(void)
+{
+	uint32_t value = 0;
+
+	if (getrandom(&value, sizeof(value), 0) != sizeof(value))
+		value = (uint32_t)pacer_now_ns() ^ (uint32_t)getpid() << 16;
+	return value;
+}
+
+static uint64_t wall_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * PACER_NS_PER_SECOND + (uint64_t)ts.tv_nsec;
+}
+
+/* The 90 kHz timestamp of a monotonic instant: the send schedule itself,
+ * so it only ever goes forward, across file loops too. */
+static uint32_t rtp_timestamp_at(const struct rtp_stream *st, uint64_t mono_ns)
+{
+	uint64_t since = mono_ns > st->epoch_ns ? mono_ns - st->epoch_ns : 0;
+
+	return st->timestamp_base + (uint32_t)((unsigned __int128)since * RTP_CLOCK_HZ / PACER_NS_PER_SECOND);
+}
+
+/* ---- the TS buffer ---- */
+
+/* Moves source bytes into the look-ahead, dropping garbage until sync. */
+static void rtp_fill(struct rtp_stream *st)
+{
+	struct evbuffer *in = source_buffer(st->source);
+	size_t room = RTP_LOOKAHEAD - st->ts_len;
+	size_t n = evbuffer_get_length(in) < room ? evbuffer_get_length(in) : room;
+	size_t skip;
+
+	if (n == 0)
+		return;
+	evbuffer_remove(in, st->ts + st->ts_len, n);
+	st->ts_len += n;
+	/* The source reads ahead of us: the break is at its own offset,
+	 * which is ours (every byte it gave is counted in base + ts_len). */
+	if (source_take_discontinuity(st->source))
+		st->marker_at = source_discontinuity_offset(st->source);
+	if (st->synced)
+		return;
+	skip = ts_resync(st->ts, st->ts_len, 3);
+	memmove(st->ts, st->ts + skip, st->ts_len - skip);
+	st->ts_len -= skip;
+	st->base += skip;
+	st->scanned = st->base;
+	st->synced = st->ts_len >= 3 * TS_PACKET_SIZE || (st->ts_len > 0 && source_ended(st->source));
+}
+
+/* Feeds the clock the PCRs of the PCR PID, only as far as the head's time
+ * needs: the clock keeps a bounded number of points, and a look-ahead
+ * scanned whole would push out the ones the head is between. */
+static void rtp_scan(struct rtp_stream *st)
+{
+	uint64_t head_time;
+
+	while (st->scanned + TS_PACKET_SIZE <= st->base + st->ts_len) {
+		const uint8_t *p = st->ts + (st->scanned - st->base);
+		uint64_t pcr;
+		unsigned pid;
+
+		/* A point past the head packet's end: what it covers is
+		 * scanned before it goes. */
+		if (st->pcr_pid_known && ts_clock_time(&st->clock, st->base + RTP_PAYLOAD_MAX, false, &head_time))
+			return;
+		if (p[0] != TS_SYNC_BYTE) {
+			st->synced = false;	/* lost: find it again */
+			return;
+		}
+		if (ts_packet_pcr(p, &pcr, &pid) && (!st->pcr_pid_known || pid == st->pcr_pid)) {
+			st->pcr_pid = pid;
+			st->pcr_pid_known = true;
+			ts_clock_pcr(&st->clock, st->scanned, pcr, ts_packet_discontinuity(p));
+		}
+		st->scanned += TS_PACKET_SIZE;
+	}
+}
+
+static void rtp_consume(struct rtp_stream *st, size_t n)
+{
+	memmove(st->ts, st->ts + n, st->ts_len - n);
+	st->ts_len -= n;
+	st->base += n;
+	if (st->scanned < st->base)
+		st->scanned = st->base;		/* no PCR: rate pacing, or the end */
+	ts_clock_forget(&st->clock, st->base);
+}
+
+/* ---- sending ---- */
+
+static size_t rtp_next_payload(const struct rtp_stream *st)
+{
+	size_t whole = st->ts_len / TS_PACKET_SIZE * TS_PACKET_SIZE;
+
+	if (whole >= RTP_PAYLOAD_MAX)
+		return RTP_PAYLOAD_MAX;
+	/* Fewer than seven only at the end of a source (RFC 2250 allows it). */
+	return source_ended(st->source) ? whole : 0;
+}
+
+static void rtp_send(struct rtp_stream *st, size_t payload, uint64_t due_ns)
+{
+	bool marker = st->marker_at != UINT64_MAX && st->base + payload > st->marker_at;
+
+	rtp_write_header(st->packet, marker, RTP_PT_MP2T, st->sequence++, rtp_timestamp_at(st, due_ns), st->ssrc);
+	if (marker)
+		st->marker_at = UINT64_MAX;
+	memcpy(st->packet + RTP_HEADER_SIZE, st->ts, payload);
+	outlet_emit(st->outlet, st->packet, RTP_HEADER_SIZE + payload);
+	st->packets++;
+	st->octets += (uint32_t)payload;
+	st->last_send_ns = due_ns;
+	rtp_consume(st, payload);
+}
+
+/* When the packet at the head is due (monotonic ns), or false when the
+ * stream must wait for more bytes to know. */
+static bool rtp_due(struct rtp_stream *st, size_t payload, uint64_t now, uint64_t *due)
+{
+	uint64_t ticks;
+
+	if (st->pace_by == RTP_PACE_RATE) {
+		*due = pace_deadline(&st->pace, payload);
+		return true;
+	}
+	if (!ts_clock_time(&st->clock, st->base, source_ended(st->source), &ticks))
+		return false;
+	if (!st->epoch_set) {
+		st->epoch_ns = now - (uint64_t)((unsigned __int128)ticks * PACER_NS_PER_SECOND / TS_PCR_HZ);
+		st->epoch_set = true;
+	}
+	*due = st->epoch_ns + (uint64_t)((unsigned __int128)ticks * PACER_NS_PER_SECOND / TS_PCR_HZ);
+	/* Far behind (a stalled source): move the timeline, don't burst. */
+	if (*due + RTP_LATE_NS < now) {
+		st->epoch_ns += now - *due;
+		*due = now;
+		st->late++;
+	}
+	return true;
+}
+
+/* A stream without PCRs in its first look-ahead is paced by its rate. */
+static void rtp_check_pcr(struct rtp_stream *st)
+{
+	struct log_context ctx = { .stream = st->env->unit, .protocol = "rtp" };
+
+	if (st->pace_by != RTP_PACE_PCR || st->pcr_pid_known || st->scanned - st->base < RTP_NO_PCR_BYTES)
+		return;
+	st->pace_by = RTP_PACE_RATE;
+	pace_start(&st->pace, st->rate, (uint64_t)RTP_BURST * RTP_PAYLOAD_MAX, pacer_now_ns());
+	if (!st->by_rate_logged)
+		log_write(st->rate ? LOG_WARNING : LOG_ERR, &ctx,
+			  "no PCR in the first %u KiB: paced by the stream's rate%s", RTP_NO_PCR_BYTES / 1024,
+			  st->rate ? "" : " (0: as fast as the source gives)");
+	st->by_rate_logged = true;
+}
+
+static void rtp_tick(void *arg, uint64_t now)
+{
+	struct rtp_stream *st = arg;
+	uint64_t due = 0;
+	size_t payload = 0;
+	unsigned sent = 0;
+
+	st->source = outlet_source(st->outlet);
+	if (st->source == NULL)
+		return;
+	if (st->pace_by == RTP_PACE_RATE)
+		pace_allowance(&st->pace, now);	/* forgives a debt past a burst */
+	outlet_begin(st->outlet);
+	for (;;) {
+		rtp_fill(st);
+		rtp_scan(st);
+		rtp_check_pcr(st);
+		payload = st->synced ? rtp_next_payload(st) : 0;
+		if (payload == 0 || !outlet_can_take(st->outlet) || !rtp_due(st, payload, now, &due) ||
+		    due > now || sent == RTP_BURST)
+			break;
+		if (st->pace_by == RTP_PACE_RATE)
+			pace_sent(&st->pace, payload);
+		rtp_send(st, payload, due);
+		sent++;
+	}
+	outlet_end(st->outlet);
+	source_taken(st->source);
+	if (payload > 0 && !outlet_can_take(st->outlet))
+		pacer_at(st->pacer, now + 1000 * 1000);
+	else if (payload > 0 && (due > now || sent == RTP_BURST))
+		pacer_at(st->pacer, due > now ? due : now);
+	/* Otherwise: more bytes are needed, and the source's ready() says. */
+}
+
+static void rtp_on_source_ready(void *arg)
+{
+	struct rtp_stream *st = arg;
+
+	if (!pacer_armed(st->pacer))
+		rtp_tick(st, pacer_now_ns());
+}
+
+/* ---- RTCP ---- */
+
+static void rtcp_send(struct rtp_stream *st, bool bye)
+{
+	uint8_t out[RTCP_MAX];
+	uint64_t mono = pacer_now_ns();
+	struct rtcp_sender_info info = {
+		.ssrc = st->ssrc,
+		.ntp = rtcp_ntp_from_unix_ns(wall_ns()),
+		.rtp_timestamp = rtp_timestamp_at(st, mono),
+		.packets = st->packets,
+		.octets = st->octets,
+	};
+	size_t len = rtcp_write_sr(out, sizeof(out), &info, st->cname, bye);
+
+	if (len == 0)
+		return;
+	sender_add(st->rtcp, out, len);
+	sender_flush(st->rtcp);
+}
+
+static void rtcp_schedule(struct rtp_stream *st)
+{
+	unsigned ms = RTCP_INTERVAL_MS / 2 + random32() % RTCP_INTERVAL_MS;
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	evtimer_add(st->rtcp_timer, &tv);
+}
+
+static void rtcp_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct rtp_stream *st = arg;
+
+	if (st->epoch_set || st->pace_by == RTP_PACE_RATE)
+		rtcp_send(st, false);
+	rtcp_schedule(st);
+	(void)fd;
+	(void)what;
+}
+
+/* RTCP goes to each destination's port + 1 (RFC 3550 11). */
+static struct sender *rtcp_open(const struct unit_env *env, char *err, size_t err_len)
+{
+	const struct conf_stream *conf = env->stream;
+	struct conf_stream copy = *conf;
+	struct endpoint *to = calloc(conf->n_destinations, sizeof(*to));
+	struct sender *sender;
+
+	if (to == NULL)
+		return NULL;
+	for (size_t i = 0; i < conf->n_destinations; i++) {
+		struct sockaddr *sa = (struct sockaddr *)&to[i].sa;
+		to[i] = conf->destinations[i];
+		if (sa->sa_family == AF_INET)
+			((struct sockaddr_in *)sa)->sin_port = htons((uint16_t)(addr_port(sa) + 1));
+		else
+			((struct sockaddr_in6 *)sa)->sin6_port = htons((uint16_t)(addr_port(sa) + 1));
+	}
+	copy.destinations = to;
+	copy.queue = (unsigned)(conf->n_destinations * 4);
+	sender = sender_open(env->base, &copy, env->unit, err, err_len);
+	free(to);
+	return sender;
+}
+
+/* ---- SDP (RFC 8866) ---- */
+
+static void sdp_text(const struct rtp_stream *st, const struct unit_env *env, char *out, size_t cap)
+{
+	const struct conf_stream *conf = env->stream;
+	const struct sockaddr *to = (const struct sockaddr *)&conf->destinations[0].sa;
+	char host[INET6_ADDRSTRLEN], ttl[16] = "";
+	bool v6 = to->sa_family == AF_INET6;
+
+	inet_ntop(to->sa_family, v6 ? (const void *)&((const struct sockaddr_in6 *)to)->sin6_addr
+				    : (const void *)&((const struct sockaddr_in *)to)->sin_addr, host, sizeof(host));
+	/* An IPv4 multicast connection address carries its TTL. */
+	if (addr_is_multicast(to) && !v6)
+		snprintf(ttl, sizeof(ttl), "/%d", conf->ttl);
+	snprintf(out, cap,
+		 "v=0\r\no=- %" PRIu32 " 1 IN IP%c %s\r\ns=%s\r\nc=IN IP%c %s%s\r\nt=0 0\r\n"
+		 "m=video %u RTP/AVP %d\r\na=rtpmap:%d MP2T/90000\r\n",
+		 st->ssrc, v6 ? '6' : '4', host, env->unit, v6 ? '6' : '4', host, ttl, addr_port(to), RTP_PT_MP2T,
+		 RTP_PT_MP2T);
+}
+
+/* Written to a temporary name and renamed: a reader never sees half. */
+static void sdp_write(const struct unit_env *env, const char *path, const char *text)
+{
+	struct log_context ctx = { .stream = env->unit, .protocol = "rtp" };
+	char tmp[4096];
+	FILE *f;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "w");
+	if (f == NULL || fputs(text, f) < 0 || fclose(f) != 0 || rename(tmp, path) != 0) {
+		log_write(LOG_WARNING, &ctx, "cannot write the SDP file %s: %s", path, strerror(errno));
+		unlink(tmp);
+	}
+}
+
+/* ---- the module ---- */
+
+static const struct outlet_hooks rtp_outlet_hooks = {
+	.tick = rtp_tick,
+	.ready = rtp_on_source_ready,
+};
+
+static void rtp_stream_free(struct rtp_stream *st)
+{
+	chassis_unpublish(st->env->chassis, st->env->unit, st);
+	if (st->rtcp_timer != NULL)
+		event_free(st->rtcp_timer);
+	if (st->rtcp != NULL && st->rtcp_on)
+		rtcp_send(st, true);
+	sender_close(st->rtcp, st->env->chassis, 1000);
+	outlet_close(st->outlet);
+	free(st->ts);
+	free(st->cname);
+	free(st);
+}
+
+static void *rtp_start(const void *settings_arg, const struct unit_env *env)
+{
+	const struct rtp_settings *settings = settings_arg;
+	struct rtp_stream *st = calloc(1, sizeof(*st));
+	char err[256] = "out of memory", sdp[1024];
+	struct log_context ctx = { .stream = env->unit, .protocol = "rtp" };
+
+	if (st == NULL)
+		return NULL;
+	st->env = env;
+	st->pace_by = settings->pace;
+	st->rtcp_on = settings->rtcp;
+	st->ssrc = random32();
+	st->sequence = (uint16_t)random32();
+	st->timestamp_base = random32();
+	st->rate = env->stream->rate / 8;
+	st->epoch_ns = pacer_now_ns();		/* PCR pacing moves it to the first PCR */
+	st->marker_at = UINT64_MAX;
+	ts_clock_init(&st->clock, RTP_PCR_MAX_GAP);
+	pace_start(&st->pace, st->rate, (uint64_t)RTP_BURST * RTP_PAYLOAD_MAX, pacer_now_ns());
+	st->ts = malloc(RTP_LOOKAHEAD);
+	st->cname = strdup(settings->cname);
+	st->rtcp_timer = evtimer_new(env->base, rtcp_on_timer, st);
+	if (st->ts != NULL && st->cname != NULL && st->rtcp_timer != NULL)
+		st->rtcp = rtcp_open(env, err, sizeof(err));
+	if (st->rtcp != NULL)
+		st->outlet = outlet_open(env, &rtp_outlet_hooks, st);
+	if (st->outlet == NULL) {
+		log_write(LOG_ERR, &ctx, "stream %s: %s", env->unit, err);
+		rtp_stream_free(st);
+		return NULL;
+	}
+	st->pacer = outlet_pacer(st->outlet);
+	sdp_text(st, env, sdp, sizeof(sdp));
+	chassis_publish(env->chassis, env->unit, "application/sdp", sdp, st);
+	if (settings->sdp != NULL)
+		sdp_write(env, settings->sdp, sdp);
+	if (st->rtcp_on)
+		rtcp_schedule(st);
+	return st;
+}
+
+static void rtp_stop(void *state)
+{
+	rtp_stream_free(state);
+}
+
+static bool rtp_same(const void *old_arg, const void *new_arg)
+{
+	const struct rtp_settings *a = old_arg, *b = new_arg;
+
+	return a->pace == b->pace && a->rtcp == b->rtcp && strcmp(a->cname, b->cname) == 0 &&
+	       ((a->sdp == NULL && b->sdp == NULL) || (a->sdp && b->sdp && strcmp(a->sdp, b->sdp) == 0));
+}
+
+static void rtp_status(const void *state, char *buf, size_t len)
+{
+	const struct rtp_stream *st = state;
+	size_t used;
+
+	outlet_status(st->outlet, st->late, buf, len);
+	used = strlen(buf);
+	snprintf(buf + used, len - used, " rtp_packets=%" PRIu32 " rtp_octets=%" PRIu32 " pcr_discontinuities=%" PRIu64,
+		 st->packets, st->octets, st->clock.discontinuities);
+}
+
+static void rtp_status_rows(const void *state, char *buf, size_t len)
+{
+	const struct rtp_stream *st = state;
+
+	outlet_status_rows(st->outlet, buf, len);
+}
+
+static void rtp_status_text(const void *state, char *buf, size_t len)
+{
+	const struct rtp_stream *st = state;
+	size_t used;
+
+	outlet_status_text(st->outlet, buf, len);
+	used = strlen(buf);
+	snprintf(buf + used, len - used, "ssrc %08" PRIx32 "\npace %s\n", st->ssrc,
+		 st->pace_by == RTP_PACE_PCR ? "pcr" : "rate");
+}
+
+/* ---- configuration ---- */
+
+static cfg_opt_t rtp_options[] = {
+	CFG_STR("payload", "mp2t", CFGF_NONE),
+	CFG_STR("pace", "pcr", CFGF_NONE),
+	CFG_BOOL("rtcp", cfg_true, CFGF_NONE),
+	CFG_STR("sdp", NULL, CFGF_NODEFAULT),
+	CFG_STR("cname", NULL, CFGF_NODEFAULT),
+	CFG_END()
+};
+
+static void rtp_settings_free(void *arg)
+{
+	struct rtp_settings *s = arg;
+
+	if (s == NULL)
+		return;
+	free(s->sdp);
+	free(s->cname);
+	free(s);
+}
+
+static char *default_cname(void)
+{
+	char host[256] = "localhost", *cname;
+
+	gethostname(host, sizeof(host) - 1);
+	if (asprintf(&cname, "chassisd@%s", host) < 0)
+		return NULL;
+	return cname;
+}
+
+static void *rtp_configure(cfg_t *sec, struct conf_scope *scope)
+{
+	struct rtp_settings *s = calloc(1, sizeof(*s));
+	const char *payload = sec ? cfg_getstr(sec, "payload") : "mp2t";
+	const char *pace = sec ? cfg_getstr(sec, "pace") : "pcr";
+	const char *sdp = sec ? cfg_getstr(sec, "sdp") : NULL;
+	const char *cname = sec ? cfg_getstr(sec, "cname") : NULL;
+
+	if (s == NULL)
+		return NULL;
+	if (strcmp(payload, "mp2t") != 0)
+		conf_scope_error(scope, "payload", "payload \"%s\" is not supported yet (mp2t)", payload);
+	if (strcmp(pace, "pcr") == 0)
+		s->pace = RTP_PACE_PCR;
+	else if (strcmp(pace, "rate") == 0)
+		s->pace = RTP_PACE_RATE;
+	else
+		conf_scope_error(scope, "pace", "pace must be \"pcr\" or \"rate\", not \"%s\"", pace);
+	if (sdp != NULL && sdp[0] != '/')
+		conf_scope_error(scope, "sdp", "the sdp file must be an absolute path, not \"%s\"", sdp);
+	if (cname != NULL && strlen(cname) > 255)
+		conf_scope_error(scope, "cname", "a CNAME is at most 255 bytes");
+	s->rtcp = sec ? cfg_getbool(sec, "rtcp") : true;
+	s->sdp = sdp ? strdup(sdp) : NULL;
+	s->cname = cname ? strdup(cname) : default_cname();
+	if (s->cname == NULL) {
+		rtp_settings_free(s);
+		return NULL;
+	}
+	return s;
+}
+
+const struct protocol protocol_rtp = {
+	.config = {
+		.name = "rtp",
+		.options = rtp_options,
+		.transports = UNIT_STREAM_BIT,
+		.configure = rtp_configure,
+		.settings_free = rtp_settings_free,
+	},
+	.start = rtp_start,
+	.stop = rtp_stop,
+	.same = rtp_same,
+	.status = rtp_status,
+	.status_rows = rtp_status_rows,
+	.status_text = rtp_status_text,
+};

@@ -1,0 +1,155 @@
+"""The rtp stream: MPEG-TS over RTP (RFC 3550, RFC 2250) from the real
+daemon to ffprobe and ffmpeg reading its SDP, and to tshark, which judges
+the wire: sequence numbers, timestamps, payload sizes, RTCP."""
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from conftest import free_port, wait_until
+from test_stream import Receiver, make_ts, status_listener, stream_status
+
+needs_ffmpeg = pytest.mark.skipif(shutil.which("ffprobe") is None, reason="needs ffmpeg")
+
+
+def rtp_stream(name, dest, ts, sdp=None, extra="", rtp_extra=""):
+    sdp_line = 'sdp = "%s"' % sdp if sdp else ""
+    return ('stream "%s" {\n  protocol = "rtp"\n  destination = {"%s"}\n  source { file = "%s"  loop = true }\n'
+            '%s\n  rtp { %s %s }\n}\n') % (name, dest, ts, extra, sdp_line, rtp_extra)
+
+
+def even_port():
+    """A free even port whose odd neighbour is free too (RTP, RTCP)."""
+    for _ in range(100):
+        port = free_port(socket.SOCK_DGRAM)
+        if port % 2 == 1 or port > 65000:
+            continue
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.bind(("127.0.0.1", port + 1))
+            return port
+        except OSError:
+            continue
+    raise AssertionError("no even port pair")
+
+
+@pytest.fixture(scope="module")
+def ts_file(tmp_path_factory):
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("needs ffmpeg")
+    path = tmp_path_factory.mktemp("media") / "news.ts"
+    make_ts(path, seconds=8)
+    return path
+
+
+@needs_ffmpeg
+def test_ffprobe_and_ffmpeg_read_the_sdp_and_the_recording_decodes(start_daemon, tmp_path, ts_file):
+    port = even_port()
+    sdp = tmp_path / "news.sdp"
+    start_daemon(rtp_stream("news", "127.0.0.1:%d" % port, ts_file, sdp))
+    text = sdp.read_text()
+    assert "m=video %d RTP/AVP 33" % port in text and "a=rtpmap:33 MP2T/90000" in text, text
+    probe = subprocess.run(["ffprobe", "-v", "error", "-protocol_whitelist", "file,udp,rtp", "-show_entries",
+                            "stream=codec_type,codec_name", "-of", "json", "-i", str(sdp)],
+                           capture_output=True, text=True, timeout=60)
+    kinds = {(s["codec_type"], s["codec_name"]) for s in json.loads(probe.stdout)["streams"]}
+    assert ("video", "mpeg2video") in kinds and ("audio", "mp2") in kinds, probe.stderr
+    rec = tmp_path / "rec.ts"
+    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-protocol_whitelist", "file,udp,rtp",
+                    "-i", str(sdp), "-c", "copy", "-t", "5", str(rec)], check=True, timeout=60)
+    decode = subprocess.run(["ffmpeg", "-hide_banner", "-v", "error", "-i", str(rec), "-f", "null", "-"],
+                            capture_output=True, text=True, timeout=60)
+    assert decode.returncode == 0 and decode.stderr == "", decode.stderr
+    duration = float(subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of",
+                                     "csv=p=0", str(rec)], capture_output=True, text=True).stdout)
+    assert 4.0 < duration < 6.0
+
+
+def rtcp_packets(data):
+    """(packet type, body) of each packet of a compound RTCP packet."""
+    out, at = [], 0
+    while at + 4 <= len(data):
+        length = (int.from_bytes(data[at + 2:at + 4], "big") + 1) * 4
+        assert data[at] >> 6 == 2 and at + length <= len(data)
+        out.append((data[at + 1], data[at + 4:at + length]))
+        at += length
+    assert at == len(data)
+    return out
+
+
+def parse_rtp(data):
+    first, second = data[0], data[1]
+    return {"version": first >> 6, "marker": second >> 7, "pt": second & 0x7f,
+            "seq": int.from_bytes(data[2:4], "big"), "ts": int.from_bytes(data[4:8], "big"),
+            "ssrc": int.from_bytes(data[8:12], "big"), "payload": data[12:]}
+
+
+@needs_ffmpeg
+def test_the_wire_rtp_headers_pacing_and_rtcp(start_daemon, tmp_path, ts_file):
+    """Our own receiver: version 2, PT 33, 7 x 188 per packet, sequence +1
+    each, timestamps on the send schedule (monotonic, also across the file
+    loop, where the marker is set), the rate of the file, SR + SDES on
+    port+1 about every 5 s, and BYE at stop."""
+    port = even_port()
+    rx, rtcp = Receiver(port), Receiver(port + 1)
+    bitrate = int(subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=bit_rate", "-of",
+                                  "csv=p=0", str(ts_file)], capture_output=True, text=True).stdout)
+    duration = os.path.getsize(ts_file) * 8 / bitrate
+    d = start_daemon(rtp_stream("news", "127.0.0.1:%d" % port, ts_file))
+    time.sleep(duration + 4)
+    d.stop()
+    time.sleep(0.3)
+    rx.stop()
+    rtcp.stop()
+    pkts = [parse_rtp(x) for x in rx.datagrams]
+    assert all(p["version"] == 2 and p["pt"] == 33 for p in pkts)
+    assert len({p["ssrc"] for p in pkts}) == 1
+    assert all(len(p["payload"]) == 1316 for p in pkts)
+    assert all(p["payload"][i * 188] == 0x47 for p in pkts for i in range(7))
+    assert all((b["seq"] - a["seq"]) % 65536 == 1 for a, b in zip(pkts, pkts[1:]))
+    assert all(0 < (b["ts"] - a["ts"]) % (1 << 32) < 90000 for a, b in zip(pkts, pkts[1:])), "monotonic"
+    markers = [i for i, p in enumerate(pkts) if p["marker"]]
+    assert len(markers) == 1, "one loop of the file, one marker"
+    # Timestamps follow the arrival times (the send schedule): no drift.
+    span_ts = ((pkts[-1]["ts"] - pkts[0]["ts"]) % (1 << 32)) / 90000
+    span_rx = rx.times[-1] - rx.times[0]
+    assert abs(span_ts - span_rx) < 0.05, (span_ts, span_rx)
+    rate = len(pkts) * 1316 * 8 / span_rx
+    assert abs(rate - bitrate) / bitrate < 0.03, (rate, bitrate)
+    # RTCP: compound SR + SDES, then SR + SDES + BYE at stop.
+    assert len(rtcp.datagrams) >= 2
+    for packet in rtcp.datagrams:
+        assert packet[1] == 200 and int.from_bytes(packet[4:8], "big") == pkts[0]["ssrc"]
+    last = rtcp.datagrams[-1]
+    assert [t for t, _ in rtcp_packets(rtcp.datagrams[0])] == [200, 202]
+    assert [t for t, _ in rtcp_packets(last)] == [200, 202, 203], "BYE at stop"
+    assert b"chassisd@" in rtcp.datagrams[0], "SDES CNAME"
+    counts = int.from_bytes(last[20:24], "big")
+    assert counts == len(pkts), (counts, len(pkts))
+
+
+@needs_ffmpeg
+def test_a_reload_keeps_the_ssrc_and_sequence_of_an_unchanged_stream(start_daemon, tmp_path, ts_file):
+    port, web = even_port(), free_port()
+    rx = Receiver(port)
+    config = rtp_stream("news", "127.0.0.1:%d" % port, ts_file)
+    d = start_daemon(config + status_listener(web))
+    rx.wait_for(50)
+    ssrc = stream_status(web, "news")["text"]["ssrc"]
+    d.reload(config + status_listener(web) + '# a comment\n')
+    time.sleep(0.5)
+    assert stream_status(web, "news")["text"]["ssrc"] == ssrc
+    d.reload(config.replace('rtp {', 'rtp { pace = "rate"') .replace("loop = true }", "loop = true }\n  rate = 1200000")
+             + status_listener(web))
+    time.sleep(0.5)
+    rx.stop()
+    assert stream_status(web, "news")["text"]["ssrc"] != ssrc, "a changed stream is a new RTP session"
+    pkts = [parse_rtp(x) for x in rx.datagrams]
+    first = [p for p in pkts if p["ssrc"] == int(ssrc, 16)]
+    assert all((b["seq"] - a["seq"]) % 65536 == 1 for a, b in zip(first, first[1:])), "no gap across the reload"
