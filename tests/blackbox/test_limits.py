@@ -58,7 +58,9 @@ def test_idle_timeout_closes_between_t_and_t_plus_1(start_daemon):
         t0 = time.monotonic()
         assert s.recv(1) == b""
         waited = time.monotonic() - t0
-    assert 2.0 <= waited <= 3.0, waited
+    # The daemon's idle clock started when it read the ping, a little
+    # before t0 (after the echo came back): up to a round trip early.
+    assert 1.95 <= waited <= 3.0, waited
 
 
 def test_idle_timeout_is_reset_by_input(start_daemon):
