@@ -43,6 +43,8 @@
 #define RTP_NO_PCR_BYTES (RTP_LOOKAHEAD / 2)
 /* Later than this, the timeline moves on instead of catching up. */
 #define RTP_LATE_NS (100ull * 1000 * 1000)
+/* Garbage cut from the source before it pauses for a second. */
+#define RTP_GARBAGE_MAX (4 * 1024 * 1024)
 /* RTP packets one wakeup may send at most. */
 #define RTP_BURST 8
 /* RFC 3550 6.2: about every 5 s, randomised to 0.5-1.5 times that. */
@@ -76,13 +78,19 @@ struct rtp_stream {
 	uint8_t *ts;
 	size_t ts_len;
 	uint64_t base, scanned;
+	uint64_t cut;			/* bytes cut out as garbage: source offset = ours + cut */
+	uint64_t garbage;		/* cut since the last packet sent */
+	bool garbage_logged;
 	bool synced;
 	uint64_t marker_at;		/* stream offset of a discontinuity, or UINT64_MAX */
 	struct ts_clock clock;
 	unsigned pcr_pid;
 	bool pcr_pid_known, by_rate_logged;
-	uint64_t epoch_ns;		/* monotonic time of timeline 0 */
+	uint64_t epoch_ns;		/* monotonic time of timeline 0 (moves on after a stall) */
 	bool epoch_set;
+	uint64_t clock_origin_ns;	/* of the 90 kHz timestamps: fixed, so a stall shows */
+	uint64_t last_pcr_offset;	/* where a PCR of the PCR PID was last seen */
+	bool no_rate_logged;
 	struct pace pace;		/* pace = "rate", or no PCR */
 	uint64_t rate;			/* bytes per second, from the stream */
 	uint64_t late;
@@ -115,7 +123,7 @@ static uint64_t wall_ns(void)
  * so it only ever goes forward, across file loops too. */
 static uint32_t rtp_timestamp_at(const struct rtp_stream *st, uint64_t mono_ns)
 {
-	uint64_t since = mono_ns > st->epoch_ns ? mono_ns - st->epoch_ns : 0;
+	uint64_t since = mono_ns > st->clock_origin_ns ? mono_ns - st->clock_origin_ns : 0;
 
 	return st->timestamp_base + (uint32_t)((unsigned __int128)since * RTP_CLOCK_HZ / PACER_NS_PER_SECOND);
 }
@@ -143,9 +151,35 @@ static void rtp_fill(struct rtp_stream *st)
 	skip = ts_resync(st->ts, st->ts_len, 3);
 	memmove(st->ts, st->ts + skip, st->ts_len - skip);
 	st->ts_len -= skip;
-	st->base += skip;
+	st->cut += skip;
+	st->garbage += skip;
 	st->scanned = st->base;
 	st->synced = st->ts_len >= 3 * TS_PACKET_SIZE || (st->ts_len > 0 && source_ended(st->source));
+}
+
+/* Sync lost at `scanned` (a corrupt or cut packet): the bytes up to the
+ * next place where packets line up again are cut out, so that what is
+ * sent stays whole TS packets. Counted; a source of nothing but garbage
+ * is noticed by rtp_tick. */
+static void rtp_cut_garbage(struct rtp_stream *st)
+{
+	size_t at = (size_t)(st->scanned - st->base), rest = st->ts_len - at;
+	size_t skip = ts_resync(st->ts + at, rest, 3);
+
+	if (skip == 0)
+		skip = 1;		/* a lone sync byte that leads nowhere */
+	memmove(st->ts + at, st->ts + at + skip, rest - skip);
+	st->ts_len -= skip;
+	st->cut += skip;
+	st->garbage += skip;
+}
+
+/* The first PID with a PCR is the PCR PID; another takes over when the
+ * old one has had none for a while (files joined, a reconnect to another
+ * service), as a discontinuity. */
+static bool rtp_takes_pcr_pid(const struct rtp_stream *st, unsigned pid)
+{
+	return !st->pcr_pid_known || pid == st->pcr_pid || st->scanned - st->last_pcr_offset > RTP_NO_PCR_BYTES;
 }
 
 /* Feeds the clock the PCRs of the PCR PID, only as far as the head's time
@@ -165,13 +199,16 @@ static void rtp_scan(struct rtp_stream *st)
 		if (st->pcr_pid_known && ts_clock_time(&st->clock, st->base + RTP_PAYLOAD_MAX, false, &head_time))
 			return;
 		if (p[0] != TS_SYNC_BYTE) {
-			st->synced = false;	/* lost: find it again */
-			return;
+			rtp_cut_garbage(st);
+			continue;
 		}
-		if (ts_packet_pcr(p, &pcr, &pid) && (!st->pcr_pid_known || pid == st->pcr_pid)) {
+		if (ts_packet_pcr(p, &pcr, &pid) && rtp_takes_pcr_pid(st, pid)) {
+			bool changed = st->pcr_pid_known && pid != st->pcr_pid;
+
 			st->pcr_pid = pid;
 			st->pcr_pid_known = true;
-			ts_clock_pcr(&st->clock, st->scanned, pcr, ts_packet_discontinuity(p));
+			st->last_pcr_offset = st->scanned;
+			ts_clock_pcr(&st->clock, st->scanned, pcr, changed || ts_packet_discontinuity(p));
 		}
 		st->scanned += TS_PACKET_SIZE;
 	}
@@ -201,7 +238,7 @@ static size_t rtp_next_payload(const struct rtp_stream *st)
 
 static void rtp_send(struct rtp_stream *st, size_t payload, uint64_t due_ns)
 {
-	bool marker = st->marker_at != UINT64_MAX && st->base + payload > st->marker_at;
+	bool marker = st->marker_at != UINT64_MAX && st->base + st->cut + payload > st->marker_at;
 
 	rtp_write_header(st->packet, marker, RTP_PT_MP2T, st->sequence++, rtp_timestamp_at(st, due_ns), st->ssrc);
 	if (marker)
@@ -210,6 +247,7 @@ static void rtp_send(struct rtp_stream *st, size_t payload, uint64_t due_ns)
 	outlet_emit(st->outlet, st->packet, RTP_HEADER_SIZE + payload);
 	st->packets++;
 	st->octets += (uint32_t)payload;
+	st->garbage = 0;
 	st->last_send_ns = due_ns;
 	rtp_consume(st, payload);
 }
@@ -224,7 +262,9 @@ static bool rtp_due(struct rtp_stream *st, size_t payload, uint64_t now, uint64_
 		*due = pace_deadline(&st->pace, payload);
 		return true;
 	}
-	if (!ts_clock_time(&st->clock, st->base, source_ended(st->source), &ticks))
+	/* With no next PCR in a full look-ahead (PCRs further apart than
+	 * it holds) the last segment's rate carries on. */
+	if (!ts_clock_time(&st->clock, st->base, source_ended(st->source) || st->ts_len == RTP_LOOKAHEAD, &ticks))
 		return false;
 	if (!st->epoch_set) {
 		st->epoch_ns = now - (uint64_t)((unsigned __int128)ticks * PACER_NS_PER_SECOND / TS_PCR_HZ);
@@ -245,15 +285,31 @@ static void rtp_check_pcr(struct rtp_stream *st)
 {
 	struct log_context ctx = { .stream = st->env->unit, .protocol = "rtp" };
 
-	if (st->pace_by != RTP_PACE_PCR || st->pcr_pid_known || st->scanned - st->base < RTP_NO_PCR_BYTES)
+	if (st->pace_by != RTP_PACE_PCR || st->pcr_pid_known ||
+	    (st->scanned - st->base < RTP_NO_PCR_BYTES && !source_ended(st->source)))
+		return;
+	if (!st->by_rate_logged)
+		log_write(st->rate ? LOG_WARNING : LOG_ERR, &ctx, "no PCR in the first %u KiB: %s",
+			  RTP_NO_PCR_BYTES / 1024, st->rate ? "paced by the stream's rate" : "set a rate to send it");
+	st->by_rate_logged = true;
+	/* Without a rate it would go out as fast as it is read: a flood. */
+	if (st->rate == 0)
 		return;
 	st->pace_by = RTP_PACE_RATE;
 	pace_start(&st->pace, st->rate, (uint64_t)RTP_BURST * RTP_PAYLOAD_MAX, pacer_now_ns());
-	if (!st->by_rate_logged)
-		log_write(st->rate ? LOG_WARNING : LOG_ERR, &ctx,
-			  "no PCR in the first %u KiB: paced by the stream's rate%s", RTP_NO_PCR_BYTES / 1024,
-			  st->rate ? "" : " (0: as fast as the source gives)");
-	st->by_rate_logged = true;
+}
+
+/* A source with no MPEG-TS in it would be read as fast as the disk
+ * allows and all cut away: say so once and read on at a second's pace. */
+static void rtp_garbage_pause(struct rtp_stream *st, uint64_t now)
+{
+	struct log_context ctx = { .stream = st->env->unit, .protocol = "rtp" };
+
+	if (!st->garbage_logged)
+		log_write(LOG_ERR, &ctx, "no MPEG-TS packets in %" PRIu64 " bytes of the source", st->garbage);
+	st->garbage_logged = true;
+	st->garbage = 0;
+	pacer_at(st->pacer, now + PACER_NS_PER_SECOND);
 }
 
 static void rtp_tick(void *arg, uint64_t now)
@@ -283,6 +339,10 @@ static void rtp_tick(void *arg, uint64_t now)
 		sent++;
 	}
 	outlet_end(st->outlet);
+	if (st->garbage > RTP_GARBAGE_MAX) {
+		rtp_garbage_pause(st, now);
+		return;
+	}
 	source_taken(st->source);
 	if (payload > 0 && !outlet_can_take(st->outlet))
 		pacer_at(st->pacer, now + 1000 * 1000);
@@ -412,10 +472,11 @@ static void rtp_stream_free(struct rtp_stream *st)
 	chassis_unpublish(st->env->chassis, st->env->unit, st);
 	if (st->rtcp_timer != NULL)
 		event_free(st->rtcp_timer);
-	if (st->rtcp != NULL && st->rtcp_on)
+	/* The data first (the simulator's and the queue's), then the BYE. */
+	outlet_close(st->outlet);
+	if (st->rtcp != NULL && st->rtcp_on && st->outlet != NULL)
 		rtcp_send(st, true);
 	sender_close(st->rtcp, st->env->chassis, 1000);
-	outlet_close(st->outlet);
 	free(st->ts);
 	free(st->cname);
 	free(st);
@@ -430,6 +491,13 @@ static void *rtp_start(const void *settings_arg, const struct unit_env *env)
 
 	if (st == NULL)
 		return NULL;
+	if (env->stream->source.kind == SOURCE_LISTENER || (settings->pace == RTP_PACE_RATE && env->stream->rate == 0)) {
+		log_write(LOG_ERR, &ctx, "stream %s: %s", env->unit,
+			  env->stream->source.kind == SOURCE_LISTENER ? "rtp sends MPEG-TS bytes; a listener source gives datagrams"
+								       : "pace = \"rate\" needs the stream's rate");
+		free(st);
+		return NULL;
+	}
 	st->env = env;
 	st->pace_by = settings->pace;
 	st->rtcp_on = settings->rtcp;
@@ -438,6 +506,7 @@ static void *rtp_start(const void *settings_arg, const struct unit_env *env)
 	st->timestamp_base = random32();
 	st->rate = env->stream->rate / 8;
 	st->epoch_ns = pacer_now_ns();		/* PCR pacing moves it to the first PCR */
+	st->clock_origin_ns = st->epoch_ns;
 	st->marker_at = UINT64_MAX;
 	ts_clock_init(&st->clock, RTP_PCR_MAX_GAP);
 	pace_start(&st->pace, st->rate, (uint64_t)RTP_BURST * RTP_PAYLOAD_MAX, pacer_now_ns());
@@ -483,8 +552,9 @@ static void rtp_status(const void *state, char *buf, size_t len)
 
 	outlet_status(st->outlet, st->late, buf, len);
 	used = strlen(buf);
-	snprintf(buf + used, len - used, " rtp_packets=%" PRIu32 " rtp_octets=%" PRIu32 " pcr_discontinuities=%" PRIu64,
-		 st->packets, st->octets, st->clock.discontinuities);
+	snprintf(buf + used, len - used,
+		 " rtp_packets=%" PRIu32 " rtp_octets=%" PRIu32 " pcr_discontinuities=%" PRIu64 " ts_bytes_cut=%" PRIu64,
+		 st->packets, st->octets, st->clock.discontinuities, st->cut);
 }
 
 static void rtp_status_rows(const void *state, char *buf, size_t len)

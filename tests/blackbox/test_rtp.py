@@ -153,3 +153,36 @@ def test_a_reload_keeps_the_ssrc_and_sequence_of_an_unchanged_stream(start_daemo
     pkts = [parse_rtp(x) for x in rx.datagrams]
     first = [p for p in pkts if p["ssrc"] == int(ssrc, 16)]
     assert all((b["seq"] - a["seq"]) % 65536 == 1 for a, b in zip(first, first[1:])), "no gap across the reload"
+
+
+@needs_ffmpeg
+def test_garbage_in_the_ts_is_cut_out_and_the_stream_goes_on(start_daemon, tmp_path, ts_file):
+    """A file with bytes that are not TS in its middle: every RTP packet
+    still carries whole, synced TS packets, and nothing stops."""
+    data = ts_file.read_bytes()
+    cut = len(data) // 2 // 188 * 188
+    bad = tmp_path / "bad.ts"
+    bad.write_bytes(data[:cut] + b"\x47" + os.urandom(5000) + data[cut:])
+    port, web = even_port(), free_port()
+    rx = Receiver(port)
+    d = start_daemon(rtp_stream("news", "127.0.0.1:%d" % port, bad, extra="", rtp_extra="") + status_listener(web))
+    duration = len(data) * 8 / 1.2e6
+    rx.wait_for(int(len(data) / 1316 * 0.95), timeout=duration + 5)
+    rx.stop()
+    pkts = [parse_rtp(x) for x in rx.datagrams]
+    assert all(len(p["payload"]) % 188 == 0 for p in pkts)
+    assert all(p["payload"][i] == 0x47 for p in pkts for i in range(0, len(p["payload"]), 188))
+    # The inserted 0x47 passes as one packet (its sync byte is right).
+    assert stream_status(web, "news")["module"]["ts_bytes_cut"] >= 5000 - 188
+    assert "no MPEG-TS" not in d.log()
+
+
+def test_a_source_without_ts_is_reported_and_does_not_spin(start_daemon, tmp_path):
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(os.urandom(1 << 20).replace(b"\x47", b"\x48"))
+    port = even_port()
+    d = start_daemon(rtp_stream("junk", "127.0.0.1:%d" % port, junk))
+    d.wait_log(r"no MPEG-TS packets in \d+ bytes of the source stream=junk", timeout=10)
+    before = d.cpu_seconds()
+    time.sleep(3)
+    assert d.cpu_seconds() - before < 0.5, "reads on at a second's pace"
