@@ -521,7 +521,6 @@ void listener_log_status(const struct listener *ls)
 	struct chassis_listener_stats s;
 	struct log_context ctx = listener_context(ls);
 	char counters[512], rows[2048], extra[520] = "";
-	const char *row, *end;
 
 	listener_stats(ls, &s, counters, sizeof(counters), rows, sizeof(rows));
 	if (counters[0] != '\0')
@@ -539,8 +538,5 @@ void listener_log_status(const struct listener *ls)
 			  s.address, (unsigned long long)s.datagrams, (unsigned long long)s.replies,
 			  (unsigned long long)s.dropped, (unsigned long long)s.denied, extra,
 			  s.retired ? " (retired)" : "");
-	for (row = rows; *row != '\0'; row = *end ? end + 1 : end) {
-		end = strchrnul(row, '\n');
-		log_write(LOG_INFO, &ctx, "status: %.*s", (int)(end - row), row);
-	}
+	log_lines(LOG_INFO, &ctx, "status: ", rows);
 }

@@ -197,3 +197,13 @@ void log_write(int level, const struct log_context *ctx, const char *fmt, ...)
 	log_emit(log_sink, level, ctx, fmt, ap);
 	va_end(ap);
 }
+
+void log_lines(int level, const struct log_context *ctx, const char *prefix, const char *text)
+{
+	const char *end;
+
+	for (const char *line = text; *line != '\0'; line = *end ? end + 1 : end) {
+		end = strchrnul(line, '\n');
+		log_write(level, ctx, "%s%.*s", prefix, (int)(end - line), line);
+	}
+}

@@ -56,6 +56,10 @@ bool log_enabled(int level);
 void log_write(int level, const struct log_context *ctx, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* Each line of text (a status table) as a record of its own, after
+ * prefix. */
+void log_lines(int level, const struct log_context *ctx, const char *prefix, const char *text);
+
 #define log_err(...) log_write(LOG_ERR, NULL, __VA_ARGS__)
 #define log_warning(...) log_write(LOG_WARNING, NULL, __VA_ARGS__)
 #define log_notice(...) log_write(LOG_NOTICE, NULL, __VA_ARGS__)

@@ -482,18 +482,11 @@ static void stream_log_status(const struct stream_unit *su)
 	struct log_context ctx = stream_context(su->service->stream, 0);
 	struct chassis_listener_stats s;
 	char counters[512], rows[2048], text[1024];
-	const char *row, *end;
 
 	stream_stats(su, &s, counters, sizeof(counters), rows, sizeof(rows), text, sizeof(text));
 	log_write(LOG_INFO, &ctx, "status: %s %s", s.address, counters);
-	for (row = text; *row != '\0'; row = *end ? end + 1 : end) {
-		end = strchrnul(row, '\n');
-		log_write(LOG_INFO, &ctx, "status: %.*s", (int)(end - row), row);
-	}
-	for (row = rows; *row != '\0'; row = *end ? end + 1 : end) {
-		end = strchrnul(row, '\n');
-		log_write(LOG_INFO, &ctx, "status: %.*s", (int)(end - row), row);
-	}
+	log_lines(LOG_INFO, &ctx, "status: ", text);
+	log_lines(LOG_INFO, &ctx, "status: ", rows);
 }
 
 static void runtime_stats(void *arg, struct chassis_totals *totals,

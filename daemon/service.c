@@ -154,25 +154,36 @@ static void service_profiles(struct service *svc, struct chassis *chassis)
 		svc->datagram.netsim = datagram_netsim_new(chassis->base, &conf->netsim);
 }
 
+/* svc runs `in` (handed on, or just started) in gen; NULL (svc freed)
+ * when the module could not start. */
+static struct service *service_attach(struct service *svc, struct instance *in, struct generation *gen)
+{
+	if (in == NULL) {
+		free(svc);
+		return NULL;
+	}
+	svc->instance = in;
+	in->refs++;
+	svc->refs = 1;
+	svc->generation = gen;
+	gen->refs++;
+	return svc;
+}
+
 struct service *service_new(struct chassis *chassis, struct generation *gen, const struct conf_listener *conf,
 			    const struct service *previous)
 {
 	struct service *svc = calloc(1, sizeof(*svc));
+	struct instance *in;
 
 	if (svc == NULL)
 		return NULL;
-	svc->instance = instance_handed_on(previous, conf);
-	if (svc->instance == NULL)
-		svc->instance = instance_start(chassis, &conf->unit, conf, NULL);
-	if (svc->instance == NULL) {
-		free(svc);
+	in = instance_handed_on(previous, conf);
+	if (in == NULL)
+		in = instance_start(chassis, &conf->unit, conf, NULL);
+	if (service_attach(svc, in, gen) == NULL)
 		return NULL;
-	}
-	svc->instance->refs++;
-	svc->refs = 1;
 	svc->conf = conf;
-	svc->generation = gen;
-	gen->refs++;
 	service_profiles(svc, chassis);
 	return svc;
 }
@@ -195,21 +206,16 @@ struct service *service_new_stream(struct chassis *chassis, struct generation *g
 				   const struct service *previous)
 {
 	struct service *svc = calloc(1, sizeof(*svc));
+	struct instance *in;
 
 	if (svc == NULL)
 		return NULL;
-	svc->instance = stream_instance_handed_on(previous, conf);
-	if (svc->instance == NULL)
-		svc->instance = instance_start(chassis, &conf->unit, NULL, conf);
-	if (svc->instance == NULL) {
-		free(svc);
+	in = stream_instance_handed_on(previous, conf);
+	if (in == NULL)
+		in = instance_start(chassis, &conf->unit, NULL, conf);
+	if (service_attach(svc, in, gen) == NULL)
 		return NULL;
-	}
-	svc->instance->refs++;
-	svc->refs = 1;
 	svc->stream = conf;
-	svc->generation = gen;
-	gen->refs++;
 	return svc;
 }
 
