@@ -403,6 +403,9 @@ static cfg_t *schema_new(cfg_opt_t *listener_opts, cfg_opt_t *stream_opts)
 		CFG_INT("max-connections", CONF_DEFAULT_MAX_CONNECTIONS, CFGF_NONE),
 		CFG_INT("shutdown-grace", CONF_DEFAULT_SHUTDOWN_GRACE, CFGF_NONE),
 		CFG_INT("max-children", CONF_DEFAULT_MAX_CHILDREN, CFGF_NONE),
+		CFG_STR("control-socket", CONF_DEFAULT_CONTROL_SOCKET, CFGF_NONE),
+		CFG_INT("control-timeout", CONF_DEFAULT_CONTROL_TIMEOUT, CFGF_NONE),
+		CFG_INT("control-max-clients", CONF_DEFAULT_CONTROL_MAX_CLIENTS, CFGF_NONE),
 		CFG_SEC("listener", listener_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
 		CFG_SEC("stream", stream_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
 		CFG_END()
@@ -1018,6 +1021,95 @@ static bool parse_globals(struct loader *ld, cfg_t *cfg, struct conf *conf)
 	return ok;
 }
 
+/* The control socket: an absolute path that fits a sockaddr_un, or ""
+ * for none. */
+static bool parse_control(struct loader *ld, cfg_t *cfg, struct conf *conf)
+{
+	const char *path = cfg_getstr(cfg, "control-socket");
+	long timeout = cfg_getint(cfg, "control-timeout");
+	long clients = cfg_getint(cfg, "control-max-clients");
+	bool ok = true;
+
+	if (path[0] != '\0' && (path[0] != '/' || strlen(path) >= CONF_CONTROL_PATH_MAX)) {
+		conf_errors_add(ld->errors, "%s:%d: control-socket must be an absolute path shorter than %d bytes, "
+				"or \"\" for none", ld->path, find_line(ld, cfg, "control-socket"), CONF_CONTROL_PATH_MAX);
+		ok = false;
+	}
+	if (timeout < 1 || timeout > 3600) {
+		conf_errors_add(ld->errors, "%s:%d: control-timeout must be from 1 to 3600 seconds", ld->path,
+				find_line(ld, cfg, "control-timeout"));
+		ok = false;
+	}
+	if (clients < 1 || clients > 1000) {
+		conf_errors_add(ld->errors, "%s:%d: control-max-clients must be from 1 to 1000", ld->path,
+				find_line(ld, cfg, "control-max-clients"));
+		ok = false;
+	}
+	conf->control_socket = strdup(path);
+	conf->control_timeout = (unsigned)timeout;
+	conf->control_max_clients = (unsigned)clients;
+	return ok && conf->control_socket != NULL;
+}
+
+/* ---- warnings: valid, but likely not what was meant ---- */
+
+/* What the shipped unit's sandbox hides from the daemon. */
+static const struct {
+	const char *prefix;
+	const char *why;
+} hidden_paths[] = {
+	{ "/home", "ProtectHome=yes" },
+	{ "/root", "ProtectHome=yes" },
+	{ "/run/user", "ProtectHome=yes" },
+	{ "/tmp", "PrivateTmp=yes" },
+	{ "/var/tmp", "PrivateTmp=yes" },
+};
+
+static const char *hidden_by(const char *path)
+{
+	for (size_t i = 0; i < sizeof(hidden_paths) / sizeof(hidden_paths[0]); i++) {
+		size_t len = strlen(hidden_paths[i].prefix);
+		if (strncmp(path, hidden_paths[i].prefix, len) == 0 && (path[len] == '/' || path[len] == '\0'))
+			return hidden_paths[i].why;
+	}
+	return NULL;
+}
+
+/* Every string value of the file (file names, roots, command lines) is
+ * looked at: whatever names a path under a hidden folder works when tried
+ * from a shell, and fails under systemd. */
+static void warn_hidden_paths(struct loader *ld, cfg_t *section, struct conf *conf)
+{
+	for (cfg_opt_t *opt = section->opts; opt != NULL && opt->name != NULL; opt++) {
+		for (unsigned i = 0; i < cfg_opt_size(opt); i++) {
+			const char *value = opt->type == CFGT_STR ? cfg_opt_getnstr(opt, i) : NULL;
+			const char *why = value != NULL ? hidden_by(value) : NULL;
+
+			if (opt->type == CFGT_SEC)
+				warn_hidden_paths(ld, cfg_opt_getnsec(opt, i), conf);
+			else if (why != NULL)
+				conf_errors_add(&conf->warnings, "%s:%d: warning: %s \"%s\" is hidden from chassisd "
+						"under the shipped systemd unit (%s)", ld->path,
+						find_line(ld, section, opt->name), opt->name, value, why);
+		}
+	}
+}
+
+static void collect_warnings(struct loader *ld, cfg_t *cfg, struct conf *conf)
+{
+	if (conf->n_listeners == 0 && conf->n_streams == 0)
+		conf_errors_add(&conf->warnings, "%s: warning: no listener and no stream: chassisd would serve nothing",
+				ld->path);
+	warn_hidden_paths(ld, cfg, conf);
+	/* Under the shipped unit the daemon starts as its DynamicUser, not
+	 * root, and -t (ExecStartPre=) runs as that user too. */
+	if (conf->user != NULL && geteuid() != 0 && geteuid() != conf->uid)
+		conf_errors_add(&conf->warnings, "%s:%d: warning: user \"%s\": running as uid %u, not root, chassisd "
+				"cannot change user; under systemd the unit chooses it (User=, DynamicUser=): remove "
+				"\"user\" and \"group\" here", ld->path, find_line(ld, cfg, "user"), conf->user,
+				(unsigned)geteuid());
+}
+
 /* Names are resolved now, so that -t and a reload catch a missing user. */
 static bool parse_identity(struct loader *ld, cfg_t *cfg, struct conf *conf)
 {
@@ -1066,6 +1158,7 @@ static struct conf *conf_build(struct loader *ld, cfg_t *cfg)
 	conf->path = strdup(ld->path);
 	parse_globals(ld, cfg, conf);
 	parse_identity(ld, cfg, conf);
+	parse_control(ld, cfg, conf);
 	conf->n_listeners = cfg_size(cfg, "listener");
 	conf->listeners = calloc(conf->n_listeners ? conf->n_listeners : 1, sizeof(*conf->listeners));
 	for (size_t i = 0; conf->listeners != NULL && i < conf->n_listeners; i++)
@@ -1080,6 +1173,7 @@ static struct conf *conf_build(struct loader *ld, cfg_t *cfg)
 		conf_free(conf);
 		return NULL;
 	}
+	collect_warnings(ld, cfg, conf);
 	return conf;
 }
 
@@ -1110,6 +1204,41 @@ struct conf *conf_load(const char *path, const struct conf_module *const *module
 	free(ld.marks);
 	free(text);
 	return conf;
+}
+
+char *conf_control_socket(const char *path, const struct conf_module *const *modules)
+{
+	struct conf_errors errors = { 0 };
+	struct loader ld = { .path = path, .modules = modules, .errors = &errors };
+	cfg_opt_t *listener_opts = NULL, *stream_opts = NULL;
+	char err[160], *found = NULL;
+	const char *problem;
+	size_t len;
+	char *text = file_read_bounded(path, CONF_MAX_FILE_SIZE, &len, err, sizeof(err));
+	cfg_t *cfg = NULL;
+
+	if (text != NULL) {
+		/* A file that ends too early still has its beginning. */
+		conf_strip_comments(text, len, &problem);
+		listener_opts = unit_options_new(listener_common_options, N_COMMON, modules);
+		stream_opts = unit_options_new(stream_common_options, N_STREAM_COMMON, modules);
+	}
+	active_loader = &ld;
+	if (listener_opts != NULL && stream_opts != NULL)
+		cfg = schema_new(listener_opts, stream_opts);
+	/* What was parsed before an error stays set. */
+	if (cfg != NULL) {
+		cfg_parse_buf(cfg, text);
+		found = strdup(cfg_getstr(cfg, "control-socket"));
+		cfg_free(cfg);
+	}
+	active_loader = NULL;
+	free(listener_opts);
+	free(stream_opts);
+	free(ld.marks);
+	free(text);
+	conf_errors_clear(&errors);
+	return found;
 }
 
 static void free_argv(char **argv)
@@ -1212,6 +1341,8 @@ void conf_free(struct conf *conf)
 	free(conf->path);
 	free(conf->user);
 	free(conf->group);
+	free(conf->control_socket);
+	conf_errors_clear(&conf->warnings);
 	free(conf);
 }
 

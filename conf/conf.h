@@ -35,6 +35,10 @@ enum transport {
 #define CONF_DEFAULT_IDLE_TIMEOUT 300		/* seconds; 0 = none */
 #define CONF_DEFAULT_BUFFER_SIZE (256 * 1024)	/* bytes queued per connection */
 #define CONF_DEFAULT_NOTSENT_LOWAT (16 * 1024)	/* unsent bytes in the kernel per connection */
+#define CONF_DEFAULT_CONTROL_SOCKET "/run/chassisd/control"	/* systemd's RuntimeDirectory=chassisd */
+#define CONF_DEFAULT_CONTROL_TIMEOUT 10		/* seconds a control client may take to ask */
+#define CONF_DEFAULT_CONTROL_MAX_CLIENTS 8	/* control connections at once */
+#define CONF_CONTROL_PATH_MAX 108		/* sizeof(sockaddr_un.sun_path) */
 
 /* What the loader knows of a protocol module. main.c hands conf_load()
  * the table, so that conf/ includes no module and stays the ground floor;
@@ -139,6 +143,12 @@ struct conf_stream {
 	struct conf_netsim netsim;
 };
 
+struct conf_errors {
+	char **lines;
+	size_t count;
+	size_t cap;
+};
+
 struct conf {
 	char *path;
 	int log_level;				/* syslog priority: LOG_ERR .. LOG_DEBUG */
@@ -150,21 +160,26 @@ struct conf {
 	unsigned max_connections;
 	unsigned shutdown_grace;
 	unsigned max_children;
+	char *control_socket;			/* "" = none */
+	unsigned control_timeout;
+	unsigned control_max_clients;
+	/* What is valid but likely a mistake (nothing to serve, a path the
+	 * shipped systemd unit hides), each "FILE[:LINE]: warning: what". */
+	struct conf_errors warnings;
 	struct conf_listener *listeners;
 	size_t n_listeners;
 	struct conf_stream *streams;
 	size_t n_streams;
 };
 
-struct conf_errors {
-	char **lines;
-	size_t count;
-	size_t cap;
-};
 
 /* modules: NULL-terminated, the protocols a listener may name. */
 struct conf *conf_load(const char *path, const struct conf_module *const *modules, struct conf_errors *errors);
 void conf_free(struct conf *conf);
+/* The control-socket the file names (or the default), read as far as the
+ * file parses: a client reaches the daemon with a file whose errors only
+ * the daemon's reload will report. NULL when the file cannot be read. */
+char *conf_control_socket(const char *path, const struct conf_module *const *modules);
 void conf_errors_add(struct conf_errors *errors, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void conf_errors_clear(struct conf_errors *errors);

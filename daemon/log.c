@@ -36,6 +36,8 @@ enum log_sink {
 
 static int log_level = LOG_INFO;
 static enum log_sink log_sink = LOG_SINK_PIPE;
+static log_tee_fn *tee_fn;
+static void *tee_arg;
 
 static void log_from_libevent(int severity, const char *msg)
 {
@@ -53,6 +55,12 @@ void log_init(void)
 	else if (isatty(STDERR_FILENO))
 		log_sink = LOG_SINK_TTY;
 	event_set_log_callback(log_from_libevent);
+}
+
+void log_tee(log_tee_fn *fn, void *arg)
+{
+	tee_fn = fn;
+	tee_arg = arg;
 }
 
 void log_set_level(int level)
@@ -178,6 +186,10 @@ static void log_emit(enum log_sink sink, int level, const struct log_context *ct
 	 * into it: journald and syslog split on newlines, and a terminal
 	 * obeys escape sequences. */
 	text_escape(text, used, safe, sizeof(safe));
+	if (tee_fn != NULL)
+		tee_fn(level, ctx, safe, tee_arg);
+	if (!log_enabled(level))
+		return;
 	if (sink == LOG_SINK_JOURNAL && log_send_journal(level, safe, ctx) == 0)
 		return;
 	format_prefix(prefix, sizeof(prefix), sink, level);
@@ -191,7 +203,7 @@ void log_write(int level, const struct log_context *ctx, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (!log_enabled(level))
+	if (!log_enabled(level) && tee_fn == NULL)
 		return;
 	va_start(ap, fmt);
 	log_emit(log_sink, level, ctx, fmt, ap);

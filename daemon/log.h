@@ -60,6 +60,13 @@ void log_write(int level, const struct log_context *ctx, const char *fmt, ...)
  * prefix. */
 void log_lines(int level, const struct log_context *ctx, const char *prefix, const char *text);
 
+/* While a tee is set, every record (whatever the log level) is handed to
+ * it as well, escaped and with its context: the control socket answers a
+ * command with what the daemon logged while it ran. One at a time; NULL
+ * ends it. */
+typedef void log_tee_fn(int level, const struct log_context *ctx, const char *text, void *arg);
+void log_tee(log_tee_fn *fn, void *arg);
+
 #define log_err(...) log_write(LOG_ERR, NULL, __VA_ARGS__)
 #define log_warning(...) log_write(LOG_WARNING, NULL, __VA_ARGS__)
 #define log_notice(...) log_write(LOG_NOTICE, NULL, __VA_ARGS__)

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "build_config.h"
 #include "conf/conf.h"
@@ -15,11 +16,15 @@
 #include "daemon/runtime.h"
 #include "protocols/registry.h"
 #include "daemon/child.h"
+#include "daemon/control.h"
+#include "daemon/control_client.h"
 #include "systemd/activation.h"
 #include "systemd/notify.h"
 
 struct daemon {
 	const char *config_path;
+	const char *control_path;	/* --control: overrides control-socket */
+	struct control *control;
 	bool verbose;
 	bool privileges_dropped;
 	uid_t dropped_to;
@@ -34,12 +39,16 @@ struct daemon {
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: chassisd [-c FILE] [-t] [-v] [--version] [--help]\n"
+		"usage: chassisd [-c FILE] [-t] [-v] [--control PATH] [--version] [--help]\n"
+		"       chassisd reload|status|stop [-c FILE | --control PATH]\n"
 		"  -c, --config FILE  configuration file (default %s)\n"
 		"  -t, --test         check the configuration and exit\n"
 		"  -v, --verbose      log at debug level whatever log-level says\n"
+		"      --control PATH the control socket, instead of the config's control-socket\n"
 		"      --version      print the version and exit\n"
 		"  -h, --help         print this help and exit\n"
+		"Commands ask the running daemon through its control socket and print\n"
+		"the outcome: exit 0 done, 1 not applied, 2 daemon not reachable.\n"
 		"Signals: HUP reloads, TERM/INT stop (connections get shutdown-grace),\n"
 		"USR1 logs a status dump.\n",
 		CHASSISD_DEFAULT_CONFIG);
@@ -120,7 +129,32 @@ static int add_timers(struct daemon *d)
 	return d->status_timer == NULL ? -1 : event_add(d->status_timer, &second);
 }
 
-static void reload(struct daemon *d)
+/* Valid but likely a mistake: said at start, at each reload and by -t. */
+static void log_config_warnings(const struct conf *conf)
+{
+	log_config_errors(&conf->warnings, conf->path, LOG_WARNING, LOG_EVENT_NONE);
+}
+
+static bool same_text(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* What the running process cannot change without a restart. */
+static void warn_restart_only(const struct daemon *d, const struct conf *conf)
+{
+	const struct conf *running = runtime_conf(d->rt);
+
+	if ((conf->user != NULL) != d->privileges_dropped || (conf->user != NULL && conf->uid != d->dropped_to))
+		log_warning("user/group changes take effect at the next restart");
+	if (d->control_path == NULL && (!same_text(conf->control_socket, running->control_socket) ||
+					conf->control_timeout != running->control_timeout ||
+					conf->control_max_clients != running->control_max_clients))
+		log_warning("control-socket changes take effect at the next restart");
+}
+
+/* True when the new config runs; false when the old one still does. */
+static bool reload(struct daemon *d)
 {
 	struct conf_errors errors = { 0 };
 	unsigned serving = d->rt->generation_number;
@@ -140,11 +174,11 @@ static void reload(struct daemon *d)
 			 errors.count, errors.count == 1 ? "" : "s");
 		conf_errors_clear(&errors);
 		report_status(d, prefix, true);
-		return;
+		return false;
 	}
 	apply_log_level(d, conf);
-	if ((conf->user != NULL) != d->privileges_dropped || (conf->user != NULL && conf->uid != d->dropped_to))
-		log_warning("user/group changes take effect at the next restart");
+	log_config_warnings(conf);
+	warn_restart_only(d, conf);
 	if (runtime_apply(d->rt, conf) < 0) {
 		bool bind = d->rt->failure == RUNTIME_BIND_FAILED;
 
@@ -153,15 +187,31 @@ static void reload(struct daemon *d)
 		apply_log_level(d, runtime_conf(d->rt));
 		report_status(d, bind ? "reload failed (bind error), old config serving: "
 				      : "reload failed (start error), old config serving: ", true);
-		return;
+		return false;
 	}
 	report_status(d, "reload applied: ", true);
+	return true;
+}
+
+static void begin_stop(struct daemon *d, const char *why)
+{
+	struct log_context ctx = { .event = LOG_EVENT_STOPPING };
+
+	if (d->rt->stopping) {
+		log_notice("second stop request: closing every connection now");
+		event_base_loopbreak(d->base);
+		return;
+	}
+	notify_stopping();
+	log_write(LOG_NOTICE, &ctx, "stopping on %s: %u connection%s get up to %u s to finish", why,
+		  d->rt->chassis.connections, d->rt->chassis.connections == 1 ? "" : "s",
+		  runtime_conf(d->rt)->shutdown_grace);
+	runtime_shutdown(d->rt);
 }
 
 static void on_signal(evutil_socket_t signo, short what, void *arg)
 {
 	struct daemon *d = arg;
-	struct log_context ctx = { .event = LOG_EVENT_STOPPING };
 
 	switch (signo) {
 	case SIGHUP:
@@ -172,16 +222,7 @@ static void on_signal(evutil_socket_t signo, short what, void *arg)
 		runtime_log_status(d->rt);
 		break;
 	default:
-		if (d->rt->stopping) {
-			log_notice("second stop signal: closing every connection now");
-			event_base_loopbreak(d->base);
-			break;
-		}
-		notify_stopping();
-		log_write(LOG_NOTICE, &ctx, "stopping on %s: %u connection%s get up to %u s to finish",
-			  strsignal((int)signo), d->rt->chassis.connections, d->rt->chassis.connections == 1 ? "" : "s",
-			  runtime_conf(d->rt)->shutdown_grace);
-		runtime_shutdown(d->rt);
+		begin_stop(d, strsignal((int)signo));
 	}
 	(void)what;
 }
@@ -195,6 +236,54 @@ static int add_signals(struct daemon *d)
 		if (d->signals[i] == NULL || evsignal_add(d->signals[i], NULL) < 0)
 			return -1;
 	}
+	return 0;
+}
+
+/* ---- the control socket: the daemon's side ---- */
+
+static bool control_reload(void *arg)
+{
+	struct daemon *d = arg;
+
+	if (d->rt->stopping) {
+		log_err("stopping: no reload");
+		return false;
+	}
+	return reload(d);
+}
+
+static bool control_status(void *arg)
+{
+	struct daemon *d = arg;
+
+	runtime_log_status(d->rt);
+	return true;
+}
+
+static bool control_stop(void *arg)
+{
+	begin_stop(arg, "the control command stop");
+	return true;
+}
+
+/* Made before privileges are dropped, and given to the user dropped to,
+ * so that the daemon keeps answering on it (and removes it at exit). A
+ * daemon without one still runs: SIGHUP reloads it. */
+static int open_control(struct daemon *d)
+{
+	const struct conf *conf = runtime_conf(d->rt);
+	const char *path = d->control_path ? d->control_path : conf->control_socket;
+	struct control_limits limits = { .timeout = conf->control_timeout, .max_clients = conf->control_max_clients };
+	struct control_commands commands = { .reload = control_reload, .status = control_status,
+					     .stop = control_stop, .arg = d };
+
+	if (path[0] == '\0') {
+		log_info("no control socket (control-socket = \"\")");
+		return 0;
+	}
+	d->control = control_open(d->base, path, &limits, &commands);
+	if (d->control != NULL && conf->user != NULL && geteuid() == 0)
+		return control_chown(d->control, conf->uid, conf->gid);
 	return 0;
 }
 
@@ -229,10 +318,17 @@ static int run(struct daemon *d, struct conf *conf)
 	}
 	activation_release_unclaimed(log_unclaimed_socket);
 	conf = NULL;	/* the runtime owns it now */
+	if (open_control(d) < 0) {
+		log_err("not started: the control socket would be out of the daemon's reach");
+		goto out;
+	}
 	if (runtime_conf(d->rt)->user != NULL) {
 		const struct conf *c = runtime_conf(d->rt);
 		if (privileges_drop(c->user, c->uid, c->gid) < 0) {
-			log_err("not started: refusing to keep running as root");
+			if (geteuid() == 0)
+				log_err("not started: refusing to keep running as root");
+			else
+				log_err("not started: cannot become user %s", c->user);
 			goto out;
 		}
 		d->dropped_to = c->uid;
@@ -253,6 +349,7 @@ static int run(struct daemon *d, struct conf *conf)
 	log_info("stopped");
 	status = 0;
 out:
+	control_free(d->control);
 	for (size_t i = 0; i < sizeof(d->signals) / sizeof(d->signals[0]); i++)
 		if (d->signals[i] != NULL)
 			event_free(d->signals[i]);
@@ -279,9 +376,41 @@ static int check_only(const char *path, struct conf *conf, const struct conf_err
 			fprintf(stderr, "%s\n", errors->lines[i]);
 		return 1;
 	}
+	for (size_t i = 0; i < conf->warnings.count; i++)
+		fprintf(stderr, "%s\n", conf->warnings.lines[i]);
 	printf("%s: ok\n", path);
 	conf_free(conf);
 	return 0;
+}
+
+/* ---- the control socket: the client's side ---- */
+
+#define CONTROL_CLIENT_TIMEOUT 30	/* seconds for the daemon to answer */
+
+/* The daemon's socket: --control, else the config's control-socket (read
+ * as far as the file parses: the reload that reports its errors needs it). */
+static int run_client(const struct daemon *d, const char *command)
+{
+	struct conf_errors errors = { 0 };
+	/* A stop waits for the daemon's end: its shutdown-grace and more. */
+	struct conf *conf = strcmp(command, "stop") == 0 ? conf_load(d->config_path, protocol_config_table(), &errors)
+							  : NULL;
+	char *named = d->control_path ? NULL : conf_control_socket(d->config_path, protocol_config_table());
+	const char *path = d->control_path ? d->control_path : named ? named : CONF_DEFAULT_CONTROL_SOCKET;
+	unsigned grace = conf ? conf->shutdown_grace : CONF_DEFAULT_SHUTDOWN_GRACE;
+	int status;
+
+	if (path[0] == '\0') {
+		fprintf(stderr, "chassisd %s: %s sets no control socket (control-socket = \"\"); use --control "
+			"PATH or a signal\n", command, d->config_path);
+		status = CONTROL_CLIENT_UNREACHABLE;
+	} else {
+		status = control_client_run(path, command, CONTROL_CLIENT_TIMEOUT, grace + CONTROL_CLIENT_TIMEOUT);
+	}
+	free(named);
+	conf_free(conf);
+	conf_errors_clear(&errors);
+	return status;
 }
 
 int main(int argc, char **argv)
@@ -292,6 +421,7 @@ int main(int argc, char **argv)
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "control", required_argument, NULL, 'C' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct daemon d = { .config_path = CHASSISD_DEFAULT_CONFIG };
@@ -305,11 +435,14 @@ int main(int argc, char **argv)
 		case 'c': d.config_path = optarg; break;
 		case 't': test = true; break;
 		case 'v': d.verbose = true; break;
+		case 'C': d.control_path = optarg; break;
 		case 'V': printf("chassisd %s\n", CHASSISD_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
 	}
+	if (optind + 1 == argc && !test && control_client_is_command(argv[optind]))
+		return run_client(&d, argv[optind]);
 	if (optind < argc) {
 		usage(stderr);
 		return 2;
@@ -326,6 +459,7 @@ int main(int argc, char **argv)
 		status = 1;
 	} else {
 		apply_log_level(&d, conf);
+		log_config_warnings(conf);
 		status = run(&d, conf);
 	}
 	conf_errors_clear(&errors);

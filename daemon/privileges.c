@@ -15,7 +15,9 @@ int privileges_drop(const char *user, uid_t uid, gid_t gid)
 	if (geteuid() != 0) {
 		if (geteuid() == uid)
 			return 0;
-		log_err("cannot become user %s: not started as root", user);
+		log_err("cannot become user %s: started as uid %u, not root, and only root can change user; "
+			"under systemd the unit chooses the user (User=, DynamicUser=): remove \"user\" and "
+			"\"group\" from the config", user, (unsigned)geteuid());
 		return -1;
 	}
 	/* Groups first: once the uid is gone, so is the right to change them.

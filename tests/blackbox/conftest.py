@@ -5,6 +5,7 @@ waits for READY=1 (never a sleep), then talks to it with real clients.
 """
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -46,8 +47,16 @@ class Daemon:
     """One chassisd process; its stderr goes to a file the test can read."""
 
     def __init__(self, workdir, config_text, name="chassisd.conf", extra_args=(), preexec=None,
-                 config_dir=None, wrapper=(), env=None):
+                 config_dir=None, wrapper=(), env=None, control=True):
         self.workdir = workdir
+        # A control socket of its own (not the host's /run/chassisd/control),
+        # in a folder of its own: a daemon that dropped root cannot remove it.
+        # control=False: the config's control-socket applies.
+        self.control_dir = tempfile.mkdtemp(prefix="chassisd-ctl-")
+        os.chmod(self.control_dir, 0o755)
+        self.control = os.path.join(self.control_dir, "control")
+        if control:
+            extra_args = ("--control", self.control, *extra_args)
         self.config = os.path.join(config_dir or workdir, name)
         self.write_config(config_text)
         # Like systemd's, the socket is writable by anyone: a daemon that
@@ -141,6 +150,7 @@ class Daemon:
         if os.path.exists(self.notify_path):
             os.unlink(self.notify_path)
             os.rmdir(self.notify_dir)
+        shutil.rmtree(self.control_dir, ignore_errors=True)
 
     def log(self):
         with open(self.log_path, "rb") as f:

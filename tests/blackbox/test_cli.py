@@ -168,3 +168,25 @@ def test_log_on_a_tty_has_timestamps(tmp_path):
         os.close(master)
     first = text.decode().splitlines()[0]
     assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} info: listening on", first), first
+
+
+def test_an_empty_config_is_a_warning_at_check_and_at_start(tmp_path, start_daemon):
+    conf = tmp_path / "empty.conf"
+    conf.write_text("# nothing yet\n")
+    r = run("-t", "-c", str(conf))
+    assert r.returncode == 0 and r.stdout == "%s: ok\n" % conf
+    assert r.stderr == "%s: warning: no listener and no stream: chassisd would serve nothing\n" % conf
+    d = start_daemon("# nothing yet\n")
+    d.wait_log(r"^<4>%s: warning: no listener and no stream: chassisd would serve nothing$" % re.escape(d.config))
+
+
+def test_check_warns_about_paths_the_shipped_unit_hides(tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    conf = tmp_path / "c.conf"
+    conf.write_text('listener "web" {\n protocol = "http"\n address = "127.0.0.1:%d"\n http {\n'
+                    '  route "/" { handler = "static"  root = "%s" }\n }\n}\n' % (free_port(), site))
+    r = run("-t", "-c", str(conf))
+    assert r.returncode == 0 and r.stdout == "%s: ok\n" % conf
+    assert r.stderr == ('%s:5: warning: root "%s" is hidden from chassisd under the shipped systemd unit '
+                        '(PrivateTmp=yes)\n' % (conf, site))

@@ -79,12 +79,24 @@ def test_refuses_to_run_when_the_drop_is_impossible(tmp_path):
     try:
         r = subprocess.run([BINARY, "-c", conf], capture_output=True, text=True, timeout=20,
                            preexec_fn=become_nobody)
+        # -t (the unit's ExecStartPre=, run as the same user) warns first.
+        check = subprocess.run([BINARY, "-t", "-c", conf], capture_output=True, text=True, timeout=20,
+                               preexec_fn=become_nobody)
     finally:
         os.unlink(conf)
         os.rmdir(folder)
     assert r.returncode == 1
-    assert "cannot become user daemon: not started as root" in r.stderr
-    assert "refusing to keep running as root" in r.stderr
+    # Not root: the message says what to do, not "refusing to keep running as root".
+    uid = nobody.pw_uid
+    assert ('cannot become user daemon: started as uid %d, not root, and only root can change user; under '
+            'systemd the unit chooses the user (User=, DynamicUser=): remove "user" and "group" from the config'
+            % uid) in r.stderr
+    assert "not started: cannot become user daemon" in r.stderr
+    assert "as root" not in r.stderr
+    assert check.returncode == 0 and check.stdout == "%s: ok\n" % conf
+    assert check.stderr == ('%s:1: warning: user "daemon": running as uid %d, not root, chassisd cannot change '
+                            'user; under systemd the unit chooses it (User=, DynamicUser=): remove "user" and '
+                            '"group" here\n' % (conf, uid))
 
 
 def test_programs_get_no_capability_under_the_units_settings(start_daemon, public_dir):

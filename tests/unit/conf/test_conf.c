@@ -117,6 +117,58 @@ Test(conf, bad_corpus_gives_exact_errors)
 	cr_assert_geq(for_each_conf("bad", check_bad), 10);
 }
 
+Test(conf, control_socket_defaults)
+{
+	struct conf_errors errors = { 0 };
+	struct conf *conf = conf_load(TEST_CONF_DIR "/good/minimal.conf", protocol_config_table(), &errors);
+
+	cr_assert_not_null(conf);
+	cr_assert_str_eq(conf->control_socket, CONF_DEFAULT_CONTROL_SOCKET);
+	cr_assert_eq(conf->control_timeout, CONF_DEFAULT_CONTROL_TIMEOUT);
+	cr_assert_eq(conf->control_max_clients, CONF_DEFAULT_CONTROL_MAX_CLIENTS);
+	conf_free(conf);
+}
+
+Test(conf, nothing_to_serve_is_a_warning)
+{
+	struct conf_errors errors = { 0 };
+	struct conf *conf = conf_load(TEST_CONF_DIR "/good/empty.conf", protocol_config_table(), &errors);
+
+	cr_assert_not_null(conf);
+	cr_assert_eq(conf->warnings.count, 1);
+	cr_assert(strstr(conf->warnings.lines[0], "/good/empty.conf: warning: no listener and no stream: "
+						    "chassisd would serve nothing") != NULL, "%s", conf->warnings.lines[0]);
+	conf_free(conf);
+}
+
+/* The shipped unit hides /home, /root, /run/user (ProtectHome=) and /tmp,
+ * /var/tmp (PrivateTmp=): every option naming a path there is warned
+ * about, at its line, however deep in the file (globals, listeners, then
+ * streams); look-alikes are not. */
+Test(conf, paths_the_unit_hides_are_warnings_at_their_line)
+{
+	struct conf_errors errors = { 0 };
+	struct conf *conf = conf_load(TEST_CONF_DIR "/good/hidden-paths.conf", protocol_config_table(), &errors);
+	static const char *const expected[] = {
+		":1: warning: control-socket \"/tmp/chassisd.control\" is hidden from chassisd under the shipped "
+		"systemd unit (PrivateTmp=yes)",
+		":9: warning: root \"/root\" is hidden from chassisd under the shipped systemd unit "
+		"(ProtectHome=yes)",
+		":10: warning: root \"/var/tmp\" is hidden from chassisd under the shipped systemd unit "
+		"(PrivateTmp=yes)",
+		":6: warning: file \"/home/me/fortunes\" is hidden from chassisd under the shipped systemd unit "
+		"(ProtectHome=yes)",
+		":12: warning: command \"/run/user/1000/list\" is hidden from chassisd under the shipped systemd "
+		"unit (ProtectHome=yes)",
+	};
+
+	cr_assert_not_null(conf);
+	cr_assert_eq(conf->warnings.count, sizeof(expected) / sizeof(expected[0]));
+	for (size_t i = 0; i < conf->warnings.count; i++)
+		cr_expect(strstr(conf->warnings.lines[i], expected[i]) != NULL, "got %s", conf->warnings.lines[i]);
+	conf_free(conf);
+}
+
 Test(conf, missing_file_is_one_clear_error)
 {
 	struct conf_errors errors = { 0 };
@@ -137,6 +189,10 @@ Test(conf, values_and_defaults_reach_the_snapshot)
 	cr_assert_eq(conf->log_level, LOG_DEBUG);
 	cr_assert_eq(conf->max_connections, 500);
 	cr_assert_eq(conf->shutdown_grace, 3);
+	cr_assert_str_eq(conf->control_socket, "/run/chassisd-test/control");
+	cr_assert_eq(conf->control_timeout, 5);
+	cr_assert_eq(conf->control_max_clients, 2);
+	cr_assert_eq(conf->warnings.count, 0);
 	cr_assert_eq(conf->n_listeners, 4);
 	tcp = &conf->listeners[0];
 	cr_assert_str_eq(tcp->unit.name, "echo-tcp");
