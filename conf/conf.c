@@ -131,6 +131,7 @@ static cfg_opt_t listener_common_options[] = {
 	CFG_INT("idle-timeout", CONF_DEFAULT_IDLE_TIMEOUT, CFGF_NONE),
 	CFG_INT("buffer-size", CONF_DEFAULT_BUFFER_SIZE, CFGF_NONE),
 	CFG_INT("notsent-lowat", CONF_DEFAULT_NOTSENT_LOWAT, CFGF_NONE),
+	CFG_BOOL("connection-log", cfg_false, CFGF_NONE),
 	CFG_STR_LIST("allow", NULL, CFGF_NONE),
 	CFG_STR_LIST("deny", NULL, CFGF_NONE),
 	CFG_SEC("netsim", netsim_options, CFGF_NONE),
@@ -138,7 +139,7 @@ static cfg_opt_t listener_common_options[] = {
 #define N_COMMON (sizeof(listener_common_options) / sizeof(listener_common_options[0]))
 
 static const char *const tcp_only_options[] = {
-	"max-connections", "per-source", "idle-timeout", "buffer-size", "notsent-lowat", NULL,
+	"max-connections", "per-source", "idle-timeout", "buffer-size", "notsent-lowat", "connection-log", NULL,
 };
 static const char *const datagram_only_options[] = { "netsim", NULL };
 static const char *const multicast_only_options[] = { "interface", "ttl", "loop", NULL };
@@ -398,6 +399,7 @@ static cfg_t *schema_new(cfg_opt_t *listener_opts, cfg_opt_t *stream_opts)
 {
 	cfg_opt_t opts[] = {
 		CFG_STR("log-level", "info", CFGF_NONE),
+		CFG_STR("log-file", "", CFGF_NONE),
 		CFG_STR("user", NULL, CFGF_NODEFAULT),
 		CFG_STR("group", NULL, CFGF_NODEFAULT),
 		CFG_INT("max-connections", CONF_DEFAULT_MAX_CONNECTIONS, CFGF_NONE),
@@ -697,6 +699,7 @@ static bool parse_listener(struct loader *ld, cfg_t *sec, struct conf_listener *
 	if (l->transport == TRANSPORT_MULTICAST && l->address != NULL)
 		resolve_interface(&scope, sec, l);
 	parse_limits(&scope, sec, l);
+	l->connection_log = cfg_getbool(sec, "connection-log");
 	if (!scope.failed)
 		parse_protocol_settings(&scope, sec, l);
 	return !scope.failed;
@@ -983,6 +986,21 @@ static void check_collisions(struct loader *ld, struct conf *conf)
 	}
 }
 
+/* An absolute path, or "" for stderr. Opened by the daemon, which can say
+ * why it cannot. */
+static bool parse_log_file(struct loader *ld, cfg_t *cfg, struct conf *conf)
+{
+	const char *path = cfg_getstr(cfg, "log-file");
+
+	conf->log_file = strdup(path);
+	if (path[0] != '\0' && path[0] != '/') {
+		conf_errors_add(ld->errors, "%s:%d: log-file must be an absolute path, or \"\" for stderr", ld->path,
+				find_line(ld, cfg, "log-file"));
+		return false;
+	}
+	return conf->log_file != NULL;
+}
+
 static bool parse_globals(struct loader *ld, cfg_t *cfg, struct conf *conf)
 {
 	const char *level = cfg_getstr(cfg, "log-level");
@@ -1015,6 +1033,8 @@ static bool parse_globals(struct loader *ld, cfg_t *cfg, struct conf *conf)
 				ld->path, find_line(ld, cfg, "max-children"));
 		ok = false;
 	}
+	if (!parse_log_file(ld, cfg, conf))
+		ok = false;
 	conf->max_connections = (unsigned)max;
 	conf->shutdown_grace = (unsigned)grace;
 	conf->max_children = (unsigned)children;
@@ -1342,6 +1362,7 @@ void conf_free(struct conf *conf)
 	free(conf->user);
 	free(conf->group);
 	free(conf->control_socket);
+	free(conf->log_file);
 	conf_errors_clear(&conf->warnings);
 	free(conf);
 }

@@ -99,6 +99,7 @@ struct conf_listener {
 	unsigned idle_timeout;
 	size_t buffer_size;
 	unsigned notsent_lowat;			/* 0 = the kernel's sysctl */
+	bool connection_log;			/* a line per closed connection */
 	/* udp and multicast: applied to what is received */
 	struct conf_netsim netsim;
 };
@@ -152,6 +153,7 @@ struct conf_errors {
 struct conf {
 	char *path;
 	int log_level;				/* syslog priority: LOG_ERR .. LOG_DEBUG */
+	char *log_file;				/* "" = stderr */
 	/* Who to become once every socket is bound; NULL = stay as started. */
 	char *user;
 	char *group;

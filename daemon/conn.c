@@ -84,6 +84,8 @@ struct conn {
 	struct conn_profile profile;
 	size_t head_len;		/* memory bytes at the front, before a file */
 	uint64_t last_active_ms;
+	uint64_t opened_ms;
+	uint64_t bytes_in, bytes_out;	/* for connection-log */
 	unsigned idle_ms;		/* 0 = never */
 	void *data;
 	struct sockaddr_storage peer;
@@ -206,6 +208,25 @@ static void conn_free_io(struct conn *conn)
 		evbuffer_free(conn->out);
 }
 
+static const char *const conn_end_names[] = {
+	[CONN_END_DONE] = "done",
+	[CONN_END_IDLE] = "idle timeout",
+	[CONN_END_FAILED] = "failed",
+	[CONN_END_CLOSED] = "closed at stop",
+	[CONN_END_ABORTED] = "aborted",
+	[CONN_END_FILE_SHORT] = "file cut short",
+};
+
+/* connection-log: what xinetd's log_on_exit gives, for every protocol. */
+static void conn_log_closed(const struct conn *conn)
+{
+	uint64_t ms = conn_clock_ms() - conn->opened_ms;
+
+	conn_log(conn, LOG_INFO, "connection closed: %llu bytes in, %llu bytes out, %llu.%03llu s, %s",
+		 (unsigned long long)conn->bytes_in, (unsigned long long)conn->bytes_out,
+		 (unsigned long long)(ms / 1000), (unsigned long long)(ms % 1000), conn_end_names[conn->end]);
+}
+
 /* The owner hears last, once the socket is closed: what it frees (the
  * profile's settings, a retired listener) the close hook may still use. */
 static void conn_finish(struct conn *conn, enum conn_end end)
@@ -216,7 +237,10 @@ static void conn_finish(struct conn *conn, enum conn_end end)
 	conn->end = end;
 	if (conn->profile.hooks->close != NULL)
 		conn->profile.hooks->close(conn);
-	conn_log(conn, LOG_DEBUG, "connection closed");
+	if (conn->profile.connection_log)
+		conn_log_closed(conn);
+	else
+		conn_log(conn, LOG_DEBUG, "connection closed");
 	TAILQ_REMOVE(&owner->conns, conn, owner_link);
 	TAILQ_REMOVE(&ch->by_activity, conn, activity_link);
 	owner->n_conns--;
@@ -261,8 +285,10 @@ static bool conn_send_head(struct conn *conn)
 	if (cork)
 		setsockopt(conn->fd, IPPROTO_TCP, TCP_CORK, &(int){ 1 }, sizeof(int));
 	sent = sendmsg(conn->fd, &msg, (cork ? 0 : MSG_MORE) | MSG_NOSIGNAL);
-	if (sent > 0)
+	if (sent > 0) {
 		evbuffer_drain(conn->out, (size_t)sent);
+		conn->bytes_out += (uint64_t)sent;
+	}
 	return cork;
 }
 
@@ -306,6 +332,8 @@ static void conn_write_out(struct conn *conn)
 	while (evbuffer_get_length(conn->out) > 0) {
 		errno = 0;
 		n = evbuffer_write(conn->out, conn->fd);
+		if (n > 0)
+			conn->bytes_out += (uint64_t)n;
 		if (n <= 0 || (total += (size_t)n) >= CONN_WRITE_SHARE)
 			break;
 	}
@@ -487,6 +515,7 @@ static ssize_t conn_read(struct conn *conn)
 		evbuffer_commit_space(conn->in, vec, 0);
 		return n;
 	}
+	conn->bytes_in += (uint64_t)n;
 	for (int i = 0; i < n_vec; i++) {
 		size_t used = (size_t)n > vec[i].iov_len ? vec[i].iov_len : (size_t)n;
 		n -= (ssize_t)used;
@@ -643,6 +672,7 @@ int conn_open(struct conn_owner *owner, const struct conn_profile *profile, int 
 	conn->idle_ms = profile->idle_ms;
 	conn->data = data;
 	conn->last_active_ms = conn_clock_ms();
+	conn->opened_ms = conn->last_active_ms;
 	memcpy(&conn->peer, peer, peer_len);
 	conn->peer_len = peer_len;
 	TAILQ_INSERT_TAIL(&owner->conns, conn, owner_link);
@@ -650,7 +680,7 @@ int conn_open(struct conn_owner *owner, const struct conn_profile *profile, int 
 	owner->n_conns++;
 	ch->connections++;
 	chassis_hold(ch);
-	conn_log(conn, LOG_DEBUG, "connection open");
+	conn_log(conn, profile->connection_log ? LOG_INFO : LOG_DEBUG, "connection open");
 
 	if (profile->hooks->open != NULL) {
 		conn->flags |= CONN_IN_HOOK;

@@ -30,6 +30,7 @@ struct conn_profile {
 	size_t buffer_size;		/* bytes queued before backpressure */
 	unsigned idle_ms;		/* 0 = never */
 	const char *unit, *protocol, *transport;	/* the log context */
+	bool connection_log;		/* an info line at close: bytes, duration */
 	void *owner_ref;		/* the owner's own, for closed() */
 };
 

@@ -36,6 +36,7 @@ struct control {
 	ino_t ino;			/* remove that one and no successor */
 	struct control_limits limits;
 	struct control_commands commands;
+	struct event *retry;		/* accepting again after running out of fds */
 	unsigned clients;
 	LIST_HEAD(, control_client) all;
 };
@@ -75,13 +76,13 @@ static bool control_run(struct control *control, const char *command, struct con
 		return c->reload(c->arg);
 	if (strcmp(command, "status") == 0)
 		return c->status(c->arg);
-	if (strcmp(command, "reopen") == 0 && c->reopen != NULL)
+	if (strcmp(command, "reopen") == 0)
 		return c->reopen(c->arg);
 	if (strcmp(command, "stop") == 0) {
 		client->waits_for_exit = true;
 		return c->stop(c->arg);
 	}
-	log_err("unknown control command \"%s\" (reload, status, stop%s)", command, c->reopen ? ", reopen" : "");
+	log_err("unknown control command \"%s\" (reload, status, stop, reopen)", command);
 	return false;
 }
 
@@ -162,6 +163,30 @@ static void control_on_accept(struct evconnlistener *listener, evutil_socket_t f
 	bufferevent_enable(client->bev, EV_READ);
 	(void)addr;
 	(void)socklen;
+}
+
+static void control_on_retry(evutil_socket_t fd, short what, void *arg)
+{
+	struct control *control = arg;
+
+	if (control->clients < control->limits.max_clients)
+		evconnlistener_enable(control->listener);
+	(void)fd;
+	(void)what;
+}
+
+/* Out of fds: the pending connection stays pending, and a level-triggered
+ * retry at once would spin. Pause a second (what listeners do on the
+ * connections that free fds, the control socket does on a clock). */
+static void control_on_accept_error(struct evconnlistener *listener, void *arg)
+{
+	struct control *control = arg;
+	struct timeval second = { 1, 0 };
+	int error = EVUTIL_SOCKET_ERROR();
+
+	evconnlistener_disable(listener);
+	log_warning("control socket: cannot accept: %s; trying again in 1 s", strerror(error));
+	event_add(control->retry, &second);
 }
 
 /* Another daemon answering on the path keeps it; a file left by one that
@@ -259,12 +284,19 @@ struct control *control_open(struct event_base *base, const char *path, const st
 	}
 	control_remember_inode(control);
 	control->listener = evconnlistener_new(base, control_on_accept, control, LEV_OPT_CLOSE_ON_FREE, -1, fd);
-	if (control->listener == NULL) {
-		close(fd);
+	control->retry = evtimer_new(base, control_on_retry, control);
+	if (control->listener == NULL || control->retry == NULL) {
+		if (control->listener != NULL)
+			evconnlistener_free(control->listener);
+		else
+			close(fd);
+		if (control->retry != NULL)
+			event_free(control->retry);
 		unlink(control->path);
 		free(control);
 		return NULL;
 	}
+	evconnlistener_set_error_cb(control->listener, control_on_accept_error);
 	log_info("control socket %s", path);
 	return control;
 }
@@ -319,6 +351,7 @@ void control_free(struct control *control)
 		control_client_free(client);
 	}
 	evconnlistener_free(control->listener);
+	event_free(control->retry);
 	if (stat(control->path, &st) == 0 && st.st_dev == control->dev && st.st_ino == control->ino)
 		unlink(control->path);
 	free(control);

@@ -25,7 +25,7 @@ struct control_commands {
 	bool (*reload)(void *arg);
 	bool (*status)(void *arg);
 	bool (*stop)(void *arg);
-	bool (*reopen)(void *arg);	/* NULL: not offered */
+	bool (*reopen)(void *arg);	/* the log-file, after logrotate */
 	void *arg;
 };
 

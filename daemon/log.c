@@ -1,7 +1,11 @@
 #include "daemon/log.h"
 
+#include <errno.h>
 #include <event2/event.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -36,6 +40,8 @@ enum log_sink {
 
 static int log_level = LOG_INFO;
 static enum log_sink log_sink = LOG_SINK_PIPE;
+static int file_fd = -1;		/* log-file, or -1 for stderr */
+static char *file_path;
 static log_tee_fn *tee_fn;
 static void *tee_arg;
 
@@ -55,6 +61,51 @@ void log_init(void)
 	else if (isatty(STDERR_FILENO))
 		log_sink = LOG_SINK_TTY;
 	event_set_log_callback(log_from_libevent);
+}
+
+static int log_open(const char *path)
+{
+	return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
+}
+
+int log_use_file(const char *path)
+{
+	char *copy = path[0] != '\0' ? strdup(path) : NULL;
+	int fd = copy != NULL ? log_open(path) : -1;
+
+	if (path[0] != '\0' && fd < 0) {
+		int saved = copy == NULL ? ENOMEM : errno;
+		free(copy);
+		errno = saved;
+		return -1;
+	}
+	if (file_fd >= 0)
+		close(file_fd);
+	free(file_path);
+	file_fd = fd;
+	file_path = copy;
+	return 0;
+}
+
+/* A new file takes the place of the old one only once it is open: a
+ * reopen that fails leaves the records going to the renamed file. */
+int log_reopen_file(void)
+{
+	int fd;
+
+	if (file_path == NULL)
+		return 0;
+	fd = log_open(file_path);
+	if (fd < 0)
+		return -1;
+	close(file_fd);
+	file_fd = fd;
+	return 0;
+}
+
+int log_chown_file(uid_t uid, gid_t gid)
+{
+	return file_fd < 0 ? 0 : fchown(file_fd, uid, gid);
 }
 
 void log_tee(log_tee_fn *fn, void *arg)
@@ -128,6 +179,22 @@ static void format_prefix(char *buf, size_t len, enum log_sink sink, int level)
 	snprintf(buf, len, "%s.%03ld %s: ", stamp, now.tv_nsec / 1000000, log_level_name(level));
 }
 
+/* log-file: a reader of the file has no other clock than ours. ISO 8601
+ * with the UTC offset, to the millisecond. */
+static void format_file_prefix(char *buf, size_t len, int level)
+{
+	struct timespec now;
+	struct tm tm;
+	char stamp[32], zone[8];
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	localtime_r(&now.tv_sec, &tm);
+	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+	strftime(zone, sizeof(zone), "%z", &tm);
+	snprintf(buf, len, "%s.%03ld%.3s:%.2s %s: ", stamp, now.tv_nsec / 1000000, zone, zone + 3,
+		 log_level_name(level));
+}
+
 /* The context as journald fields an administrator can filter on. */
 static int log_send_journal(int level, const char *message, const struct log_context *ctx)
 {
@@ -190,12 +257,16 @@ static void log_emit(enum log_sink sink, int level, const struct log_context *ct
 		tee_fn(level, ctx, safe, tee_arg);
 	if (!log_enabled(level))
 		return;
-	if (sink == LOG_SINK_JOURNAL && log_send_journal(level, safe, ctx) == 0)
+	if (file_fd < 0 && sink == LOG_SINK_JOURNAL && log_send_journal(level, safe, ctx) == 0)
 		return;
-	format_prefix(prefix, sizeof(prefix), sink, level);
+	if (file_fd >= 0)
+		format_file_prefix(prefix, sizeof(prefix), level);
+	else
+		format_prefix(prefix, sizeof(prefix), sink, level);
 	n = snprintf(line, sizeof(line), "%s%s\n", prefix, safe);
-	/* One write per line keeps lines whole when several writers share stderr. */
-	if (n > 0 && write(STDERR_FILENO, line, (size_t)n) < 0)
+	/* One write per line keeps lines whole when several writers share
+	 * stderr (or, with O_APPEND, the file). */
+	if (n > 0 && write(file_fd >= 0 ? file_fd : STDERR_FILENO, line, (size_t)n) < 0)
 		return;
 }
 

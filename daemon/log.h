@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 #include <syslog.h>
 
 /* Events worth a stable identity (journald MESSAGE_ID). */
@@ -51,6 +52,15 @@ struct log_context {
 };
 
 void log_init(void);
+/* log-file: records go to path (created 0640, appended to) instead of
+ * stderr, each with an ISO 8601 local time. "" goes back to stderr. On
+ * failure -1 with errno, and the records keep going where they went. */
+int log_use_file(const char *path);
+/* The same path opened again, after logrotate renamed the file (SIGUSR2,
+ * `chassisd reopen`). 0 when there is no log-file. */
+int log_reopen_file(void);
+/* The file to the user the daemon becomes, so that it can reopen it. */
+int log_chown_file(uid_t uid, gid_t gid);
 void log_set_level(int level);
 bool log_enabled(int level);
 void log_write(int level, const struct log_context *ctx, const char *fmt, ...)

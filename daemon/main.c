@@ -30,7 +30,7 @@ struct daemon {
 	uid_t dropped_to;
 	struct event_base *base;
 	struct runtime *rt;
-	struct event *signals[4];
+	struct event *signals[5];
 	struct event *watchdog;
 	struct event *status_timer;
 	char last_status[200];
@@ -40,7 +40,7 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: chassisd [-c FILE] [-t] [-v] [--control PATH] [--version] [--help]\n"
-		"       chassisd reload|status|stop [-c FILE | --control PATH]\n"
+		"       chassisd reload|status|stop|reopen [-c FILE | --control PATH]\n"
 		"  -c, --config FILE  configuration file (default %s)\n"
 		"  -t, --test         check the configuration and exit\n"
 		"  -v, --verbose      log at debug level whatever log-level says\n"
@@ -50,7 +50,7 @@ static void usage(FILE *out)
 		"Commands ask the running daemon through its control socket and print\n"
 		"the outcome: exit 0 done, 1 not applied, 2 daemon not reachable.\n"
 		"Signals: HUP reloads, TERM/INT stop (connections get shutdown-grace),\n"
-		"USR1 logs a status dump.\n",
+		"USR1 logs a status dump, USR2 reopens the log-file (after logrotate).\n",
 		CHASSISD_DEFAULT_CONFIG);
 }
 
@@ -153,6 +153,31 @@ static void warn_restart_only(const struct daemon *d, const struct conf *conf)
 		log_warning("control-socket changes take effect at the next restart");
 }
 
+/* ---- log-file ---- */
+
+/* A reload that names another file moves the log there; one that cannot
+ * be opened leaves it where it was. */
+static void switch_log_file(const char *path, const char *previous)
+{
+	if (previous == NULL || strcmp(path, previous) == 0)
+		return;
+	if (log_use_file(path) < 0)
+		log_err("cannot open log-file %s: %s; logging stays where it was", path, strerror(errno));
+	else
+		log_info("logging to %s", path[0] ? path : "stderr");
+}
+
+/* SIGUSR2 and `chassisd reopen`: after logrotate renamed the file. */
+static bool reopen_log(void)
+{
+	if (log_reopen_file() < 0) {
+		log_err("cannot reopen the log-file: %s; still writing to the old one", strerror(errno));
+		return false;
+	}
+	log_info("log-file reopened");
+	return true;
+}
+
 /* True when the new config runs; false when the old one still does. */
 static bool reload(struct daemon *d)
 {
@@ -161,7 +186,7 @@ static bool reload(struct daemon *d)
 	struct log_context failed = { .config_file = d->config_path, .event = LOG_EVENT_RELOAD_FAILED,
 				      .generation = serving };
 	struct conf *conf;
-	char prefix[160];
+	char prefix[160], *previous_log_file;
 
 	notify_reloading();
 	log_info("reloading %s", d->config_path);
@@ -179,7 +204,9 @@ static bool reload(struct daemon *d)
 	apply_log_level(d, conf);
 	log_config_warnings(conf);
 	warn_restart_only(d, conf);
+	previous_log_file = strdup(runtime_conf(d->rt)->log_file);
 	if (runtime_apply(d->rt, conf) < 0) {
+		free(previous_log_file);
 		bool bind = d->rt->failure == RUNTIME_BIND_FAILED;
 
 		log_write(LOG_ERR, &failed, "reload failed: %s; still serving generation %u",
@@ -189,6 +216,8 @@ static bool reload(struct daemon *d)
 				      : "reload failed (start error), old config serving: ", true);
 		return false;
 	}
+	switch_log_file(runtime_conf(d->rt)->log_file, previous_log_file);
+	free(previous_log_file);
 	report_status(d, "reload applied: ", true);
 	return true;
 }
@@ -221,6 +250,9 @@ static void on_signal(evutil_socket_t signo, short what, void *arg)
 	case SIGUSR1:
 		runtime_log_status(d->rt);
 		break;
+	case SIGUSR2:
+		reopen_log();
+		break;
 	default:
 		begin_stop(d, strsignal((int)signo));
 	}
@@ -229,7 +261,7 @@ static void on_signal(evutil_socket_t signo, short what, void *arg)
 
 static int add_signals(struct daemon *d)
 {
-	static const int signos[] = { SIGHUP, SIGTERM, SIGINT, SIGUSR1 };
+	static const int signos[] = { SIGHUP, SIGTERM, SIGINT, SIGUSR1, SIGUSR2 };
 
 	for (size_t i = 0; i < sizeof(signos) / sizeof(signos[0]); i++) {
 		d->signals[i] = evsignal_new(d->base, signos[i], on_signal, d);
@@ -260,6 +292,12 @@ static bool control_status(void *arg)
 	return true;
 }
 
+static bool control_reopen(void *arg)
+{
+	(void)arg;
+	return reopen_log();
+}
+
 static bool control_stop(void *arg)
 {
 	begin_stop(arg, "the control command stop");
@@ -275,7 +313,7 @@ static int open_control(struct daemon *d)
 	const char *path = d->control_path ? d->control_path : conf->control_socket;
 	struct control_limits limits = { .timeout = conf->control_timeout, .max_clients = conf->control_max_clients };
 	struct control_commands commands = { .reload = control_reload, .status = control_status,
-					     .stop = control_stop, .arg = d };
+					     .stop = control_stop, .reopen = control_reopen, .arg = d };
 
 	if (path[0] == '\0') {
 		log_info("no control socket (control-socket = \"\")");
@@ -322,6 +360,10 @@ static int run(struct daemon *d, struct conf *conf)
 		log_err("not started: the control socket would be out of the daemon's reach");
 		goto out;
 	}
+	if (runtime_conf(d->rt)->user != NULL && geteuid() == 0 &&
+	    log_chown_file(runtime_conf(d->rt)->uid, runtime_conf(d->rt)->gid) < 0)
+		log_warning("cannot give the log-file to user %s: %s; it cannot be reopened after the drop",
+			    runtime_conf(d->rt)->user, strerror(errno));
 	if (runtime_conf(d->rt)->user != NULL) {
 		const struct conf *c = runtime_conf(d->rt);
 		if (privileges_drop(c->user, c->uid, c->gid) < 0) {
@@ -410,6 +452,7 @@ static int run_client(const struct daemon *d, const char *command)
 	free(named);
 	conf_free(conf);
 	conf_errors_clear(&errors);
+	log_use_file("");	/* closes the log-file */
 	return status;
 }
 
@@ -457,11 +500,16 @@ int main(int argc, char **argv)
 		log_err("not started: %zu error%s in %s", errors.count, errors.count == 1 ? "" : "s",
 			d.config_path);
 		status = 1;
+	} else if (conf->log_file[0] != '\0' && log_use_file(conf->log_file) < 0) {
+		log_err("not started: cannot open log-file %s: %s", conf->log_file, strerror(errno));
+		conf_free(conf);
+		status = 1;
 	} else {
 		apply_log_level(&d, conf);
 		log_config_warnings(conf);
 		status = run(&d, conf);
 	}
 	conf_errors_clear(&errors);
+	log_use_file("");	/* closes the log-file */
 	return status;
 }

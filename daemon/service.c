@@ -135,6 +135,7 @@ static void service_profiles(struct service *svc, struct chassis *chassis)
 		.state = svc->instance->state,
 		.buffer_size = conf->buffer_size,
 		.idle_ms = conf->idle_timeout * 1000u,
+		.connection_log = conf->connection_log,
 		.unit = conf->unit.name,
 		.protocol = conf->unit.module->name,
 		.transport = transport_name(conf->transport),

@@ -164,7 +164,7 @@ def test_a_stale_socket_is_replaced_and_a_live_one_left_alone(start_daemon, tmp_
 def test_unknown_command_long_line_and_idle_client(start_daemon):
     d = start_daemon("control-timeout = 1\n" + echo_listener("e", free_port()))
     assert ask(d.control, b"bogus\n") == \
-        '<3>unknown control command "bogus" (reload, status, stop)\nfailed\n'
+        '<3>unknown control command "bogus" (reload, status, stop, reopen)\nfailed\n'
     assert ask(d.control, b"x" * 100) == ""
     d.wait_log(r"<4>control client: a line longer than 64 bytes, or more than one command: closed")
     assert ask(d.control, b"status\nstatus\n") == ""
@@ -224,3 +224,25 @@ def test_socket_belongs_to_the_user_dropped_to_and_still_answers(start_daemon, p
         assert echo_once(s)
     assert client("stop", "--control", d.control).returncode == 0
     assert d.proc.wait(5) == 0
+
+
+def test_out_of_fds_the_control_socket_waits_without_spinning(start_daemon):
+    import resource
+    port = free_port()
+
+    def few_fds():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (32, 32))
+
+    d = start_daemon(echo_listener("e", port, "per-source = 1000\n max-connections = 1000"), preexec=few_fds)
+    clients = [connect(port) for _ in range(40)]
+    d.wait_log(r"<4>accept paused: Too many open files")
+    asker = subprocess.Popen([BINARY, "status", "--control", d.control], stdout=subprocess.PIPE, text=True)
+    d.wait_log(r"<4>control socket: cannot accept: Too many open files; trying again in 1 s")
+    cpu_before = d.cpu_seconds()
+    time.sleep(1.5)
+    assert d.cpu_seconds() - cpu_before < 0.5, "the loop spins while out of fds"
+    assert asker.poll() is None
+    for c in clients:
+        c.close()
+    out, _ = asker.communicate(timeout=10)
+    assert asker.returncode == 0 and "listener=e" in out
