@@ -1,6 +1,7 @@
 #include "daemon/privileges.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <grp.h>
 #include <linux/capability.h>
 #include <string.h>
@@ -34,6 +35,20 @@ int privileges_drop(const char *user, uid_t uid, gid_t gid)
 	return 0;
 }
 
+/* False (and the capability logged) when one is still ambient. A kernel
+ * without ambient capabilities (before 4.3) answers EINVAL: none there. */
+static bool ambient_is_empty(void)
+{
+	for (int cap = 0; cap <= CAP_LAST_CAP; cap++) {
+		int set = prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, cap, 0, 0);
+		if (set == 1) {
+			log_err("capability %d is still in the ambient set", cap);
+			return false;
+		}
+	}
+	return true;
+}
+
 /* Programs are exec'd as the daemon's user: with an empty inheritable set
  * (which empties the ambient set too) they start with no capability, as
  * a non-root exec gains none from a file without file capabilities. The
@@ -55,11 +70,18 @@ int privileges_confine_children(void)
 	}
 	for (size_t i = 0; i < _LINUX_CAPABILITY_U32S_3; i++)
 		data[i].inheritable = 0;
-	if (syscall(SYS_capset, &header, data) < 0) {
+	/* Lowering a set is always allowed: EPERM is a system-call filter
+	 * (the shipped unit's SystemCallFilter=~@privileged holds capset).
+	 * Then the ambient set, cleared below, is all a program could
+	 * inherit: under no_new_privs file capabilities are ignored, so the
+	 * inheritable set left alone grants nothing. */
+	if (syscall(SYS_capset, &header, data) < 0 && errno != EPERM) {
 		log_err("cannot clear the inheritable capabilities: %s", strerror(errno));
 		return -1;
 	}
-	/* Already empty once the inheritable set is; said for old kernels. */
-	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
-	return 0;
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL) {
+		log_err("cannot clear the ambient capabilities: %s", strerror(errno));
+		return -1;
+	}
+	return ambient_is_empty() ? 0 : -1;
 }
