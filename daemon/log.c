@@ -87,6 +87,11 @@ int log_use_file(const char *path)
 	return 0;
 }
 
+const char *log_file_in_use(void)
+{
+	return file_path != NULL ? file_path : "";
+}
+
 /* A new file takes the place of the old one only once it is open: a
  * reopen that fails leaves the records going to the renamed file. */
 int log_reopen_file(void)

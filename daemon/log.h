@@ -56,6 +56,8 @@ void log_init(void);
  * stderr, each with an ISO 8601 local time. "" goes back to stderr. On
  * failure -1 with errno, and the records keep going where they went. */
 int log_use_file(const char *path);
+/* The log-file's path, "" for stderr. */
+const char *log_file_in_use(void);
 /* The same path opened again, after logrotate renamed the file (SIGUSR2,
  * `chassisd reopen`). 0 when there is no log-file. */
 int log_reopen_file(void);

@@ -157,9 +157,9 @@ static void warn_restart_only(const struct daemon *d, const struct conf *conf)
 
 /* A reload that names another file moves the log there; one that cannot
  * be opened leaves it where it was. */
-static void switch_log_file(const char *path, const char *previous)
+static void switch_log_file(const char *path)
 {
-	if (previous == NULL || strcmp(path, previous) == 0)
+	if (strcmp(path, log_file_in_use()) == 0)
 		return;
 	if (log_use_file(path) < 0)
 		log_err("cannot open log-file %s: %s; logging stays where it was", path, strerror(errno));
@@ -186,7 +186,7 @@ static bool reload(struct daemon *d)
 	struct log_context failed = { .config_file = d->config_path, .event = LOG_EVENT_RELOAD_FAILED,
 				      .generation = serving };
 	struct conf *conf;
-	char prefix[160], *previous_log_file;
+	char prefix[160];
 
 	notify_reloading();
 	log_info("reloading %s", d->config_path);
@@ -204,9 +204,7 @@ static bool reload(struct daemon *d)
 	apply_log_level(d, conf);
 	log_config_warnings(conf);
 	warn_restart_only(d, conf);
-	previous_log_file = strdup(runtime_conf(d->rt)->log_file);
 	if (runtime_apply(d->rt, conf) < 0) {
-		free(previous_log_file);
 		bool bind = d->rt->failure == RUNTIME_BIND_FAILED;
 
 		log_write(LOG_ERR, &failed, "reload failed: %s; still serving generation %u",
@@ -216,8 +214,7 @@ static bool reload(struct daemon *d)
 				      : "reload failed (start error), old config serving: ", true);
 		return false;
 	}
-	switch_log_file(runtime_conf(d->rt)->log_file, previous_log_file);
-	free(previous_log_file);
+	switch_log_file(runtime_conf(d->rt)->log_file);
 	report_status(d, "reload applied: ", true);
 	return true;
 }
@@ -452,7 +449,6 @@ static int run_client(const struct daemon *d, const char *command)
 	free(named);
 	conf_free(conf);
 	conf_errors_clear(&errors);
-	log_use_file("");	/* closes the log-file */
 	return status;
 }
 

@@ -102,3 +102,18 @@ def test_without_connection_log_nothing_per_connection_at_info(start_daemon):
         assert echo_once(s)
     d.status_dump()
     assert "connection closed" not in d.log()
+
+
+def test_a_reload_moves_the_log_to_another_file_and_back_to_stderr(start_daemon, tmp_path):
+    first, second = tmp_path / "first.log", tmp_path / "second.log"
+    listener = echo_listener("e", free_port())
+    d = start_daemon('log-file = "%s"\n' % first + listener)
+    reload = [BINARY, "reload", "--control", d.control]
+    d.write_config('log-file = "%s"\n' % second + listener)
+    assert subprocess.run(reload, capture_output=True, timeout=30).returncode == 0
+    assert "reload 2: 1 kept" in read(first)
+    assert re.search(r"^%s info: logging to %s$" % (STAMP, re.escape(str(second))), read(second), re.M)
+    d.write_config(listener)
+    assert subprocess.run(reload, capture_output=True, timeout=30).returncode == 0
+    d.wait_log(r"^<6>logging to stderr$")
+    assert "reload 3: 1 kept" in read(second)
