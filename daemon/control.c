@@ -95,6 +95,17 @@ static void control_on_written(struct bufferevent *bev, void *arg)
 	(void)bev;
 }
 
+static void control_on_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct control_client *client = arg;
+
+	if (what & BEV_EVENT_TIMEOUT)
+		log_warning("control client: %s within %u s: closed",
+			    what & BEV_EVENT_READING ? "no command" : "answer not taken", client->control->limits.timeout);
+	control_client_free(client);
+	(void)bev;
+}
+
 static void control_answer(struct control_client *client, const char *command)
 {
 	struct evbuffer *out = bufferevent_get_output(client->bev);
@@ -108,7 +119,7 @@ static void control_answer(struct control_client *client, const char *command)
 	/* A stopping daemon holds the connection as long as it runs. */
 	if (client->waits_for_exit)
 		bufferevent_set_timeouts(client->bev, NULL, NULL);
-	bufferevent_setcb(client->bev, NULL, control_on_written, NULL, client);
+	bufferevent_setcb(client->bev, NULL, control_on_written, control_on_event, client);
 }
 
 static void control_on_read(struct bufferevent *bev, void *arg)
@@ -116,7 +127,7 @@ static void control_on_read(struct bufferevent *bev, void *arg)
 	struct control_client *client = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
 	size_t len;
-	char *line = evbuffer_readln(in, &len, EVBUFFER_EOL_LF);
+	char *line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF);
 
 	if (line == NULL && evbuffer_get_length(in) < CONTROL_LINE_MAX)
 		return;
@@ -130,15 +141,6 @@ static void control_on_read(struct bufferevent *bev, void *arg)
 	free(line);
 }
 
-static void control_on_event(struct bufferevent *bev, short what, void *arg)
-{
-	struct control_client *client = arg;
-
-	if (what & BEV_EVENT_TIMEOUT)
-		log_warning("control client: no command within %u s: closed", client->control->limits.timeout);
-	control_client_free(client);
-	(void)bev;
-}
 
 static void control_on_accept(struct evconnlistener *listener, evutil_socket_t fd, struct sockaddr *addr,
 			      int socklen, void *arg)

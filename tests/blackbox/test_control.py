@@ -165,6 +165,7 @@ def test_unknown_command_long_line_and_idle_client(start_daemon):
     d = start_daemon("control-timeout = 1\n" + echo_listener("e", free_port()))
     assert ask(d.control, b"bogus\n") == \
         '<3>unknown control command "bogus" (reload, status, stop, reopen)\nfailed\n'
+    assert ask(d.control, b"status\r\n").endswith("listener=e protocol=echo transport=tcp\nok\n")
     assert ask(d.control, b"x" * 100) == ""
     d.wait_log(r"<4>control client: a line longer than 64 bytes, or more than one command: closed")
     assert ask(d.control, b"status\nstatus\n") == ""
