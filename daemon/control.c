@@ -196,7 +196,8 @@ static void control_on_accept_error(struct evconnlistener *listener, void *arg)
 static int control_claim_path(const char *path, const struct sockaddr_un *sun)
 {
 	struct stat st;
-	int fd, answered;
+	bool answered;
+	int fd;
 
 	if (lstat(path, &st) < 0)
 		return errno == ENOENT ? 0 : -1;
@@ -204,12 +205,14 @@ static int control_claim_path(const char *path, const struct sockaddr_un *sun)
 		errno = EEXIST;
 		return -1;
 	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* Non-blocking: a daemon whose backlog is full must not hold this
+	 * one's start; EAGAIN is a live one too. */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -1;
-	answered = connect(fd, (const struct sockaddr *)sun, sizeof(*sun));
+	answered = connect(fd, (const struct sockaddr *)sun, sizeof(*sun)) == 0 || errno == EAGAIN;
 	close(fd);
-	if (answered == 0) {
+	if (answered) {
 		errno = EADDRINUSE;
 		return -1;
 	}
@@ -279,8 +282,9 @@ struct control *control_open(struct event_base *base, const char *path, const st
 	errno = ENAMETOOLONG;
 	fd = strlen(path) < CONTROL_PATH_MAX ? control_bind(control) : -1;
 	if (fd < 0) {
-		log_warning("no control socket at %s: %s; `chassisd reload` cannot reach this daemon (SIGHUP still "
-			    "reloads)", path, errno == EADDRINUSE ? "another process answers on it" : strerror(errno));
+		log_warning("no control socket at %s: %s; `chassisd reload` cannot reach this daemon (set "
+			    "control-socket, or \"\" for none; SIGHUP still reloads)", path,
+			    errno == EADDRINUSE ? "another process answers on it" : strerror(errno));
 		free(control);
 		return NULL;
 	}
