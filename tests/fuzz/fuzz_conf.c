@@ -1,9 +1,11 @@
 /* The config loader, from a buffer: libconfuse, comment stripping, every
- * module's configure(). The bytes go through a memfd so that conf_load()
- * runs exactly as it does on a file. */
+ * module's configure(); and the client's conf_control_socket(), which reads
+ * a file as far as it parses. The bytes go through a memfd so that both
+ * run exactly as they do on a file. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -19,6 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct conf_errors errors = { 0 };
 	struct conf *conf;
 	char path[64];
+	char *control;
 
 	if (fd < 0) {
 		log_set_level(-1);	/* errors are the point: keep stderr quiet */
@@ -31,5 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (conf != NULL)
 		conf_free(conf);
 	conf_errors_clear(&errors);
+	control = conf_control_socket(path, protocol_config_table());
+	free(control);
 	return 0;
 }
