@@ -137,12 +137,19 @@ void conn_connect_cancel(struct connect *connect);
 /* Every datagram that the udp or multicast listener named `unit` receives
  * (and lets in), handed whole to fn as well as to the listener's module:
  * a stream that relays a group. The listener need not exist yet; a tap
- * follows the name across reloads. NULL when out of memory. */
+ * follows the name across reloads. NULL when out of memory.
+ * A module whose descriptor sets taps_get_payload (rtp) decides instead
+ * what its taps see: fn gets what it passes to chassis_tap_payload(), for
+ * rtp one call per RTP packet's payload, in sequence order, duplicates and
+ * late packets left out. */
 struct datagram_tap;
 typedef void chassis_tap_fn(void *arg, const void *data, size_t len);
 struct datagram_tap *chassis_tap_datagrams(struct chassis *chassis, const char *unit, chassis_tap_fn *fn,
 					   void *arg);
 void chassis_untap(struct datagram_tap *tap);
+/* For a taps_get_payload module: hands data to every tap on `unit` (its
+ * unit_env's), at once, from the caller's buffer. */
+void chassis_tap_payload(struct chassis *chassis, const char *unit, const void *data, size_t len);
 
 /* Documents a unit makes for others to serve (an RTP stream's SDP), by
  * name: the last one published under a name replaces it. Unpublishing

@@ -149,6 +149,7 @@ static void service_profiles(struct service *svc, struct chassis *chassis)
 		.protocol = conf->unit.module->name,
 		.transport = transport_name(conf->transport),
 		.chassis = chassis,
+		.module_feeds_taps = protocol->taps_get_payload,
 	};
 	if (conf->transport != TRANSPORT_TCP && conf->netsim.enabled)
 		svc->datagram.netsim = datagram_netsim_new(chassis->base, &conf->netsim);
