@@ -159,6 +159,24 @@ fail:
 	return -1;
 }
 
+int chassis_datagram_socket(const struct unit_env *env, unsigned port, char *err, size_t err_len)
+{
+	struct conf_listener conf;
+	struct sockaddr *sa;
+
+	if (env->listener == NULL || env->listener->transport == TRANSPORT_TCP || port == 0 || port > 65535) {
+		snprintf(err, err_len, "no datagram listener to bind like, or port %u", port);
+		return -1;
+	}
+	conf = *env->listener;
+	sa = (struct sockaddr *)&conf.endpoint.sa;
+	if (sa->sa_family == AF_INET)
+		((struct sockaddr_in *)sa)->sin_port = htons((uint16_t)port);
+	else
+		((struct sockaddr_in6 *)sa)->sin6_port = htons((uint16_t)port);
+	return socket_open(&conf, err, err_len);
+}
+
 /* A socket passed by systemd, or one of our own. */
 static int socket_obtain(const struct conf_listener *conf, bool *adopted, char *err, size_t errlen)
 {
