@@ -26,6 +26,7 @@
 #include "daemon/protocol.h"
 #include "daemon/sender.h"
 #include "protocols/rtp/packet.h"
+#include "protocols/rtp/receive.h"
 #include "protocols/rtp/ts.h"
 #include "protocols/support/outlet.h"
 #include "sources/source.h"
@@ -58,6 +59,7 @@ struct rtp_settings {
 	bool rtcp;
 	char *sdp;
 	char *cname;
+	struct rtp_receive_settings receive;	/* a listener's */
 };
 
 struct rtp_stream {
@@ -489,6 +491,10 @@ static void *rtp_start(const void *settings_arg, const struct unit_env *env)
 	char err[256] = "out of memory", sdp[1024];
 	struct log_context ctx = { .stream = env->unit, .protocol = "rtp" };
 
+	if (env->stream == NULL) {
+		free(st);
+		return rtp_receive_start(&settings->receive, settings->rtcp, settings->cname, env);
+	}
 	if (st == NULL)
 		return NULL;
 	if (env->stream->source.kind == SOURCE_LISTENER || (settings->pace == RTP_PACE_RATE && env->stream->rate == 0)) {
@@ -534,6 +540,10 @@ static void *rtp_start(const void *settings_arg, const struct unit_env *env)
 
 static void rtp_stop(void *state)
 {
+	if (rtp_is_receiver(state)) {
+		rtp_receive_stop(state);
+		return;
+	}
 	rtp_stream_free(state);
 }
 
@@ -541,7 +551,7 @@ static bool rtp_same(const void *old_arg, const void *new_arg)
 {
 	const struct rtp_settings *a = old_arg, *b = new_arg;
 
-	return a->pace == b->pace && a->rtcp == b->rtcp && strcmp(a->cname, b->cname) == 0 &&
+	return rtp_receive_same(&a->receive, &b->receive) && a->pace == b->pace && a->rtcp == b->rtcp && strcmp(a->cname, b->cname) == 0 &&
 	       ((a->sdp == NULL && b->sdp == NULL) || (a->sdp && b->sdp && strcmp(a->sdp, b->sdp) == 0));
 }
 
@@ -550,6 +560,10 @@ static void rtp_status(const void *state, char *buf, size_t len)
 	const struct rtp_stream *st = state;
 	size_t used;
 
+	if (rtp_is_receiver(state)) {
+		rtp_receive_status(state, buf, len);
+		return;
+	}
 	outlet_status(st->outlet, st->late, buf, len);
 	used = strlen(buf);
 	snprintf(buf + used, len - used,
@@ -561,6 +575,10 @@ static void rtp_status_rows(const void *state, char *buf, size_t len)
 {
 	const struct rtp_stream *st = state;
 
+	if (rtp_is_receiver(state)) {
+		rtp_receive_status_rows(state, buf, len);
+		return;
+	}
 	outlet_status_rows(st->outlet, buf, len);
 }
 
@@ -569,6 +587,10 @@ static void rtp_status_text(const void *state, char *buf, size_t len)
 	const struct rtp_stream *st = state;
 	size_t used;
 
+	if (rtp_is_receiver(state)) {
+		rtp_receive_status_text(state, buf, len);
+		return;
+	}
 	outlet_status_text(st->outlet, buf, len);
 	used = strlen(buf);
 	snprintf(buf + used, len - used, "ssrc %08" PRIx32 "\npace %s\n", st->ssrc,
@@ -583,6 +605,7 @@ static cfg_opt_t rtp_options[] = {
 	CFG_BOOL("rtcp", cfg_true, CFGF_NONE),
 	CFG_STR("sdp", NULL, CFGF_NODEFAULT),
 	CFG_STR("cname", NULL, CFGF_NODEFAULT),
+	RTP_RECEIVE_OPTIONS,
 	CFG_END()
 };
 
@@ -594,6 +617,7 @@ static void rtp_settings_free(void *arg)
 		return;
 	free(s->sdp);
 	free(s->cname);
+	rtp_receive_settings_free(&s->receive);
 	free(s);
 }
 
@@ -605,6 +629,20 @@ static char *default_cname(void)
 	if (asprintf(&cname, "chassisd@%s", host) < 0)
 		return NULL;
 	return cname;
+}
+
+/* A stream sends and a listener receives: the other side's options are a
+ * mistake, said at their line. */
+static void rtp_check_side(cfg_t *sec, struct conf_scope *scope)
+{
+	static const char *const sender_only[] = { "payload", "pace", "sdp", NULL };
+	bool stream = conf_scope_is_stream(scope);
+	const char *const *names = stream ? rtp_receive_option_names : sender_only;
+
+	for (size_t i = 0; sec != NULL && names[i] != NULL; i++)
+		if (conf_scope_written(scope, names[i]))
+			conf_scope_error(scope, names[i], "%s is an rtp %s option", names[i],
+					 stream ? "listener" : "stream");
 }
 
 static void *rtp_configure(cfg_t *sec, struct conf_scope *scope)
@@ -629,6 +667,9 @@ static void *rtp_configure(cfg_t *sec, struct conf_scope *scope)
 		conf_scope_error(scope, "sdp", "the sdp file must be an absolute path, not \"%s\"", sdp);
 	if (cname != NULL && strlen(cname) > 255)
 		conf_scope_error(scope, "cname", "a CNAME is at most 255 bytes");
+	rtp_check_side(sec, scope);
+	if (!conf_scope_is_stream(scope))
+		rtp_receive_configure(sec, scope, &s->receive);
 	s->rtcp = sec ? cfg_getbool(sec, "rtcp") : true;
 	s->sdp = sdp ? strdup(sdp) : NULL;
 	s->cname = cname ? strdup(cname) : default_cname();
@@ -643,7 +684,7 @@ const struct protocol protocol_rtp = {
 	.config = {
 		.name = "rtp",
 		.options = rtp_options,
-		.transports = UNIT_STREAM_BIT,
+		.transports = TRANSPORT_BIT(TRANSPORT_UDP) | TRANSPORT_BIT(TRANSPORT_MULTICAST) | UNIT_STREAM_BIT,
 		.configure = rtp_configure,
 		.settings_free = rtp_settings_free,
 	},
@@ -653,4 +694,6 @@ const struct protocol protocol_rtp = {
 	.status = rtp_status,
 	.status_rows = rtp_status_rows,
 	.status_text = rtp_status_text,
+	.datagram = rtp_receive_datagram,
+	.taps_get_payload = true,
 };
