@@ -47,6 +47,7 @@ struct sender {
 	uint8_t *first;
 	size_t first_len, first_cap;
 	uint32_t first_timestamp;
+	bool first_len_valid;		/* first holds a packet */
 	/* RTCP */
 	uint32_t last_sr;
 	uint64_t last_sr_ns;
@@ -389,6 +390,21 @@ static void remember_first(struct sender *s, const struct rtp_header *h)
 	}
 }
 
+/* A packet that (re)starts a probation is kept, to be played if the next
+ * one follows it; the one it replaces is dropped, as is a packet after a
+ * jump (A.1's bad_seq). */
+static void on_probation(struct rtp_jitter *jb, struct sender *s, const struct rtp_header *h)
+{
+	if (s->probation != MIN_SEQUENTIAL - 1) {
+		jb->counters.probation++;
+		return;
+	}
+	if (s->first_len_valid)
+		jb->counters.probation++;
+	remember_first(s, h);
+	s->first_len_valid = s->first_len != SIZE_MAX;
+}
+
 /* The sender being played has gone quiet (or there is none): a newly
  * valid one takes over, the old one's held packets played first. */
 static bool may_play(const struct rtp_jitter *jb, const struct sender *s, uint64_t now_ns)
@@ -413,15 +429,18 @@ static void start_playing(struct rtp_jitter *jb, struct sender *s, int64_t first
  * too, when it was kept. */
 static void validated(struct rtp_jitter *jb, struct sender *s, uint64_t now_ns)
 {
-	bool have_first = s->first_len != SIZE_MAX;
+	bool have_first = s->first_len_valid;
 
 	s->stats.valid = true;
+	s->first_len_valid = false;
 	if (have_first) {
 		s->base_seq--;
 		s->stats.received++;
 	}
-	if (!may_play(jb, s, now_ns))
+	if (!may_play(jb, s, now_ns)) {
+		jb->counters.not_played += have_first;
 		return;
+	}
 	start_playing(jb, s, s->base_seq);
 	if (have_first)
 		buffer_put(jb, s->base_seq, s->first, s->first_len, now_ns);
@@ -497,9 +516,7 @@ void rtp_jitter_input(struct rtp_jitter *jb, const uint8_t *pkt, size_t len, con
 	note_source(s, from, from_len);
 	v = update_seq(s, h.sequence);
 	if (v == SEQ_DROP) {
-		jb->counters.probation++;
-		if (s->probation == MIN_SEQUENTIAL - 1)
-			remember_first(s, &h);
+		on_probation(jb, s, &h);
 		return;
 	}
 	take(jb, s, &h, v, now_ns);

@@ -43,7 +43,7 @@ struct rtp_sender_stats {
 struct rtp_input_counters {
 	uint64_t packets;
 	uint64_t malformed, short_packets, bad_version, bad_padding;
-	uint64_t probation;		/* dropped while their sender was on probation */
+	uint64_t probation;		/* dropped while their sender was on probation (A.1) */
 	uint64_t not_played;		/* valid, of a sender not being played */
 	uint64_t switches;		/* times another sender was played */
 };

@@ -404,9 +404,9 @@ void rtp_receive_status(const void *state, char *buf, size_t len)
 		 "rtp_packets=%" PRIu64 " malformed=%" PRIu64 " malformed_short=%" PRIu64 " malformed_version=%" PRIu64
 		 " malformed_padding=%" PRIu64 " probation=%" PRIu64 " not_played=%" PRIu64 " sender_switches=%" PRIu64
 		 " recorded_bytes=%" PRIu64 " record_errors=%" PRIu64 " rtcp_in=%" PRIu64 " rtcp_out=%" PRIu64
-		 " rtcp_send_errors=%" PRIu64,
+		 " rtcp_send_errors=%" PRIu64 " receiver_ssrc=%" PRIu32,
 		 c->packets, c->malformed, c->short_packets, c->bad_version, c->bad_padding, c->probation, c->not_played,
-		 c->switches, rx->recorded, rx->record_errors, rx->rtcp_in, rx->rtcp_out, rx->rtcp_send_errors);
+		 c->switches, rx->recorded, rx->record_errors, rx->rtcp_in, rx->rtcp_out, rx->rtcp_send_errors, rx->ssrc);
 }
 
 /* A row per sender: "sender SSRC received=... lost=...". Counters are
