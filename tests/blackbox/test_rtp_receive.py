@@ -15,7 +15,7 @@ import pytest
 
 from conftest import free_port, wait_until
 from test_rtp import even_port
-from test_stream import make_ts, status_listener, stream_status
+from test_stream import Receiver, make_ts, status_listener, stream_status, stream_unit
 
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffprobe") is None, reason="needs ffmpeg")
 needs_gst = pytest.mark.skipif(shutil.which("gst-launch-1.0") is None, reason="needs GStreamer")
@@ -57,17 +57,25 @@ def ts_file(tmp_path_factory):
 def test_gstreamer_sends_and_the_recording_is_the_file_byte_for_byte(start_daemon, tmp_path, ts_file):
     """GStreamer (tsparse set-timestamps=true ! rtpmp2tpay ! udpsink) as an
     independent sender: the recording is every byte of the file, in order,
-    and ffprobe decodes it."""
-    port, web = even_port(), free_port()
+    and ffprobe decodes it. A udp stream whose source is the listener (a
+    tap, as the HTTP gateway uses) relays the payload, not RTP."""
+    port, web, relay = even_port(), free_port(), free_port(socket.SOCK_DGRAM)
     record = tmp_path / "rec.ts"
-    d = start_daemon(rtp_listener("news-in", port, record) + status_listener(web))
+    rx = Receiver(relay)
+    d = start_daemon(rtp_listener("news-in", port, record) + status_listener(web) +
+                     stream_unit("relay", ["127.0.0.1:%d" % relay], 'listener = "news-in"'))
+    d.wait_log("waiting for datagrams of listener news-in")
     subprocess.run(["gst-launch-1.0", "-q", "filesrc", "location=%s" % ts_file, "!", "tsparse",
                     "set-timestamps=true", "!", "rtpmp2tpay", "!", "udpsink", "host=127.0.0.1",
                     "port=%d" % port, "sync=true"], check=True, timeout=60, capture_output=True)
     sent = ts_file.read_bytes()
     wait_until(lambda: record.stat().st_size >= len(sent), timeout=5)
     assert record.read_bytes() == sent
+    wait_until(lambda: sum(map(len, rx.datagrams)) >= len(sent), timeout=5)
+    rx.stop()
+    assert b"".join(rx.datagrams) == sent and all(x[0] == 0x47 for x in rx.datagrams)
     (row,) = senders(web, "news-in").values()
+    assert len(rx.datagrams) == row["played"], "one tap call per RTP packet"
     assert row["lost"] == 0 and row["late"] == 0 and row["duplicates"] == 0 and row["playing"] == 1
     assert row["played"] == row["received"] > 0
     assert oct(record.stat().st_mode & 0o777) == "0o640"
