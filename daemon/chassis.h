@@ -157,8 +157,10 @@ void chassis_tap_payload(struct chassis *chassis, const char *unit, const void *
 
 /* A datagram socket bound like the udp or multicast listener of env (its
  * address, its group joined on its interface, the same options) but at
- * `port`: an rtp listener's RTCP port. Non-blocking; the caller closes
- * it. During start() only; -1 with the reason in err. */
+ * `port`: an rtp listener's RTCP port. Non-blocking, with SO_REUSEADDR so
+ * that the module's next instance (a reload that restarts it) can bind it
+ * before this one closes; the caller closes it. During start() only; -1
+ * with the reason in err. */
 int chassis_datagram_socket(const struct unit_env *env, unsigned port, char *err, size_t err_len);
 
 /* Documents a unit makes for others to serve (an RTP stream's SDP), by

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import free_port, wait_until
 from test_rtp import even_port
-from test_stream import Receiver, make_ts, status_listener, stream_status, stream_unit
+from test_stream import Receiver, make_ts, netns, status_listener, stream_status, stream_unit  # noqa: F401 (a fixture)
 
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffprobe") is None, reason="needs ffmpeg")
 needs_gst = pytest.mark.skipif(shutil.which("gst-launch-1.0") is None, reason="needs GStreamer")
@@ -287,3 +287,58 @@ def test_a_new_sender_takes_over_when_the_old_one_goes_quiet_logged_once(start_d
     assert rows["%08x" % b]["received"] == 60 and stream_status(web, "news-in")["module"]["not_played"] == 10
     assert stream_status(web, "news-in")["module"]["sender_switches"] == 2
     assert d.log().count("rtp sender changed: SSRC %08x now, was %08x" % (b, a)) == 1
+
+
+def test_a_multicast_group_sender_to_receiver_with_rtcp_both_ways(start_daemon, tmp_path, netns):
+    """In a namespace of its own: chassisd's rtp stream to a group and an
+    rtp multicast listener on the same group, both pinned to lo, TTL 1.
+    The recording is every TS packet in order; the sender's SRs reach the
+    receiver on the group's port + 1, and RRs go out."""
+    total = 700
+    src = numbered_ts(tmp_path / "numbered.ts", total)
+    record = tmp_path / "rec.ts"
+    group, port = "239.255.1.9", 5004
+    d = start_daemon('stream "news" {\n  protocol = "rtp"\n  destination = {"%s:%d"}\n  interface = "127.0.0.1"\n'
+                     '  ttl = 1\n  source { file = "%s" }\n  rate = 1000000\n  rtp { pace = "rate" }\n}\n'
+                     % (group, port, src) +
+                     rtp_listener("news-in", port, record, transport="multicast",
+                                  extra='  interface = "127.0.0.1"').replace("127.0.0.1:%d" % port,
+                                                                            "%s:%d" % (group, port)),
+                     wrapper=netns.prefix())
+    wait_until(lambda: record.exists() and record.stat().st_size >= total * 7 * 188, timeout=20)
+    assert recorded_numbers(record.read_bytes()) == list(range(total * 7))
+
+    def counters():
+        line = [l for l in d.status_dump().splitlines() if "datagrams=" in l and "listener=news-in" in l][-1]
+        return dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
+    wait_until(lambda: int(counters().get("rtcp_out", 0)) >= 1 and int(counters()["rtcp_in"]) >= 1,
+               timeout=12, interval=1)
+    c = counters()
+    assert c.get("malformed") == "0" and c.get("sender_switches") == "1" and c.get("rtcp_send_errors") == "0", c
+
+
+def test_a_reload_keeps_an_unchanged_receiver_and_restarts_a_changed_one_on_the_same_ports(start_daemon,
+                                                                                           tmp_path):
+    """Unchanged: the same state goes on (the sender is not on probation
+    again). Changed (jitter-buffer): a new receiver binds the same RTP and
+    RTCP ports while the old one still has them, and records on."""
+    port, web = even_port(), free_port()
+    record = tmp_path / "rec.bin"
+    config = rtp_listener("news-in", port, record) + status_listener(web)
+    d = start_daemon(config)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+
+    def send(first, count):
+        for i in range(first, first + count):
+            s.sendto(rtp_packet(i, i * 90, 0x5151, b"%04d" % i), ("127.0.0.1", port))
+            time.sleep(0.002)
+    send(0, 10)
+    d.reload(config + "# unchanged\n")
+    send(10, 10)
+    wait_until(lambda: senders(web, "news-in")["00005151"]["played"] == 20, timeout=5)
+    d.reload(config.replace("rtp {", "rtp { jitter-buffer = 80"))
+    send(20, 10)
+    wait_until(lambda: record.stat().st_size >= 30 * 4, timeout=5)
+    assert record.read_bytes() == b"".join(b"%04d" % i for i in range(30))
+    assert senders(web, "news-in")["00005151"]["played"] == 10, "a new receiver"
+    assert "failed to start" not in d.log()
