@@ -13,6 +13,7 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,7 @@ struct rtp_receiver {
 	uint32_t playing;		/* the SSRC last logged as played */
 	/* RTCP */
 	int rtcp_fd;
+	int rtcp_family;		/* AF_INET6 for "*": IPv4 peers are mapped */
 	struct event *rtcp_readable, *rtcp_timer;
 	uint64_t rtcp_in, rtcp_out, rtcp_send_errors;
 	/* record */
@@ -228,6 +230,38 @@ static void on_rtcp_readable(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 }
 
+/* A sender's address is only what its packets say: never report to what
+ * could reflect or fan out (port 0, echo, chargen, a group, broadcast). */
+static bool may_report_to(const struct sockaddr *sa)
+{
+	unsigned port = addr_port(sa);
+
+	if (port == 0 || port == 7 || port == 19 || addr_is_multicast(sa))
+		return false;
+	if (sa->sa_family == AF_INET) {
+		in_addr_t a = ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr);
+		return a != INADDR_ANY && a != INADDR_BROADCAST;
+	}
+	return !IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)sa)->sin6_addr);
+}
+
+/* A dual-stack socket sends to IPv4 peers through mapped addresses. */
+static void map_for(const struct rtp_receiver *rx, struct sockaddr_storage *to, socklen_t *to_len)
+{
+	struct sockaddr_in sin;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)to;
+
+	if (rx->rtcp_family != AF_INET6 || to->ss_family != AF_INET)
+		return;
+	memcpy(&sin, to, sizeof(sin));
+	memset(to, 0, sizeof(*to));
+	sin6->sin6_family = AF_INET6;
+	sin6->sin6_port = sin.sin_port;
+	sin6->sin6_addr.s6_addr[10] = sin6->sin6_addr.s6_addr[11] = 0xff;
+	memcpy(&sin6->sin6_addr.s6_addr[12], &sin.sin_addr, 4);
+	*to_len = sizeof(*sin6);
+}
+
 static void send_reports(struct rtp_receiver *rx)
 {
 	struct rtcp_report blocks[RTP_JITTER_MAX_SENDERS];
@@ -240,8 +274,9 @@ static void send_reports(struct rtp_receiver *rx)
 		uint8_t out[RTCP_MAX];
 		size_t len = rtcp_write_rr(out, sizeof(out), rx->ssrc, &blocks[i], 1, rx->cname);
 
-		if (len == 0)
+		if (len == 0 || !may_report_to((struct sockaddr *)&to[i]))
 			continue;
+		map_for(rx, &to[i], &to_len[i]);
 		if (sendto(rx->rtcp_fd, out, len, MSG_DONTWAIT, (struct sockaddr *)&to[i], to_len[i]) < 0)
 			rx->rtcp_send_errors++;
 		else
@@ -282,9 +317,14 @@ static int rtcp_open(struct rtp_receiver *rx, const struct unit_env *env, char *
 {
 	unsigned port = addr_port((const struct sockaddr *)&env->listener->endpoint.sa) + 1;
 
+	struct sockaddr_storage local;
+	socklen_t local_len = sizeof(local);
+
 	rx->rtcp_fd = chassis_datagram_socket(env, port, err, err_len);
 	if (rx->rtcp_fd < 0)
 		return -1;
+	if (getsockname(rx->rtcp_fd, (struct sockaddr *)&local, &local_len) == 0)
+		rx->rtcp_family = local.ss_family;
 	rx->rtcp_readable = event_new(rx->base, rx->rtcp_fd, EV_READ | EV_PERSIST, on_rtcp_readable, rx);
 	rx->rtcp_timer = evtimer_new(rx->base, on_rtcp_timer, rx);
 	if (rx->rtcp_readable == NULL || rx->rtcp_timer == NULL || event_add(rx->rtcp_readable, NULL) < 0) {

@@ -140,13 +140,16 @@ def test_a_chassisd_sender_through_netsim_counters_match_and_the_recording_is_wh
     assert status["malformed"] == 0
 
 
-def test_rtcp_receiver_reports_go_to_the_sender_with_lsr_and_dlsr(start_daemon, tmp_path):
+@pytest.mark.parametrize("host", ["127.0.0.1", "*"])
+def test_rtcp_receiver_reports_go_to_the_sender_with_lsr_and_dlsr(start_daemon, tmp_path, host):
     """The test as a sender: RTP to the listener, an SR to its port + 1.
     An RR + SDES CNAME comes back to the SR's source within 0.5-1.5 x 5 s,
     about the right SSRC, with the SR's middle NTP bits as LSR, a DLSR of
-    the time since, the highest sequence and no loss; tshark decodes it."""
+    the time since, the highest sequence and no loss; tshark decodes it.
+    On "*" (one dual-stack socket) the RR reaches the IPv4 sender too."""
     port, web = even_port(), free_port()
-    start_daemon(rtp_listener("news-in", port, tmp_path / "rec.ts", 'cname = "rx@test"') + status_listener(web))
+    start_daemon(rtp_listener("news-in", port, tmp_path / "rec.ts", 'cname = "rx@test"')
+                 .replace("127.0.0.1:%d" % port, "%s:%d" % (host, port)) + status_listener(web))
     rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     rtcp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     rtcp.bind(("127.0.0.1", 0))
