@@ -476,8 +476,17 @@ static void take(struct rtp_jitter *jb, struct sender *s, const struct rtp_heade
 	update_jitter(s, h->timestamp, now_ns);
 }
 
-static void count_malformed(struct rtp_jitter *jb, int rc)
+/* Counted for the listener, and for the sender too when its fixed header
+ * is readable and names one already known (a bad CSRC count, extension
+ * length or padding): a random SSRC makes no new sender. */
+static void count_malformed(struct rtp_jitter *jb, const uint8_t *pkt, size_t len, int rc)
 {
+	if (len >= RTP_HEADER_SIZE && pkt[0] >> 6 == RTP_VERSION) {
+		uint32_t ssrc = (uint32_t)pkt[8] << 24 | (uint32_t)pkt[9] << 16 | (uint32_t)pkt[10] << 8 | pkt[11];
+		struct sender *s = sender_find(jb, ssrc);
+		if (s != NULL)
+			s->stats.malformed++;
+	}
 	jb->counters.malformed++;
 	if (rc == RTP_SHORT)
 		jb->counters.short_packets++;
@@ -505,7 +514,7 @@ void rtp_jitter_input(struct rtp_jitter *jb, const uint8_t *pkt, size_t len, con
 
 	jb->counters.packets++;
 	if (rc != RTP_OK) {
-		count_malformed(jb, rc);
+		count_malformed(jb, pkt, len, rc);
 		return;
 	}
 	s = sender_find(jb, h.ssrc);

@@ -37,6 +37,7 @@ struct rtp_sender_stats {
 	uint64_t skipped;		/* sequence numbers the play-out went past */
 	uint64_t played;
 	uint64_t restarts;		/* sequence jumps taken as a new start (A.1) */
+	uint64_t malformed;		/* its SSRC readable, the rest not */
 	double jitter_ms;
 };
 

@@ -361,7 +361,9 @@ static void receiver_free(struct rtp_receiver *rx)
 static int record_open(struct rtp_receiver *rx, const char *path, char *err, size_t err_len)
 {
 	rx->record_path = strdup(path);
-	rx->record_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, RECORD_MODE);
+	/* O_NONBLOCK: a FIFO with no reader fails here rather than block the
+	 * loop, and a full one counts write errors; a regular file ignores it. */
+	rx->record_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, RECORD_MODE);
 	if (rx->record_path == NULL || rx->record_fd < 0) {
 		snprintf(err, err_len, "cannot open the record file %s: %s", path, strerror(errno));
 		return -1;
@@ -462,9 +464,9 @@ void rtp_receive_status_rows(const void *state, char *buf, size_t len)
 		int n = snprintf(buf + used, len - used,
 				 "sender %08" PRIx32 " playing=%d valid=%d received=%" PRIu64 " lost=%" PRIu64
 				 " late=%" PRIu64 " duplicates=%" PRIu64 " reordered=%" PRIu64 " skipped=%" PRIu64
-				 " played=%" PRIu64 " restarts=%" PRIu64 " jitter_us=%" PRIu64 "\n",
+				 " played=%" PRIu64 " restarts=%" PRIu64 " malformed=%" PRIu64 " jitter_us=%" PRIu64 "\n",
 				 s.ssrc, s.playing, s.valid, s.received, s.lost > 0 ? (uint64_t)s.lost : 0, s.late,
-				 s.duplicates, s.reordered, s.skipped, s.played, s.restarts,
+				 s.duplicates, s.reordered, s.skipped, s.played, s.restarts, s.malformed,
 				 (uint64_t)(s.jitter_ms * 1000.0));
 		if (n < 0 || (size_t)n >= len - used) {
 			buf[used] = '\0';	/* no half row */

@@ -258,6 +258,7 @@ def test_malformed_rtp_is_counted_and_a_concurrent_sender_records_intact(start_d
     rows = senders(web, "news-in")
     good = rows["%08x" % good_ssrc]
     assert good["playing"] == 1 and good["played"] == 300 and good["lost"] == 0
+    assert rows["%08x" % other_ssrc]["malformed"] > 100, "its readable-SSRC drops are its own"
     for key, per_round in expected.items():
         assert module[key] >= 10 * per_round, (key, module)
     assert module["malformed"] == module["malformed_short"] + module["malformed_version"] + module["malformed_padding"]

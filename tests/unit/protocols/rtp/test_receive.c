@@ -218,6 +218,13 @@ Test(jitter, malformed_packets_are_counted_by_kind)
 	cr_assert_eq(rtp_jitter_counters(jb)->bad_version, 1);
 	cr_assert_eq(rtp_jitter_counters(jb)->bad_padding, 1);
 	cr_assert_eq(played.n, 0);
+	cr_assert_not(rtp_jitter_sender(jb, 0, &(struct rtp_sender_stats){ 0 }), "no sender made of them");
+	/* Once 0xA is known, its malformed packets count for it too. */
+	send_seq(1, 0);
+	send_seq(2, 0);
+	rtp_jitter_input(jb, pkt, sizeof(pkt), NULL, 0, 0);
+	cr_assert_eq(sender_stats(0xA).malformed, 1);
+	cr_assert_eq(rtp_jitter_counters(jb)->malformed, 4);
 }
 
 Test(jitter, a_new_sender_plays_once_the_old_one_is_quiet)
