@@ -10,6 +10,7 @@ import socket
 import struct
 import subprocess
 import time
+import urllib.request
 
 import pytest
 
@@ -83,6 +84,10 @@ def test_gstreamer_sends_and_the_recording_is_the_file_byte_for_byte(start_daemo
                             str(record)], capture_output=True, text=True, timeout=60)
     assert probe.returncode == 0 and "mpeg2video" in probe.stdout and "mp2" in probe.stdout, probe.stderr
     assert "rtp sender SSRC %s playing" % row["name"] in d.log()
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % web, timeout=5) as r:
+        metrics = r.read().decode()
+    assert ('chassisd_rtp_sender_played{listener="news-in",protocol="rtp",sender="%s"} %d'
+            % (row["name"], row["played"])) in metrics
 
 
 def numbered_ts(path, rtp_packets):
