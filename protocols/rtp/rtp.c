@@ -491,10 +491,6 @@ static void *rtp_start(const void *settings_arg, const struct unit_env *env)
 	char err[256] = "out of memory", sdp[1024];
 	struct log_context ctx = { .stream = env->unit, .protocol = "rtp" };
 
-	if (env->stream == NULL) {
-		free(st);
-		return rtp_receive_start(&settings->receive, settings->rtcp, settings->cname, env);
-	}
 	if (st == NULL)
 		return NULL;
 	if (env->stream->source.kind == SOURCE_LISTENER || (settings->pace == RTP_PACE_RATE && env->stream->rate == 0)) {
@@ -540,10 +536,6 @@ static void *rtp_start(const void *settings_arg, const struct unit_env *env)
 
 static void rtp_stop(void *state)
 {
-	if (rtp_is_receiver(state)) {
-		rtp_receive_stop(state);
-		return;
-	}
 	rtp_stream_free(state);
 }
 
@@ -551,7 +543,7 @@ static bool rtp_same(const void *old_arg, const void *new_arg)
 {
 	const struct rtp_settings *a = old_arg, *b = new_arg;
 
-	return rtp_receive_same(&a->receive, &b->receive) && a->pace == b->pace && a->rtcp == b->rtcp && strcmp(a->cname, b->cname) == 0 &&
+	return a->pace == b->pace && a->rtcp == b->rtcp && strcmp(a->cname, b->cname) == 0 &&
 	       ((a->sdp == NULL && b->sdp == NULL) || (a->sdp && b->sdp && strcmp(a->sdp, b->sdp) == 0));
 }
 
@@ -560,10 +552,6 @@ static void rtp_status(const void *state, char *buf, size_t len)
 	const struct rtp_stream *st = state;
 	size_t used;
 
-	if (rtp_is_receiver(state)) {
-		rtp_receive_status(state, buf, len);
-		return;
-	}
 	outlet_status(st->outlet, st->late, buf, len);
 	used = strlen(buf);
 	snprintf(buf + used, len - used,
@@ -575,10 +563,6 @@ static void rtp_status_rows(const void *state, char *buf, size_t len)
 {
 	const struct rtp_stream *st = state;
 
-	if (rtp_is_receiver(state)) {
-		rtp_receive_status_rows(state, buf, len);
-		return;
-	}
 	outlet_status_rows(st->outlet, buf, len);
 }
 
@@ -587,10 +571,6 @@ static void rtp_status_text(const void *state, char *buf, size_t len)
 	const struct rtp_stream *st = state;
 	size_t used;
 
-	if (rtp_is_receiver(state)) {
-		rtp_receive_status_text(state, buf, len);
-		return;
-	}
 	outlet_status_text(st->outlet, buf, len);
 	used = strlen(buf);
 	snprintf(buf + used, len - used, "ssrc %08" PRIx32 "\npace %s\n", st->ssrc,
@@ -680,6 +660,56 @@ static void *rtp_configure(cfg_t *sec, struct conf_scope *scope)
 	return s;
 }
 
+/* ---- a stream sends, a listener receives (receive.c) ---- */
+
+static void *rtp_unit_start(const void *settings_arg, const struct unit_env *env)
+{
+	const struct rtp_settings *settings = settings_arg;
+
+	if (env->stream == NULL)
+		return rtp_receive_start(&settings->receive, settings->rtcp, settings->cname, env);
+	return rtp_start(settings_arg, env);
+}
+
+static void rtp_unit_stop(void *state)
+{
+	if (rtp_is_receiver(state))
+		rtp_receive_stop(state);
+	else
+		rtp_stop(state);
+}
+
+static bool rtp_unit_same(const void *old_arg, const void *new_arg)
+{
+	const struct rtp_settings *a = old_arg, *b = new_arg;
+
+	return rtp_receive_same(&a->receive, &b->receive) && rtp_same(old_arg, new_arg);
+}
+
+static void rtp_unit_status(const void *state, char *buf, size_t len)
+{
+	if (rtp_is_receiver(state))
+		rtp_receive_status(state, buf, len);
+	else
+		rtp_status(state, buf, len);
+}
+
+static void rtp_unit_status_rows(const void *state, char *buf, size_t len)
+{
+	if (rtp_is_receiver(state))
+		rtp_receive_status_rows(state, buf, len);
+	else
+		rtp_status_rows(state, buf, len);
+}
+
+static void rtp_unit_status_text(const void *state, char *buf, size_t len)
+{
+	if (rtp_is_receiver(state))
+		rtp_receive_status_text(state, buf, len);
+	else
+		rtp_status_text(state, buf, len);
+}
+
 const struct protocol protocol_rtp = {
 	.config = {
 		.name = "rtp",
@@ -688,12 +718,12 @@ const struct protocol protocol_rtp = {
 		.configure = rtp_configure,
 		.settings_free = rtp_settings_free,
 	},
-	.start = rtp_start,
-	.stop = rtp_stop,
-	.same = rtp_same,
-	.status = rtp_status,
-	.status_rows = rtp_status_rows,
-	.status_text = rtp_status_text,
+	.start = rtp_unit_start,
+	.stop = rtp_unit_stop,
+	.same = rtp_unit_same,
+	.status = rtp_unit_status,
+	.status_rows = rtp_unit_status_rows,
+	.status_text = rtp_unit_status_text,
 	.datagram = rtp_receive_datagram,
 	.taps_get_payload = true,
 };
