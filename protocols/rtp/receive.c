@@ -475,14 +475,3 @@ void rtp_receive_status_rows(const void *state, char *buf, size_t len)
 		used += (size_t)n;
 	}
 }
-
-void rtp_receive_status_text(const void *state, char *buf, size_t len)
-{
-	const struct rtp_receiver *rx = state;
-	uint32_t ssrc;
-
-	if (rtp_jitter_playing(rx->jitter, &ssrc))
-		snprintf(buf, len, "ssrc %08" PRIx32 "\nplaying %08" PRIx32 "\n", rx->ssrc, ssrc);
-	else
-		snprintf(buf, len, "ssrc %08" PRIx32 "\nplaying none\n", rx->ssrc);
-}

@@ -44,6 +44,5 @@ void rtp_receive_stop(void *state);
 void rtp_receive_datagram(struct datagram *dgram);
 void rtp_receive_status(const void *state, char *buf, size_t len);
 void rtp_receive_status_rows(const void *state, char *buf, size_t len);
-void rtp_receive_status_text(const void *state, char *buf, size_t len);
 
 #endif

@@ -702,10 +702,12 @@ static void rtp_unit_status_rows(const void *state, char *buf, size_t len)
 		rtp_status_rows(state, buf, len);
 }
 
+/* A listener's words are in its counters and rows (the chassis shows
+ * text for streams only). */
 static void rtp_unit_status_text(const void *state, char *buf, size_t len)
 {
 	if (rtp_is_receiver(state))
-		rtp_receive_status_text(state, buf, len);
+		buf[0] = '\0';
 	else
 		rtp_status_text(state, buf, len);
 }
