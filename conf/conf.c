@@ -333,6 +333,11 @@ enum transport conf_scope_transport(const struct conf_scope *scope)
 	return scope->transport;
 }
 
+bool conf_scope_is_stream(const struct conf_scope *scope)
+{
+	return scope->unit_kind != NULL && strcmp(scope->unit_kind, "stream") == 0;
+}
+
 bool conf_scope_int(struct conf_scope *scope, cfg_t *sec, const char *option, long min, long max, long *value)
 {
 	*value = cfg_getint(sec, option);

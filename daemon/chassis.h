@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 struct chassis;
+struct conf_listener;
 struct conf_stream;
 struct conn;
 struct conn_owner;
@@ -52,6 +53,9 @@ struct unit_env {
 	/* A stream's: what the chassis sends with (destinations, source,
 	 * rate, netsim). During start() only; copy what is kept. */
 	const struct conf_stream *stream;
+	/* A listener's: its address, group and interface. During start()
+	 * only, for chassis_datagram_socket(). */
+	const struct conf_listener *listener;
 };
 
 /* The daemon stays up while it is held: a module that must finish
@@ -137,12 +141,27 @@ void conn_connect_cancel(struct connect *connect);
 /* Every datagram that the udp or multicast listener named `unit` receives
  * (and lets in), handed whole to fn as well as to the listener's module:
  * a stream that relays a group. The listener need not exist yet; a tap
- * follows the name across reloads. NULL when out of memory. */
+ * follows the name across reloads. NULL when out of memory.
+ * A module whose descriptor sets taps_get_payload (rtp) decides instead
+ * what its taps see: fn gets what it passes to chassis_tap_payload(), for
+ * rtp one call per RTP packet's payload, in sequence order, duplicates and
+ * late packets left out. */
 struct datagram_tap;
 typedef void chassis_tap_fn(void *arg, const void *data, size_t len);
 struct datagram_tap *chassis_tap_datagrams(struct chassis *chassis, const char *unit, chassis_tap_fn *fn,
 					   void *arg);
 void chassis_untap(struct datagram_tap *tap);
+/* For a taps_get_payload module: hands data to every tap on `unit` (its
+ * unit_env's), at once, from the caller's buffer. */
+void chassis_tap_payload(struct chassis *chassis, const char *unit, const void *data, size_t len);
+
+/* A datagram socket bound like the udp or multicast listener of env (its
+ * address, its group joined on its interface, the same options) but at
+ * `port`: an rtp listener's RTCP port. Non-blocking, with SO_REUSEADDR so
+ * that the module's next instance (a reload that restarts it) can bind it
+ * before this one closes; the caller closes it. During start() only; -1
+ * with the reason in err. */
+int chassis_datagram_socket(const struct unit_env *env, unsigned port, char *err, size_t err_len);
 
 /* Documents a unit makes for others to serve (an RTP stream's SDP), by
  * name: the last one published under a name replaces it. Unpublishing

@@ -121,6 +121,12 @@ void chassis_tap_deliver(struct chassis *ch, const char *unit, const void *data,
 	}
 }
 
+void chassis_tap_payload(struct chassis *ch, const char *unit, const void *data, size_t len)
+{
+	if (!LIST_EMPTY(&ch->taps))
+		chassis_tap_deliver(ch, unit, data, len);
+}
+
 void chassis_cleanup(struct chassis *ch)
 {
 	if (ch->idle_sweep != NULL)

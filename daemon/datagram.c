@@ -59,7 +59,7 @@ static void datagram_deliver(struct datagram_port *port, struct datagram *dgram)
 {
 	const struct datagram_profile *profile = port->profile;
 
-	if (profile->chassis != NULL && !LIST_EMPTY(&profile->chassis->taps))
+	if (profile->chassis != NULL && !profile->module_feeds_taps && !LIST_EMPTY(&profile->chassis->taps))
 		chassis_tap_deliver(profile->chassis, profile->unit, dgram->payload, dgram->len);
 	profile->datagram(dgram);
 }

@@ -23,6 +23,7 @@ struct datagram_profile {
 	const struct conf_listener *access;	/* allow/deny; NULL: everyone */
 	const char *unit, *protocol, *transport;	/* the log context */
 	struct chassis *chassis;	/* whose taps see what comes in */
+	bool module_feeds_taps;		/* the module gives the taps their data */
 	/* Fault simulation on what comes in (NULL: none): the profile's
 	 * owner makes it with datagram_netsim_new(). */
 	struct netsim *netsim;

@@ -92,12 +92,14 @@ static int multicast_join(int fd, const struct conf_listener *conf, char *err, s
 	return multicast_send_options(fd, conf, err, errlen);
 }
 
-static int socket_prepare(int fd, const struct conf_listener *conf, int family, char *err,
+static int socket_prepare(int fd, const struct conf_listener *conf, int family, bool shared, char *err,
 			  size_t errlen)
 {
 	/* TCP: restart while old connections sit in TIME_WAIT. Multicast:
-	 * several listeners (and other programs) share one group port. */
-	if (conf->transport != TRANSPORT_UDP &&
+	 * several listeners (and other programs) share one group port.
+	 * shared: a module's second socket, which the module's next instance
+	 * binds again while this one still has it (a reload). */
+	if ((conf->transport != TRANSPORT_UDP || shared) &&
 	    set_int_option(fd, SOL_SOCKET, SO_REUSEADDR, 1, "SO_REUSEADDR", err, errlen) < 0)
 		return -1;
 	/* Explicit, so the bindv6only sysctl cannot change what "*" means. */
@@ -130,7 +132,7 @@ static int socket_for(const struct conf_listener *conf, struct sockaddr_storage 
 	return fd;
 }
 
-static int socket_open(const struct conf_listener *conf, char *err, size_t errlen)
+static int socket_open(const struct conf_listener *conf, bool shared, char *err, size_t errlen)
 {
 	struct sockaddr_storage sa;
 	socklen_t len;
@@ -140,7 +142,7 @@ static int socket_open(const struct conf_listener *conf, char *err, size_t errle
 		snprintf(err, errlen, "socket: %s", strerror(errno));
 		return -1;
 	}
-	if (socket_prepare(fd, conf, sa.ss_family, err, errlen) < 0)
+	if (socket_prepare(fd, conf, sa.ss_family, shared, err, errlen) < 0)
 		goto fail;
 	if (bind(fd, (struct sockaddr *)&sa, len) < 0) {
 		snprintf(err, errlen, "cannot bind %s (%s): %s", conf->address,
@@ -159,6 +161,24 @@ fail:
 	return -1;
 }
 
+int chassis_datagram_socket(const struct unit_env *env, unsigned port, char *err, size_t err_len)
+{
+	struct conf_listener conf;
+	struct sockaddr *sa;
+
+	if (env->listener == NULL || env->listener->transport == TRANSPORT_TCP || port == 0 || port > 65535) {
+		snprintf(err, err_len, "no datagram listener to bind like, or port %u", port);
+		return -1;
+	}
+	conf = *env->listener;
+	sa = (struct sockaddr *)&conf.endpoint.sa;
+	if (sa->sa_family == AF_INET)
+		((struct sockaddr_in *)sa)->sin_port = htons((uint16_t)port);
+	else
+		((struct sockaddr_in6 *)sa)->sin6_port = htons((uint16_t)port);
+	return socket_open(&conf, true, err, err_len);
+}
+
 /* A socket passed by systemd, or one of our own. */
 static int socket_obtain(const struct conf_listener *conf, bool *adopted, char *err, size_t errlen)
 {
@@ -169,7 +189,7 @@ static int socket_obtain(const struct conf_listener *conf, bool *adopted, char *
 	if (taken < 0)
 		return -1;
 	if (taken == 0)
-		return socket_open(conf, err, errlen);
+		return socket_open(conf, false, err, errlen);
 	/* systemd cannot join groups: that is always ours to do. */
 	if (conf->transport == TRANSPORT_MULTICAST && multicast_join(fd, conf, err, errlen) < 0) {
 		close(fd);

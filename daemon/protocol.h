@@ -49,6 +49,10 @@ struct protocol {
 
 	/* Per datagram (udp, multicast). */
 	void (*datagram)(struct datagram *dgram);
+	/* The taps of this module's datagram listeners (chassis_tap_datagrams)
+	 * get what the module hands to chassis_tap_payload(), not the raw
+	 * datagrams: an rtp listener gives its ordered payload. */
+	bool taps_get_payload;
 
 	/* The module as another protocol's body source (an HTTP route): one
 	 * fortune or clip fed into sink, or NULL with errno set (EAGAIN: over

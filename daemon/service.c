@@ -91,12 +91,14 @@ static struct instance *instance_start(struct chassis *chassis, const struct con
 		.outbound = &in->outbound,
 		.outbound_profile = &in->outbound_profile,
 		.stream = stream,
+		.listener = conf,
 	};
 	if (protocol->start != NULL) {
 		/* A start may hash files or spawn programs: ask systemd for time. */
 		notify_extend_timeout(PROTOCOL_START_TIMEOUT_USEC);
 		in->state = protocol->start(unit->settings, &in->env);
 		in->env.stream = NULL;
+		in->env.listener = NULL;
 		if (in->state == NULL) {
 			free(in->unit);
 			free(in);
@@ -150,6 +152,7 @@ static void service_profiles(struct service *svc, struct chassis *chassis)
 		.protocol = conf->unit.module->name,
 		.transport = transport_name(conf->transport),
 		.chassis = chassis,
+		.module_feeds_taps = protocol->taps_get_payload,
 	};
 	if (conf->transport != TRANSPORT_TCP && conf->netsim.enabled)
 		svc->datagram.netsim = datagram_netsim_new(chassis->base, &conf->netsim);

@@ -230,6 +230,39 @@ size_t rtcp_write_sr(uint8_t *out, size_t cap, const struct rtcp_sender_info *in
 	return at;
 }
 
+#define RTCP_MAX_REPORTS 31
+
+static void write_report_block(uint8_t *b, const struct rtcp_report *r)
+{
+	uint32_t lost = (uint32_t)r->cumulative_lost & 0xffffffu;
+
+	write_u32(b, r->source);
+	b[4] = r->fraction_lost;
+	b[5] = (uint8_t)(lost >> 16);
+	b[6] = (uint8_t)(lost >> 8);
+	b[7] = (uint8_t)lost;
+	write_u32(b + 8, r->highest_sequence);
+	write_u32(b + 12, r->jitter);
+	write_u32(b + 16, r->last_sr);
+	write_u32(b + 20, r->delay_since_last_sr);
+}
+
+size_t rtcp_write_rr(uint8_t *out, size_t cap, uint32_t reporter, const struct rtcp_report *blocks, size_t n,
+		     const char *cname)
+{
+	size_t cname_len = cname == NULL ? 0 : strnlen(cname, RTCP_MAX_ITEM_TEXT + 1);
+	size_t rr_size = RTCP_HEADER_SIZE + 4 + n * RTCP_REPORT_BLOCK_SIZE;
+
+	if (cname_len == 0 || cname_len > RTCP_MAX_ITEM_TEXT || n > RTCP_MAX_REPORTS ||
+	    rr_size + sdes_size(cname_len) > cap)
+		return 0;
+	write_rtcp_header(out, (unsigned)n, RTCP_RR, rr_size);
+	write_u32(out + 4, reporter);
+	for (size_t i = 0; i < n; i++)
+		write_report_block(out + 8 + i * RTCP_REPORT_BLOCK_SIZE, &blocks[i]);
+	return rr_size + write_sdes_cname(out + rr_size, reporter, cname, cname_len);
+}
+
 /* ---- RTCP: reading -------------------------------------------------- */
 
 #define RTCP_MALFORMED (-1)
@@ -325,4 +358,33 @@ int rtcp_parse(const uint8_t *pkt, size_t len, rtcp_report_fn *report, void *arg
 		walked++;
 	}
 	return walked;
+}
+
+static void read_sender_info(const uint8_t *body, struct rtcp_sender_info *info)
+{
+	info->ssrc = read_u32(body);
+	info->ntp = (uint64_t)read_u32(body + 4) << 32 | read_u32(body + 8);
+	info->rtp_timestamp = read_u32(body + 12);
+	info->packets = read_u32(body + 16);
+	info->octets = read_u32(body + 20);
+}
+
+bool rtcp_find_sr(const uint8_t *pkt, size_t len, struct rtcp_sender_info *info)
+{
+	if (rtcp_parse(pkt, len, NULL, NULL) < 0)
+		return false;
+	while (len > 0) {
+		struct rtcp_packet p = { 0 };
+		size_t size = next_rtcp_packet(pkt, len, &p);
+
+		/* rtcp_parse has checked every packet fits and an SR holds its
+		 * sender info. */
+		if (p.type == RTCP_SR) {
+			read_sender_info(p.body, info);
+			return true;
+		}
+		pkt += size;
+		len -= size;
+	}
+	return false;
 }

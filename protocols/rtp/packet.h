@@ -85,4 +85,22 @@ typedef void rtcp_report_fn(void *arg, const struct rtcp_report *report);
  * handed over, none of the faulty one's. Never reads outside pkt[0..len). */
 int rtcp_parse(const uint8_t *pkt, size_t len, rtcp_report_fn *report, void *arg);
 
+/* A receiver's compound packet: RR from `reporter` with the n blocks (at
+ * most 31) + SDES with its CNAME. Returns its length (a multiple of 4),
+ * or 0 when cap is too small, n over 31 or the CNAME empty or over 255
+ * bytes. A block's reporter field is not written (the RR's SSRC is). */
+size_t rtcp_write_rr(uint8_t *out, size_t cap, uint32_t reporter, const struct rtcp_report *blocks, size_t n,
+		     const char *cname);
+
+/* The sender info of the first SR of a well-formed compound (what
+ * rtcp_parse accepts): true with info filled, false when there is none or
+ * the compound is malformed. */
+bool rtcp_find_sr(const uint8_t *pkt, size_t len, struct rtcp_sender_info *info);
+
+/* The middle 32 bits of an NTP time: an RR's LSR field. */
+static inline uint32_t rtcp_ntp_middle(uint64_t ntp)
+{
+	return (uint32_t)(ntp >> 16);
+}
+
 #endif

@@ -26,6 +26,7 @@
 #include "daemon/protocol.h"
 #include "daemon/sender.h"
 #include "protocols/rtp/packet.h"
+#include "protocols/rtp/receive.h"
 #include "protocols/rtp/ts.h"
 #include "protocols/support/outlet.h"
 #include "sources/source.h"
@@ -58,6 +59,7 @@ struct rtp_settings {
 	bool rtcp;
 	char *sdp;
 	char *cname;
+	struct rtp_receive_settings receive;	/* a listener's */
 };
 
 struct rtp_stream {
@@ -583,6 +585,7 @@ static cfg_opt_t rtp_options[] = {
 	CFG_BOOL("rtcp", cfg_true, CFGF_NONE),
 	CFG_STR("sdp", NULL, CFGF_NODEFAULT),
 	CFG_STR("cname", NULL, CFGF_NODEFAULT),
+	RTP_RECEIVE_OPTIONS,
 	CFG_END()
 };
 
@@ -594,6 +597,7 @@ static void rtp_settings_free(void *arg)
 		return;
 	free(s->sdp);
 	free(s->cname);
+	rtp_receive_settings_free(&s->receive);
 	free(s);
 }
 
@@ -605,6 +609,20 @@ static char *default_cname(void)
 	if (asprintf(&cname, "chassisd@%s", host) < 0)
 		return NULL;
 	return cname;
+}
+
+/* A stream sends and a listener receives: the other side's options are a
+ * mistake, said at their line. */
+static void rtp_check_side(cfg_t *sec, struct conf_scope *scope)
+{
+	static const char *const sender_only[] = { "payload", "pace", "sdp", NULL };
+	bool stream = conf_scope_is_stream(scope);
+	const char *const *names = stream ? rtp_receive_option_names : sender_only;
+
+	for (size_t i = 0; sec != NULL && names[i] != NULL; i++)
+		if (conf_scope_written(scope, names[i]))
+			conf_scope_error(scope, names[i], "%s is an rtp %s option", names[i],
+					 stream ? "listener" : "stream");
 }
 
 static void *rtp_configure(cfg_t *sec, struct conf_scope *scope)
@@ -629,6 +647,9 @@ static void *rtp_configure(cfg_t *sec, struct conf_scope *scope)
 		conf_scope_error(scope, "sdp", "the sdp file must be an absolute path, not \"%s\"", sdp);
 	if (cname != NULL && strlen(cname) > 255)
 		conf_scope_error(scope, "cname", "a CNAME is at most 255 bytes");
+	rtp_check_side(sec, scope);
+	if (!conf_scope_is_stream(scope))
+		rtp_receive_configure(sec, scope, &s->receive);
 	s->rtcp = sec ? cfg_getbool(sec, "rtcp") : true;
 	s->sdp = sdp ? strdup(sdp) : NULL;
 	s->cname = cname ? strdup(cname) : default_cname();
@@ -639,18 +660,72 @@ static void *rtp_configure(cfg_t *sec, struct conf_scope *scope)
 	return s;
 }
 
+/* ---- a stream sends, a listener receives (receive.c) ---- */
+
+static void *rtp_unit_start(const void *settings_arg, const struct unit_env *env)
+{
+	const struct rtp_settings *settings = settings_arg;
+
+	if (env->stream == NULL)
+		return rtp_receive_start(&settings->receive, settings->rtcp, settings->cname, env);
+	return rtp_start(settings_arg, env);
+}
+
+static void rtp_unit_stop(void *state)
+{
+	if (rtp_is_receiver(state))
+		rtp_receive_stop(state);
+	else
+		rtp_stop(state);
+}
+
+static bool rtp_unit_same(const void *old_arg, const void *new_arg)
+{
+	const struct rtp_settings *a = old_arg, *b = new_arg;
+
+	return rtp_receive_same(&a->receive, &b->receive) && rtp_same(old_arg, new_arg);
+}
+
+static void rtp_unit_status(const void *state, char *buf, size_t len)
+{
+	if (rtp_is_receiver(state))
+		rtp_receive_status(state, buf, len);
+	else
+		rtp_status(state, buf, len);
+}
+
+static void rtp_unit_status_rows(const void *state, char *buf, size_t len)
+{
+	if (rtp_is_receiver(state))
+		rtp_receive_status_rows(state, buf, len);
+	else
+		rtp_status_rows(state, buf, len);
+}
+
+/* A listener's words are in its counters and rows (the chassis shows
+ * text for streams only). */
+static void rtp_unit_status_text(const void *state, char *buf, size_t len)
+{
+	if (rtp_is_receiver(state))
+		buf[0] = '\0';
+	else
+		rtp_status_text(state, buf, len);
+}
+
 const struct protocol protocol_rtp = {
 	.config = {
 		.name = "rtp",
 		.options = rtp_options,
-		.transports = UNIT_STREAM_BIT,
+		.transports = TRANSPORT_BIT(TRANSPORT_UDP) | TRANSPORT_BIT(TRANSPORT_MULTICAST) | UNIT_STREAM_BIT,
 		.configure = rtp_configure,
 		.settings_free = rtp_settings_free,
 	},
-	.start = rtp_start,
-	.stop = rtp_stop,
-	.same = rtp_same,
-	.status = rtp_status,
-	.status_rows = rtp_status_rows,
-	.status_text = rtp_status_text,
+	.start = rtp_unit_start,
+	.stop = rtp_unit_stop,
+	.same = rtp_unit_same,
+	.status = rtp_unit_status,
+	.status_rows = rtp_unit_status_rows,
+	.status_text = rtp_unit_status_text,
+	.datagram = rtp_receive_datagram,
+	.taps_get_payload = true,
 };
