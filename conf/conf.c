@@ -134,6 +134,7 @@ static cfg_opt_t listener_common_options[] = {
 	CFG_STR("interface", NULL, CFGF_NODEFAULT),
 	CFG_INT("ttl", 1, CFGF_NONE),
 	CFG_BOOL("loop", cfg_true, CFGF_NONE),
+	CFG_STR("join", "always", CFGF_NONE),
 	CFG_BOOL("required", cfg_true, CFGF_NONE),
 	CFG_INT("max-connections", CONF_DEFAULT_LISTENER_MAX_CONNECTIONS, CFGF_NONE),
 	CFG_INT("per-source", CONF_DEFAULT_PER_SOURCE, CFGF_NONE),
@@ -150,7 +151,7 @@ static const char *const tcp_only_options[] = {
 	"max-connections", "per-source", "idle-timeout", "buffer-size", "notsent-lowat", NULL,
 };
 static const char *const datagram_only_options[] = { "netsim", NULL };
-static const char *const multicast_only_options[] = { "interface", "ttl", "loop", NULL };
+static const char *const multicast_only_options[] = { "interface", "ttl", "loop", "join", NULL };
 
 void conf_errors_add(struct conf_errors *errors, const char *fmt, ...)
 {
@@ -668,6 +669,15 @@ static void parse_netsim(struct conf_scope *outer, cfg_t *unit_sec, struct conf_
 	conf_scope_leave(scope);
 }
 
+static void parse_join(struct conf_scope *scope, cfg_t *sec, struct conf_listener *l)
+{
+	const char *join = cfg_getstr(sec, "join");
+
+	l->join_on_demand = strcmp(join, "on-demand") == 0;
+	if (!l->join_on_demand && strcmp(join, "always") != 0)
+		conf_scope_error(scope, "join", "join must be \"always\" or \"on-demand\", not \"%s\"", join);
+}
+
 static void parse_limits(struct conf_scope *scope, cfg_t *sec, struct conf_listener *l)
 {
 	unsigned ttl = 0, buffer = 0;
@@ -689,6 +699,7 @@ static void parse_limits(struct conf_scope *scope, cfg_t *sec, struct conf_liste
 	l->buffer_size = buffer;
 	l->ttl = (int)ttl;
 	l->loop = cfg_getbool(sec, "loop");
+	parse_join(scope, sec, l);
 	l->required = cfg_getbool(sec, "required");
 	parse_cidr_list(scope, sec, "allow", &l->allow, &l->n_allow);
 	/* Written, an allow list applies even when empty: allow = {} lets

@@ -84,6 +84,9 @@ struct conf_listener {
 	struct in_addr if_addr;
 	int ttl;
 	bool loop;
+	/* Member of the group only while something takes its datagrams (a
+	 * stream route's clients, a stream's listener source): a tap. */
+	bool join_on_demand;
 	/* all transports */
 	bool required;				/* a bind failure at start is fatal */
 	struct cidr *allow, *deny;

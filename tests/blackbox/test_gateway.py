@@ -6,6 +6,7 @@ receives it, curl, ffprobe and the test's own sockets read it over HTTP."""
 import ctypes
 import json
 import os
+import re
 import selectors
 import shutil
 import socket
@@ -15,6 +16,7 @@ import time
 
 import pytest
 
+from conftest import wait_until
 from test_stream import Namespace, have_netns, make_ts, stream_unit
 
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffprobe") is None, reason="needs ffmpeg")
@@ -244,3 +246,34 @@ def test_a_route_naming_no_listener_is_a_config_error(tmp_path):
                          text=True, timeout=30)
     assert run.returncode == 1
     assert '%s:5: listener "web": route "/live": no listener "nowhere"' % conf in run.stderr, run.stderr
+
+
+def group_joined(ns):
+    out = subprocess.run([*ns.prefix(), "ip", "maddr", "show", "dev", "lo"], capture_output=True, text=True,
+                         check=True).stdout
+    return re.search(r"\binet\s+%s\b" % re.escape(GROUP), out) is not None
+
+
+def test_on_demand_the_group_is_joined_only_while_a_client_listens(start_daemon, tmp_path, netns, ts_file):
+    d = start_daemon(gateway_config(ts_file, listener_extra='  join = "on-demand"'), wrapper=netns.prefix())
+    time.sleep(0.5)
+    assert not group_joined(netns)
+    first, second = open_client(netns), open_client(netns)
+    for s in (first, second):
+        assert read_head(s)[0].startswith("HTTP/1.1 200 OK")
+    assert group_joined(netns)
+    assert sum(read_for([first], 1).values()) > RATE / 8 * 0.5	# datagrams flow once joined
+    d.wait_log(r"joined group %s:%d on 127.0.0.1: 1 tap" % (GROUP, GROUP_PORT))
+    first.close()
+    read_for([second], 1)
+    assert group_joined(netns)			# one client left: still a member
+    second.close()
+    wait_until(lambda: not group_joined(netns), timeout=10)
+    d.wait_log(r"left group %s:%d on 127.0.0.1: 0 taps" % (GROUP, GROUP_PORT))
+    # A reload to join = "always" on the kept socket joins with nobody listening.
+    d.reload(gateway_config(ts_file))
+    wait_until(lambda: group_joined(netns), timeout=10)
+    third = open_client(netns)
+    assert read_head(third)[0].startswith("HTTP/1.1 200 OK")
+    assert sum(read_for([third], 1).values()) > RATE / 8 * 0.5
+    third.close()
