@@ -129,7 +129,7 @@ def route_row(ns):
 
 @needs_ffmpeg
 def test_curl_and_ffprobe_get_the_groups_mpegts_over_http(start_daemon, tmp_path, netns, ts_file):
-    start_daemon(gateway_config(ts_file), wrapper=netns.prefix())
+    d = start_daemon(gateway_config(ts_file), wrapper=netns.prefix())
     url = "http://127.0.0.1:%d/live/news" % HTTP_PORT
     rec = tmp_path / "curl.ts"
     curl = subprocess.run([*netns.prefix(), "curl", "-sS", "-D", str(tmp_path / "head"), "-o", str(rec), "-m", "4",
@@ -160,6 +160,16 @@ def test_curl_and_ffprobe_get_the_groups_mpegts_over_http(start_daemon, tmp_path
                           timeout=30)
     assert head.returncode == 0 and head.stdout.startswith("HTTP/1.1 200 OK")
     assert "Content-Type: video/mp2t" in head.stdout
+    # The access log names each client's bytes once it has gone.
+    m = d.wait_log(r'"GET /live/news HTTP/1.1" 200 (\d+) "-" "curl/')
+    assert int(m.group(1)) >= size
+    # An HTTP/1.0 client gets the same close-delimited body.
+    old = in_netns(netns, lambda: socket.create_connection(("127.0.0.1", HTTP_PORT), timeout=5))
+    old.sendall(b"GET /live/news HTTP/1.0\r\n\r\n")
+    head, rest = read_head(old)
+    assert head.startswith("HTTP/1.1 200 OK") and "Connection: close" in head and "Content-Length" not in head
+    assert len(rest) + sum(read_for([old], 1).values()) > RATE / 8 * 0.5
+    old.close()
 
 
 def read_for(socks, seconds):
