@@ -31,12 +31,21 @@ struct line_mark {
 	int line;
 };
 
+/* A module's word that it needs a datagram listener by name (an HTTP
+ * stream route's): checked once every listener is known. */
+struct listener_ref {
+	char *where;				/* "FILE:LINE: listener \"web\": route \"/tv\": " */
+	char *name;
+};
+
 struct loader {
 	const char *path;
 	const struct conf_module *const *modules;
 	struct conf_errors *errors;
 	struct line_mark *marks;
 	size_t n_marks, cap_marks;
+	struct listener_ref *refs;
+	size_t n_refs;
 };
 
 struct conf_scope {
@@ -125,6 +134,7 @@ static cfg_opt_t listener_common_options[] = {
 	CFG_STR("interface", NULL, CFGF_NODEFAULT),
 	CFG_INT("ttl", 1, CFGF_NONE),
 	CFG_BOOL("loop", cfg_true, CFGF_NONE),
+	CFG_STR("join", "always", CFGF_NONE),
 	CFG_BOOL("required", cfg_true, CFGF_NONE),
 	CFG_INT("max-connections", CONF_DEFAULT_LISTENER_MAX_CONNECTIONS, CFGF_NONE),
 	CFG_INT("per-source", CONF_DEFAULT_PER_SOURCE, CFGF_NONE),
@@ -142,7 +152,7 @@ static const char *const tcp_only_options[] = {
 	"max-connections", "per-source", "idle-timeout", "buffer-size", "notsent-lowat", "connection-log", NULL,
 };
 static const char *const datagram_only_options[] = { "netsim", NULL };
-static const char *const multicast_only_options[] = { "interface", "ttl", "loop", NULL };
+static const char *const multicast_only_options[] = { "interface", "ttl", "loop", "join", NULL };
 
 void conf_errors_add(struct conf_errors *errors, const char *fmt, ...)
 {
@@ -350,6 +360,27 @@ bool conf_scope_int(struct conf_scope *scope, cfg_t *sec, const char *option, lo
 bool conf_scope_written(const struct conf_scope *scope, const char *option)
 {
 	return option_written(scope->loader, scope->section, option);
+}
+
+void conf_scope_refer_datagram_listener(struct conf_scope *scope, const char *option, const char *name)
+{
+	struct loader *ld = scope->loader;
+	struct listener_ref *refs = realloc(ld->refs, (ld->n_refs + 1) * sizeof(*refs));
+	struct listener_ref *ref;
+
+	if (refs == NULL)
+		return;
+	ld->refs = refs;
+	ref = &refs[ld->n_refs];
+	if (asprintf(&ref->where, "%s:%d: %s \"%s\": %s", ld->path, conf_scope_line(scope, option),
+		     scope->unit_kind ? scope->unit_kind : "listener", scope->listener, scope->label) < 0)
+		return;
+	ref->name = strdup(name);
+	if (ref->name == NULL) {
+		free(ref->where);
+		return;
+	}
+	ld->n_refs++;
 }
 
 struct conf_scope *conf_scope_enter(struct conf_scope *scope, cfg_t *section, const char *label)
@@ -648,6 +679,15 @@ static void parse_netsim(struct conf_scope *outer, cfg_t *unit_sec, struct conf_
 	conf_scope_leave(scope);
 }
 
+static void parse_join(struct conf_scope *scope, cfg_t *sec, struct conf_listener *l)
+{
+	const char *join = cfg_getstr(sec, "join");
+
+	l->join_on_demand = strcmp(join, "on-demand") == 0;
+	if (!l->join_on_demand && strcmp(join, "always") != 0)
+		conf_scope_error(scope, "join", "join must be \"always\" or \"on-demand\", not \"%s\"", join);
+}
+
 static void parse_limits(struct conf_scope *scope, cfg_t *sec, struct conf_listener *l)
 {
 	unsigned ttl = 0, buffer = 0;
@@ -669,6 +709,7 @@ static void parse_limits(struct conf_scope *scope, cfg_t *sec, struct conf_liste
 	l->buffer_size = buffer;
 	l->ttl = (int)ttl;
 	l->loop = cfg_getbool(sec, "loop");
+	parse_join(scope, sec, l);
 	l->required = cfg_getbool(sec, "required");
 	parse_cidr_list(scope, sec, "allow", &l->allow, &l->n_allow);
 	/* Written, an allow list applies even when empty: allow = {} lets
@@ -957,6 +998,29 @@ static void check_stream_names(struct loader *ld, struct conf *conf)
 	}
 }
 
+static void check_listener_refs(struct loader *ld, const struct conf *conf)
+{
+	for (size_t i = 0; i < ld->n_refs; i++) {
+		const struct listener_ref *ref = &ld->refs[i];
+		const struct conf_listener *l = find_listener(conf, ref->name);
+
+		if (l == NULL)
+			conf_errors_add(ld->errors, "%sno listener \"%s\"", ref->where, ref->name);
+		else if (l->transport == TRANSPORT_TCP)
+			conf_errors_add(ld->errors, "%slistener \"%s\" is tcp; only what a udp or multicast listener "
+					"receives can be streamed", ref->where, ref->name);
+	}
+}
+
+static void listener_refs_free(struct loader *ld)
+{
+	for (size_t i = 0; i < ld->n_refs; i++) {
+		free(ld->refs[i].where);
+		free(ld->refs[i].name);
+	}
+	free(ld->refs);
+}
+
 /* Two binds that the kernel would refuse, found before anything is bound. */
 static bool endpoints_collide(const struct conf_listener *a, const struct conf_listener *b)
 {
@@ -1194,6 +1258,7 @@ static struct conf *conf_build(struct loader *ld, cfg_t *cfg)
 	for (size_t i = 0; conf->streams != NULL && i < conf->n_streams; i++)
 		parse_stream(ld, cfg_getnsec(cfg, "stream", (unsigned)i), &conf->streams[i]);
 	check_stream_names(ld, conf);
+	check_listener_refs(ld, conf);
 	if (conf->listeners == NULL || conf->streams == NULL || ld->errors->count > before) {
 		conf_free(conf);
 		return NULL;
@@ -1227,6 +1292,7 @@ struct conf *conf_load(const char *path, const struct conf_module *const *module
 	free(listener_opts);
 	free(stream_opts);
 	free(ld.marks);
+	listener_refs_free(&ld);
 	free(text);
 	return conf;
 }

@@ -88,6 +88,9 @@ struct conf_listener {
 	struct in_addr if_addr;
 	int ttl;
 	bool loop;
+	/* Member of the group only while something takes its datagrams (a
+	 * stream route's clients, a stream's listener source): a tap. */
+	bool join_on_demand;
 	/* all transports */
 	bool required;				/* a bind failure at start is fatal */
 	struct cidr *allow, *deny;
@@ -213,6 +216,10 @@ bool conf_scope_written(const struct conf_scope *scope, const char *option);
 /* An integer option within [min, max], else an error at its line. */
 bool conf_scope_int(struct conf_scope *scope, struct cfg_t *sec, const char *option, long min, long max,
 		    long *value);
+/* The module needs the udp or multicast listener `name` (an HTTP stream
+ * route): once every listener is read, a missing or tcp one is an error
+ * at the option's line. */
+void conf_scope_refer_datagram_listener(struct conf_scope *scope, const char *option, const char *name);
 /* A section nested in the scope's (an HTTP route, a module's options in it):
  * its errors read "listener \"web\": <label>: ...". Leaving frees it and
  * says whether it had no errors; the outer scope fails with it. */

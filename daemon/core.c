@@ -13,12 +13,20 @@ struct datagram_tap {
 	void *arg;
 };
 
+struct tap_watch {
+	LIST_ENTRY(tap_watch) link;
+	char *unit;
+	tap_count_fn *changed;
+	void *arg;
+};
+
 void chassis_init(struct chassis *ch, struct event_base *base)
 {
 	memset(ch, 0, sizeof(*ch));
 	ch->base = base;
 	TAILQ_INIT(&ch->by_activity);
 	LIST_INIT(&ch->taps);
+	LIST_INIT(&ch->tap_watches);
 	LIST_INIT(&ch->documents);
 }
 
@@ -86,6 +94,51 @@ const char *chassis_document(const struct chassis *ch, const char *name, const c
 	return doc->text;
 }
 
+static unsigned tap_count(const struct chassis *ch, const char *unit)
+{
+	const struct datagram_tap *tap;
+	unsigned n = 0;
+
+	LIST_FOREACH(tap, &ch->taps, link)
+		n += strcmp(tap->unit, unit) == 0;
+	return n;
+}
+
+static void tap_count_changed(struct chassis *ch, const char *unit)
+{
+	struct tap_watch *watch, *next;
+
+	for (watch = LIST_FIRST(&ch->tap_watches); watch != NULL; watch = next) {
+		next = LIST_NEXT(watch, link);
+		if (strcmp(watch->unit, unit) == 0)
+			watch->changed(watch->arg, tap_count(ch, unit));
+	}
+}
+
+struct tap_watch *chassis_watch_taps(struct chassis *ch, const char *unit, tap_count_fn *changed, void *arg)
+{
+	struct tap_watch *watch = calloc(1, sizeof(*watch));
+
+	if (watch == NULL || (watch->unit = strdup(unit)) == NULL) {
+		free(watch);
+		return NULL;
+	}
+	watch->changed = changed;
+	watch->arg = arg;
+	LIST_INSERT_HEAD(&ch->tap_watches, watch, link);
+	changed(arg, tap_count(ch, unit));
+	return watch;
+}
+
+void chassis_unwatch_taps(struct tap_watch *watch)
+{
+	if (watch == NULL)
+		return;
+	LIST_REMOVE(watch, link);
+	free(watch->unit);
+	free(watch);
+}
+
 struct datagram_tap *chassis_tap_datagrams(struct chassis *ch, const char *unit, chassis_tap_fn *fn, void *arg)
 {
 	struct datagram_tap *tap = calloc(1, sizeof(*tap));
@@ -98,16 +151,23 @@ struct datagram_tap *chassis_tap_datagrams(struct chassis *ch, const char *unit,
 	tap->fn = fn;
 	tap->arg = arg;
 	LIST_INSERT_HEAD(&ch->taps, tap, link);
+	tap_count_changed(ch, unit);
 	return tap;
 }
 
 void chassis_untap(struct datagram_tap *tap)
 {
+	struct chassis *ch;
+	char *unit;
+
 	if (tap == NULL)
 		return;
+	ch = tap->chassis;
+	unit = tap->unit;
 	LIST_REMOVE(tap, link);
-	free(tap->unit);
 	free(tap);
+	tap_count_changed(ch, unit);
+	free(unit);
 }
 
 void chassis_tap_deliver(struct chassis *ch, const char *unit, const void *data, size_t len)

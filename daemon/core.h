@@ -16,6 +16,7 @@ struct event_base;
 
 TAILQ_HEAD(conn_list, conn);
 LIST_HEAD(datagram_tap_list, datagram_tap);
+LIST_HEAD(tap_watch_list, tap_watch);
 LIST_HEAD(document_list, document);
 
 typedef void chassis_stats_fn(void *arg, struct chassis_totals *totals,
@@ -39,6 +40,7 @@ struct chassis {
 	/* Streams that send what a datagram listener receives, by name: a
 	 * tap outlives reloads of the listener it names. */
 	struct datagram_tap_list taps;
+	struct tap_watch_list tap_watches;	/* chassis_watch_taps() */
 	struct document_list documents;		/* chassis_publish() */
 	/* The runtime's, for chassis_stats(). */
 	chassis_stats_fn *stats;
@@ -56,5 +58,15 @@ const char *chassis_document(const struct chassis *ch, const char *name, const c
 void chassis_tap_deliver(struct chassis *ch, const char *unit, const void *data, size_t len);
 
 void chassis_stop(struct chassis *ch, void (*stopped)(void *arg), void *arg);
+
+/* How many taps a unit has, for a multicast listener that joins its group
+ * on demand (join = "on-demand"): changed(arg, n) runs at once with the
+ * count now, and again each time a tap on `unit` comes or goes, also from
+ * inside a tap's own callback (a stream route whose last client was just
+ * dropped). NULL when out of memory. */
+struct tap_watch;
+typedef void tap_count_fn(void *arg, unsigned n_taps);
+struct tap_watch *chassis_watch_taps(struct chassis *ch, const char *unit, tap_count_fn *changed, void *arg);
+void chassis_unwatch_taps(struct tap_watch *watch);
 
 #endif

@@ -12,6 +12,7 @@
 
 #include "conf/conf.h"
 #include "daemon/chassis.h"
+#include "daemon/core.h"
 #include "daemon/log.h"
 #include "daemon/netsim.h"
 #include "daemon/protocol.h"
@@ -66,7 +67,8 @@ static int multicast_send_options(int fd, const struct conf_listener *conf, char
 	return 0;
 }
 
-static int multicast_join(int fd, const struct conf_listener *conf, char *err, size_t errlen)
+/* Joins (or leaves) the group on the listener's interface. */
+static int multicast_membership(int fd, const struct conf_listener *conf, bool join, char *err, size_t errlen)
 {
 	int rc;
 
@@ -76,19 +78,28 @@ static int multicast_join(int fd, const struct conf_listener *conf, char *err, s
 			.imr_address = conf->if_addr,
 			.imr_ifindex = (int)conf->ifindex,
 		};
-		rc = setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mreq, sizeof(mreq));
+		rc = setsockopt(fd, IPPROTO_IP, join ? IP_ADD_MEMBERSHIP : IP_DROP_MEMBERSHIP, &mreq, sizeof(mreq));
 	} else {
 		struct ipv6_mreq mreq = {
 			.ipv6mr_multiaddr = ((const struct sockaddr_in6 *)&conf->endpoint.sa)->sin6_addr,
 			.ipv6mr_interface = conf->ifindex,
 		};
-		rc = setsockopt(fd, IPPROTO_IPV6, IPV6_JOIN_GROUP, &mreq, sizeof(mreq));
+		rc = setsockopt(fd, IPPROTO_IPV6, join ? IPV6_JOIN_GROUP : IPV6_LEAVE_GROUP, &mreq, sizeof(mreq));
 	}
 	if (rc < 0) {
-		snprintf(err, errlen, "cannot join group on interface %s: %s", conf->interface,
+		snprintf(err, errlen, "cannot %s group on interface %s: %s", join ? "join" : "leave", conf->interface,
 			 strerror(errno));
 		return -1;
 	}
+	return 0;
+}
+
+/* join = "on-demand": the group is joined later, when the first tap
+ * comes (listener_enable()). */
+static int multicast_join(int fd, const struct conf_listener *conf, char *err, size_t errlen)
+{
+	if (!conf->join_on_demand && multicast_membership(fd, conf, true, err, errlen) < 0)
+		return -1;
 	return multicast_send_options(fd, conf, err, errlen);
 }
 
@@ -241,6 +252,7 @@ struct listener *listener_open(struct chassis *chassis, struct service *svc, cha
 	}
 	ls->chassis = chassis;
 	ls->fd = fd;
+	ls->joined = svc->conf->transport == TRANSPORT_MULTICAST && !svc->conf->join_on_demand;
 	ls->port.fd = -1;
 	ls->adopted = adopted;
 	ls->service = svc;
@@ -386,6 +398,51 @@ static void listener_set_tcp_options(struct listener *ls)
 	setsockopt(ls->fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
 }
 
+/* join = "on-demand": a member only while the listener has taps. */
+static void listener_on_tap_count(void *arg, unsigned n_taps)
+{
+	struct listener *ls = arg;
+	const struct conf_listener *conf = ls->service->conf;
+	struct log_context ctx = listener_context(ls);
+	bool want = n_taps > 0;
+	char err[256];
+
+	if (ls->fd < 0 || want == ls->joined)
+		return;
+	if (multicast_membership(ls->fd, conf, want, err, sizeof(err)) < 0) {
+		log_write(LOG_WARNING, &ctx, "%s", err);
+		return;
+	}
+	ls->joined = want;
+	log_write(LOG_INFO, &ctx, "%s group %s on %s: %u tap%s", want ? "joined" : "left", conf->address,
+		  conf->interface, n_taps, n_taps == 1 ? "" : "s");
+}
+
+/* Follows the config's join mode, also when a reload changes it or the
+ * name on a kept socket. */
+static int listener_follow_join(struct listener *ls)
+{
+	const struct conf_listener *conf = ls->service->conf;
+	char err[256];
+
+	chassis_unwatch_taps(ls->tap_watch);
+	ls->tap_watch = NULL;
+	if (conf->transport != TRANSPORT_MULTICAST || ls->fd < 0)
+		return 0;
+	if (conf->join_on_demand) {
+		ls->tap_watch = chassis_watch_taps(ls->chassis, conf->unit.name, listener_on_tap_count, ls);
+		return ls->tap_watch != NULL ? 0 : -1;
+	}
+	if (!ls->joined) {
+		if (multicast_membership(ls->fd, conf, true, err, sizeof(err)) < 0) {
+			log_warning("listener %s: %s", conf->unit.name, err);
+			return -1;
+		}
+		ls->joined = true;
+	}
+	return 0;
+}
+
 int listener_enable(struct listener *ls)
 {
 	const struct conf_listener *conf = ls->service->conf;
@@ -402,8 +459,10 @@ int listener_enable(struct listener *ls)
 		evconnlistener_set_error_cb(ls->acceptor, listener_on_accept_error);
 		return 0;
 	}
-	return datagram_port_start(&ls->port, base, ls->fd,
-				   conf->endpoint.sa.ss_family == AF_INET6 && conf->endpoint.any, &ls->service->datagram);
+	if (datagram_port_start(&ls->port, base, ls->fd, conf->endpoint.sa.ss_family == AF_INET6 && conf->endpoint.any,
+				&ls->service->datagram) < 0)
+		return -1;
+	return listener_follow_join(ls);
 }
 
 void listener_set_service(struct listener *ls, struct service *svc)
@@ -418,10 +477,13 @@ void listener_set_service(struct listener *ls, struct service *svc)
 	listener_set_tcp_options(ls);
 	if (conf->transport == TRANSPORT_MULTICAST && multicast_send_options(ls->fd, conf, err, sizeof(err)) < 0)
 		log_warning("listener %s: %s", conf->unit.name, err);
+	listener_follow_join(ls);
 }
 
 static void listener_stop_accepting(struct listener *ls)
 {
+	chassis_unwatch_taps(ls->tap_watch);
+	ls->tap_watch = NULL;
 	if (ls->accept_paused) {
 		TAILQ_REMOVE(&paused, ls, paused_link);
 		ls->accept_paused = false;

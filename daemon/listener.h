@@ -42,6 +42,10 @@ struct listener {
 	bool adopted;			/* passed by systemd (socket activation) */
 	bool retired;
 	bool closing_all;
+	/* multicast: a member of the group now. join = "on-demand" watches
+	 * the unit's taps (core.h) and is a member only while it has some. */
+	bool joined;
+	struct tap_watch *tap_watch;
 	/* A retired listener's last connection has gone. */
 	void (*gone)(struct listener *ls, void *arg);
 	void *gone_arg;

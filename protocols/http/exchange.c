@@ -530,16 +530,23 @@ bool http_exchange_keep_alive(struct http_exchange *ex)
 	return ex->keep_alive;
 }
 
-void http_finish(struct http_exchange *ex)
+/* Counted and logged once per answer, whether it finished or its
+ * connection went first (a live stream's client). */
+static void http_account(struct http_exchange *ex)
 {
 	struct http_state *state = ex->state;
 
-	ex->feed = NULL;
 	ex->served++;
 	state->counters.bytes_out += ex->bytes_out;
 	state->counters.status[ex->status / 100 < 6 ? ex->status / 100 : 5]++;
 	if (ex->settings->access_log)
 		http_access_log(ex);
+}
+
+void http_finish(struct http_exchange *ex)
+{
+	ex->feed = NULL;
+	http_account(ex);
 	ex->route = NULL;
 	ex->request.url = NULL;
 	ex->request.n_headers = 0;
@@ -698,6 +705,11 @@ void http_exchange_close(struct conn *conn)
 		ex->state->counters.files_cut_short++;
 	if (ex->feed != NULL)
 		feed_cancel(ex->feed);
+	if (ex->endless_gone != NULL) {
+		ex->endless_gone(ex->endless_arg);
+		ex->endless_gone = NULL;
+		http_account(ex);
+	}
 	http_file_done(ex);
 	if (ex->head_deadline != NULL)
 		event_free(ex->head_deadline);

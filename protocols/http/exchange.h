@@ -29,6 +29,7 @@ struct http_exchange;
 struct http_route;
 struct mime_table;
 struct protocol;
+struct unit_env;
 
 /* Defaults for the limits; each has an option of the same name. */
 #define HTTP_DEFAULT_MAX_HEAD 8192		/* request line + headers, bytes */
@@ -37,6 +38,9 @@ struct protocol;
 #define HTTP_DEFAULT_HEAD_TIMEOUT 10		/* seconds from the first byte */
 #define HTTP_DEFAULT_KEEPALIVE_TIMEOUT 15	/* seconds idle between requests */
 #define HTTP_DEFAULT_MAX_REQUESTS 1000		/* per connection */
+#define HTTP_DEFAULT_STREAM_TYPE "video/mp2t"	/* a stream route's content-type */
+#define HTTP_DEFAULT_CLIENT_BUFFER (1 << 20)	/* bytes a stream client may fall behind */
+#define HTTP_DEFAULT_MAX_CLIENTS 256		/* per stream route */
 
 enum http_method_bit {
 	HTTP_ALLOW_GET = 1 << 0,
@@ -52,6 +56,13 @@ struct http_handler {
 	bool (*configure)(struct http_route *route, cfg_t *sec, struct conf_scope *scope);
 	void (*free)(struct http_route *route);
 	void (*serve)(struct http_exchange *ex, const struct http_route *route, void *route_state);
+	/* A route's running state, per listener generation (a stream route's
+	 * clients and tap); NULL hooks for handlers that keep none. stop()
+	 * runs once the generation's connections are gone. */
+	void *(*start)(const struct http_route *route, const struct unit_env *env);
+	void (*stop)(void *route_state);
+	/* Its status row, "route PREFIX key=value ...\n", appended at buf. */
+	void (*status_row)(const struct http_route *route, const void *route_state, char *buf, size_t len);
 };
 
 struct static_cached;
@@ -74,8 +85,12 @@ struct http_route {
 	struct http_static files;			/* static */
 	const struct protocol *module;			/* fortune, audio-cookie ... */
 	void *module_settings;
-	char *location;					/* redirect; sdp: the stream */
+	char *location;					/* redirect; sdp: the stream; stream: the listener */
 	int redirect_status;
+	/* stream: what each client gets and how far it may fall behind */
+	char *content_type;
+	size_t client_buffer;
+	unsigned max_clients;
 };
 
 /* Answers with an error page (response.c's http_respond_error): how the
@@ -166,6 +181,10 @@ struct http_exchange {
 	bool head_only, chunked, keep_alive, head_written;
 	struct feed *feed;
 	const char *feed_type;
+	/* A body that never ends by itself (a stream route's client): told
+	 * when the connection goes, which finishes the answer. */
+	void (*endless_gone)(void *arg);
+	void *endless_arg;
 	/* a file body still to queue, window by window as the output drains */
 	struct evbuffer *file_anchor;	/* one chain: keeps the segment alive */
 	struct evbuffer_file_segment *file_segment;

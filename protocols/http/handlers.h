@@ -1,10 +1,10 @@
 /* The route handlers, one file each where they are more than a few lines
- * (static.c, info.c); route.c lists them in its table. */
+ * (static.c, info.c, stream.c); route.c lists them in its table. */
 #ifndef CHASSISD_HTTP_HANDLERS_H
 #define CHASSISD_HTTP_HANDLERS_H
 
 #include "protocols/http/exchange.h"
 
-extern const struct http_handler http_handler_static, http_handler_status, http_handler_metrics;
+extern const struct http_handler http_handler_static, http_handler_status, http_handler_metrics, http_handler_stream;
 
 #endif

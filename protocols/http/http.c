@@ -96,8 +96,12 @@ static void http_stop(void *p)
 
 	for (size_t i = 0; i < settings->n_routes; i++) {
 		const struct http_route *route = &settings->routes[i];
-		if (route->module != NULL && state->route_states[i] != NULL)
+		if (state->route_states[i] == NULL)
+			continue;
+		if (route->module != NULL)
 			route->module->stop(state->route_states[i]);
+		else if (route->handler->stop != NULL)
+			route->handler->stop(state->route_states[i]);
 	}
 	free(state->route_states);
 	free(state);
@@ -119,9 +123,12 @@ static void *http_start(const void *p, const struct unit_env *env)
 	}
 	for (size_t i = 0; i < settings->n_routes; i++) {
 		const struct http_route *route = &settings->routes[i];
-		if (route->module == NULL)
+		if (route->module != NULL)
+			state->route_states[i] = route->module->start(route->module_settings, env);
+		else if (route->handler->start != NULL)
+			state->route_states[i] = route->handler->start(route, env);
+		else
 			continue;
-		state->route_states[i] = route->module->start(route->module_settings, env);
 		if (state->route_states[i] == NULL) {
 			http_stop(state);
 			return NULL;
@@ -147,6 +154,24 @@ static void http_status(const void *p, char *buf, size_t len)
 		 (unsigned long long)c->files_cut_short);
 }
 
+/* A row for each route that keeps running state (a stream route's
+ * clients), for the status page and metrics. */
+static void http_status_rows(const void *p, char *buf, size_t len)
+{
+	const struct http_state *state = p;
+	const struct http_settings *settings = state->settings;
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < settings->n_routes && used + 1 < len; i++) {
+		const struct http_route *route = &settings->routes[i];
+		if (route->module != NULL || route->handler->status_row == NULL || state->route_states[i] == NULL)
+			continue;
+		route->handler->status_row(route, state->route_states[i], buf + used, len - used);
+		used += strlen(buf + used);
+	}
+}
+
 const struct protocol protocol_http = {
 	.config = {
 		.name = "http",
@@ -159,6 +184,7 @@ const struct protocol protocol_http = {
 	.start = http_start,
 	.stop = http_stop,
 	.status = http_status,
+	.status_rows = http_status_rows,
 	.conn = {
 		.open = http_exchange_open,
 		.input = http_exchange_input,

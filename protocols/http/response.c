@@ -158,7 +158,7 @@ static char *head_lines(struct http_exchange *ex, int status, const char *type, 
 	ex->status = status;
 	ex->chunked = false;
 	/* An unknown length on HTTP/1.0 can only end with the connection. */
-	if (length < 0 && one_oh)
+	if ((length < 0 && one_oh) || length == HTTP_LENGTH_UNTIL_CLOSE)
 		ex->keep_alive = false;
 	at = PUT(at, "HTTP/1.1 ");
 	at = put_decimal(at, (unsigned)status % 1000u);
@@ -176,7 +176,7 @@ static char *head_lines(struct http_exchange *ex, int status, const char *type, 
 		at = PUT(at, "Content-Length: ");
 		at = put_decimal(at, (unsigned long long)length);
 		at = PUT(at, "\r\n");
-	} else if (length < 0 && !one_oh) {
+	} else if (length == -1 && !one_oh) {
 		at = PUT(at, "Transfer-Encoding: chunked\r\n");
 		ex->chunked = true;
 	}

@@ -17,8 +17,10 @@ struct protocol;
 
 /* Headers first, then at most one body call, then
  * http_finish() (the body calls finish by themselves). length -1: unknown,
- * chunked for HTTP/1.1 and close-delimited for 1.0. extra: whole header
- * lines, each ending in CRLF, or NULL. */
+ * chunked for HTTP/1.1 and close-delimited for 1.0; HTTP_LENGTH_UNTIL_CLOSE:
+ * close-delimited for both (a live stream: no chunk framing per datagram).
+ * extra: whole header lines, each ending in CRLF, or NULL. */
+#define HTTP_LENGTH_UNTIL_CLOSE ((off_t)-2)
 void http_respond_head(struct http_exchange *ex, int status, const char *type, off_t length,
 		       const char *extra);
 /* The same in two steps, for a handler that looks at the head's bytes:

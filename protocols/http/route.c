@@ -29,6 +29,10 @@ cfg_opt_t http_route_options[] = {
 	CFG_STR("location", NULL, CFGF_NODEFAULT),
 	CFG_INT("status", 301, CFGF_NONE),
 	CFG_STR("stream", NULL, CFGF_NODEFAULT),
+	CFG_STR("listener", NULL, CFGF_NODEFAULT),
+	CFG_STR("content-type", HTTP_DEFAULT_STREAM_TYPE, CFGF_NONE),
+	CFG_INT("client-buffer", HTTP_DEFAULT_CLIENT_BUFFER, CFGF_NONE),
+	CFG_INT("max-clients", HTTP_DEFAULT_MAX_CLIENTS, CFGF_NONE),
 	CFG_SEC("fortune", fortune_options, CFGF_NONE),
 	CFG_SEC("audio-cookie", audio_cookie_options, CFGF_NONE),
 	CFG_SEC("video-cookie", video_cookie_options, CFGF_NONE),
@@ -200,7 +204,7 @@ static const struct http_handler http_handler_echo = {
 
 static const struct http_handler *const http_handlers[] = {
 	&http_handler_static, &http_handler_status, &http_handler_metrics, &http_handler_redirect,
-	&http_handler_echo, &http_handler_sdp, NULL,
+	&http_handler_echo, &http_handler_sdp, &http_handler_stream, NULL,
 };
 
 /* The modules a route can take a body from; their sections are in
@@ -224,7 +228,7 @@ static bool route_find_handler(struct http_route *route, const char *name, struc
 		}
 	conf_scope_error(scope, "handler",
 			 "unknown handler \"%s\" (known: static, fortune, audio-cookie, video-cookie, status, "
-			 "metrics, redirect, echo, sdp)", name);
+			 "metrics, redirect, echo, sdp, stream)", name);
 	return false;
 }
 
