@@ -351,3 +351,37 @@ def test_a_reload_keeps_an_unchanged_receiver_and_restarts_a_changed_one_on_the_
     assert record.read_bytes() == b"".join(b"%04d" % i for i in range(30))
     assert senders(web, "news-in")["00005151"]["played"] == 10, "a new receiver"
     assert "failed to start" not in d.log()
+
+
+def test_an_http_stream_route_on_an_rtp_listener_gets_the_ordered_payload(start_daemon, tmp_path):
+    """The gateway on an rtp listener: an HTTP client of a `stream` route
+    gets the RTP payload (TS packets, no RTP headers), in order, whole,
+    although netsim reorders what the listener receives."""
+    total = 3000
+    src = numbered_ts(tmp_path / "numbered.ts", total)
+    port, web = even_port(), free_port()
+    config = ('stream "news" {\n  protocol = "rtp"\n  destination = {"127.0.0.1:%d"}\n'
+              '  source { file = "%s" }\n  rate = 2000000\n  rtp { pace = "rate" }\n}\n' % (port, src) +
+              rtp_listener("news-in", port, tmp_path / "rec.ts", 'jitter-buffer = 300',
+                           "  netsim { reorder = 4 seed = 3 }") +
+              'listener "web" {\n  protocol = "http"\n  address = "127.0.0.1:%d"\n'
+              '  http { route "/live/news" { handler = "stream"  listener = "news-in" }\n'
+              '         route "/status" { handler = "status" } }\n}\n' % web)
+    start_daemon(config)
+    s = socket.create_connection(("127.0.0.1", web), timeout=10)
+    s.sendall(b"GET /live/news HTTP/1.1\r\nHost: x\r\n\r\n")
+    data = b""
+    deadline = time.monotonic() + 15
+    while b"\r\n\r\n" not in data or len(data.split(b"\r\n\r\n", 1)[1]) < 300 * 1316:
+        assert time.monotonic() < deadline, len(data)
+        chunk = s.recv(65536)
+        assert chunk, "closed early"
+        data += chunk
+    s.close()
+    head, body = data.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200") and b"video/mp2t" in head.lower(), head
+    body = body[:len(body) - len(body) % 188]
+    numbers = recorded_numbers(body)
+    assert numbers == list(range(numbers[0], numbers[0] + len(numbers))), "in order, nothing missing"
+    assert numbers[0] % 7 == 0, "starts at an RTP packet's first TS packet"
+    assert stream_status(web, "news-in")["module"]["netsim"][0]["reordered"] > 0
