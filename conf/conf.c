@@ -37,6 +37,7 @@ struct loader {
 	struct conf_errors *errors;
 	struct line_mark *marks;
 	size_t n_marks, cap_marks;
+	int parse_error_line;			/* where libconfuse stopped; 0 = it did not */
 };
 
 struct conf_scope {
@@ -282,15 +283,69 @@ static void register_line_marks(cfg_t *cfg, cfg_opt_t *opts, const char *prefix)
 	}
 }
 
+/* Levenshtein distance, capped: anything above limit reads as limit + 1. */
+static size_t edit_distance(const char *a, const char *b, size_t limit)
+{
+	size_t la = strlen(a), lb = strlen(b), row[64], prev, keep;
+
+	if (la >= sizeof(row) / sizeof(row[0]) || (la > lb ? la - lb : lb - la) > limit)
+		return limit + 1;
+	for (size_t i = 0; i <= la; i++)
+		row[i] = i;
+	for (size_t j = 1; j <= lb; j++) {
+		prev = row[0];
+		row[0] = j;
+		for (size_t i = 1; i <= la; i++) {
+			size_t best = prev + (a[i - 1] != b[j - 1]);
+			keep = row[i];
+			if (row[i] + 1 < best)
+				best = row[i] + 1;
+			if (row[i - 1] + 1 < best)
+				best = row[i - 1] + 1;
+			row[i] = best;
+			prev = keep;
+		}
+	}
+	return row[la] > limit ? limit + 1 : row[la];
+}
+
+/* The option of the section closest to a misspelt name, within two edits. */
+static const char *closest_option(const cfg_t *cfg, const char *name)
+{
+	const char *best = NULL;
+	size_t best_distance = 3;
+
+	for (const cfg_opt_t *opt = cfg->opts; opt != NULL && opt->name != NULL; opt++) {
+		size_t d = edit_distance(name, opt->name, 2);
+		if (d < best_distance && d < strlen(name)) {
+			best = opt->name;
+			best_distance = d;
+		}
+	}
+	return best;
+}
+
 static void report_libconfuse_error(cfg_t *cfg, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 
 static void report_libconfuse_error(cfg_t *cfg, const char *fmt, va_list ap)
 {
 	char message[512];
+	const char *suggestion = NULL;
+	int line = cfg ? cfg->line : 0;
+	va_list copy;
 
+	va_copy(copy, ap);
 	vsnprintf(message, sizeof(message), fmt, ap);
-	conf_errors_add(active_loader->errors, "%s:%d: %s", active_loader->path, cfg ? cfg->line : 0,
-			message);
+	if (cfg != NULL && strcmp(fmt, "no such option '%s'") == 0)
+		suggestion = closest_option(cfg, va_arg(copy, const char *));
+	va_end(copy);
+	if (active_loader->parse_error_line == 0)
+		active_loader->parse_error_line = line ? line : -1;
+	if (suggestion != NULL)
+		conf_errors_add(active_loader->errors, "%s:%d: %s (did you mean '%s'?)", active_loader->path, line,
+				message, suggestion);
+	else
+		conf_errors_add(active_loader->errors, "%s:%d: %s", active_loader->path, line, message);
 }
 
 /* ---- scope: errors against file and line ---- */
@@ -416,11 +471,27 @@ static cfg_t *schema_new(cfg_opt_t *listener_opts, cfg_opt_t *stream_opts)
 	return cfg;
 }
 
-static char *read_file(const char *path, struct conf_errors *errors)
+/* Where a string runs on past its line before an error, the missing quote
+ * is most likely there, lines before the error libconfuse or the stripper
+ * reports. */
+static void report_runaway_string(const char *path, const char *text, size_t len, int error_line,
+				  struct conf_errors *errors)
+{
+	int ends, start = conf_find_runaway_string(text, len, &ends);
+
+	if (start == 0 || (error_line > 0 && start >= error_line))
+		return;
+	if (ends)
+		conf_errors_add(errors, "%s:%d: this string runs on to line %d: is its closing quote missing?",
+				path, start, ends);
+	else
+		conf_errors_add(errors, "%s:%d: this string is never closed", path, start);
+}
+
+static char *read_file(const char *path, struct conf_errors *errors, size_t *len)
 {
 	char err[160];
-	size_t len;
-	char *text = file_read_bounded(path, CONF_MAX_FILE_SIZE, &len, err, sizeof(err));
+	char *text = file_read_bounded(path, CONF_MAX_FILE_SIZE, len, err, sizeof(err));
 	const char *problem;
 	int bad_line;
 
@@ -428,13 +499,41 @@ static char *read_file(const char *path, struct conf_errors *errors)
 		conf_errors_add(errors, "%s: %s", path, err);
 		return NULL;
 	}
-	bad_line = conf_strip_comments(text, len, &problem);
+	bad_line = conf_strip_comments(text, *len, &problem);
 	if (bad_line) {
+		report_runaway_string(path, text, *len, bad_line, errors);
 		conf_errors_add(errors, "%s:%d: %s", path, bad_line, problem);
 		free(text);
 		return NULL;
 	}
 	return text;
+}
+
+/* libconfuse stops at its first error. When that line holds a single
+ * statement (no brace, no parenthesis, its quotes paired), blanking it lets
+ * a second pass find the errors after it; otherwise the pass cannot go on. */
+static bool blank_line(char *text, int line)
+{
+	char *start = text, *end;
+	size_t quotes = 0;
+	bool blank = true;
+
+	for (int at = 1; at < line && start != NULL; at++)
+		if ((start = strchr(start, '\n')) != NULL)
+			start++;
+	if (start == NULL || line < 1)
+		return false;
+	end = strchrnul(start, '\n');
+	for (const char *c = start; c < end; c++) {
+		if (strchr("{}()'", *c) != NULL)
+			return false;
+		quotes += *c == '"';
+		blank = blank && (*c == ' ' || *c == '\t' || *c == '\r');
+	}
+	if (blank || quotes % 2 != 0)
+		return false;
+	memset(start, ' ', (size_t)(end - start));
+	return true;
 }
 
 /* ---- values ---- */
@@ -1083,13 +1182,62 @@ static struct conf *conf_build(struct loader *ld, cfg_t *cfg)
 	return conf;
 }
 
+/* The hint goes before libconfuse's error, which it explains. */
+static void report_runaway_string_first(struct loader *ld, const char *text, size_t len, size_t first)
+{
+	struct conf_errors *errors = ld->errors;
+	size_t count = errors->count;
+	char *hint;
+
+	report_runaway_string(ld->path, text, len, ld->parse_error_line, errors);
+	if (errors->count == count || first >= count)
+		return;
+	hint = errors->lines[count];
+	memmove(&errors->lines[first + 1], &errors->lines[first], (count - first) * sizeof(*errors->lines));
+	errors->lines[first] = hint;
+}
+
+#define CONF_MAX_PARSE_PASSES 20		/* errors libconfuse reports, one per pass */
+
+/* Parses text, blanking each line libconfuse stops at and parsing again,
+ * so that one run reports up to CONF_MAX_PARSE_PASSES such errors. The cfg
+ * of the last pass is returned (NULL when none could be made); *clean says
+ * whether the first pass went through. */
+static cfg_t *parse_passes(struct loader *ld, char *text, size_t len, cfg_opt_t *listener_opts,
+			   cfg_opt_t *stream_opts, bool *clean)
+{
+	cfg_t *cfg = NULL;
+	size_t first = ld->errors->count;
+
+	*clean = false;
+	for (int pass = 0; pass < CONF_MAX_PARSE_PASSES; pass++) {
+		ld->n_marks = 0;	/* marks name sections of the pass before */
+		ld->parse_error_line = 0;
+		if (cfg != NULL)
+			cfg_free(cfg);
+		cfg = schema_new(listener_opts, stream_opts);
+		if (cfg == NULL || cfg_parse_buf(cfg, text) == CFG_SUCCESS) {
+			*clean = cfg != NULL && pass == 0;
+			return cfg;
+		}
+		if (pass == 0)
+			report_runaway_string_first(ld, text, len, first);
+		if (!blank_line(text, ld->parse_error_line))
+			break;
+	}
+	cfg_free(cfg);
+	return NULL;
+}
+
 struct conf *conf_load(const char *path, const struct conf_module *const *modules, struct conf_errors *errors)
 {
 	struct loader ld = { .path = path, .modules = modules, .errors = errors };
 	cfg_opt_t *listener_opts, *stream_opts;
 	struct conf *conf = NULL;
 	cfg_t *cfg = NULL;
-	char *text = read_file(path, errors);
+	size_t len = 0, before = errors->count;
+	bool clean = false;
+	char *text = read_file(path, errors, &len);
 
 	if (text == NULL)
 		return NULL;
@@ -1097,10 +1245,16 @@ struct conf *conf_load(const char *path, const struct conf_module *const *module
 	stream_opts = unit_options_new(stream_common_options, N_STREAM_COMMON, modules);
 	active_loader = &ld;
 	if (listener_opts != NULL && stream_opts != NULL)
-		cfg = schema_new(listener_opts, stream_opts);
-	if (cfg != NULL && cfg_parse_buf(cfg, text) == CFG_SUCCESS)
+		cfg = parse_passes(&ld, text, len, listener_opts, stream_opts, &clean);
+	/* After a parse error the checks still run on what the later passes
+	 * read, for the errors further on; the file is refused either way. */
+	if (cfg != NULL)
 		conf = conf_build(&ld, cfg);
-	else if (cfg == NULL || errors->count == 0)
+	if (!clean) {
+		conf_free(conf);
+		conf = NULL;
+	}
+	if (conf == NULL && errors->count == before)
 		conf_errors_add(errors, "%s: cannot parse", path);
 	active_loader = NULL;
 	if (cfg != NULL)

@@ -143,8 +143,10 @@ static int socket_open(const struct conf_listener *conf, char *err, size_t errle
 	if (socket_prepare(fd, conf, sa.ss_family, err, errlen) < 0)
 		goto fail;
 	if (bind(fd, (struct sockaddr *)&sa, len) < 0) {
-		snprintf(err, errlen, "cannot bind %s (%s): %s", conf->address,
-			 transport_name(conf->transport), strerror(errno));
+		bool privileged = errno == EACCES && addr_port((const struct sockaddr *)&sa) < 1024;
+
+		snprintf(err, errlen, "cannot bind %s (%s): %s%s", conf->address, transport_name(conf->transport),
+			 strerror(errno), privileged ? " (a port below 1024 needs root or CAP_NET_BIND_SERVICE)" : "");
 		goto fail;
 	}
 	if (conf->transport == TRANSPORT_TCP && listen(fd, SOMAXCONN) < 0) {

@@ -119,7 +119,8 @@ static bool plan_listener(struct runtime *rt, struct generation *gen, const stru
 	plan->opened = listener_open(&rt->chassis, plan->service, err, sizeof(err));
 	if (plan->opened != NULL)
 		return true;
-	log_write(conf->required ? LOG_ERR : LOG_WARNING, &ctx, "listener %s: %s%s", conf->unit.name, err,
+	log_write(conf->required ? LOG_ERR : LOG_WARNING, &ctx, "%s:%d: listener %s: %s%s", ctx.config_file,
+		  ctx.config_line, conf->unit.name, err,
 		  conf->required ? "" : " (not required: carrying on without it)");
 	return !conf->required;
 }

@@ -168,7 +168,7 @@ def test_bind_failure_on_reload_rolls_back(start_daemon):
         blocker.listen()
         status = d.reload(echo_listener("new-ok", new_ok) + echo_listener("busy", busy))
     assert "reload failed (bind error), old config serving: 1 listener" in status
-    d.wait_log(r"<3>listener busy: cannot bind 127\.0\.0\.1:%d \(tcp\): Address already in use" % busy)
+    d.wait_log(r"<3>\S+:\d+: listener busy: cannot bind 127\.0\.0\.1:%d \(tcp\): Address already in use" % busy)
     with pytest.raises(ConnectionRefusedError):
         connect(new_ok)
     with connect(port) as s:
