@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <net/if.h>
 #include <pwd.h>
 #include <stdarg.h>
@@ -17,10 +18,9 @@
 #include <confuse.h>
 
 #include "conf/file.h"
+#include "conf/include.h"
 #include "conf/text.h"
 #include "conf/strip.h"
-
-#define CONF_MAX_FILE_SIZE (4 * 1024 * 1024)
 
 /* Where each option was written. libconfuse keeps no per-option line, but
  * it calls a validator right after parsing each value, while its line
@@ -38,6 +38,7 @@ struct loader {
 	struct line_mark *marks;
 	size_t n_marks, cap_marks;
 	int parse_error_line;			/* where libconfuse stopped; 0 = it did not */
+	struct conf_text text;			/* lines below are lines of text */
 };
 
 struct conf_scope {
@@ -106,6 +107,7 @@ static cfg_opt_t source_options[] = {
 /* Options every stream has, whatever its protocol. */
 static cfg_opt_t stream_common_options[] = {
 	CFG_STR("protocol", NULL, CFGF_NODEFAULT),
+	CFG_BOOL("enabled", cfg_true, CFGF_NONE),
 	CFG_STR_LIST("destination", NULL, CFGF_NODEFAULT),
 	CFG_STR("interface", NULL, CFGF_NODEFAULT),
 	CFG_INT("ttl", 1, CFGF_NONE),
@@ -121,6 +123,7 @@ static cfg_opt_t stream_common_options[] = {
 /* Options every listener has, whatever its protocol. */
 static cfg_opt_t listener_common_options[] = {
 	CFG_STR("protocol", NULL, CFGF_NODEFAULT),
+	CFG_BOOL("enabled", cfg_true, CFGF_NONE),
 	CFG_STR("transport", "tcp", CFGF_NONE),
 	CFG_STR("address", NULL, CFGF_NODEFAULT),
 	CFG_STR("interface", NULL, CFGF_NODEFAULT),
@@ -471,42 +474,32 @@ static cfg_t *schema_new(cfg_opt_t *listener_opts, cfg_opt_t *stream_opts)
 	return cfg;
 }
 
-/* Where a string runs on past its line before an error, the missing quote
- * is most likely there, lines before the error libconfuse or the stripper
- * reports. */
-static void report_runaway_string(const char *path, const char *text, size_t len, int error_line,
-				  struct conf_errors *errors)
+/* "line N" of the file a message is about, "FILE:N" of another one. */
+static const char *place(const struct loader *ld, int line, char *buf, size_t cap)
 {
-	int ends, start = conf_find_runaway_string(text, len, &ends);
+	const struct conf_origin *o = conf_text_origin(&ld->text, line);
+
+	if (o == NULL || o->file == ld->text.files[0])
+		snprintf(buf, cap, "line %d", o ? o->line : line);
+	else
+		snprintf(buf, cap, "%s:%d", o->file, o->line);
+	return buf;
+}
+
+/* Where a string runs on past its line before an error, the missing quote
+ * is most likely there, lines before the error libconfuse reports. */
+static void report_runaway_string(struct loader *ld, int error_line)
+{
+	int ends, start = conf_find_runaway_string(ld->text.text, ld->text.len, &ends);
+	char where[PATH_MAX + 32];
 
 	if (start == 0 || (error_line > 0 && start >= error_line))
 		return;
 	if (ends)
-		conf_errors_add(errors, "%s:%d: this string runs on to line %d: is its closing quote missing?",
-				path, start, ends);
+		conf_errors_add(ld->errors, "%s:%d: this string runs on to %s: is its closing quote missing?",
+				ld->path, start, place(ld, ends, where, sizeof(where)));
 	else
-		conf_errors_add(errors, "%s:%d: this string is never closed", path, start);
-}
-
-static char *read_file(const char *path, struct conf_errors *errors, size_t *len)
-{
-	char err[160];
-	char *text = file_read_bounded(path, CONF_MAX_FILE_SIZE, len, err, sizeof(err));
-	const char *problem;
-	int bad_line;
-
-	if (text == NULL) {
-		conf_errors_add(errors, "%s: %s", path, err);
-		return NULL;
-	}
-	bad_line = conf_strip_comments(text, *len, &problem);
-	if (bad_line) {
-		report_runaway_string(path, text, *len, bad_line, errors);
-		conf_errors_add(errors, "%s:%d: %s", path, bad_line, problem);
-		free(text);
-		return NULL;
-	}
-	return text;
+		conf_errors_add(ld->errors, "%s:%d: this string is never closed", ld->path, start);
 }
 
 /* libconfuse stops at its first error. When that line holds a single
@@ -782,6 +775,7 @@ static bool parse_listener(struct loader *ld, cfg_t *sec, struct conf_listener *
 
 	l->unit.name = strdup(cfg_title(sec));
 	l->unit.line = scope.fallback_line;
+	l->unit.enabled = cfg_getbool(sec, "enabled");
 	l->address_line = line_or(ld, sec, "address", l->unit.line);
 	if (!parse_transport(transport, &l->transport)) {
 		conf_scope_error(&scope, "transport", "unknown transport \"%s\" (tcp, udp or multicast)",
@@ -1000,6 +994,7 @@ static bool parse_stream(struct loader *ld, cfg_t *sec, struct conf_stream *st)
 
 	st->unit.name = strdup(cfg_title(sec));
 	st->unit.line = scope.fallback_line;
+	st->unit.enabled = cfg_getbool(sec, "enabled");
 	parse_protocol(&scope, sec, &st->unit);
 	if (st->unit.module != NULL && !(st->unit.module->transports & UNIT_STREAM_BIT))
 		conf_scope_error(&scope, "protocol", "protocol \"%s\" does not run as a stream", st->unit.module->name);
@@ -1024,17 +1019,23 @@ static const struct conf_listener *find_listener(const struct conf *conf, const 
 /* Names are what status pages, logs and listener sources go by. */
 static void check_stream_names(struct loader *ld, struct conf *conf)
 {
+	char where[PATH_MAX + 32];
+
 	for (size_t i = 0; i < conf->n_streams; i++) {
 		const struct conf_stream *st = &conf->streams[i];
 		const struct conf_listener *l = st->unit.name ? find_listener(conf, st->unit.name) : NULL;
 
 		if (l != NULL)
-			conf_errors_add(ld->errors, "%s:%d: stream \"%s\": the name is taken by listener \"%s\" (line %d)",
-					ld->path, st->unit.line, st->unit.name, l->unit.name, l->unit.line);
+			conf_errors_add(ld->errors, "%s:%d: stream \"%s\": the name is taken by listener \"%s\" (%s)",
+					ld->path, st->unit.line, st->unit.name, l->unit.name,
+					place(ld, l->unit.line, where, sizeof(where)));
 		if (st->source.kind != SOURCE_LISTENER || st->source.listener == NULL)
 			continue;
 		l = find_listener(conf, st->source.listener);
-		if (l == NULL)
+		if (l != NULL && !l->unit.enabled && st->unit.enabled)
+			conf_errors_add(ld->errors, "%s:%d: stream \"%s\": source: listener \"%s\" is not enabled",
+					ld->path, st->unit.line, st->unit.name, l->unit.name);
+		else if (l == NULL)
 			conf_errors_add(ld->errors, "%s:%d: stream \"%s\": source: no listener \"%s\"", ld->path,
 					st->unit.line, st->unit.name, st->source.listener);
 		else if (l->transport == TRANSPORT_TCP)
@@ -1061,19 +1062,23 @@ static bool endpoints_collide(const struct conf_listener *a, const struct conf_l
 
 static void check_collisions(struct loader *ld, struct conf *conf)
 {
+	char where[PATH_MAX + 32];
+
 	for (size_t i = 1; i < conf->n_listeners; i++) {
 		struct conf_listener *l = &conf->listeners[i];
-		if (l->address == NULL || l->endpoint.len == 0)
+		/* A listener kept off may share an address with one that is on. */
+		if (l->address == NULL || l->endpoint.len == 0 || !l->unit.enabled)
 			continue;
 		for (size_t j = 0; j < i; j++) {
 			struct conf_listener *o = &conf->listeners[j];
-			if (o->endpoint.len == 0 || !endpoints_collide(l, o))
+			if (o->endpoint.len == 0 || !o->unit.enabled || !endpoints_collide(l, o))
 				continue;
 			conf_errors_add(ld->errors,
 					"%s:%d: listener \"%s\": address %s (%s) overlaps listener "
-					"\"%s\" (line %d)",
+					"\"%s\" (%s)",
 					ld->path, l->unit.line, l->unit.name, l->address,
-					transport_name(l->transport), o->unit.name, o->unit.line);
+					transport_name(l->transport), o->unit.name,
+					place(ld, o->unit.line, where, sizeof(where)));
 			break;
 		}
 	}
@@ -1155,6 +1160,32 @@ static bool parse_identity(struct loader *ld, cfg_t *cfg, struct conf *conf)
 	return ok;
 }
 
+static void listener_free(struct conf_listener *l);
+static void stream_free(struct conf_stream *st);
+
+/* enabled = false: checked like the others, then left out of the snapshot,
+ * so that a reload that flips it opens or closes the unit. */
+static void drop_disabled(struct conf *conf)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < conf->n_listeners; i++) {
+		if (conf->listeners[i].unit.enabled)
+			conf->listeners[kept++] = conf->listeners[i];
+		else
+			listener_free(&conf->listeners[i]);
+	}
+	conf->n_listeners = kept;
+	kept = 0;
+	for (size_t i = 0; i < conf->n_streams; i++) {
+		if (conf->streams[i].unit.enabled)
+			conf->streams[kept++] = conf->streams[i];
+		else
+			stream_free(&conf->streams[i]);
+	}
+	conf->n_streams = kept;
+}
+
 static struct conf *conf_build(struct loader *ld, cfg_t *cfg)
 {
 	struct conf *conf = calloc(1, sizeof(*conf));
@@ -1179,17 +1210,18 @@ static struct conf *conf_build(struct loader *ld, cfg_t *cfg)
 		conf_free(conf);
 		return NULL;
 	}
+	drop_disabled(conf);
 	return conf;
 }
 
 /* The hint goes before libconfuse's error, which it explains. */
-static void report_runaway_string_first(struct loader *ld, const char *text, size_t len, size_t first)
+static void report_runaway_string_first(struct loader *ld, size_t first)
 {
 	struct conf_errors *errors = ld->errors;
 	size_t count = errors->count;
 	char *hint;
 
-	report_runaway_string(ld->path, text, len, ld->parse_error_line, errors);
+	report_runaway_string(ld, ld->parse_error_line);
 	if (errors->count == count || first >= count)
 		return;
 	hint = errors->lines[count];
@@ -1203,9 +1235,9 @@ static void report_runaway_string_first(struct loader *ld, const char *text, siz
  * so that one run reports up to CONF_MAX_PARSE_PASSES such errors. The cfg
  * of the last pass is returned (NULL when none could be made); *clean says
  * whether the first pass went through. */
-static cfg_t *parse_passes(struct loader *ld, char *text, size_t len, cfg_opt_t *listener_opts,
-			   cfg_opt_t *stream_opts, bool *clean)
+static cfg_t *parse_passes(struct loader *ld, cfg_opt_t *listener_opts, cfg_opt_t *stream_opts, bool *clean)
 {
+	char *text = ld->text.text;
 	cfg_t *cfg = NULL;
 	size_t first = ld->errors->count;
 
@@ -1221,12 +1253,60 @@ static cfg_t *parse_passes(struct loader *ld, char *text, size_t len, cfg_opt_t 
 			return cfg;
 		}
 		if (pass == 0)
-			report_runaway_string_first(ld, text, len, first);
+			report_runaway_string_first(ld, first);
 		if (!blank_line(text, ld->parse_error_line))
 			break;
 	}
 	cfg_free(cfg);
 	return NULL;
+}
+
+/* Errors read "PATH:LINE:" with a line of the text; each gets the file and
+ * line it was written on. */
+static void map_error_lines(struct loader *ld, size_t from)
+{
+	size_t len = strlen(ld->path);
+
+	for (size_t i = from; i < ld->errors->count; i++) {
+		char *error = ld->errors->lines[i], *rest, *mapped;
+		const struct conf_origin *o;
+		long line;
+
+		if (strncmp(error, ld->path, len) != 0 || error[len] != ':')
+			continue;
+		line = strtol(error + len + 1, &rest, 10);
+		o = conf_text_origin(&ld->text, (int)line);
+		if (rest == error + len + 1 || *rest != ':' || o == NULL)
+			continue;
+		if (asprintf(&mapped, "%s:%d%s", o->file, o->line, rest) < 0)
+			continue;
+		free(error);
+		ld->errors->lines[i] = mapped;
+	}
+}
+
+static bool localise(const struct loader *ld, int *line, char **file)
+{
+	const struct conf_origin *o = conf_text_origin(&ld->text, *line);
+
+	*file = strdup(o ? o->file : ld->path);
+	*line = o ? o->line : *line;
+	return *file != NULL;
+}
+
+/* The snapshot names where each unit is written, in the file it is in. */
+static bool localise_units(const struct loader *ld, struct conf *conf)
+{
+	bool ok = true;
+
+	for (size_t i = 0; i < conf->n_listeners; i++) {
+		struct conf_listener *l = &conf->listeners[i];
+		ok = localise(ld, &l->address_line, &l->address_file) && ok;
+		ok = localise(ld, &l->unit.line, &l->unit.file) && ok;
+	}
+	for (size_t i = 0; i < conf->n_streams; i++)
+		ok = localise(ld, &conf->streams[i].unit.line, &conf->streams[i].unit.file) && ok;
+	return ok;
 }
 
 struct conf *conf_load(const char *path, const struct conf_module *const *modules, struct conf_errors *errors)
@@ -1235,34 +1315,38 @@ struct conf *conf_load(const char *path, const struct conf_module *const *module
 	cfg_opt_t *listener_opts, *stream_opts;
 	struct conf *conf = NULL;
 	cfg_t *cfg = NULL;
-	size_t len = 0, before = errors->count;
-	bool clean = false;
-	char *text = read_file(path, errors, &len);
+	size_t before = errors->count;
+	bool clean = false, included = conf_text_read(path, &ld.text, errors);
 
-	if (text == NULL)
+	size_t read_errors = errors->count;	/* these name their files already */
+
+	if (ld.text.text == NULL) {
+		conf_text_free(&ld.text);
 		return NULL;
+	}
 	listener_opts = unit_options_new(listener_common_options, N_COMMON, modules);
 	stream_opts = unit_options_new(stream_common_options, N_STREAM_COMMON, modules);
 	active_loader = &ld;
 	if (listener_opts != NULL && stream_opts != NULL)
-		cfg = parse_passes(&ld, text, len, listener_opts, stream_opts, &clean);
+		cfg = parse_passes(&ld, listener_opts, stream_opts, &clean);
 	/* After a parse error the checks still run on what the later passes
 	 * read, for the errors further on; the file is refused either way. */
 	if (cfg != NULL)
 		conf = conf_build(&ld, cfg);
-	if (!clean) {
+	if (conf != NULL && (!clean || !included || !localise_units(&ld, conf))) {
 		conf_free(conf);
 		conf = NULL;
 	}
 	if (conf == NULL && errors->count == before)
 		conf_errors_add(errors, "%s: cannot parse", path);
+	map_error_lines(&ld, read_errors);
 	active_loader = NULL;
 	if (cfg != NULL)
 		cfg_free(cfg);
 	free(listener_opts);
 	free(stream_opts);
 	free(ld.marks);
-	free(text);
+	conf_text_free(&ld.text);
 	return conf;
 }
 
@@ -1339,26 +1423,32 @@ static void stream_free(struct conf_stream *st)
 	if (st->unit.settings != NULL && st->unit.module->settings_free != NULL)
 		st->unit.module->settings_free(st->unit.settings);
 	free(st->unit.name);
+	free(st->unit.file);
 	free(st->destinations);
 	free_argv(st->destination_text);
 	free(st->interface);
 	source_fields_free(&st->source);
 }
 
+static void listener_free(struct conf_listener *l)
+{
+	if (l->unit.settings != NULL && l->unit.module->settings_free != NULL)
+		l->unit.module->settings_free(l->unit.settings);
+	free(l->unit.name);
+	free(l->unit.file);
+	free(l->address_file);
+	free(l->address);
+	free(l->interface);
+	free(l->allow);
+	free(l->deny);
+}
+
 void conf_free(struct conf *conf)
 {
 	if (conf == NULL)
 		return;
-	for (size_t i = 0; i < conf->n_listeners; i++) {
-		struct conf_listener *l = &conf->listeners[i];
-		if (l->unit.settings != NULL && l->unit.module->settings_free != NULL)
-			l->unit.module->settings_free(l->unit.settings);
-		free(l->unit.name);
-		free(l->address);
-		free(l->interface);
-		free(l->allow);
-		free(l->deny);
-	}
+	for (size_t i = 0; i < conf->n_listeners; i++)
+		listener_free(&conf->listeners[i]);
 	free(conf->listeners);
 	for (size_t i = 0; i < conf->n_streams; i++)
 		stream_free(&conf->streams[i]);

@@ -54,7 +54,9 @@ struct conf_module {
  * its name, where it is written, and the module that runs it. */
 struct conf_unit {
 	char *name;
-	int line;				/* where the section starts */
+	char *file;				/* the file the section is in (an include's) */
+	int line;				/* where the section starts, in that file */
+	bool enabled;				/* false: checked, then left out of the snapshot */
 	const struct conf_module *module;
 	void *settings;				/* the module's own, from configure() */
 };
@@ -74,7 +76,8 @@ struct conf_netsim {
 
 struct conf_listener {
 	struct conf_unit unit;
-	int address_line;			/* where a bind error points */
+	char *address_file;			/* where a bind error points */
+	int address_line;
 	enum transport transport;
 	char *address;				/* as written, for messages */
 	struct endpoint endpoint;		/* the bind address; the group for multicast */

@@ -29,11 +29,14 @@ static char *read_text(const char *path)
 	return text;
 }
 
-/* The errors, one per line, with the file name written as FILE. */
+/* The errors, one per line, with the file name written as FILE and its
+ * folder (where included files are) as DIR. */
 static char *errors_as_text(const struct conf_errors *errors, const char *path)
 {
 	size_t cap = 1;
-	char *text, *out;
+	char *text, *out, dir[1024];
+
+	snprintf(dir, sizeof(dir), "%.*s/", (int)(strrchr(path, '/') - path), path);
 
 	for (size_t i = 0; i < errors->count; i++)
 		cap += strlen(errors->lines[i]) + 1;
@@ -45,6 +48,8 @@ static char *errors_as_text(const struct conf_errors *errors, const char *path)
 			out += sprintf(out, "FILE");
 			line += strlen(path);
 		}
+		for (const char *hit; (hit = strstr(line, dir)) != NULL; line = hit + strlen(dir))
+			out += sprintf(out, "%.*sDIR/", (int)(hit - line), line);
 		out += sprintf(out, "%s\n", line);
 	}
 	return text;

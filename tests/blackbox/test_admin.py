@@ -1,0 +1,95 @@
+"""What an administrator used to nginx and xinetd expects of the config:
+includes, units kept off, the effective config (-T)."""
+import os
+import re
+import socket
+import subprocess
+
+import pytest
+
+from conftest import BINARY, connect, echo_listener, echo_once, free_port
+
+
+def run(*args):
+    return subprocess.run([BINARY, *args], capture_output=True, text=True, timeout=30)
+
+
+def refused(port):
+    try:
+        with connect(port, timeout=2):
+            return False
+    except ConnectionRefusedError:
+        return True
+
+
+def test_includes_a_sorted_glob_relative_to_the_including_file(start_daemon, tmp_path):
+    first, second = free_port(), free_port()
+    conf_d = tmp_path / "conf.d"
+    conf_d.mkdir()
+    (tmp_path / "empty.d").mkdir()
+    (conf_d / "20-second.conf").write_text(echo_listener("second", second))
+    (conf_d / "10-first.conf").write_text(echo_listener("first", first))
+    (conf_d / "notes.txt").write_text("not a config\n")
+    d = start_daemon('include = "conf.d/*.conf"\ninclude = "empty.d/*.conf"\n', workdir=str(tmp_path))
+    for port in (first, second):
+        with connect(port) as s:
+            assert echo_once(s)
+    # Sorted: the second file's listener is the one that overlaps the first's.
+    (conf_d / "30-clash.conf").write_text(echo_listener("clash", first))
+    assert "reload failed" in d.reload()
+    d.wait_log(r'<3>%s:2: listener "clash": address 127\.0\.0\.1:%d \(tcp\) overlaps listener "first" '
+               r"\(%s:2\)" % (re.escape(str(conf_d / "30-clash.conf")), first,
+                              re.escape(str(conf_d / "10-first.conf"))))
+
+
+def test_include_errors_name_the_included_file_and_its_line(tmp_path):
+    (tmp_path / "bad.inc").write_text('\n\nlistener "a" {\n protocol = "echo"\n address = "127.0.0.1:1"\n'
+                                      ' per-source = 0\n}\n')
+    conf = tmp_path / "c.conf"
+    conf.write_text('include = "bad.inc"\ninclude = "missing.inc"\ninclude = "nothing/*.inc"\n')
+    r = run("-t", "-c", str(conf))
+    assert r.returncode == 1
+    assert r.stderr.splitlines() == [
+        "%s:2: include %s/missing.inc: No such file or directory" % (conf, tmp_path),
+        "%s:6: listener \"a\": per-source must be from 1 to 1000000, not 0" % (tmp_path / "bad.inc"),
+    ]
+
+
+def test_includes_nested_deeper_than_8_or_in_a_cycle_are_errors(tmp_path):
+    for i in range(10):
+        (tmp_path / ("d%d.conf" % i)).write_text('include = "d%d.conf"\n' % (i + 1))
+    (tmp_path / "d10.conf").write_text("")
+    r = run("-t", "-c", str(tmp_path / "d2.conf"))
+    assert r.returncode == 0, r.stderr       # d2, then d3 .. d10: 8 levels
+    r = run("-t", "-c", str(tmp_path / "d1.conf"))
+    assert r.returncode == 1
+    assert r.stderr == "%s:1: include %s: includes nested deeper than 8\n" % (
+        tmp_path / "d9.conf", tmp_path / "d10.conf")
+    (tmp_path / "d10.conf").write_text('include = "d5.conf"\n')
+    r = run("-t", "-c", str(tmp_path / "d5.conf"))
+    assert r.returncode == 1
+    assert r.stderr == "%s:1: include %s: a cycle (it is being read already)\n" % (
+        tmp_path / "d10.conf", tmp_path / "d5.conf")
+
+
+def test_enabled_false_keeps_a_listener_off_and_a_reload_flips_it(start_daemon):
+    on, off = free_port(), free_port()
+    d = start_daemon(echo_listener("on", on) + echo_listener("later", off, "enabled = false"))
+    assert refused(off)
+    with connect(on) as s:
+        assert echo_once(s)
+    assert "reload applied" in d.reload(echo_listener("on", on) + echo_listener("later", off))
+    with connect(off) as s:
+        assert echo_once(s)
+    assert "reload applied" in d.reload(echo_listener("on", on, "enabled = false") + echo_listener("later", off))
+    assert refused(on)
+    with connect(off) as s:
+        assert echo_once(s)
+    assert d.stop() == 0
+
+
+def test_a_unit_kept_off_is_still_checked(tmp_path):
+    conf = tmp_path / "c.conf"
+    conf.write_text('listener "off" {\n enabled = false\n protocol = "echo"\n address = "127.0.0.1:0:0"\n}\n')
+    r = run("-t", "-c", str(conf))
+    assert r.returncode == 1 and ':4: listener "off": bad address' in r.stderr
