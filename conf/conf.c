@@ -332,16 +332,16 @@ static void report_libconfuse_error(cfg_t *cfg, const char *fmt, va_list ap) __a
 
 static void report_libconfuse_error(cfg_t *cfg, const char *fmt, va_list ap)
 {
-	char message[512];
+	static const char unknown[] = "no such option '";
+	char message[512], name[256];
 	const char *suggestion = NULL;
 	int line = cfg ? cfg->line : 0;
-	va_list copy;
 
-	va_copy(copy, ap);
 	vsnprintf(message, sizeof(message), fmt, ap);
-	if (cfg != NULL && strcmp(fmt, "no such option '%s'") == 0)
-		suggestion = closest_option(cfg, va_arg(copy, const char *));
-	va_end(copy);
+	/* The option's name, from the message libconfuse formats. */
+	if (cfg != NULL && sscanf(message, "no such option '%255[^']'", name) == 1 &&
+	    strlen(message) == strlen(unknown) + strlen(name) + 1)
+		suggestion = closest_option(cfg, name);
 	if (active_loader->parse_error_line == 0)
 		active_loader->parse_error_line = line ? line : -1;
 	if (suggestion != NULL)
