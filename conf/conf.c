@@ -1309,7 +1309,60 @@ static bool localise_units(const struct loader *ld, struct conf *conf)
 	return ok;
 }
 
-struct conf *conf_load(const char *path, const struct conf_module *const *modules, struct conf_errors *errors)
+/* ---- the effective config (-T) ---- */
+
+static bool listed(const char *const *names, const char *name)
+{
+	for (size_t i = 0; names[i] != NULL; i++)
+		if (strcmp(names[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* What -T leaves out, so that its output reads back as the same config:
+ * options without a value, options and sections that do not apply to the
+ * unit (which -t would reject once written), and optional sections that
+ * were not written (netsim, a route's module). Everything else is printed
+ * with its value, defaults included. */
+static int skip_in_effective(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const struct loader *ld = active_loader;
+	bool listener = strcmp(cfg->name, "listener") == 0, unit = listener || strcmp(cfg->name, "stream") == 0;
+
+	if (opt->type == CFGT_SEC) {
+		if (opt->flags & CFGF_MULTI)
+			return 0;
+		if (unit && strcmp(opt->name, cfg_getstr(cfg, "protocol")) == 0)
+			return 0;	/* the unit's own module: its defaults too */
+		return !option_written(ld, cfg, opt->name);
+	}
+	if (cfg_opt_size(opt) == 0 && !(opt->flags & CFGF_MODIFIED))
+		return 1;	/* unset; a list written empty (allow = {}) is kept */
+	if (strcmp(cfg->name, "route") == 0)
+		return !option_written(ld, cfg, opt->name);	/* which apply depends on the handler */
+	if (listener) {
+		const char *transport = cfg_getstr(cfg, "transport");
+		if (strcmp(transport, "tcp") != 0 && listed(tcp_only_options, opt->name))
+			return 1;
+		if (strcmp(transport, "multicast") != 0 && listed(multicast_only_options, opt->name))
+			return 1;
+	}
+	if (strcmp(cfg->name, "source") == 0 &&
+	    ((strcmp(opt->name, "loop") == 0 && !option_written(ld, cfg, "file")) ||
+	     (strcmp(opt->name, "icecast") == 0 && !option_written(ld, cfg, "url"))))
+		return 1;
+	return 0;
+}
+
+static void print_effective(cfg_t *cfg, FILE *out)
+{
+	fprintf(out, "# chassisd -T: the effective configuration, includes expanded and defaults written out\n");
+	cfg_set_print_filter_func(cfg, skip_in_effective);
+	cfg_print(cfg, out);
+}
+
+static struct conf *load(const char *path, const struct conf_module *const *modules, struct conf_errors *errors,
+			 FILE *print)
 {
 	struct loader ld = { .path = path, .modules = modules, .errors = errors };
 	cfg_opt_t *listener_opts, *stream_opts;
@@ -1340,6 +1393,8 @@ struct conf *conf_load(const char *path, const struct conf_module *const *module
 	if (conf == NULL && errors->count == before)
 		conf_errors_add(errors, "%s: cannot parse", path);
 	map_error_lines(&ld, read_errors);
+	if (conf != NULL && print != NULL)
+		print_effective(cfg, print);
 	active_loader = NULL;
 	if (cfg != NULL)
 		cfg_free(cfg);
@@ -1348,6 +1403,20 @@ struct conf *conf_load(const char *path, const struct conf_module *const *module
 	free(ld.marks);
 	conf_text_free(&ld.text);
 	return conf;
+}
+
+struct conf *conf_load(const char *path, const struct conf_module *const *modules, struct conf_errors *errors)
+{
+	return load(path, modules, errors, NULL);
+}
+
+bool conf_print_effective(const char *path, const struct conf_module *const *modules, FILE *out,
+			  struct conf_errors *errors)
+{
+	struct conf *conf = load(path, modules, errors, out);
+
+	conf_free(conf);
+	return conf != NULL;
 }
 
 static void free_argv(char **argv)

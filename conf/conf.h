@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <netinet/in.h>
 #include <sys/types.h>
 
@@ -168,6 +169,12 @@ struct conf_errors {
 /* modules: NULL-terminated, the protocols a listener may name. */
 struct conf *conf_load(const char *path, const struct conf_module *const *modules, struct conf_errors *errors);
 void conf_free(struct conf *conf);
+/* Loads path as conf_load() does and, when it is valid, prints the
+ * effective config to out: includes expanded, every unit (those kept off
+ * too) with every option that applies to it, defaults included, in the
+ * file's own syntax, so that it reads back as the same config. */
+bool conf_print_effective(const char *path, const struct conf_module *const *modules, FILE *out,
+			  struct conf_errors *errors);
 void conf_errors_add(struct conf_errors *errors, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void conf_errors_clear(struct conf_errors *errors);

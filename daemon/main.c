@@ -34,9 +34,10 @@ struct daemon {
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: chassisd [-c FILE] [-t] [-v] [--version] [--help]\n"
+		"usage: chassisd [-c FILE] [-t | -T] [-v] [--version] [--help]\n"
 		"  -c, --config FILE  configuration file (default %s)\n"
 		"  -t, --test         check the configuration and exit\n"
+		"  -T, --test-print   check it, print the effective configuration and exit\n"
 		"  -v, --verbose      log at debug level whatever log-level says\n"
 		"      --version      print the version and exit\n"
 		"  -h, --help         print this help and exit\n"
@@ -284,11 +285,24 @@ static int check_only(const char *path, struct conf *conf, const struct conf_err
 	return 0;
 }
 
+/* -T: what nginx -T does: the config as the daemon would run it. */
+static int print_effective(const char *path)
+{
+	struct conf_errors errors = { 0 };
+	bool ok = conf_print_effective(path, protocol_config_table(), stdout, &errors);
+
+	for (size_t i = 0; i < errors.count; i++)
+		fprintf(stderr, "%s\n", errors.lines[i]);
+	conf_errors_clear(&errors);
+	return ok && fflush(stdout) == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option options[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "test", no_argument, NULL, 't' },
+		{ "test-print", no_argument, NULL, 'T' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
@@ -296,14 +310,15 @@ int main(int argc, char **argv)
 	};
 	struct daemon d = { .config_path = CHASSISD_DEFAULT_CONFIG };
 	struct conf_errors errors = { 0 };
-	bool test = false;
+	bool test = false, print = false;
 	struct conf *conf;
 	int opt, status;
 
-	while ((opt = getopt_long(argc, argv, "c:tvh", options, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "c:tTvh", options, NULL)) != -1) {
 		switch (opt) {
 		case 'c': d.config_path = optarg; break;
 		case 't': test = true; break;
+		case 'T': print = true; break;
 		case 'v': d.verbose = true; break;
 		case 'V': printf("chassisd %s\n", CHASSISD_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
@@ -314,6 +329,8 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (print)
+		return print_effective(d.config_path);
 	signal(SIGPIPE, SIG_IGN);
 	log_init();
 	conf = conf_load(d.config_path, protocol_config_table(), &errors);

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import BINARY, connect, echo_listener, echo_once, free_port
+from conftest import BINARY, ROOT, connect, echo_listener, echo_once, free_port
 
 
 def run(*args):
@@ -93,3 +93,45 @@ def test_a_unit_kept_off_is_still_checked(tmp_path):
     conf.write_text('listener "off" {\n enabled = false\n protocol = "echo"\n address = "127.0.0.1:0:0"\n}\n')
     r = run("-t", "-c", str(conf))
     assert r.returncode == 1 and ':4: listener "off": bad address' in r.stderr
+
+
+CORPUS = [os.path.join(ROOT, "tests", "conf", "good", f) for f in sorted(os.listdir(
+    os.path.join(ROOT, "tests", "conf", "good"))) if f.endswith(".conf")] + [os.path.join(ROOT, "conf", "chassisd.conf")]
+
+
+@pytest.mark.parametrize("config", CORPUS, ids=os.path.basename)
+def test_effective_config_reads_back_as_itself(config, tmp_path):
+    first = run("-T", "-c", config)
+    assert first.returncode == 0, first.stderr
+    again = tmp_path / "effective.conf"
+    again.write_text(first.stdout)
+    check = run("-t", "-c", str(again))
+    assert check.returncode == 0 and check.stdout == "%s: ok\n" % again, check.stderr
+    assert run("-T", "-c", str(again)).stdout == first.stdout
+
+
+def test_effective_config_has_includes_defaults_and_units_kept_off(tmp_path):
+    port = free_port()
+    (tmp_path / "more.conf").write_text(echo_listener("included", port, "allow = {}"))
+    conf = tmp_path / "c.conf"
+    conf.write_text('include = "more.conf"\n' + echo_listener("off", port, "enabled = false", transport="udp"))
+    r = run("-T", "-c", str(conf))
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "include =" not in out
+    included = out[out.index('listener "included" {'):out.index('listener "off" {')]
+    assert 'address="127.0.0.1:%d"' % port in included
+    assert "max-connections=1024" in included and "idle-timeout=300" in included   # defaults
+    assert "allow = {}" in included          # written empty: nobody may connect
+    assert "deny" not in included            # not written: not an empty list
+    off = out[out.index('listener "off" {'):]
+    assert "enabled=false" in off and 'transport="udp"' in off
+    assert "max-connections" not in off      # tcp only: -t would refuse it
+
+
+def test_effective_config_of_a_bad_file_is_its_errors(tmp_path):
+    conf = tmp_path / "c.conf"
+    conf.write_text('listener "a" {\n protocol = "echo"\n}\n')
+    r = run("-T", "-c", str(conf))
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr == '%s:2: listener "a": missing "address"\n' % conf

@@ -106,7 +106,7 @@ def test_version_and_help():
     r = run("--version")
     assert r.returncode == 0 and re.fullmatch(r"chassisd \d+\.\d+\.\d+\n", r.stdout)
     r = run("--help")
-    assert r.returncode == 0 and "usage: chassisd [-c FILE] [-t] [-v]" in r.stdout
+    assert r.returncode == 0 and "usage: chassisd [-c FILE] [-t | -T] [-v]" in r.stdout
     r = run("--bogus")
     assert r.returncode == 2 and "usage:" in r.stderr
 
