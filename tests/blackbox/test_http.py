@@ -9,6 +9,7 @@ import re
 import shutil
 import socket
 import subprocess
+import urllib.parse
 import time
 
 import pytest
@@ -445,6 +446,27 @@ def test_directories_redirect_index_and_autoindex(web):
     assert b'href="%3Cb%3E%26amp%3B.txt"' in body
     assert b"<b>" not in body
     assert b'href="plain.txt"' in body
+
+
+def test_a_route_directory_without_its_slash_redirects_and_its_links_resolve(start_daemon, tmp_path):
+    """GET /files for route "/files" (or "/files/") used to list with links
+    relative to "/", so that "a.txt" pointed at /a.txt."""
+    root = make_root(tmp_path)
+    port = free_port()
+    start_daemon(web_config(port, root, routes_before=(
+        'route "/files" { handler = "static"  root = "%s/noindex"  autoindex = true }\n'
+        '    route "/slash/" { handler = "static"  root = "%s/noindex"  autoindex = true }' % (root, root))))
+    for prefix in ("/files", "/slash"):
+        status, headers, _ = head_and_body(port, prefix + "?sort=name")
+        assert status == 301 and headers["location"] == prefix + "/?sort=name"
+        # curl follows it and resolves the listing's links as a browser would.
+        r = curl("-L", "-w", "%{url_effective}", "-o", "/dev/null", "http://127.0.0.1:%d%s" % (port, prefix))
+        assert r.stdout.decode() == "http://127.0.0.1:%d%s/" % (port, prefix)
+        status, _, body = head_and_body(port, prefix + "/")
+        assert status == 200 and b'<a href="../">../</a>' in body, "nginx lists ../ at the top too"
+        assert b'href="plain.txt"' in body
+        link = urllib.parse.urljoin("http://127.0.0.1:%d%s/" % (port, prefix), "plain.txt")
+        assert curl(link).stdout == b"x\n"
 
 
 def test_autoindex_of_an_empty_directory(web):
