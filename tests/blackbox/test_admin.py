@@ -2,6 +2,7 @@
 includes, units kept off, the effective config (-T)."""
 import os
 import re
+import shutil
 import socket
 import subprocess
 
@@ -135,3 +136,77 @@ def test_effective_config_of_a_bad_file_is_its_errors(tmp_path):
     r = run("-T", "-c", str(conf))
     assert r.returncode == 1 and r.stdout == ""
     assert r.stderr == '%s:2: listener "a": missing "address"\n' % conf
+
+
+def every_unit_config(tmp_path, ports):
+    """One of every kind of unit, on loopback, each with traffic to count."""
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    (clips / "a.wav").write_bytes(b"RIFF" + bytes(100))
+    (clips / "b.ts").write_bytes(bytes(188))
+    feed = tmp_path / "feed.bin"
+    feed.write_bytes(bytes(range(188)) * 70)
+    p = ports
+    return (
+        echo_listener("echo", p["echo"]) +
+        echo_listener("echo-udp", p["echo"], transport="udp") +
+        'listener "group" {\n protocol = "echo"\n transport = "multicast"\n address = "239.255.23.11:%d"\n'
+        ' interface = "lo"\n ttl = 0\n}\n' % p["group"] +
+        'listener "qotd" {\n protocol = "fortune"\n address = "127.0.0.1:%d"\n'
+        ' fortune { command = {"/bin/echo", "a fortune"} }\n}\n' % p["fortune"] +
+        'listener "qotd-udp" {\n protocol = "fortune"\n transport = "udp"\n address = "127.0.0.1:%d"\n'
+        ' fortune { command = {"/bin/echo", "a fortune"} }\n}\n' % p["fortune"] +
+        'listener "sounds" {\n protocol = "audio-cookie"\n address = "127.0.0.1:%d"\n'
+        ' audio-cookie { directory = "%s" }\n}\n' % (p["audio"], clips) +
+        'listener "films" {\n protocol = "video-cookie"\n address = "127.0.0.1:%d"\n'
+        ' video-cookie { directory = "%s" }\n}\n' % (p["video"], clips) +
+        'listener "web" {\n protocol = "http"\n address = "127.0.0.1:%d"\n http {\n'
+        '  route "/metrics" { handler = "metrics" }\n  route "/status" { handler = "status" }\n'
+        '  route "/" { handler = "static"  root = "%s"  autoindex = true }\n }\n}\n' % (p["web"], tmp_path) +
+        'listener "to-echo" {\n protocol = "relay"\n address = "127.0.0.1:%d"\n'
+        ' relay { upstream = {"127.0.0.1:%d", "127.0.0.1:%d"} }\n}\n' % (p["relay"], p["dead"], p["echo"]) +
+        'listener "in" {\n protocol = "udp"\n transport = "udp"\n address = "127.0.0.1:%d"\n'
+        ' netsim { loss = 0.5  seed = 7 }\n}\n' % p["in"] +
+        'stream "out" {\n protocol = "udp"\n destination = {"127.0.0.1:%d"}\n source { listener = "in" }\n'
+        ' netsim { duplicate = 0.5  seed = 7 }\n}\n' % p["out"] +
+        'stream "tv" {\n protocol = "rtp"\n destination = {"127.0.0.1:%d"}\n source { file = "%s"  loop = true }\n'
+        ' rate = 1000000\n rtp { pace = "rate" }\n}\n' % (p["rtp"], feed))
+
+
+def test_metrics_follow_prometheus_conventions_for_every_kind_of_unit(start_daemon, tmp_path):
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("needs promtool (Debian package prometheus)")
+    ports = {name: free_port() for name in ("echo", "group", "fortune", "audio", "video", "web", "relay", "dead",
+                                            "in", "out", "rtp")}
+    d = start_daemon(every_unit_config(tmp_path, ports), workdir=str(tmp_path))
+    for name in ("echo", "fortune", "audio", "video", "relay"):
+        with connect(ports[name]) as s:
+            s.sendall(b"hi\n")
+            s.shutdown(socket.SHUT_WR)
+            s.recv(1)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+        for name in ("echo", "fortune", "in", "in"):
+            u.sendto(b"x" * 188, ("127.0.0.1", ports[name]))
+    metrics = subprocess.run(["curl", "-sS", "--max-time", "10", "http://127.0.0.1:%d/metrics" % ports["web"]],
+                             capture_output=True, text=True, check=True).stdout
+    r = subprocess.run([promtool, "check", "metrics"], input=metrics, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and r.stdout + r.stderr == "", r.stdout + r.stderr + metrics
+    types = dict(re.findall(r"^# TYPE (\S+) (\S+)$", metrics, re.M))
+    helps = dict(re.findall(r"^# HELP (\S+) (.+)$", metrics, re.M))
+    assert set(types) == set(helps)
+    for family, kind in types.items():
+        assert kind in ("counter", "gauge"), (family, kind)
+        assert family.endswith("_total") == (kind == "counter"), family
+        assert "module's" not in helps[family], "HELP says what %s counts" % family
+    protocols = set(re.findall(r'protocol="([^"]+)"', metrics))
+    assert protocols == {"echo", "fortune", "audio-cookie", "video-cookie", "http", "relay", "udp", "rtp"}
+    # The renamed families an old dashboard used, and the gauges.
+    for family, kind in (("chassisd_http_requests_total", "counter"), ("chassisd_relay_relayed_total", "counter"),
+                         ("chassisd_relay_upstream_connections", "gauge"),
+                         ("chassisd_relay_upstream_backoff_seconds", "gauge"),
+                         ("chassisd_fortune_children", "gauge"), ("chassisd_udp_sent_bytes_total", "counter"),
+                         ("chassisd_udp_netsim_lost_total", "counter"), ("chassisd_rtp_rtp_octets_total", "counter"),
+                         ("chassisd_listener_connections", "gauge"), ("chassisd_uptime_seconds", "gauge")):
+        assert types.get(family) == kind, family
+    assert d.stop() == 0

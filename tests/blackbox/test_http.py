@@ -645,7 +645,7 @@ def test_status_json_and_metrics(web):
     values = {(n, l): v for n, l, v in samples}
     assert values[("chassisd_reload_generation", "")] == 1
     assert values[("chassisd_listener_accepted_total", '{listener="web",protocol="http"}')] >= 3
-    assert values[("chassisd_http_requests", '{listener="web",protocol="http"}')] >= 2
+    assert values[("chassisd_http_requests_total", '{listener="web",protocol="http"}')] >= 2
     if shutil.which("promtool"):
         r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
         assert r.returncode == 0, r.stdout + r.stderr
