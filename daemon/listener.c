@@ -529,9 +529,9 @@ void listener_log_status(const struct listener *ls)
 		snprintf(extra, sizeof(extra), " %s", counters);
 	if (ls->service->conf->transport == TRANSPORT_TCP)
 		log_write(LOG_INFO, &ctx,
-			  "status: %s %u connections, accepted=%llu denied=%llu refused_limit=%llu "
+			  "status: %s %u connection%s, accepted=%llu denied=%llu refused_limit=%llu "
 			  "refused_per_source=%llu idle_closed=%llu accept_paused=%llu%s%s",
-			  s.address, s.connections, (unsigned long long)s.accepted, (unsigned long long)s.denied,
+			  s.address, s.connections, s.connections == 1 ? "" : "s", (unsigned long long)s.accepted, (unsigned long long)s.denied,
 			  (unsigned long long)s.refused_limit, (unsigned long long)s.refused_per_source,
 			  (unsigned long long)s.idle_closed, (unsigned long long)s.accept_paused, extra,
 			  s.retired ? " (retired)" : "");

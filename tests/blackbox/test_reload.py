@@ -224,5 +224,5 @@ def test_sigusr1_dumps_status(start_daemon):
         assert echo_once(s)
         text = d.status_dump()
     assert "<6>status: 2 listeners, 1 connection, generation 1" in text
-    assert "status: 127.0.0.1:%d 1 connections, accepted=1 denied=0" % port in text
+    assert "status: 127.0.0.1:%d 1 connection, accepted=1 denied=0" % port in text
     assert "status: 127.0.0.1:%d datagrams=0 replies=0 dropped=0 denied=0 listener=u protocol=echo transport=udp" % udp in text
