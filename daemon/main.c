@@ -46,23 +46,28 @@ static void usage(FILE *out)
 		CHASSISD_DEFAULT_CONFIG);
 }
 
-/* Config errors read "FILE:LINE: what"; the line becomes CONFIG_LINE. */
-static int config_error_line(const char *error, const char *path)
+/* Config errors read "FILE:LINE: what", FILE the config or a file it
+ * includes; they become CONFIG_FILE and CONFIG_LINE. */
+static int config_error_place(const char *error, char *file, size_t cap)
 {
-	size_t len = strlen(path);
+	const char *colon = strchr(error, ':');
+	size_t digits = colon ? strspn(colon + 1, "0123456789") : 0;
 
-	if (strncmp(error, path, len) != 0 || error[len] != ':')
+	if (digits == 0 || colon[1 + digits] != ':' || (size_t)(colon - error) >= cap)
 		return 0;
-	return atoi(error + len + 1);
+	snprintf(file, cap, "%.*s", (int)(colon - error), error);
+	return atoi(colon + 1);
 }
 
 static void log_config_errors(const struct conf_errors *errors, const char *path, int level,
 			      enum log_event event)
 {
-	struct log_context ctx = { .config_file = path, .event = event };
+	struct log_context ctx = { .event = event };
+	char file[4096];
 
 	for (size_t i = 0; i < errors->count; i++) {
-		ctx.config_line = config_error_line(errors->lines[i], path);
+		ctx.config_line = config_error_place(errors->lines[i], file, sizeof(file));
+		ctx.config_file = ctx.config_line > 0 ? file : path;
 		log_write(level, &ctx, "%s", errors->lines[i]);
 	}
 }
