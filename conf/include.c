@@ -6,15 +6,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "conf/file.h"
 #include "conf/strip.h"
 
 #define CONF_MAX_FILE_SIZE (4 * 1024 * 1024)
 
-/* The files being read, outermost first: an include of one of them is a cycle. */
+/* The files being read, outermost first, by device and inode (a config
+ * may be a /proc/self/fd link that no realpath names): an include of one
+ * of them is a cycle. */
 struct include_stack {
-	const char *real[CONF_MAX_INCLUDE_DEPTH + 1];
+	struct {
+		dev_t dev;
+		ino_t ino;
+	} open[CONF_MAX_INCLUDE_DEPTH + 1];
 	size_t depth;
 };
 
@@ -112,14 +118,14 @@ static bool resolve_pattern(const char *file, const char *pattern, char *out, si
 static bool include_one(struct conf_text *out, const char *match, const char *file, int line,
 			struct include_stack *stack, struct conf_errors *errors)
 {
-	char real[PATH_MAX];
+	struct stat st;
 
-	if (realpath(match, real) == NULL) {
+	if (stat(match, &st) < 0) {
 		conf_errors_add(errors, "%s:%d: include %s: %s", file, line, match, strerror(errno));
 		return false;
 	}
 	for (size_t i = 0; i < stack->depth; i++)
-		if (strcmp(stack->real[i], real) == 0) {
+		if (stack->open[i].dev == st.st_dev && stack->open[i].ino == st.st_ino) {
 			conf_errors_add(errors, "%s:%d: include %s: a cycle (it is being read already)", file, line,
 					match);
 			return false;
@@ -219,8 +225,9 @@ static bool expand_lines(struct conf_text *out, const char *text, size_t len, co
 static bool read_into(struct conf_text *out, const char *path, struct include_stack *stack,
 		      struct conf_errors *errors)
 {
-	char err[160], real[PATH_MAX];
+	char err[160];
 	const char *problem, *file;
+	struct stat st;
 	size_t len;
 	char *text = file_read_bounded(path, CONF_MAX_FILE_SIZE, &len, err, sizeof(err));
 	int bad_line;
@@ -241,12 +248,13 @@ static bool read_into(struct conf_text *out, const char *path, struct include_st
 		return false;
 	}
 	file = keep_file_name(out, path);
-	if (file == NULL || realpath(path, real) == NULL) {
+	if (file == NULL || stat(path, &st) < 0) {
 		conf_errors_add(errors, "%s: %s", path, file == NULL ? "out of memory" : strerror(errno));
 		free(text);
 		return false;
 	}
-	stack->real[stack->depth++] = real;
+	stack->open[stack->depth].dev = st.st_dev;
+	stack->open[stack->depth++].ino = st.st_ino;
 	ok = expand_lines(out, text, len, file, stack, errors);
 	stack->depth--;
 	free(text);
