@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <net/if.h>
 #include <pwd.h>
 #include <stdarg.h>
@@ -17,10 +18,9 @@
 #include <confuse.h>
 
 #include "conf/file.h"
+#include "conf/include.h"
 #include "conf/text.h"
 #include "conf/strip.h"
-
-#define CONF_MAX_FILE_SIZE (4 * 1024 * 1024)
 
 /* Where each option was written. libconfuse keeps no per-option line, but
  * it calls a validator right after parsing each value, while its line
@@ -46,6 +46,8 @@ struct loader {
 	size_t n_marks, cap_marks;
 	struct listener_ref *refs;
 	size_t n_refs;
+	int parse_error_line;			/* where libconfuse stopped; 0 = it did not */
+	struct conf_text text;			/* lines below are lines of text */
 };
 
 struct conf_scope {
@@ -114,6 +116,7 @@ static cfg_opt_t source_options[] = {
 /* Options every stream has, whatever its protocol. */
 static cfg_opt_t stream_common_options[] = {
 	CFG_STR("protocol", NULL, CFGF_NODEFAULT),
+	CFG_BOOL("enabled", cfg_true, CFGF_NONE),
 	CFG_STR_LIST("destination", NULL, CFGF_NODEFAULT),
 	CFG_STR("interface", NULL, CFGF_NODEFAULT),
 	CFG_INT("ttl", 1, CFGF_NONE),
@@ -129,6 +132,7 @@ static cfg_opt_t stream_common_options[] = {
 /* Options every listener has, whatever its protocol. */
 static cfg_opt_t listener_common_options[] = {
 	CFG_STR("protocol", NULL, CFGF_NODEFAULT),
+	CFG_BOOL("enabled", cfg_true, CFGF_NONE),
 	CFG_STR("transport", "tcp", CFGF_NONE),
 	CFG_STR("address", NULL, CFGF_NODEFAULT),
 	CFG_STR("interface", NULL, CFGF_NODEFAULT),
@@ -293,15 +297,69 @@ static void register_line_marks(cfg_t *cfg, cfg_opt_t *opts, const char *prefix)
 	}
 }
 
+/* Levenshtein distance, capped: anything above limit reads as limit + 1. */
+static size_t edit_distance(const char *a, const char *b, size_t limit)
+{
+	size_t la = strlen(a), lb = strlen(b), row[64], prev, keep;
+
+	if (la >= sizeof(row) / sizeof(row[0]) || (la > lb ? la - lb : lb - la) > limit)
+		return limit + 1;
+	for (size_t i = 0; i <= la; i++)
+		row[i] = i;
+	for (size_t j = 1; j <= lb; j++) {
+		prev = row[0];
+		row[0] = j;
+		for (size_t i = 1; i <= la; i++) {
+			size_t best = prev + (a[i - 1] != b[j - 1]);
+			keep = row[i];
+			if (row[i] + 1 < best)
+				best = row[i] + 1;
+			if (row[i - 1] + 1 < best)
+				best = row[i - 1] + 1;
+			row[i] = best;
+			prev = keep;
+		}
+	}
+	return row[la] > limit ? limit + 1 : row[la];
+}
+
+/* The option of the section closest to a misspelt name, within two edits. */
+static const char *closest_option(const cfg_t *cfg, const char *name)
+{
+	const char *best = NULL;
+	size_t best_distance = 3;
+
+	for (const cfg_opt_t *opt = cfg->opts; opt != NULL && opt->name != NULL; opt++) {
+		size_t d = edit_distance(name, opt->name, 2);
+		if (d < best_distance && d < strlen(name)) {
+			best = opt->name;
+			best_distance = d;
+		}
+	}
+	return best;
+}
+
 static void report_libconfuse_error(cfg_t *cfg, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 
 static void report_libconfuse_error(cfg_t *cfg, const char *fmt, va_list ap)
 {
-	char message[512];
+	static const char unknown[] = "no such option '";
+	char message[512], name[256];
+	const char *suggestion = NULL;
+	int line = cfg ? cfg->line : 0;
 
 	vsnprintf(message, sizeof(message), fmt, ap);
-	conf_errors_add(active_loader->errors, "%s:%d: %s", active_loader->path, cfg ? cfg->line : 0,
-			message);
+	/* The option's name, from the message libconfuse formats. */
+	if (cfg != NULL && sscanf(message, "no such option '%255[^']'", name) == 1 &&
+	    strlen(message) == strlen(unknown) + strlen(name) + 1)
+		suggestion = closest_option(cfg, name);
+	if (active_loader->parse_error_line == 0)
+		active_loader->parse_error_line = line ? line : -1;
+	if (suggestion != NULL)
+		conf_errors_add(active_loader->errors, "%s:%d: %s (did you mean '%s'?)", active_loader->path, line,
+				message, suggestion);
+	else
+		conf_errors_add(active_loader->errors, "%s:%d: %s", active_loader->path, line, message);
 }
 
 /* ---- scope: errors against file and line ---- */
@@ -457,25 +515,59 @@ static cfg_t *schema_new(cfg_opt_t *listener_opts, cfg_opt_t *stream_opts)
 	return cfg;
 }
 
-static char *read_file(const char *path, struct conf_errors *errors)
+/* "line N" of the file a message is about, "FILE:N" of another one. */
+static const char *place(const struct loader *ld, int line, char *buf, size_t cap)
 {
-	char err[160];
-	size_t len;
-	char *text = file_read_bounded(path, CONF_MAX_FILE_SIZE, &len, err, sizeof(err));
-	const char *problem;
-	int bad_line;
+	const struct conf_origin *o = conf_text_origin(&ld->text, line);
 
-	if (text == NULL) {
-		conf_errors_add(errors, "%s: %s", path, err);
-		return NULL;
+	if (o == NULL || o->file == ld->text.files[0])
+		snprintf(buf, cap, "line %d", o ? o->line : line);
+	else
+		snprintf(buf, cap, "%s:%d", o->file, o->line);
+	return buf;
+}
+
+/* Where a string runs on past its line before an error, the missing quote
+ * is most likely there, lines before the error libconfuse reports. */
+static void report_runaway_string(struct loader *ld, int error_line)
+{
+	int ends, start = conf_find_runaway_string(ld->text.text, ld->text.len, &ends);
+	char where[PATH_MAX + 32];
+
+	if (start == 0 || (error_line > 0 && start >= error_line))
+		return;
+	if (ends)
+		conf_errors_add(ld->errors, "%s:%d: this string runs on to %s: is its closing quote missing?",
+				ld->path, start, place(ld, ends, where, sizeof(where)));
+	else
+		conf_errors_add(ld->errors, "%s:%d: this string is never closed", ld->path, start);
+}
+
+/* libconfuse stops at its first error. When that line holds a single
+ * statement (no brace, no parenthesis, its quotes paired), blanking it lets
+ * a second pass find the errors after it; otherwise the pass cannot go on. */
+static bool blank_line(char *text, int line)
+{
+	char *start = text, *end;
+	size_t quotes = 0;
+	bool blank = true;
+
+	for (int at = 1; at < line && start != NULL; at++)
+		if ((start = strchr(start, '\n')) != NULL)
+			start++;
+	if (start == NULL || line < 1)
+		return false;
+	end = strchrnul(start, '\n');
+	for (const char *c = start; c < end; c++) {
+		if (strchr("{}()'", *c) != NULL)
+			return false;
+		quotes += *c == '"';
+		blank = blank && (*c == ' ' || *c == '\t' || *c == '\r');
 	}
-	bad_line = conf_strip_comments(text, len, &problem);
-	if (bad_line) {
-		conf_errors_add(errors, "%s:%d: %s", path, bad_line, problem);
-		free(text);
-		return NULL;
-	}
-	return text;
+	if (blank || quotes % 2 != 0)
+		return false;
+	memset(start, ' ', (size_t)(end - start));
+	return true;
 }
 
 /* ---- values ---- */
@@ -734,6 +826,7 @@ static bool parse_listener(struct loader *ld, cfg_t *sec, struct conf_listener *
 
 	l->unit.name = strdup(cfg_title(sec));
 	l->unit.line = scope.fallback_line;
+	l->unit.enabled = cfg_getbool(sec, "enabled");
 	l->address_line = line_or(ld, sec, "address", l->unit.line);
 	if (!parse_transport(transport, &l->transport)) {
 		conf_scope_error(&scope, "transport", "unknown transport \"%s\" (tcp, udp or multicast)",
@@ -953,6 +1046,7 @@ static bool parse_stream(struct loader *ld, cfg_t *sec, struct conf_stream *st)
 
 	st->unit.name = strdup(cfg_title(sec));
 	st->unit.line = scope.fallback_line;
+	st->unit.enabled = cfg_getbool(sec, "enabled");
 	parse_protocol(&scope, sec, &st->unit);
 	if (st->unit.module != NULL && !(st->unit.module->transports & UNIT_STREAM_BIT))
 		conf_scope_error(&scope, "protocol", "protocol \"%s\" does not run as a stream", st->unit.module->name);
@@ -977,17 +1071,23 @@ static const struct conf_listener *find_listener(const struct conf *conf, const 
 /* Names are what status pages, logs and listener sources go by. */
 static void check_stream_names(struct loader *ld, struct conf *conf)
 {
+	char where[PATH_MAX + 32];
+
 	for (size_t i = 0; i < conf->n_streams; i++) {
 		const struct conf_stream *st = &conf->streams[i];
 		const struct conf_listener *l = st->unit.name ? find_listener(conf, st->unit.name) : NULL;
 
 		if (l != NULL)
-			conf_errors_add(ld->errors, "%s:%d: stream \"%s\": the name is taken by listener \"%s\" (line %d)",
-					ld->path, st->unit.line, st->unit.name, l->unit.name, l->unit.line);
+			conf_errors_add(ld->errors, "%s:%d: stream \"%s\": the name is taken by listener \"%s\" (%s)",
+					ld->path, st->unit.line, st->unit.name, l->unit.name,
+					place(ld, l->unit.line, where, sizeof(where)));
 		if (st->source.kind != SOURCE_LISTENER || st->source.listener == NULL)
 			continue;
 		l = find_listener(conf, st->source.listener);
-		if (l == NULL)
+		if (l != NULL && !l->unit.enabled && st->unit.enabled)
+			conf_errors_add(ld->errors, "%s:%d: stream \"%s\": source: listener \"%s\" is not enabled",
+					ld->path, st->unit.line, st->unit.name, l->unit.name);
+		else if (l == NULL)
 			conf_errors_add(ld->errors, "%s:%d: stream \"%s\": source: no listener \"%s\"", ld->path,
 					st->unit.line, st->unit.name, st->source.listener);
 		else if (l->transport == TRANSPORT_TCP)
@@ -1037,19 +1137,23 @@ static bool endpoints_collide(const struct conf_listener *a, const struct conf_l
 
 static void check_collisions(struct loader *ld, struct conf *conf)
 {
+	char where[PATH_MAX + 32];
+
 	for (size_t i = 1; i < conf->n_listeners; i++) {
 		struct conf_listener *l = &conf->listeners[i];
-		if (l->address == NULL || l->endpoint.len == 0)
+		/* A listener kept off may share an address with one that is on. */
+		if (l->address == NULL || l->endpoint.len == 0 || !l->unit.enabled)
 			continue;
 		for (size_t j = 0; j < i; j++) {
 			struct conf_listener *o = &conf->listeners[j];
-			if (o->endpoint.len == 0 || !endpoints_collide(l, o))
+			if (o->endpoint.len == 0 || !o->unit.enabled || !endpoints_collide(l, o))
 				continue;
 			conf_errors_add(ld->errors,
 					"%s:%d: listener \"%s\": address %s (%s) overlaps listener "
-					"\"%s\" (line %d)",
+					"\"%s\" (%s)",
 					ld->path, l->unit.line, l->unit.name, l->address,
-					transport_name(l->transport), o->unit.name, o->unit.line);
+					transport_name(l->transport), o->unit.name,
+					place(ld, o->unit.line, where, sizeof(where)));
 			break;
 		}
 	}
@@ -1237,6 +1341,32 @@ static bool parse_identity(struct loader *ld, cfg_t *cfg, struct conf *conf)
 	return ok;
 }
 
+static void listener_free(struct conf_listener *l);
+static void stream_free(struct conf_stream *st);
+
+/* enabled = false: checked like the others, then left out of the snapshot,
+ * so that a reload that flips it opens or closes the unit. */
+static void drop_disabled(struct conf *conf)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < conf->n_listeners; i++) {
+		if (conf->listeners[i].unit.enabled)
+			conf->listeners[kept++] = conf->listeners[i];
+		else
+			listener_free(&conf->listeners[i]);
+	}
+	conf->n_listeners = kept;
+	kept = 0;
+	for (size_t i = 0; i < conf->n_streams; i++) {
+		if (conf->streams[i].unit.enabled)
+			conf->streams[kept++] = conf->streams[i];
+		else
+			stream_free(&conf->streams[i]);
+	}
+	conf->n_streams = kept;
+}
+
 static struct conf *conf_build(struct loader *ld, cfg_t *cfg)
 {
 	struct conf *conf = calloc(1, sizeof(*conf));
@@ -1264,28 +1394,191 @@ static struct conf *conf_build(struct loader *ld, cfg_t *cfg)
 		return NULL;
 	}
 	collect_warnings(ld, cfg, conf);
+	drop_disabled(conf);
 	return conf;
 }
 
-struct conf *conf_load(const char *path, const struct conf_module *const *modules, struct conf_errors *errors)
+/* The hint goes before libconfuse's error, which it explains. */
+static void report_runaway_string_first(struct loader *ld, size_t first)
+{
+	struct conf_errors *errors = ld->errors;
+	size_t count = errors->count;
+	char *hint;
+
+	report_runaway_string(ld, ld->parse_error_line);
+	if (errors->count == count || first >= count)
+		return;
+	hint = errors->lines[count];
+	memmove(&errors->lines[first + 1], &errors->lines[first], (count - first) * sizeof(*errors->lines));
+	errors->lines[first] = hint;
+}
+
+#define CONF_MAX_PARSE_PASSES 20		/* errors libconfuse reports, one per pass */
+
+/* Parses text, blanking each line libconfuse stops at and parsing again,
+ * so that one run reports up to CONF_MAX_PARSE_PASSES such errors. The cfg
+ * of the last pass is returned (NULL when none could be made); *clean says
+ * whether the first pass went through. */
+static cfg_t *parse_passes(struct loader *ld, cfg_opt_t *listener_opts, cfg_opt_t *stream_opts, bool *clean)
+{
+	char *text = ld->text.text;
+	cfg_t *cfg = NULL;
+	size_t first = ld->errors->count;
+
+	*clean = false;
+	for (int pass = 0; pass < CONF_MAX_PARSE_PASSES; pass++) {
+		ld->n_marks = 0;	/* marks name sections of the pass before */
+		ld->parse_error_line = 0;
+		if (cfg != NULL)
+			cfg_free(cfg);
+		cfg = schema_new(listener_opts, stream_opts);
+		if (cfg == NULL || cfg_parse_buf(cfg, text) == CFG_SUCCESS) {
+			*clean = cfg != NULL && pass == 0;
+			return cfg;
+		}
+		if (pass == 0)
+			report_runaway_string_first(ld, first);
+		if (!blank_line(text, ld->parse_error_line))
+			break;
+	}
+	cfg_free(cfg);
+	return NULL;
+}
+
+/* Errors read "PATH:LINE:" with a line of the text; each gets the file and
+ * line it was written on. */
+static void map_error_lines(struct loader *ld, size_t from)
+{
+	size_t len = strlen(ld->path);
+
+	for (size_t i = from; i < ld->errors->count; i++) {
+		char *error = ld->errors->lines[i], *rest, *mapped;
+		const struct conf_origin *o;
+		long line;
+
+		if (strncmp(error, ld->path, len) != 0 || error[len] != ':')
+			continue;
+		line = strtol(error + len + 1, &rest, 10);
+		o = conf_text_origin(&ld->text, (int)line);
+		if (rest == error + len + 1 || *rest != ':' || o == NULL)
+			continue;
+		if (asprintf(&mapped, "%s:%d%s", o->file, o->line, rest) < 0)
+			continue;
+		free(error);
+		ld->errors->lines[i] = mapped;
+	}
+}
+
+static bool localise(const struct loader *ld, int *line, char **file)
+{
+	const struct conf_origin *o = conf_text_origin(&ld->text, *line);
+
+	*file = strdup(o ? o->file : ld->path);
+	*line = o ? o->line : *line;
+	return *file != NULL;
+}
+
+/* The snapshot names where each unit is written, in the file it is in. */
+static bool localise_units(const struct loader *ld, struct conf *conf)
+{
+	bool ok = true;
+
+	for (size_t i = 0; i < conf->n_listeners; i++) {
+		struct conf_listener *l = &conf->listeners[i];
+		ok = localise(ld, &l->address_line, &l->address_file) && ok;
+		ok = localise(ld, &l->unit.line, &l->unit.file) && ok;
+	}
+	for (size_t i = 0; i < conf->n_streams; i++)
+		ok = localise(ld, &conf->streams[i].unit.line, &conf->streams[i].unit.file) && ok;
+	return ok;
+}
+
+/* ---- the effective config (-T) ---- */
+
+static bool listed(const char *const *names, const char *name)
+{
+	for (size_t i = 0; names[i] != NULL; i++)
+		if (strcmp(names[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* What -T leaves out, so that its output reads back as the same config:
+ * options without a value, options and sections that do not apply to the
+ * unit (which -t would reject once written), and optional sections that
+ * were not written (netsim, a route's module). Everything else is printed
+ * with its value, defaults included. */
+static int skip_in_effective(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const struct loader *ld = active_loader;
+	bool listener = strcmp(cfg->name, "listener") == 0, unit = listener || strcmp(cfg->name, "stream") == 0;
+
+	if (opt->type == CFGT_SEC) {
+		if (opt->flags & CFGF_MULTI)
+			return 0;
+		if (unit && strcmp(opt->name, cfg_getstr(cfg, "protocol")) == 0)
+			return 0;	/* the unit's own module: its defaults too */
+		return !option_written(ld, cfg, opt->name);
+	}
+	if (cfg_opt_size(opt) == 0 && !(opt->flags & CFGF_MODIFIED))
+		return 1;	/* unset; a list written empty (allow = {}) is kept */
+	if (strcmp(cfg->name, "route") == 0)
+		return !option_written(ld, cfg, opt->name);	/* which apply depends on the handler */
+	if (listener) {
+		const char *transport = cfg_getstr(cfg, "transport");
+		if (strcmp(transport, "tcp") != 0 && listed(tcp_only_options, opt->name))
+			return 1;
+		if (strcmp(transport, "multicast") != 0 && listed(multicast_only_options, opt->name))
+			return 1;
+	}
+	if (strcmp(cfg->name, "source") == 0 &&
+	    ((strcmp(opt->name, "loop") == 0 && !option_written(ld, cfg, "file")) ||
+	     (strcmp(opt->name, "icecast") == 0 && !option_written(ld, cfg, "url"))))
+		return 1;
+	return 0;
+}
+
+static void print_effective(cfg_t *cfg, FILE *out)
+{
+	fprintf(out, "# chassisd -T: the effective configuration, includes expanded and defaults written out\n");
+	cfg_set_print_filter_func(cfg, skip_in_effective);
+	cfg_print(cfg, out);
+}
+
+static struct conf *load(const char *path, const struct conf_module *const *modules, struct conf_errors *errors,
+			 FILE *print)
 {
 	struct loader ld = { .path = path, .modules = modules, .errors = errors };
 	cfg_opt_t *listener_opts, *stream_opts;
 	struct conf *conf = NULL;
 	cfg_t *cfg = NULL;
-	char *text = read_file(path, errors);
+	size_t before = errors->count;
+	bool clean = false, included = conf_text_read(path, &ld.text, errors);
 
-	if (text == NULL)
+	size_t read_errors = errors->count;	/* these name their files already */
+
+	if (ld.text.text == NULL) {
+		conf_text_free(&ld.text);
 		return NULL;
+	}
 	listener_opts = unit_options_new(listener_common_options, N_COMMON, modules);
 	stream_opts = unit_options_new(stream_common_options, N_STREAM_COMMON, modules);
 	active_loader = &ld;
 	if (listener_opts != NULL && stream_opts != NULL)
-		cfg = schema_new(listener_opts, stream_opts);
-	if (cfg != NULL && cfg_parse_buf(cfg, text) == CFG_SUCCESS)
+		cfg = parse_passes(&ld, listener_opts, stream_opts, &clean);
+	/* After a parse error the checks still run on what the later passes
+	 * read, for the errors further on; the file is refused either way. */
+	if (cfg != NULL)
 		conf = conf_build(&ld, cfg);
-	else if (cfg == NULL || errors->count == 0)
+	if (conf != NULL && (!clean || !included || !localise_units(&ld, conf))) {
+		conf_free(conf);
+		conf = NULL;
+	}
+	if (conf == NULL && errors->count == before)
 		conf_errors_add(errors, "%s: cannot parse", path);
+	map_error_lines(&ld, read_errors);
+	if (conf != NULL && print != NULL)
+		print_effective(cfg, print);
 	active_loader = NULL;
 	if (cfg != NULL)
 		cfg_free(cfg);
@@ -1293,7 +1586,7 @@ struct conf *conf_load(const char *path, const struct conf_module *const *module
 	free(stream_opts);
 	free(ld.marks);
 	listener_refs_free(&ld);
-	free(text);
+	conf_text_free(&ld.text);
 	return conf;
 }
 
@@ -1302,15 +1595,13 @@ char *conf_control_socket(const char *path, const struct conf_module *const *mod
 	struct conf_errors errors = { 0 };
 	struct loader ld = { .path = path, .modules = modules, .errors = &errors };
 	cfg_opt_t *listener_opts = NULL, *stream_opts = NULL;
-	char err[160], *found = NULL;
-	const char *problem;
-	size_t len;
-	char *text = file_read_bounded(path, CONF_MAX_FILE_SIZE, &len, err, sizeof(err));
+	char *found = NULL;
 	cfg_t *cfg = NULL;
 
-	if (text != NULL) {
-		/* A file that ends too early still has its beginning. */
-		conf_strip_comments(text, len, &problem);
+	/* Includes expanded and comments blanked, as the daemon reads it; a
+	 * file that ends too early still has its beginning. */
+	conf_text_read(path, &ld.text, &errors);
+	if (ld.text.text != NULL) {
 		listener_opts = unit_options_new(listener_common_options, N_COMMON, modules);
 		stream_opts = unit_options_new(stream_common_options, N_STREAM_COMMON, modules);
 	}
@@ -1319,7 +1610,7 @@ char *conf_control_socket(const char *path, const struct conf_module *const *mod
 		cfg = schema_new(listener_opts, stream_opts);
 	/* What was parsed before an error stays set. */
 	if (cfg != NULL) {
-		cfg_parse_buf(cfg, text);
+		cfg_parse_buf(cfg, ld.text.text);
 		found = strdup(cfg_getstr(cfg, "control-socket"));
 		cfg_free(cfg);
 	}
@@ -1327,9 +1618,23 @@ char *conf_control_socket(const char *path, const struct conf_module *const *mod
 	free(listener_opts);
 	free(stream_opts);
 	free(ld.marks);
-	free(text);
+	conf_text_free(&ld.text);
 	conf_errors_clear(&errors);
 	return found;
+}
+
+struct conf *conf_load(const char *path, const struct conf_module *const *modules, struct conf_errors *errors)
+{
+	return load(path, modules, errors, NULL);
+}
+
+bool conf_print_effective(const char *path, const struct conf_module *const *modules, FILE *out,
+			  struct conf_errors *errors)
+{
+	struct conf *conf = load(path, modules, errors, out);
+
+	conf_free(conf);
+	return conf != NULL;
 }
 
 static void free_argv(char **argv)
@@ -1405,26 +1710,32 @@ static void stream_free(struct conf_stream *st)
 	if (st->unit.settings != NULL && st->unit.module->settings_free != NULL)
 		st->unit.module->settings_free(st->unit.settings);
 	free(st->unit.name);
+	free(st->unit.file);
 	free(st->destinations);
 	free_argv(st->destination_text);
 	free(st->interface);
 	source_fields_free(&st->source);
 }
 
+static void listener_free(struct conf_listener *l)
+{
+	if (l->unit.settings != NULL && l->unit.module->settings_free != NULL)
+		l->unit.module->settings_free(l->unit.settings);
+	free(l->unit.name);
+	free(l->unit.file);
+	free(l->address_file);
+	free(l->address);
+	free(l->interface);
+	free(l->allow);
+	free(l->deny);
+}
+
 void conf_free(struct conf *conf)
 {
 	if (conf == NULL)
 		return;
-	for (size_t i = 0; i < conf->n_listeners; i++) {
-		struct conf_listener *l = &conf->listeners[i];
-		if (l->unit.settings != NULL && l->unit.module->settings_free != NULL)
-			l->unit.module->settings_free(l->unit.settings);
-		free(l->unit.name);
-		free(l->address);
-		free(l->interface);
-		free(l->allow);
-		free(l->deny);
-	}
+	for (size_t i = 0; i < conf->n_listeners; i++)
+		listener_free(&conf->listeners[i]);
 	free(conf->listeners);
 	for (size_t i = 0; i < conf->n_streams; i++)
 		stream_free(&conf->streams[i]);

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <netinet/in.h>
 #include <sys/types.h>
 
@@ -58,7 +59,9 @@ struct conf_module {
  * its name, where it is written, and the module that runs it. */
 struct conf_unit {
 	char *name;
-	int line;				/* where the section starts */
+	char *file;				/* the file the section is in (an include's) */
+	int line;				/* where the section starts, in that file */
+	bool enabled;				/* false: checked, then left out of the snapshot */
 	const struct conf_module *module;
 	void *settings;				/* the module's own, from configure() */
 };
@@ -78,7 +81,8 @@ struct conf_netsim {
 
 struct conf_listener {
 	struct conf_unit unit;
-	int address_line;			/* where a bind error points */
+	char *address_file;			/* where a bind error points */
+	int address_line;
 	enum transport transport;
 	char *address;				/* as written, for messages */
 	struct endpoint endpoint;		/* the bind address; the group for multicast */
@@ -185,6 +189,12 @@ void conf_free(struct conf *conf);
  * file parses: a client reaches the daemon with a file whose errors only
  * the daemon's reload will report. NULL when the file cannot be read. */
 char *conf_control_socket(const char *path, const struct conf_module *const *modules);
+/* Loads path as conf_load() does and, when it is valid, prints the
+ * effective config to out: includes expanded, every unit (those kept off
+ * too) with every option that applies to it, defaults included, in the
+ * file's own syntax, so that it reads back as the same config. */
+bool conf_print_effective(const char *path, const struct conf_module *const *modules, FILE *out,
+			  struct conf_errors *errors);
 void conf_errors_add(struct conf_errors *errors, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void conf_errors_clear(struct conf_errors *errors);

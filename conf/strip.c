@@ -98,3 +98,27 @@ int conf_strip_comments(char *text, size_t len, const char **problem)
 	*problem = "\"{\" is never closed: the file ends inside this section";
 	return depth > 0 ? open_line : 0;
 }
+
+int conf_find_runaway_string(const char *text, size_t len, int *ends)
+{
+	int line = 1;
+
+	for (size_t i = 0; i < len; i++) {
+		size_t start = i;
+		bool closed;
+
+		if (text[i] == '\n')
+			line++;
+		if (text[i] != '"' && text[i] != '\'')
+			continue;
+		closed = skip_string(text, len, &i);
+		if (memchr(text + start, '\n', i - start) != NULL) {
+			*ends = closed ? count_lines(text, start, i, line) : 0;
+			return line;
+		}
+		line = count_lines(text, start, i, line);
+		i--;	/* the loop's i++ steps past the closing quote */
+	}
+	*ends = 0;
+	return 0;
+}

@@ -16,4 +16,12 @@
  * word, so a half-saved file would load with options missing. */
 int conf_strip_comments(char *text, size_t len, const char **problem);
 
+/* The line where the first quoted string that spans lines starts, 0 when
+ * none does; *ends is the line where it closes (0: the file ends inside it).
+ * A string may hold a newline, but after a parse error the first one that
+ * does is most often a string whose closing quote is missing: every quote
+ * after it pairs with the wrong one, and the error shows up lines later.
+ * Run it on stripped text, where no quote is in a comment. */
+int conf_find_runaway_string(const char *text, size_t len, int *ends);
+
 #endif

@@ -156,8 +156,10 @@ static int socket_open(const struct conf_listener *conf, bool shared, char *err,
 	if (socket_prepare(fd, conf, sa.ss_family, shared, err, errlen) < 0)
 		goto fail;
 	if (bind(fd, (struct sockaddr *)&sa, len) < 0) {
-		snprintf(err, errlen, "cannot bind %s (%s): %s", conf->address,
-			 transport_name(conf->transport), strerror(errno));
+		bool privileged = errno == EACCES && addr_port((const struct sockaddr *)&sa) < 1024;
+
+		snprintf(err, errlen, "cannot bind %s (%s): %s%s", conf->address, transport_name(conf->transport),
+			 strerror(errno), privileged ? " (a port below 1024 needs root or CAP_NET_BIND_SERVICE)" : "");
 		goto fail;
 	}
 	if (conf->transport == TRANSPORT_TCP && listen(fd, SOMAXCONN) < 0) {
@@ -609,9 +611,9 @@ void listener_log_status(const struct listener *ls)
 		snprintf(extra, sizeof(extra), " %s", counters);
 	if (ls->service->conf->transport == TRANSPORT_TCP)
 		log_write(LOG_INFO, &ctx,
-			  "status: %s %u connections, accepted=%llu denied=%llu refused_limit=%llu "
+			  "status: %s %u connection%s, accepted=%llu denied=%llu refused_limit=%llu "
 			  "refused_per_source=%llu idle_closed=%llu accept_paused=%llu%s%s",
-			  s.address, s.connections, (unsigned long long)s.accepted, (unsigned long long)s.denied,
+			  s.address, s.connections, s.connections == 1 ? "" : "s", (unsigned long long)s.accepted, (unsigned long long)s.denied,
 			  (unsigned long long)s.refused_limit, (unsigned long long)s.refused_per_source,
 			  (unsigned long long)s.idle_closed, (unsigned long long)s.accept_paused, extra,
 			  s.retired ? " (retired)" : "");

@@ -39,10 +39,11 @@ struct daemon {
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: chassisd [-c FILE] [-t] [-v] [--control PATH] [--version] [--help]\n"
+		"usage: chassisd [-c FILE] [-t | -T] [-v] [--control PATH] [--version] [--help]\n"
 		"       chassisd reload|status|stop|reopen [-c FILE | --control PATH]\n"
 		"  -c, --config FILE  configuration file (default %s)\n"
 		"  -t, --test         check the configuration and exit\n"
+		"  -T, --test-print   check it, print the effective configuration and exit\n"
 		"  -v, --verbose      log at debug level whatever log-level says\n"
 		"      --control PATH the control socket, instead of the config's control-socket\n"
 		"      --version      print the version and exit\n"
@@ -54,23 +55,28 @@ static void usage(FILE *out)
 		CHASSISD_DEFAULT_CONFIG);
 }
 
-/* Config errors read "FILE:LINE: what"; the line becomes CONFIG_LINE. */
-static int config_error_line(const char *error, const char *path)
+/* Config errors read "FILE:LINE: what", FILE the config or a file it
+ * includes; they become CONFIG_FILE and CONFIG_LINE. */
+static int config_error_place(const char *error, char *file, size_t cap)
 {
-	size_t len = strlen(path);
+	const char *colon = strchr(error, ':');
+	size_t digits = colon ? strspn(colon + 1, "0123456789") : 0;
 
-	if (strncmp(error, path, len) != 0 || error[len] != ':')
+	if (digits == 0 || colon[1 + digits] != ':' || (size_t)(colon - error) >= cap)
 		return 0;
-	return atoi(error + len + 1);
+	snprintf(file, cap, "%.*s", (int)(colon - error), error);
+	return atoi(colon + 1);
 }
 
 static void log_config_errors(const struct conf_errors *errors, const char *path, int level,
 			      enum log_event event)
 {
-	struct log_context ctx = { .config_file = path, .event = event };
+	struct log_context ctx = { .event = event };
+	char file[4096];
 
 	for (size_t i = 0; i < errors->count; i++) {
-		ctx.config_line = config_error_line(errors->lines[i], path);
+		ctx.config_line = config_error_place(errors->lines[i], file, sizeof(file));
+		ctx.config_file = ctx.config_line > 0 ? file : path;
 		log_write(level, &ctx, "%s", errors->lines[i]);
 	}
 }
@@ -452,11 +458,24 @@ static int run_client(const struct daemon *d, const char *command)
 	return status;
 }
 
+/* -T: what nginx -T does: the config as the daemon would run it. */
+static int print_effective(const char *path)
+{
+	struct conf_errors errors = { 0 };
+	bool ok = conf_print_effective(path, protocol_config_table(), stdout, &errors);
+
+	for (size_t i = 0; i < errors.count; i++)
+		fprintf(stderr, "%s\n", errors.lines[i]);
+	conf_errors_clear(&errors);
+	return ok && fflush(stdout) == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option options[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "test", no_argument, NULL, 't' },
+		{ "test-print", no_argument, NULL, 'T' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
@@ -465,14 +484,15 @@ int main(int argc, char **argv)
 	};
 	struct daemon d = { .config_path = CHASSISD_DEFAULT_CONFIG };
 	struct conf_errors errors = { 0 };
-	bool test = false;
+	bool test = false, print = false;
 	struct conf *conf;
 	int opt, status;
 
-	while ((opt = getopt_long(argc, argv, "c:tvh", options, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "c:tTvh", options, NULL)) != -1) {
 		switch (opt) {
 		case 'c': d.config_path = optarg; break;
 		case 't': test = true; break;
+		case 'T': print = true; break;
 		case 'v': d.verbose = true; break;
 		case 'C': d.control_path = optarg; break;
 		case 'V': printf("chassisd %s\n", CHASSISD_VERSION); return 0;
@@ -486,6 +506,8 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (print)
+		return print_effective(d.config_path);
 	signal(SIGPIPE, SIG_IGN);
 	log_init();
 	conf = conf_load(d.config_path, protocol_config_table(), &errors);

@@ -77,6 +77,7 @@ static struct log_context listener_conf_context(const struct conf_listener *conf
 		.listener = conf->unit.name,
 		.protocol = conf->unit.module->name,
 		.transport = transport_name(conf->transport),
+		.config_file = conf->unit.file,
 		.config_line = conf->unit.line,
 		.event = event,
 	};
@@ -99,7 +100,7 @@ static bool plan_listener(struct runtime *rt, struct generation *gen, const stru
 	struct log_context ctx = listener_conf_context(conf, LOG_EVENT_LISTENER_BIND_FAILED);
 	char err[256];
 
-	ctx.config_file = gen->conf->path;
+	ctx.config_file = conf->address_file;
 	ctx.config_line = conf->address_line;
 	ctx.generation = gen->number;
 
@@ -119,7 +120,8 @@ static bool plan_listener(struct runtime *rt, struct generation *gen, const stru
 	plan->opened = listener_open(&rt->chassis, plan->service, err, sizeof(err));
 	if (plan->opened != NULL)
 		return true;
-	log_write(conf->required ? LOG_ERR : LOG_WARNING, &ctx, "listener %s: %s%s", conf->unit.name, err,
+	log_write(conf->required ? LOG_ERR : LOG_WARNING, &ctx, "%s:%d: listener %s: %s%s", ctx.config_file,
+		  ctx.config_line, conf->unit.name, err,
 		  conf->required ? "" : " (not required: carrying on without it)");
 	return !conf->required;
 }
@@ -201,6 +203,7 @@ static struct log_context stream_context(const struct conf_stream *conf, unsigne
 	return (struct log_context){
 		.stream = conf->unit.name,
 		.protocol = conf->unit.module->name,
+		.config_file = conf->unit.file,
 		.config_line = conf->unit.line,
 		.generation = generation,
 	};
@@ -223,7 +226,6 @@ static bool plan_stream(struct runtime *rt, struct generation *gen, const struct
 	plan->service = service_new_stream(&rt->chassis, gen, conf, plan->previous ? plan->previous->service : NULL);
 	if (plan->service == NULL) {
 		struct log_context ctx = stream_context(conf, gen->number);
-		ctx.config_file = gen->conf->path;
 		rt->failure = RUNTIME_START_FAILED;
 		log_write(LOG_ERR, &ctx, "stream %s: protocol %s failed to start", conf->unit.name,
 			  conf->unit.module->name);

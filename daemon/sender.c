@@ -298,7 +298,8 @@ static void sender_wait_writable(struct sender *sender, int fd, int error)
 		event_add(fd == sender->fd4 ? sender->writable4 : sender->writable6, NULL);
 	if (!sender->warned) {
 		sender->warned = true;
-		sender_log(sender, LOG_DEBUG, "socket full (%s): %zu datagrams wait", strerror(error), sender->count);
+		sender_log(sender, LOG_DEBUG, "socket full (%s): %zu datagram%s waiting", strerror(error), sender->count,
+			   sender->count == 1 ? "" : "s");
 	}
 }
 

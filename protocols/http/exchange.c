@@ -237,6 +237,20 @@ static int http_check_expect(struct http_exchange *ex, bool body_wanted)
 	return 0;
 }
 
+/* "/files" where a route is written "/files/": that route answers it, as
+ * the directory it names without its slash (static answers 301 to
+ * "/files/"), rather than a shorter prefix such as "/" would. */
+static const struct http_route *slash_route(const struct http_settings *settings, const char *path, size_t len)
+{
+	for (size_t i = 0; i < settings->n_routes; i++) {
+		const struct http_route *route = &settings->routes[i];
+		if (route->handler != NULL && route->prefix_len == len + 1 && route->prefix[len] == '/' &&
+		    memcmp(route->prefix, path, len) == 0)
+			return route;
+	}
+	return NULL;
+}
+
 static int on_headers_complete(http_parser *parser)
 {
 	struct http_exchange *ex = parser->data;
@@ -260,6 +274,12 @@ static int on_headers_complete(http_parser *parser)
 	if (parser->content_length != ULLONG_MAX && parser->content_length > ex->settings->max_body)
 		return http_fail(ex, 413, "The body is larger than this server accepts.");
 	ex->route = http_route_match(ex->settings, req->path, req->path_len);
+	/* Only a shorter prefix ("/") matched: the route it names wins. */
+	if (ex->route == NULL || ex->route->prefix_len < req->path_len) {
+		const struct http_route *named = slash_route(ex->settings, req->path, req->path_len);
+		if (named != NULL)
+			ex->route = named;
+	}
 	if (ex->route == NULL)
 		return 0;	/* a 404, once the body (if any) is read */
 	allowed = ex->route->handler->methods;

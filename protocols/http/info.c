@@ -270,14 +270,21 @@ static void label_value(struct evbuffer *out, const char *text)
 	}
 }
 
-static void sample(struct evbuffer *out, const char *family, const struct chassis_listener_stats *s,
-		   unsigned long long value)
+/* A sample's name and its unit's labels, the brace left open. */
+static void labels(struct evbuffer *out, const char *family, const struct chassis_listener_stats *s)
 {
 	evbuffer_add_printf(out, "%s{listener=\"", family);
 	label_value(out, s->name);
 	evbuffer_add_printf(out, "\",protocol=\"");
 	label_value(out, s->protocol);
-	evbuffer_add_printf(out, "\"} %llu\n", value);
+	evbuffer_add_printf(out, "\"");
+}
+
+static void sample(struct evbuffer *out, const char *family, const struct chassis_listener_stats *s,
+		   unsigned long long value)
+{
+	labels(out, family, s);
+	evbuffer_add_printf(out, "} %llu\n", value);
 }
 
 #define LISTENER_COUNTER(field, help)                                              \
@@ -298,55 +305,183 @@ static const struct {
 	LISTENER_COUNTER(dropped, "Datagrams dropped."),
 };
 
-/* Module counters become chassisd_<protocol>_<key>, one family per pair,
- * samples grouped as the format requires. */
+/* What each module key counts, for HELP; kind "" is the module's own line,
+ * otherwise its rows of that kind. A key not here gets a generic HELP. */
+static const struct {
+	const char *kind, *key, *help;
+} module_help[] = {
+	{ "", "requests", "HTTP requests read." },
+	{ "", "responses_1xx", "HTTP responses with a 1xx status." },
+	{ "", "responses_2xx", "HTTP responses with a 2xx status." },
+	{ "", "responses_3xx", "HTTP responses with a 3xx status." },
+	{ "", "responses_4xx", "HTTP responses with a 4xx status." },
+	{ "", "responses_5xx", "HTTP responses with a 5xx status." },
+	{ "", "bad_requests", "HTTP requests refused as malformed or over a limit." },
+	{ "", "head_timeouts", "HTTP connections closed at head-timeout waiting for a request head." },
+	{ "", "body_bytes_out", "HTTP response body bytes sent." },
+	{ "", "prepared_answers", "HTTP answers sent from a prepared head and body." },
+	{ "", "files_cut_short", "Files truncated while being sent (connection reset)." },
+	{ "", "fortunes", "Fortunes sent." },
+	{ "", "clips", "Clips sent." },
+	{ "", "failed", "Requests whose program failed." },
+	{ "", "busy", "Requests refused because max-children programs were running." },
+	{ "", "not_ready", "UDP requests dropped because no fortune was ready." },
+	{ "", "children", "Programs running now." },
+	{ "", "spawned", "Programs started." },
+	{ "", "timed_out", "Programs killed at their timeout." },
+	{ "", "cut", "Program outputs cut at output-limit." },
+	{ "", "relayed", "Upstream connections made for clients." },
+	{ "", "unreachable", "Clients closed because no upstream could be reached." },
+	{ "", "retried", "Upstream connection attempts that failed and were retried on another." },
+	{ "", "datagrams", "Datagrams made from the source." },
+	{ "", "bytes", "Bytes taken from the source into datagrams." },
+	{ "", "sent", "Datagrams sent, one per destination." },
+	{ "", "sent_bytes", "Bytes sent, all destinations." },
+	{ "", "blocked", "Sends the kernel refused for lack of buffer space, retried." },
+	{ "", "dropped_queue_full", "Datagrams dropped because the send queue was full." },
+	{ "", "dropped_error", "Datagrams dropped on a send error." },
+	{ "", "late", "Datagrams sent late: their due time had passed." },
+	{ "", "discontinuities", "Times the source started again or jumped (a loop, a restart)." },
+	{ "", "rtp_packets", "RTP packets sent (the RTCP sender report's count, wraps at 2^32)." },
+	{ "", "rtp_octets", "RTP payload bytes sent (the RTCP sender report's count, wraps at 2^32)." },
+	{ "", "pcr_discontinuities", "PCR jumps that started a new timing segment." },
+	{ "", "ts_bytes_cut", "Source bytes cut out where TS packets did not line up." },
+	{ "upstream", "connections", "Connections open to the upstream now." },
+	{ "upstream", "connects", "Connections made to the upstream." },
+	{ "upstream", "failures", "Connection attempts to the upstream that failed." },
+	{ "upstream", "bytes_up", "Bytes relayed from clients to the upstream." },
+	{ "upstream", "bytes_down", "Bytes relayed from the upstream to clients." },
+	{ "upstream", "up", "1 when the upstream is taken as reachable, else 0." },
+	{ "upstream", "backoff_ms", "Time left before the upstream is tried again." },
+	{ "source", "bytes", "Bytes read from the source." },
+	{ "source", "datagrams", "Datagrams read from a listener source." },
+	{ "source", "restarts", "Times the source was started again." },
+	{ "source", "failures", "Times the source failed." },
+	{ "source", "dropped", "Source bytes or datagrams dropped for lack of room." },
+	{ "netsim", "in", "Datagrams into the fault simulator." },
+	{ "netsim", "out", "Datagrams out of the fault simulator." },
+	{ "netsim", "lost", "Datagrams the fault simulator dropped." },
+	{ "netsim", "duplicated", "Datagrams the fault simulator duplicated." },
+	{ "netsim", "reordered", "Datagrams the fault simulator reordered." },
+	{ "netsim", "delayed", "Datagrams the fault simulator delayed." },
+	{ "netsim", "corrupted", "Datagrams the fault simulator corrupted." },
+	{ "netsim", "overflow", "Datagrams dropped because the fault simulator held max-held." },
+};
+
+/* Levels rather than counts: a module key that can go down. */
+static const char *const gauge_keys[] = { "connections", "children", "up", "backoff_ms", NULL };
+
+/* How a module key is exported: its family name (Prometheus conventions:
+ * snake case, a counter ends in _total, times in seconds), its type and
+ * the divisor that turns its value into the unit the name says. */
+struct metric_family {
+	char name[192];
+	bool gauge;
+	unsigned divisor;		/* 1, or 1000 for a key in milliseconds */
+};
+
+static bool ends_with(const char *text, const char *suffix)
+{
+	size_t len = strlen(text), n = strlen(suffix);
+	return len >= n && strcmp(text + len - n, suffix) == 0;
+}
+
+static void metric_family(struct metric_family *f, const char *protocol, const char *kind, const char *key)
+{
+	size_t key_len = strlen(key);
+
+	f->gauge = false;
+	for (size_t i = 0; gauge_keys[i] != NULL; i++)
+		f->gauge = f->gauge || strcmp(gauge_keys[i], key) == 0;
+	f->divisor = ends_with(key, "_ms") ? 1000 : 1;
+	if (f->divisor == 1000)
+		key_len -= 3;
+	snprintf(f->name, sizeof(f->name), "chassisd_%s_%s%s%.*s%s%s", protocol, kind, kind[0] ? "_" : "", (int)key_len,
+		 key, f->divisor == 1000 ? "_seconds" : "", f->gauge ? "" : "_total");
+	for (char *p = f->name; *p; p++)
+		if (*p == '-')
+			*p = '_';
+}
+
+static void metric_head(struct evbuffer *out, const struct metric_family *f, const char *protocol, const char *kind,
+			const char *key)
+{
+	const char *help = NULL;
+
+	for (size_t i = 0; i < sizeof(module_help) / sizeof(module_help[0]) && help == NULL; i++)
+		if (strcmp(module_help[i].kind, kind) == 0 && strcmp(module_help[i].key, key) == 0)
+			help = module_help[i].help;
+	if (help != NULL)
+		evbuffer_add_printf(out, "# HELP %s %s\n", f->name, help);
+	else
+		evbuffer_add_printf(out, "# HELP %s The %s module's %s%s%s count.\n", f->name, protocol, kind,
+				    kind[0] ? " " : "", key);
+	evbuffer_add_printf(out, "# TYPE %s %s\n", f->name, f->gauge ? "gauge" : "counter");
+}
+
+static void metric_value(struct evbuffer *out, const struct metric_family *f, unsigned long long value)
+{
+	if (f->divisor == 1)
+		evbuffer_add_printf(out, " %llu\n", value);
+	else
+		evbuffer_add_printf(out, " %llu.%03llu\n", value / f->divisor, value % f->divisor);
+}
+
+static bool has_key(const char *counters, const char *key)
+{
+	char other[64];
+	unsigned long long value;
+
+	while (next_counter(&counters, other, sizeof(other), &value))
+		if (strcmp(other, key) == 0)
+			return true;
+	return false;
+}
+
+/* Module counters become chassisd_<protocol>_<key>[_total], one family per
+ * pair, samples grouped as the format requires. */
 static void metrics_module(struct evbuffer *out, const struct info_snapshot *snap)
 {
 	for (size_t i = 0; i < snap->count; i++) {
-		const char *cursor = snap->listeners[i].module;
-		char key[64], family[128];
+		const char *cursor = snap->listeners[i].module, *protocol = snap->listeners[i].stats.protocol;
+		char key[64];
 		unsigned long long value;
 
 		while (next_counter(&cursor, key, sizeof(key), &value)) {
+			struct metric_family f;
 			bool seen = false;
 
+			/* A unit of the same protocol may have other keys (a udp
+			 * listener and a udp stream): each key once, by its first. */
 			for (size_t j = 0; j < i && !seen; j++)
-				seen = strcmp(snap->listeners[j].stats.protocol, snap->listeners[i].stats.protocol) == 0;
+				seen = strcmp(snap->listeners[j].stats.protocol, protocol) == 0 &&
+				       has_key(snap->listeners[j].module, key);
 			if (seen)
 				continue;
-			snprintf(family, sizeof(family), "chassisd_%s_%s", snap->listeners[i].stats.protocol, key);
-			for (char *p = family; *p; p++)
-				if (*p == '-')
-					*p = '_';
-			evbuffer_add_printf(out, "# HELP %s The %s module's %s counter.\n# TYPE %s untyped\n", family,
-					    snap->listeners[i].stats.protocol, key, family);
+			metric_family(&f, protocol, "", key);
+			metric_head(out, &f, protocol, "", key);
 			for (size_t k = i; k < snap->count; k++) {
 				const char *other = snap->listeners[k].module;
 				char other_key[64];
 				unsigned long long other_value;
 
-				if (strcmp(snap->listeners[k].stats.protocol, snap->listeners[i].stats.protocol) != 0)
+				if (strcmp(snap->listeners[k].stats.protocol, protocol) != 0)
 					continue;
 				while (next_counter(&other, other_key, sizeof(other_key), &other_value))
-					if (strcmp(other_key, key) == 0)
-						sample(out, family, &snap->listeners[k].stats, other_value);
+					if (strcmp(other_key, key) == 0) {
+						labels(out, f.name, &snap->listeners[k].stats);
+						evbuffer_add_printf(out, "}");
+						metric_value(out, &f, other_value);
+					}
 			}
 		}
 	}
 }
 
-static void family_name(char *family, size_t len, const char *protocol, const char *kind, const char *key)
-{
-	snprintf(family, len, "chassisd_%s_%s%s%s", protocol, kind, kind[0] ? "_" : "", key);
-	for (char *p = family; *p; p++)
-		if (*p == '-')
-			*p = '_';
-}
-
 /* Every sample of one row family: chassisd_<protocol>_<kind>_<key> with
  * the row's name as a label named after its kind. */
 static void metrics_row_family(struct evbuffer *out, const struct info_snapshot *snap, const char *protocol,
-			       const char *kind, const char *key, const char *family)
+			       const char *kind, const char *key, const struct metric_family *f)
 {
 	for (size_t k = 0; k < snap->count; k++) {
 		const char *cursor = snap->listeners[k].stats.module_rows;
@@ -364,13 +499,11 @@ static void metrics_row_family(struct evbuffer *out, const struct info_snapshot 
 			while (next_counter(&c, other, sizeof(other), &value)) {
 				if (strcmp(other, key) != 0)
 					continue;
-				evbuffer_add_printf(out, "%s{listener=\"", family);
-				label_value(out, snap->listeners[k].stats.name);
-				evbuffer_add_printf(out, "\",protocol=\"");
-				label_value(out, protocol);
-				evbuffer_add_printf(out, "\",%s=\"", kind);
+				labels(out, f->name, &snap->listeners[k].stats);
+				evbuffer_add_printf(out, ",%s=\"", kind);
 				label_value(out, row.name);
-				evbuffer_add_printf(out, "\"} %llu\n", value);
+				evbuffer_add_printf(out, "\"}");
+				metric_value(out, f, value);
 			}
 		}
 	}
@@ -391,21 +524,21 @@ static void metrics_rows(struct evbuffer *out, const struct info_snapshot *snap)
 
 		while (next_row(&cursor, &row)) {
 			const char *c = row.counters;
-			char key[64], family[192];
+			char key[64];
 			unsigned long long value;
+			struct metric_family f;
 			bool known;
 
 			while (next_counter(&c, key, sizeof(key), &value)) {
-				family_name(family, sizeof(family), protocol, row.kind, key);
+				metric_family(&f, protocol, row.kind, key);
 				known = false;
-				for (size_t f = 0; f < n_seen && !known; f++)
-					known = strcmp(seen[f], family) == 0;
+				for (size_t n = 0; n < n_seen && !known; n++)
+					known = strcmp(seen[n], f.name) == 0;
 				if (known || n_seen == INFO_ROW_FAMILIES_MAX)
 					continue;
-				memcpy(seen[n_seen++], family, sizeof(family));
-				evbuffer_add_printf(out, "# HELP %s The %s module's %s %s.\n# TYPE %s untyped\n",
-						    family, protocol, row.kind, key, family);
-				metrics_row_family(out, snap, protocol, row.kind, key, family);
+				memcpy(seen[n_seen++], f.name, sizeof(f.name));
+				metric_head(out, &f, protocol, row.kind, key);
+				metrics_row_family(out, snap, protocol, row.kind, key, &f);
 			}
 		}
 	}

@@ -284,6 +284,22 @@ static void http_allow_header(unsigned methods, char *buf, size_t len)
 		snprintf(buf + used, len - used, "\r\n");
 }
 
+void http_respond_add_slash(struct http_exchange *ex)
+{
+	const struct http_request *req = &ex->request;
+	size_t cap = req->path_len + req->query_len + 32;
+	char *location = malloc(cap);
+
+	if (location == NULL) {
+		http_respond_error(ex, 500, "out of memory");
+		return;
+	}
+	snprintf(location, cap, "Location: %.*s/%s%.*s\r\n", (int)req->path_len, req->path, req->query ? "?" : "",
+		 (int)req->query_len, req->query ? req->query : "");
+	http_respond_bytes(ex, 301, NULL, NULL, 0, location);
+	free(location);
+}
+
 void http_respond_error(struct http_exchange *ex, int status, const char *detail)
 {
 	struct evbuffer *page = evbuffer_new();

@@ -42,6 +42,10 @@ void http_respond_buffer(struct http_exchange *ex, int status, const char *type,
 void http_respond_file(struct http_exchange *ex, struct evbuffer_file_segment *segment, off_t offset, off_t len);
 /* An HTML error page; `detail` is escaped. */
 void http_respond_error(struct http_exchange *ex, int status, const char *detail);
+/* 301 to the request's path with a "/" added, its query kept: a directory
+ * (or a route written "/files/") asked for as "/files", so that relative
+ * links resolve inside it. */
+void http_respond_add_slash(struct http_exchange *ex);
 /* A module's feed as a chunked body; the exchange finishes when it ends. */
 void http_respond_feed(struct http_exchange *ex, const struct protocol *module, void *module_state);
 const char *http_status_text(int status);

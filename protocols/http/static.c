@@ -686,7 +686,7 @@ static size_t listing_read(int fd, struct listing_entry **out)
 	return n;
 }
 
-static void static_listing(struct http_exchange *ex, int fd, bool at_root)
+static void static_listing(struct http_exchange *ex, int fd)
 {
 	struct evbuffer *page = evbuffer_new();
 	struct listing_entry *entries;
@@ -702,8 +702,8 @@ static void static_listing(struct http_exchange *ex, int fd, bool at_root)
 	evbuffer_add_printf(page, "</title></head>\n<body><h1>Index of ");
 	http_html_escape(page, req->path, req->path_len);
 	evbuffer_add_printf(page, "</h1>\n<table>\n<tr><th>Name</th><th>Size</th><th>Modified</th></tr>\n");
-	if (!at_root)
-		evbuffer_add_printf(page, "<tr><td><a href=\"../\">../</a></td><td>-</td><td></td></tr>\n");
+	/* As nginx does, in the route's own directory too: "../" leaves it. */
+	evbuffer_add_printf(page, "<tr><td><a href=\"../\">../</a></td><td>-</td><td></td></tr>\n");
 	for (size_t i = 0; i < n; i++) {
 		char when[30];
 
@@ -737,19 +737,10 @@ static void static_directory(struct http_exchange *ex, const struct http_static 
 	char index[PATH_MAX];
 	struct static_file found = { .fd = -1 };
 
-	if (!trailing_slash) {
-		size_t cap = req->path_len + req->query_len + 32;
-		char *location = malloc(cap);
-
+	/* The route's own directory too: "/files" for route "/files". */
+	if (!trailing_slash || req->path_len == 0 || req->path[req->path_len - 1] != '/') {
 		static_file_release(file);
-		if (location == NULL) {
-			http_respond_error(ex, 500, "out of memory");
-			return;
-		}
-		snprintf(location, cap, "Location: %.*s/%s%.*s\r\n", (int)req->path_len, req->path,
-			 req->query ? "?" : "", (int)req->query_len, req->query ? req->query : "");
-		http_respond_bytes(ex, 301, NULL, NULL, 0, location);
-		free(location);
+		http_respond_add_slash(ex);
 		return;
 	}
 	if ((size_t)snprintf(index, sizeof(index), "%s%s%s", rel, rel_len ? "/" : "", files->index) >= sizeof(index)) {
@@ -772,7 +763,7 @@ static void static_directory(struct http_exchange *ex, const struct http_static 
 		http_respond_error(ex, 403, "This directory has no index and listing is off.");
 		return;
 	}
-	static_listing(ex, file->fd, rel_len == 0);
+	static_listing(ex, file->fd);
 }
 
 static void static_serve(struct http_exchange *ex, const struct http_route *route, void *route_state)

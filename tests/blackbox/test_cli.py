@@ -2,7 +2,11 @@
 import os
 import re
 import socket
+import shutil
 import subprocess
+import tempfile
+
+import pytest
 
 from conftest import BINARY, ROOT, echo_listener, free_port
 
@@ -102,7 +106,7 @@ def test_version_and_help():
     r = run("--version")
     assert r.returncode == 0 and re.fullmatch(r"chassisd \d+\.\d+\.\d+\n", r.stdout)
     r = run("--help")
-    assert r.returncode == 0 and "usage: chassisd [-c FILE] [-t] [-v]" in r.stdout
+    assert r.returncode == 0 and "usage: chassisd [-c FILE] [-t | -T] [-v]" in r.stdout
     r = run("--bogus")
     assert r.returncode == 2 and "usage:" in r.stderr
 
@@ -125,8 +129,53 @@ def test_port_conflict_names_listener_address_and_reason(tmp_path):
         s.listen()
         r = run("-c", str(conf))
     assert r.returncode == 1
-    assert "listener busy: cannot bind 127.0.0.1:%d (tcp): Address already in use" % port in r.stderr
+    # FILE:LINE points at the listener's address, as config errors do.
+    assert "<3>%s:4: listener busy: cannot bind 127.0.0.1:%d (tcp): Address already in use" % (conf, port) \
+        in r.stderr
     assert "not started" in r.stderr
+
+
+def test_a_low_port_without_privilege_says_what_it_needs(tmp_path):
+    if int(open("/proc/sys/net/ipv4/ip_unprivileged_port_start").read()) <= 900:
+        pytest.skip("this host lets anyone bind ports below 1024")
+    # pytest's own folders are private to root; nobody must read the file.
+    folder = tempfile.mkdtemp(prefix="chassisd-conf-")
+    os.chmod(folder, 0o755)
+    conf = os.path.join(folder, "c.conf")
+    with open(conf, "w") as f:
+        f.write(echo_listener("low", 900))
+    os.chmod(conf, 0o644)
+    r = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--inh-caps=-all",
+                        BINARY, "-c", str(conf)], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1
+    assert ("<3>%s:4: listener low: cannot bind 127.0.0.1:900 (tcp): Permission denied "
+            "(a port below 1024 needs root or CAP_NET_BIND_SERVICE)" % conf) in r.stderr
+    shutil.rmtree(folder)
+
+
+def test_check_reports_the_line_a_runaway_string_starts_on(tmp_path):
+    conf = tmp_path / "c.conf"
+    # The case: the quote after "info" is missing; libconfuse
+    # pairs the quotes that follow wrongly and stops on line 2.
+    conf.write_text('log-level = "info\nlistener "e" {\n protocol = "echo\n address = "127.0.0.1:7000"\n}\n')
+    r = run("-t", "-c", str(conf))
+    assert r.returncode == 1
+    assert r.stderr.splitlines()[0] == \
+        "%s:1: this string runs on to line 2: is its closing quote missing?" % conf
+
+
+def test_check_goes_on_after_a_bad_value_and_suggests_a_name(tmp_path):
+    conf = tmp_path / "c.conf"
+    conf.write_text('listener "a" {\n protocol = "echo"\n adress = "127.0.0.1:7000"\n'
+                    ' max-connections = "many"\n per-source = 0\n}\n')
+    r = run("-t", "-c", str(conf))
+    assert r.returncode == 1
+    assert r.stderr.splitlines() == [
+        "%s:3: no such option 'adress' (did you mean 'address'?)" % conf,
+        "%s:4: invalid integer value for option 'max-connections'" % conf,
+        "%s:2: listener \"a\": missing \"address\"" % conf,
+        "%s:5: listener \"a\": per-source must be from 1 to 1000000, not 0" % conf,
+    ]
 
 
 def test_optional_listener_that_cannot_bind_is_skipped(start_daemon):
@@ -135,8 +184,8 @@ def test_optional_listener_that_cannot_bind_is_skipped(start_daemon):
         s.bind(("127.0.0.1", busy))
         s.listen()
         d = start_daemon(echo_listener("busy", busy, "required = false") + echo_listener("ok", free))
-        d.wait_log(r"<4>listener busy: cannot bind 127\.0\.0\.1:%d \(tcp\): Address already in use "
-                   r"\(not required: carrying on without it\)" % busy)
+        d.wait_log(r"<4>%s:4: listener busy: cannot bind 127\.0\.0\.1:%d \(tcp\): Address already in use "
+                   r"\(not required: carrying on without it\)" % (re.escape(d.config), busy))
         with socket.create_connection(("127.0.0.1", free), timeout=5) as c:
             c.sendall(b"hi")
             assert c.recv(2) == b"hi"

@@ -9,6 +9,7 @@ import re
 import shutil
 import socket
 import subprocess
+import urllib.parse
 import time
 
 import pytest
@@ -447,6 +448,27 @@ def test_directories_redirect_index_and_autoindex(web):
     assert b'href="plain.txt"' in body
 
 
+def test_a_route_directory_without_its_slash_redirects_and_its_links_resolve(start_daemon, tmp_path):
+    """GET /files for route "/files" (or "/files/") used to list with links
+    relative to "/", so that "a.txt" pointed at /a.txt."""
+    root = make_root(tmp_path)
+    port = free_port()
+    start_daemon(web_config(port, root, routes_before=(
+        'route "/files" { handler = "static"  root = "%s/noindex"  autoindex = true }\n'
+        '    route "/slash/" { handler = "static"  root = "%s/noindex"  autoindex = true }' % (root, root))))
+    for prefix in ("/files", "/slash"):
+        status, headers, _ = head_and_body(port, prefix + "?sort=name")
+        assert status == 301 and headers["location"] == prefix + "/?sort=name"
+        # curl follows it and resolves the listing's links as a browser would.
+        r = curl("-L", "-w", "%{url_effective}", "-o", "/dev/null", "http://127.0.0.1:%d%s" % (port, prefix))
+        assert r.stdout.decode() == "http://127.0.0.1:%d%s/" % (port, prefix)
+        status, _, body = head_and_body(port, prefix + "/")
+        assert status == 200 and b'<a href="../">../</a>' in body, "nginx lists ../ at the top too"
+        assert b'href="plain.txt"' in body
+        link = urllib.parse.urljoin("http://127.0.0.1:%d%s/" % (port, prefix), "plain.txt")
+        assert curl(link).stdout == b"x\n"
+
+
 def test_autoindex_of_an_empty_directory(web):
     """Under the sanitizer build this was a UBSan report (qsort of NULL)."""
     d, port, root = web
@@ -623,7 +645,7 @@ def test_status_json_and_metrics(web):
     values = {(n, l): v for n, l, v in samples}
     assert values[("chassisd_reload_generation", "")] == 1
     assert values[("chassisd_listener_accepted_total", '{listener="web",protocol="http"}')] >= 3
-    assert values[("chassisd_http_requests", '{listener="web",protocol="http"}')] >= 2
+    assert values[("chassisd_http_requests_total", '{listener="web",protocol="http"}')] >= 2
     if shutil.which("promtool"):
         r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
         assert r.returncode == 0, r.stdout + r.stderr

@@ -149,3 +149,25 @@ class connect_blocker:
 
     def __exit__(self, *exc):
         self.sock.close()
+
+
+def test_errors_in_an_included_file_name_it_in_config_file(start_daemon, journald, tmp_path):
+    wrapper, records = journald
+    port, taken_port = free_port(), free_port()
+    workdir = tmp_path / "d"
+    workdir.mkdir()
+    included = workdir / "more.conf"
+    included.write_text(echo_listener("more", port))
+    d = start_daemon('include = "more.conf"\n', wrapper=wrapper, workdir=str(workdir))
+    bound = wait_for(records, lambda r: with_id(LISTENER_BOUND)(r) and r.get("LISTENER") == "more", "bound")[0]
+    assert (bound["CONFIG_FILE"], bound["CONFIG_LINE"]) == (str(included), "2")
+    included.write_text(echo_listener("more", port) + 'listener "bad" {\n  protocol = "nope"\n}\n')
+    assert "STATUS=reload failed" in d.reload()
+    failed = wait_for(records, lambda r: with_id(RELOAD_FAILED)(r) and "CONFIG_LINE" in r, "reload failed")
+    assert (failed[0]["CONFIG_FILE"], failed[0]["CONFIG_LINE"]) == (str(included), "8")
+    with connect_blocker(taken_port):
+        included.write_text(echo_listener("more", port) + echo_listener("busy", taken_port))
+        assert "STATUS=reload failed" in d.reload()
+    bind = wait_for(records, with_id(BIND_FAILED), "bind failed")[0]
+    assert (bind["CONFIG_FILE"], bind["CONFIG_LINE"]) == (str(included), "10")
+    assert d.stop() == 0

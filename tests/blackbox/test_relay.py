@@ -578,8 +578,8 @@ def test_status_dump_and_metrics_show_upstreams(start_daemon):
                      r"up=1 backoff_ms=0 listener=r" % echo, dump), dump
     with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % web, timeout=5) as r:
         metrics = r.read().decode()
-    assert ('chassisd_relay_upstream_bytes_up{listener="r",protocol="relay",upstream="127.0.0.1:%d"} 3' % echo) in metrics
-    assert 'chassisd_relay_relayed{listener="r",protocol="relay"} 1' in metrics
+    assert ('chassisd_relay_upstream_bytes_up_total{listener="r",protocol="relay",upstream="127.0.0.1:%d"} 3' % echo) in metrics
+    assert 'chassisd_relay_relayed_total{listener="r",protocol="relay"} 1' in metrics
     promtool = "/usr/bin/promtool"
     if os.path.exists(promtool):
         r = subprocess.run([promtool, "check", "metrics"], input=metrics.encode(), capture_output=True, timeout=30)

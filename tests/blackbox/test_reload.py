@@ -168,7 +168,7 @@ def test_bind_failure_on_reload_rolls_back(start_daemon):
         blocker.listen()
         status = d.reload(echo_listener("new-ok", new_ok) + echo_listener("busy", busy))
     assert "reload failed (bind error), old config serving: 1 listener" in status
-    d.wait_log(r"<3>listener busy: cannot bind 127\.0\.0\.1:%d \(tcp\): Address already in use" % busy)
+    d.wait_log(r"<3>\S+:\d+: listener busy: cannot bind 127\.0\.0\.1:%d \(tcp\): Address already in use" % busy)
     with pytest.raises(ConnectionRefusedError):
         connect(new_ok)
     with connect(port) as s:
@@ -224,5 +224,5 @@ def test_sigusr1_dumps_status(start_daemon):
         assert echo_once(s)
         text = d.status_dump()
     assert "<6>status: 2 listeners, 1 connection, generation 1" in text
-    assert "status: 127.0.0.1:%d 1 connections, accepted=1 denied=0" % port in text
+    assert "status: 127.0.0.1:%d 1 connection, accepted=1 denied=0" % port in text
     assert "status: 127.0.0.1:%d datagrams=0 replies=0 dropped=0 denied=0 listener=u protocol=echo transport=udp" % udp in text

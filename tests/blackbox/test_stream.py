@@ -342,7 +342,7 @@ def test_status_shows_a_stream_with_its_source_and_counters(start_daemon, tmp_pa
     assert st["text"]["state"] == "ended"
     with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % web, timeout=5) as r:
         metrics = r.read().decode()
-    assert 'chassisd_udp_datagrams{listener="tv",protocol="udp"} 20' in metrics
+    assert 'chassisd_udp_datagrams_total{listener="tv",protocol="udp"} 20' in metrics
     assert "1 listener, 1 stream" in d.notifications[-1] or "stream" in "".join(d.notifications)
 
 

@@ -3,7 +3,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <syslog.h>
+#include <unistd.h>
 
 #include "conf/conf.h"
 #include "daemon/protocol.h"
@@ -29,11 +31,14 @@ static char *read_text(const char *path)
 	return text;
 }
 
-/* The errors, one per line, with the file name written as FILE. */
+/* The errors, one per line, with the file name written as FILE and its
+ * folder (where included files are) as DIR. */
 static char *errors_as_text(const struct conf_errors *errors, const char *path)
 {
 	size_t cap = 1;
-	char *text, *out;
+	char *text, *out, dir[1024];
+
+	snprintf(dir, sizeof(dir), "%.*s/", (int)(strrchr(path, '/') - path), path);
 
 	for (size_t i = 0; i < errors->count; i++)
 		cap += strlen(errors->lines[i]) + 1;
@@ -45,6 +50,8 @@ static char *errors_as_text(const struct conf_errors *errors, const char *path)
 			out += sprintf(out, "FILE");
 			line += strlen(path);
 		}
+		for (const char *hit; (hit = strstr(line, dir)) != NULL; line = hit + strlen(dir))
+			out += sprintf(out, "%.*sDIR/", (int)(hit - line), line);
 		out += sprintf(out, "%s\n", line);
 	}
 	return text;
@@ -220,4 +227,24 @@ Test(conf, values_and_defaults_reach_the_snapshot)
 	cr_assert_str_eq(conf->listeners[3].unit.module->name, "relay");
 	cr_assert_not_null(conf->listeners[3].unit.settings);
 	conf_free(conf);
+}
+
+/* The fuzz targets load their config through a memfd's /proc/self/fd link,
+ * which no realpath() names: includes must not need one. */
+Test(conf, a_config_through_a_proc_fd_link_loads)
+{
+	static const char text[] = "listener \"e\" {\n protocol = \"echo\"\n address = \"127.0.0.1:7000\"\n}\n";
+	struct conf_errors errors = { 0 };
+	int fd = memfd_create("chassisd.conf", MFD_CLOEXEC);
+	char path[64];
+	struct conf *conf;
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, text, sizeof(text) - 1), (ssize_t)sizeof(text) - 1);
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	conf = conf_load(path, protocol_config_table(), &errors);
+	cr_assert_not_null(conf, "%s", errors.count ? errors.lines[0] : "");
+	conf_free(conf);
+	conf_errors_clear(&errors);
+	close(fd);
 }

@@ -81,3 +81,17 @@ Test(strip, a_nul_byte_is_named_with_its_line)
 	cr_assert_eq(conf_strip_comments(text, sizeof(text) - 1, &problem), 2);
 	cr_assert_str_eq(problem, "a NUL byte: this is not a text file");
 }
+
+Test(strip, the_first_string_that_spans_lines_is_found_with_its_end)
+{
+	const char *open = "a = \"x\"\nb = \"info\nc = \"y\"\n";
+	const char *never = "a = 'x'\nb = \"info\n";
+	const char *none = "a = \"x\" b = 'y'\n";
+	int ends = -1;
+
+	cr_assert_eq(conf_find_runaway_string(open, strlen(open), &ends), 2);
+	cr_assert_eq(ends, 3);
+	cr_assert_eq(conf_find_runaway_string(never, strlen(never), &ends), 2);
+	cr_assert_eq(ends, 0, "a string the file ends inside has no end line");
+	cr_assert_eq(conf_find_runaway_string(none, strlen(none), &ends), 0);
+}
