@@ -47,6 +47,7 @@ struct loader {
 	struct listener_ref *refs;
 	size_t n_refs;
 	int parse_error_line;			/* where libconfuse stopped; 0 = it did not */
+	bool printing_stream;			/* -T: the unit printed now is a stream */
 	struct conf_text text;			/* lines below are lines of text */
 };
 
@@ -1508,11 +1509,31 @@ static bool listed(const char *const *names, const char *name)
  * unit (which -t would reject once written), and optional sections that
  * were not written (netsim, a route's module). Everything else is printed
  * with its value, defaults included. */
+/* A module's option that applies only on the other side (a listener's in a
+ * stream's section, or the reverse). */
+static bool other_side_only(const struct loader *ld, const char *section, const char *name)
+{
+	for (size_t i = 0; ld->modules[i] != NULL; i++) {
+		const struct conf_module *m = ld->modules[i];
+		const char *const *other = ld->printing_stream ? m->listener_only : m->stream_only;
+
+		if (strcmp(m->name, section) == 0)
+			return other != NULL && listed(other, name);
+	}
+	return false;
+}
+
 static int skip_in_effective(cfg_t *cfg, cfg_opt_t *opt)
 {
-	const struct loader *ld = active_loader;
+	struct loader *ld = active_loader;
 	bool listener = strcmp(cfg->name, "listener") == 0, unit = listener || strcmp(cfg->name, "stream") == 0;
 
+	/* cfg_print asks about a unit's options before it prints the module's
+	 * section among them, so the section's side is known by then. */
+	if (unit)
+		ld->printing_stream = !listener;
+	else if (other_side_only(ld, cfg->name, opt->name))
+		return 1;
 	if (opt->type == CFGT_SEC) {
 		if (opt->flags & CFGF_MULTI)
 			return 0;

@@ -613,11 +613,12 @@ static char *default_cname(void)
 
 /* A stream sends and a listener receives: the other side's options are a
  * mistake, said at their line. */
+static const char *const rtp_sender_option_names[] = { "payload", "pace", "sdp", NULL };
+
 static void rtp_check_side(cfg_t *sec, struct conf_scope *scope)
 {
-	static const char *const sender_only[] = { "payload", "pace", "sdp", NULL };
 	bool stream = conf_scope_is_stream(scope);
-	const char *const *names = stream ? rtp_receive_option_names : sender_only;
+	const char *const *names = stream ? rtp_receive_option_names : rtp_sender_option_names;
 
 	for (size_t i = 0; sec != NULL && names[i] != NULL; i++)
 		if (conf_scope_written(scope, names[i]))
@@ -719,6 +720,8 @@ const struct protocol protocol_rtp = {
 		.transports = TRANSPORT_BIT(TRANSPORT_UDP) | TRANSPORT_BIT(TRANSPORT_MULTICAST) | UNIT_STREAM_BIT,
 		.configure = rtp_configure,
 		.settings_free = rtp_settings_free,
+		.listener_only = rtp_receive_option_names,
+		.stream_only = rtp_sender_option_names,
 	},
 	.start = rtp_unit_start,
 	.stop = rtp_unit_stop,

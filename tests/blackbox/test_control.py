@@ -91,7 +91,7 @@ def test_status_prints_every_listener_by_name(start_daemon):
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert lines[0] == "status: 2 listeners, 1 connection, generation 1"
-    assert any("listener=alpha protocol=echo transport=tcp" in line and "127.0.0.1:%d 1 connections" % a in line
+    assert any("listener=alpha protocol=echo transport=tcp" in line and "127.0.0.1:%d 1 connection," % a in line
                for line in lines), r.stdout
     assert any("listener=beta protocol=echo transport=udp" in line for line in lines), r.stdout
     # Asked for, so given whatever log-level says; the log stays quiet.

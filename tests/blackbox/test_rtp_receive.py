@@ -86,7 +86,7 @@ def test_gstreamer_sends_and_the_recording_is_the_file_byte_for_byte(start_daemo
     assert "rtp sender SSRC %s playing" % row["name"] in d.log()
     with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % web, timeout=5) as r:
         metrics = r.read().decode()
-    assert ('chassisd_rtp_sender_played{listener="news-in",protocol="rtp",sender="%s"} %d'
+    assert ('chassisd_rtp_sender_played_total{listener="news-in",protocol="rtp",sender="%s"} %d'
             % (row["name"], row["played"])) in metrics
 
 
