@@ -24,8 +24,9 @@
 #include "daemon/log.h"
 #include "daemon/pacer.h"
 #include "daemon/protocol.h"
-#include "daemon/sender.h"
 #include "protocols/rtp/packet.h"
+#include "protocols/rtp/receivers.h"
+#include "protocols/rtp/rtcp_link.h"
 #include "protocols/rtp/ts.h"
 #include "protocols/support/outlet.h"
 #include "sources/source.h"
@@ -50,6 +51,11 @@
 /* RFC 3550 6.2: about every 5 s, randomised to 0.5-1.5 times that. */
 #define RTCP_INTERVAL_MS 5000
 #define RTCP_MAX 1500
+/* Receivers kept at most, and how long one may be silent: RFC 3550 6.3.5
+ * times a participant out after five RTCP intervals. */
+#define RTP_RECEIVERS_DEFAULT 64
+#define RTP_RECEIVERS_MAX 4096
+#define RTP_RECEIVER_TIMEOUT_S (5 * RTCP_INTERVAL_MS / 1000)
 
 enum rtp_pace { RTP_PACE_PCR, RTP_PACE_RATE };
 
@@ -58,6 +64,9 @@ struct rtp_settings {
 	bool rtcp;
 	char *sdp;
 	char *cname;
+	unsigned rtcp_port;		/* where SRs leave from and RRs come to; 0: any */
+	unsigned receivers;		/* the receiver table's size */
+	unsigned receiver_timeout;	/* seconds */
 };
 
 struct rtp_stream {
@@ -95,9 +104,14 @@ struct rtp_stream {
 	uint64_t rate;			/* bytes per second, from the stream */
 	uint64_t late;
 	/* RTCP */
-	struct sender *rtcp;
+	struct rtcp_link *rtcp;
 	struct event *rtcp_timer;
 	uint32_t packets, octets;
+	uint32_t packets_at_sr;		/* packets when the last SR went */
+	bool sr_sent;
+	struct rtp_receivers receivers;
+	uint64_t receiver_timeout_ns;
+	uint64_t rtcp_malformed;	/* datagrams on the RTCP port that are not RTCP */
 	uint64_t last_send_ns;
 	uint8_t packet[RTP_HEADER_SIZE + RTP_PAYLOAD_MAX];
 };
@@ -376,8 +390,9 @@ static void rtcp_send(struct rtp_stream *st, bool bye)
 
 	if (len == 0)
 		return;
-	sender_add(st->rtcp, out, len);
-	sender_flush(st->rtcp);
+	rtcp_link_send(st->rtcp, out, len);
+	st->packets_at_sr = st->packets;
+	st->sr_sent = true;
 }
 
 static void rtcp_schedule(struct rtp_stream *st)
@@ -388,40 +403,44 @@ static void rtcp_schedule(struct rtp_stream *st)
 	evtimer_add(st->rtcp_timer, &tv);
 }
 
+/* An SR only while sending (RFC 3550 6.4: a participant that sent
+ * nothing since its last report is no sender): a stalled or ended source
+ * makes no reports whose counts stand still. */
 static void rtcp_on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct rtp_stream *st = arg;
+	bool sent_since = !st->sr_sent || st->packets != st->packets_at_sr;
 
-	if (st->epoch_set || st->pace_by == RTP_PACE_RATE)
+	if ((st->epoch_set || st->pace_by == RTP_PACE_RATE) && st->packets > 0 && sent_since)
 		rtcp_send(st, false);
+	rtp_receivers_expire(&st->receivers, pacer_now_ns(), st->receiver_timeout_ns);
 	rtcp_schedule(st);
 	(void)fd;
 	(void)what;
 }
 
-/* RTCP goes to each destination's port + 1 (RFC 3550 11). */
-static struct sender *rtcp_open(const struct unit_env *env, char *err, size_t err_len)
-{
-	const struct conf_stream *conf = env->stream;
-	struct conf_stream copy = *conf;
-	struct endpoint *to = calloc(conf->n_destinations, sizeof(*to));
-	struct sender *sender;
+struct rtcp_arrival {
+	struct rtp_stream *st;
+	uint64_t ntp, mono;
+};
 
-	if (to == NULL)
-		return NULL;
-	for (size_t i = 0; i < conf->n_destinations; i++) {
-		struct sockaddr *sa = (struct sockaddr *)&to[i].sa;
-		to[i] = conf->destinations[i];
-		if (sa->sa_family == AF_INET)
-			((struct sockaddr_in *)sa)->sin_port = htons((uint16_t)(addr_port(sa) + 1));
-		else
-			((struct sockaddr_in6 *)sa)->sin6_port = htons((uint16_t)(addr_port(sa) + 1));
-	}
-	copy.destinations = to;
-	copy.queue = (unsigned)(conf->n_destinations * 4);
-	sender = sender_open(env->base, &copy, env->unit, err, err_len);
-	free(to);
-	return sender;
+static void rtcp_on_report(void *arg, const struct rtcp_report *report)
+{
+	const struct rtcp_arrival *at = arg;
+
+	rtp_receivers_report(&at->st->receivers, report, at->st->ssrc, at->ntp, at->mono);
+}
+
+/* What comes to the RTCP port: receiver reports (and SRs of other
+ * senders of a shared group, whose blocks about us count as well). What
+ * does not parse is counted and dropped. */
+static void rtcp_on_datagram(void *arg, const uint8_t *data, size_t len)
+{
+	struct rtp_stream *st = arg;
+	struct rtcp_arrival at = { st, rtcp_ntp_from_unix_ns(wall_ns()), pacer_now_ns() };
+
+	if (rtcp_parse(data, len, rtcp_on_report, &at) < 0)
+		st->rtcp_malformed++;
 }
 
 /* ---- SDP (RFC 8866) ---- */
@@ -474,12 +493,33 @@ static void rtp_stream_free(struct rtp_stream *st)
 		event_free(st->rtcp_timer);
 	/* The data first (the simulator's and the queue's), then the BYE. */
 	outlet_close(st->outlet);
-	if (st->rtcp != NULL && st->rtcp_on && st->outlet != NULL)
+	if (st->rtcp != NULL && st->outlet != NULL)
 		rtcp_send(st, true);
-	sender_close(st->rtcp, st->env->chassis, 1000);
+	rtcp_link_close(st->rtcp);
+	rtp_receivers_free(&st->receivers);
 	free(st->ts);
 	free(st->cname);
 	free(st);
+}
+
+/* The buffers, the RTCP socket and timer, and last the outlet, whose
+ * source opens once the loop runs. False with err set when one fails
+ * (the outlet logs its own reason). */
+static bool rtp_open_parts(struct rtp_stream *st, const struct rtp_settings *settings, const struct unit_env *env,
+			   char *err, size_t err_len)
+{
+	st->ts = malloc(RTP_LOOKAHEAD);
+	st->cname = strdup(settings->cname);
+	st->rtcp_timer = evtimer_new(env->base, rtcp_on_timer, st);
+	if (st->ts == NULL || st->cname == NULL || st->rtcp_timer == NULL ||
+	    !rtp_receivers_init(&st->receivers, settings->receivers))
+		return false;
+	if (st->rtcp_on &&
+	    (st->rtcp = rtcp_link_open(env->base, env->stream, settings->rtcp_port, rtcp_on_datagram, st, err,
+				       err_len)) == NULL)
+		return false;
+	st->outlet = outlet_open(env, &rtp_outlet_hooks, st);
+	return st->outlet != NULL;
 }
 
 static void *rtp_start(const void *settings_arg, const struct unit_env *env)
@@ -510,14 +550,8 @@ static void *rtp_start(const void *settings_arg, const struct unit_env *env)
 	st->marker_at = UINT64_MAX;
 	ts_clock_init(&st->clock, RTP_PCR_MAX_GAP);
 	pace_start(&st->pace, st->rate, (uint64_t)RTP_BURST * RTP_PAYLOAD_MAX, pacer_now_ns());
-	st->ts = malloc(RTP_LOOKAHEAD);
-	st->cname = strdup(settings->cname);
-	st->rtcp_timer = evtimer_new(env->base, rtcp_on_timer, st);
-	if (st->ts != NULL && st->cname != NULL && st->rtcp_timer != NULL)
-		st->rtcp = rtcp_open(env, err, sizeof(err));
-	if (st->rtcp != NULL)
-		st->outlet = outlet_open(env, &rtp_outlet_hooks, st);
-	if (st->outlet == NULL) {
+	st->receiver_timeout_ns = (uint64_t)settings->receiver_timeout * PACER_NS_PER_SECOND;
+	if (!rtp_open_parts(st, settings, env, err, sizeof(err))) {
 		log_write(LOG_ERR, &ctx, "stream %s: %s", env->unit, err);
 		rtp_stream_free(st);
 		return NULL;
@@ -542,6 +576,8 @@ static bool rtp_same(const void *old_arg, const void *new_arg)
 	const struct rtp_settings *a = old_arg, *b = new_arg;
 
 	return a->pace == b->pace && a->rtcp == b->rtcp && strcmp(a->cname, b->cname) == 0 &&
+	       a->rtcp_port == b->rtcp_port && a->receivers == b->receivers &&
+	       a->receiver_timeout == b->receiver_timeout &&
 	       ((a->sdp == NULL && b->sdp == NULL) || (a->sdp && b->sdp && strcmp(a->sdp, b->sdp) == 0));
 }
 
@@ -553,15 +589,23 @@ static void rtp_status(const void *state, char *buf, size_t len)
 	outlet_status(st->outlet, st->late, buf, len);
 	used = strlen(buf);
 	snprintf(buf + used, len - used,
-		 " rtp_packets=%" PRIu32 " rtp_octets=%" PRIu32 " pcr_discontinuities=%" PRIu64 " ts_bytes_cut=%" PRIu64,
-		 st->packets, st->octets, st->clock.discontinuities, st->cut);
+		 " rtp_packets=%" PRIu32 " rtp_octets=%" PRIu32 " pcr_discontinuities=%" PRIu64 " ts_bytes_cut=%" PRIu64
+		 " rtcp_received=%" PRIu64 " rtcp_malformed=%" PRIu64 " receivers=%zu receivers_refused=%" PRIu64
+		 " receivers_expired=%" PRIu64,
+		 st->packets, st->octets, st->clock.discontinuities, st->cut,
+		 st->rtcp ? rtcp_link_counters(st->rtcp)->received : 0, st->rtcp_malformed, st->receivers.count,
+		 st->receivers.refused, st->receivers.expired);
 }
 
 static void rtp_status_rows(const void *state, char *buf, size_t len)
 {
 	const struct rtp_stream *st = state;
 
+	size_t used;
+
 	outlet_status_rows(st->outlet, buf, len);
+	used = strlen(buf);
+	rtp_receivers_rows(&st->receivers, RTP_CLOCK_HZ, pacer_now_ns(), buf + used, len - used);
 }
 
 static void rtp_status_text(const void *state, char *buf, size_t len)
@@ -573,6 +617,11 @@ static void rtp_status_text(const void *state, char *buf, size_t len)
 	used = strlen(buf);
 	snprintf(buf + used, len - used, "ssrc %08" PRIx32 "\npace %s\n", st->ssrc,
 		 st->pace_by == RTP_PACE_PCR ? "pcr" : "rate");
+	used = strlen(buf);
+	if (st->rtcp != NULL && rtcp_link_port(st->rtcp, AF_INET) != 0)
+		snprintf(buf + used, len - used, "rtcp_port %u\n", rtcp_link_port(st->rtcp, AF_INET));
+	else if (st->rtcp != NULL)
+		snprintf(buf + used, len - used, "rtcp_port %u\n", rtcp_link_port(st->rtcp, AF_INET6));
 }
 
 /* ---- configuration ---- */
@@ -583,6 +632,9 @@ static cfg_opt_t rtp_options[] = {
 	CFG_BOOL("rtcp", cfg_true, CFGF_NONE),
 	CFG_STR("sdp", NULL, CFGF_NODEFAULT),
 	CFG_STR("cname", NULL, CFGF_NODEFAULT),
+	CFG_INT("rtcp-port", 0, CFGF_NONE),
+	CFG_INT("receivers", RTP_RECEIVERS_DEFAULT, CFGF_NONE),
+	CFG_INT("receiver-timeout", RTP_RECEIVER_TIMEOUT_S, CFGF_NONE),
 	CFG_END()
 };
 
@@ -605,6 +657,22 @@ static char *default_cname(void)
 	if (asprintf(&cname, "chassisd@%s", host) < 0)
 		return NULL;
 	return cname;
+}
+
+/* The RTCP port and the receiver table, each in range or an error at its
+ * line; without a section, the defaults. */
+static void rtp_configure_rtcp(struct rtp_settings *s, cfg_t *sec, struct conf_scope *scope)
+{
+	long port = 0, receivers = RTP_RECEIVERS_DEFAULT, timeout = RTP_RECEIVER_TIMEOUT_S;
+
+	if (sec != NULL) {
+		conf_scope_int(scope, sec, "rtcp-port", 0, 65535, &port);
+		conf_scope_int(scope, sec, "receivers", 0, RTP_RECEIVERS_MAX, &receivers);
+		conf_scope_int(scope, sec, "receiver-timeout", 1, 3600, &timeout);
+	}
+	s->rtcp_port = (unsigned)port;
+	s->receivers = (unsigned)receivers;
+	s->receiver_timeout = (unsigned)timeout;
 }
 
 static void *rtp_configure(cfg_t *sec, struct conf_scope *scope)
@@ -630,6 +698,7 @@ static void *rtp_configure(cfg_t *sec, struct conf_scope *scope)
 	if (cname != NULL && strlen(cname) > 255)
 		conf_scope_error(scope, "cname", "a CNAME is at most 255 bytes");
 	s->rtcp = sec ? cfg_getbool(sec, "rtcp") : true;
+	rtp_configure_rtcp(s, sec, scope);
 	s->sdp = sdp ? strdup(sdp) : NULL;
 	s->cname = cname ? strdup(cname) : default_cname();
 	if (s->cname == NULL) {

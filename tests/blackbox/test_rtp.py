@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.request
 
 import pytest
 
@@ -186,3 +187,51 @@ def test_a_source_without_ts_is_reported_and_does_not_spin(start_daemon, tmp_pat
     before = d.cpu_seconds()
     time.sleep(3)
     assert d.cpu_seconds() - before < 0.5, "reads on at a second's pace"
+
+
+needs_gst = pytest.mark.skipif(shutil.which("gst-launch-1.0") is None, reason="needs GStreamer")
+
+
+@needs_ffmpeg
+@needs_gst
+def test_a_receivers_reports_show_in_status_and_metrics(start_daemon, tmp_path, ts_file):
+    """GStreamer's rtpbin receives the stream and our SRs on port + 1 and
+    sends its RRs to our RTCP port (rtcp-port): its SSRC shows in /status
+    and /metrics with its loss, jitter and round trip. Garbage on the RTCP
+    port is counted, and the stream goes on."""
+    port, web, rtcp_port = even_port(), free_port(), free_port(socket.SOCK_DGRAM)
+    start_daemon(rtp_stream("news", "127.0.0.1:%d" % port, ts_file, rtp_extra="rtcp-port = %d" % rtcp_port)
+                 + status_listener(web))
+    caps = "application/x-rtp,media=video,clock-rate=90000,encoding-name=MP2T,payload=33"
+    gst = subprocess.Popen(["gst-launch-1.0", "-q", "rtpbin", "name=rb",
+                            "udpsrc", "port=%d" % port, "caps=" + caps, "!", "rb.recv_rtp_sink_0",
+                            "rb.", "!", "rtpmp2tdepay", "!", "fakesink",
+                            "udpsrc", "port=%d" % (port + 1), "!", "rb.recv_rtcp_sink_0",
+                            "rb.send_rtcp_src_0", "!", "udpsink", "host=127.0.0.1", "port=%d" % rtcp_port,
+                            "sync=false", "async=false"],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def receivers():
+            return stream_status(web, "news")["module"].get("receiver", [])
+        assert wait_until(lambda: any("rtt_us" in r for r in receivers()), timeout=25), receivers()
+        row = next(r for r in receivers() if "rtt_us" in r)
+        status = stream_status(web, "news")
+        assert re.fullmatch(r"[0-9a-f]{8}", row["name"]) and row["name"] != status["text"]["ssrc"]
+        assert row["fraction_lost"] == 0 and row["lost"] == 0, row
+        assert row["jitter_us"] < 20000, row
+        assert 0 < row["rtt_us"] < 100000, "on loopback"
+        assert row["last_heard_ms"] < 15000 and row["reports"] >= 1
+        assert 0 < row["highest_sequence"], row
+        assert status["text"]["rtcp_port"] == str(rtcp_port)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for junk in (b"\x80\xc9\x00\x07" + b"\x00" * 8, b"\x00" * 40, b"\x81\xca\x00\x01abcd"):
+                s.sendto(junk, ("127.0.0.1", rtcp_port))
+        assert wait_until(lambda: stream_status(web, "news")["module"]["rtcp_malformed"] >= 3, timeout=5)
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % web, timeout=5) as r:
+            metrics = r.read().decode()
+        assert re.search(r'chassisd_rtp_receiver_rtt_us\{listener="news",protocol="rtp",receiver="%s"\} \d+'
+                         % row["name"], metrics), metrics
+        assert stream_status(web, "news")["text"]["state"] == "sending"
+    finally:
+        gst.kill()
+        gst.wait()
