@@ -38,6 +38,11 @@
 /* TS bytes looked ahead for the next PCR (about 2 s at 2 Mbit/s; PCRs
  * come at least every 100 ms). */
 #define RTP_LOOKAHEAD (512 * 1024)
+/* The buffer holds twice that: bytes sent are consumed by moving the
+ * head, and what is left moves down only once the head has passed a
+ * whole look-ahead, so each byte is moved at most once (not once per
+ * RTP packet, which cost a memmove of the look-ahead per 1316 bytes). */
+#define RTP_BUFFER (2 * RTP_LOOKAHEAD)
 /* A PCR this far past the last is a discontinuity, not a step. */
 #define RTP_PCR_MAX_GAP (TS_PCR_HZ / 2)
 /* With no PCR in this many bytes the stream is paced by its rate. */
@@ -46,6 +51,10 @@
 #define RTP_LATE_NS (100ull * 1000 * 1000)
 /* Garbage cut from the source before it pauses for a second. */
 #define RTP_GARBAGE_MAX (4 * 1024 * 1024)
+/* Discontinuities waiting in the look-ahead for their marker bit: a
+ * short looping file wraps many times in one look-ahead. When they are
+ * all taken the look-ahead stops filling until the first is sent. */
+#define RTP_MARKERS 32
 /* RTP packets one wakeup may send at most. */
 #define RTP_BURST 8
 /* RFC 3550 6.2: about every 5 s, randomised to 0.5-1.5 times that. */
@@ -77,21 +86,24 @@ struct rtp_stream {
 	enum rtp_pace pace_by;
 	bool rtcp_on;
 	char *cname;
+	char *sdp, *sdp_path;		/* the text, and the file it went to */
 	/* RFC 3550 5.1: random initial values and SSRC, kept while the
 	 * instance runs (an unchanged stream keeps them across reloads). */
 	uint32_t ssrc;
 	uint16_t sequence;
 	uint32_t timestamp_base;
 	/* The TS bytes from the source not yet sent, from stream offset
-	 * base; PCRs scanned up to offset scanned. */
+	 * base, at ts + head; PCRs scanned up to offset scanned. */
 	uint8_t *ts;
-	size_t ts_len;
+	size_t head, ts_len;
 	uint64_t base, scanned;
 	uint64_t cut;			/* bytes cut out as garbage: source offset = ours + cut */
 	uint64_t garbage;		/* cut since the last packet sent */
 	bool garbage_logged;
 	bool synced;
-	uint64_t marker_at;		/* stream offset of a discontinuity, or UINT64_MAX */
+	/* Source offsets of the discontinuities ahead, oldest first: a ring. */
+	uint64_t markers[RTP_MARKERS];
+	unsigned marker_head, marker_count;
 	struct ts_clock clock;
 	unsigned pcr_pid;
 	bool pcr_pid_known, by_rate_logged;
@@ -144,6 +156,42 @@ static uint32_t rtp_timestamp_at(const struct rtp_stream *st, uint64_t mono_ns)
 
 /* ---- the TS buffer ---- */
 
+/* Where the bytes not yet sent start. */
+static uint8_t *rtp_bytes(const struct rtp_stream *st)
+{
+	return st->ts + st->head;
+}
+
+/* Once the head has passed a look-ahead, the rest moves to the start
+ * of the buffer: room for a whole look-ahead behind it again. */
+static void rtp_compact(struct rtp_stream *st)
+{
+	if (st->head < RTP_LOOKAHEAD)
+		return;
+	memmove(st->ts, st->ts + st->head, st->ts_len);
+	st->head = 0;
+}
+
+static void rtp_marker_push(struct rtp_stream *st, uint64_t offset)
+{
+	st->markers[(st->marker_head + st->marker_count) % RTP_MARKERS] = offset;
+	st->marker_count++;
+}
+
+/* True when a discontinuity falls before source offset `end`: each one
+ * up to there is used up (several in one packet set one marker). */
+static bool rtp_marker_take(struct rtp_stream *st, uint64_t end)
+{
+	bool marker = false;
+
+	while (st->marker_count > 0 && st->markers[st->marker_head] < end) {
+		st->marker_head = (st->marker_head + 1) % RTP_MARKERS;
+		st->marker_count--;
+		marker = true;
+	}
+	return marker;
+}
+
 /* Moves source bytes into the look-ahead, dropping garbage until sync. */
 static void rtp_fill(struct rtp_stream *st)
 {
@@ -152,18 +200,19 @@ static void rtp_fill(struct rtp_stream *st)
 	size_t n = evbuffer_get_length(in) < room ? evbuffer_get_length(in) : room;
 	size_t skip;
 
-	if (n == 0)
+	if (n == 0 || st->marker_count == RTP_MARKERS)
 		return;
-	evbuffer_remove(in, st->ts + st->ts_len, n);
+	rtp_compact(st);
+	evbuffer_remove(in, rtp_bytes(st) + st->ts_len, n);
 	st->ts_len += n;
 	/* The source reads ahead of us: the break is at its own offset,
 	 * which is ours (every byte it gave is counted in base + ts_len). */
 	if (source_take_discontinuity(st->source))
-		st->marker_at = source_discontinuity_offset(st->source);
+		rtp_marker_push(st, source_discontinuity_offset(st->source));
 	if (st->synced)
 		return;
-	skip = ts_resync(st->ts, st->ts_len, 3);
-	memmove(st->ts, st->ts + skip, st->ts_len - skip);
+	skip = ts_resync(rtp_bytes(st), st->ts_len, 3);
+	st->head += skip;
 	st->ts_len -= skip;
 	st->cut += skip;
 	st->garbage += skip;
@@ -178,11 +227,12 @@ static void rtp_fill(struct rtp_stream *st)
 static void rtp_cut_garbage(struct rtp_stream *st)
 {
 	size_t at = (size_t)(st->scanned - st->base), rest = st->ts_len - at;
-	size_t skip = ts_resync(st->ts + at, rest, 3);
+	uint8_t *bytes = rtp_bytes(st);
+	size_t skip = ts_resync(bytes + at, rest, 3);
 
 	if (skip == 0)
 		skip = 1;		/* a lone sync byte that leads nowhere */
-	memmove(st->ts + at, st->ts + at + skip, rest - skip);
+	memmove(bytes + at, bytes + at + skip, rest - skip);
 	st->ts_len -= skip;
 	st->cut += skip;
 	st->garbage += skip;
@@ -204,7 +254,7 @@ static void rtp_scan(struct rtp_stream *st)
 	uint64_t head_time;
 
 	while (st->scanned + TS_PACKET_SIZE <= st->base + st->ts_len) {
-		const uint8_t *p = st->ts + (st->scanned - st->base);
+		const uint8_t *p = rtp_bytes(st) + (st->scanned - st->base);
 		uint64_t pcr;
 		unsigned pid;
 
@@ -230,7 +280,7 @@ static void rtp_scan(struct rtp_stream *st)
 
 static void rtp_consume(struct rtp_stream *st, size_t n)
 {
-	memmove(st->ts, st->ts + n, st->ts_len - n);
+	st->head += n;
 	st->ts_len -= n;
 	st->base += n;
 	if (st->scanned < st->base)
@@ -252,12 +302,10 @@ static size_t rtp_next_payload(const struct rtp_stream *st)
 
 static void rtp_send(struct rtp_stream *st, size_t payload, uint64_t due_ns)
 {
-	bool marker = st->marker_at != UINT64_MAX && st->base + st->cut + payload > st->marker_at;
+	bool marker = rtp_marker_take(st, st->base + st->cut + payload);
 
 	rtp_write_header(st->packet, marker, RTP_PT_MP2T, st->sequence++, rtp_timestamp_at(st, due_ns), st->ssrc);
-	if (marker)
-		st->marker_at = UINT64_MAX;
-	memcpy(st->packet + RTP_HEADER_SIZE, st->ts, payload);
+	memcpy(st->packet + RTP_HEADER_SIZE, rtp_bytes(st), payload);
 	outlet_emit(st->outlet, st->packet, RTP_HEADER_SIZE + payload);
 	st->packets++;
 	st->octets += (uint32_t)payload;
@@ -445,38 +493,95 @@ static void rtcp_on_datagram(void *arg, const uint8_t *data, size_t len)
 
 /* ---- SDP (RFC 8866) ---- */
 
-static void sdp_text(const struct rtp_stream *st, const struct unit_env *env, char *out, size_t cap)
+/* "IN IP4 239.255.1.1/1": a connection address, an IPv4 multicast one
+ * with its TTL (RFC 8866 5.7). */
+static void sdp_connection(struct evbuffer *out, const struct sockaddr *to, int ttl)
 {
-	const struct conf_stream *conf = env->stream;
-	const struct sockaddr *to = (const struct sockaddr *)&conf->destinations[0].sa;
-	char host[INET6_ADDRSTRLEN], ttl[16] = "";
+	char host[ADDR_TEXT_MAX];
 	bool v6 = to->sa_family == AF_INET6;
 
-	inet_ntop(to->sa_family, v6 ? (const void *)&((const struct sockaddr_in6 *)to)->sin6_addr
-				    : (const void *)&((const struct sockaddr_in *)to)->sin_addr, host, sizeof(host));
-	/* An IPv4 multicast connection address carries its TTL. */
+	addr_format(to, false, host, sizeof(host));
+	evbuffer_add_printf(out, "IN IP%c %s", v6 ? '6' : '4', host);
 	if (addr_is_multicast(to) && !v6)
-		snprintf(ttl, sizeof(ttl), "/%d", conf->ttl);
-	snprintf(out, cap,
-		 "v=0\r\no=- %" PRIu32 " 1 IN IP%c %s\r\ns=%s\r\nc=IN IP%c %s%s\r\nt=0 0\r\n"
-		 "m=video %u RTP/AVP %d\r\na=rtpmap:%d MP2T/90000\r\n",
-		 st->ssrc, v6 ? '6' : '4', host, env->unit, v6 ? '6' : '4', host, ttl, addr_port(to), RTP_PT_MP2T,
-		 RTP_PT_MP2T);
+		evbuffer_add_printf(out, "/%d", ttl);
+}
+
+/* The session: one media section per destination. The first
+ * destination is the session's connection line (ffmpeg reads an MPEG-TS
+ * media section's own c= line wrongly, so the first has none), each
+ * other media section has its own. Allocated whole, so no name or
+ * address is cut short. NULL when out of memory. */
+static char *sdp_text(const struct rtp_stream *st, const struct unit_env *env)
+{
+	const struct conf_stream *conf = env->stream;
+	struct evbuffer *out = evbuffer_new();
+	char *text = NULL;
+	size_t len;
+
+	if (out == NULL)
+		return NULL;
+	evbuffer_add_printf(out, "v=0\r\no=- %" PRIu32 " 1 ", st->ssrc);
+	sdp_connection(out, (const struct sockaddr *)&conf->destinations[0].sa, conf->ttl);
+	evbuffer_add_printf(out, "\r\ns=%s\r\nc=", env->unit);
+	sdp_connection(out, (const struct sockaddr *)&conf->destinations[0].sa, conf->ttl);
+	evbuffer_add_printf(out, "\r\nt=0 0\r\n");
+	for (size_t i = 0; i < conf->n_destinations; i++) {
+		const struct sockaddr *to = (const struct sockaddr *)&conf->destinations[i].sa;
+
+		evbuffer_add_printf(out, "m=video %u RTP/AVP %d\r\n", addr_port(to), RTP_PT_MP2T);
+		if (i > 0) {
+			evbuffer_add_printf(out, "c=");
+			sdp_connection(out, to, conf->ttl);
+			evbuffer_add_printf(out, "\r\n");
+		}
+		evbuffer_add_printf(out, "a=rtpmap:%d MP2T/90000\r\n", RTP_PT_MP2T);
+	}
+	len = evbuffer_get_length(out);
+	text = malloc(len + 1);
+	if (text != NULL) {
+		evbuffer_remove(out, text, len);
+		text[len] = '\0';
+	}
+	evbuffer_free(out);
+	return text;
 }
 
 /* Written to a temporary name and renamed: a reader never sees half. */
 static void sdp_write(const struct unit_env *env, const char *path, const char *text)
 {
 	struct log_context ctx = { .stream = env->unit, .protocol = "rtp" };
-	char tmp[4096];
-	FILE *f;
+	char *tmp = NULL;
+	FILE *f = NULL;
 
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	f = fopen(tmp, "w");
+	if (asprintf(&tmp, "%s.tmp", path) < 0)
+		tmp = NULL;
+	if (tmp != NULL)
+		f = fopen(tmp, "w");
 	if (f == NULL || fputs(text, f) < 0 || fclose(f) != 0 || rename(tmp, path) != 0) {
 		log_write(LOG_WARNING, &ctx, "cannot write the SDP file %s: %s", path, strerror(errno));
-		unlink(tmp);
+		if (tmp != NULL)
+			unlink(tmp);
 	}
+	free(tmp);
+}
+
+/* A stopped or removed stream takes its SDP file away, but only while
+ * it is still the one it wrote: a changed stream's new instance has
+ * written its own (another SSRC) before the old one stops. */
+static void sdp_remove(const char *path, const char *text)
+{
+	size_t len = strlen(text);
+	char *found = malloc(len + 2);
+	FILE *f = fopen(path, "r");
+	bool ours = false;
+
+	if (found != NULL && f != NULL)
+		ours = fread(found, 1, len + 1, f) == len && memcmp(found, text, len) == 0;
+	if (f != NULL)
+		fclose(f);
+	free(found);
+	if (ours)
+		unlink(path);
 }
 
 /* ---- the module ---- */
@@ -497,6 +602,10 @@ static void rtp_stream_free(struct rtp_stream *st)
 		rtcp_send(st, true);
 	rtcp_link_close(st->rtcp);
 	rtp_receivers_free(&st->receivers);
+	if (st->sdp_path != NULL && st->sdp != NULL)
+		sdp_remove(st->sdp_path, st->sdp);
+	free(st->sdp_path);
+	free(st->sdp);
 	free(st->ts);
 	free(st->cname);
 	free(st);
@@ -508,10 +617,11 @@ static void rtp_stream_free(struct rtp_stream *st)
 static bool rtp_open_parts(struct rtp_stream *st, const struct rtp_settings *settings, const struct unit_env *env,
 			   char *err, size_t err_len)
 {
-	st->ts = malloc(RTP_LOOKAHEAD);
+	st->ts = malloc(RTP_BUFFER);
 	st->cname = strdup(settings->cname);
+	st->sdp_path = settings->sdp ? strdup(settings->sdp) : NULL;
 	st->rtcp_timer = evtimer_new(env->base, rtcp_on_timer, st);
-	if (st->ts == NULL || st->cname == NULL || st->rtcp_timer == NULL ||
+	if (st->ts == NULL || st->cname == NULL || st->rtcp_timer == NULL || (settings->sdp && !st->sdp_path) ||
 	    !rtp_receivers_init(&st->receivers, settings->receivers))
 		return false;
 	if (st->rtcp_on &&
@@ -526,7 +636,7 @@ static void *rtp_start(const void *settings_arg, const struct unit_env *env)
 {
 	const struct rtp_settings *settings = settings_arg;
 	struct rtp_stream *st = calloc(1, sizeof(*st));
-	char err[256] = "out of memory", sdp[1024];
+	char err[256] = "out of memory";
 	struct log_context ctx = { .stream = env->unit, .protocol = "rtp" };
 
 	if (st == NULL)
@@ -547,7 +657,6 @@ static void *rtp_start(const void *settings_arg, const struct unit_env *env)
 	st->rate = env->stream->rate / 8;
 	st->epoch_ns = pacer_now_ns();		/* PCR pacing moves it to the first PCR */
 	st->clock_origin_ns = st->epoch_ns;
-	st->marker_at = UINT64_MAX;
 	ts_clock_init(&st->clock, RTP_PCR_MAX_GAP);
 	pace_start(&st->pace, st->rate, (uint64_t)RTP_BURST * RTP_PAYLOAD_MAX, pacer_now_ns());
 	st->receiver_timeout_ns = (uint64_t)settings->receiver_timeout * PACER_NS_PER_SECOND;
@@ -557,10 +666,11 @@ static void *rtp_start(const void *settings_arg, const struct unit_env *env)
 		return NULL;
 	}
 	st->pacer = outlet_pacer(st->outlet);
-	sdp_text(st, env, sdp, sizeof(sdp));
-	chassis_publish(env->chassis, env->unit, "application/sdp", sdp, st);
-	if (settings->sdp != NULL)
-		sdp_write(env, settings->sdp, sdp);
+	st->sdp = sdp_text(st, env);
+	if (st->sdp != NULL)
+		chassis_publish(env->chassis, env->unit, "application/sdp", st->sdp, st);
+	if (st->sdp != NULL && st->sdp_path != NULL)
+		sdp_write(env, st->sdp_path, st->sdp);
 	if (st->rtcp_on)
 		rtcp_schedule(st);
 	return st;

@@ -235,3 +235,51 @@ def test_a_receivers_reports_show_in_status_and_metrics(start_daemon, tmp_path, 
     finally:
         gst.kill()
         gst.wait()
+
+
+def test_a_short_looping_file_sets_the_marker_at_every_loop(start_daemon, tmp_path):
+    """A file of 14 TS packets (two RTP packets) loops hundreds of times
+    within one look-ahead: every packet that starts a loop has the
+    marker, none other has it."""
+    loop = tmp_path / "short.ts"
+    loop.write_bytes(b"".join(bytes([0x47, 0x1f, 0xff, 0x10]) + bytes([i]) * 184 for i in range(14)))
+    port = even_port()
+    rx = Receiver(port)
+    start_daemon(rtp_stream("short", "127.0.0.1:%d" % port, loop, extra="  rate = 2000000",
+                            rtp_extra='pace = "rate"'))
+    rx.wait_for(300, timeout=10)
+    rx.stop()
+    pkts = [parse_rtp(x) for x in rx.datagrams]
+    assert all(len(p["payload"]) == 1316 for p in pkts)
+    starts = [p["payload"][4] == 0 for p in pkts]
+    marked = [bool(p["marker"]) for p in pkts]
+    # The first packet of the first pass has no loop before it.
+    assert marked[1:] == starts[1:], [i for i, (m, s) in enumerate(zip(marked, starts)) if m != s][:10]
+    assert sum(marked) >= 100
+
+
+def test_the_sdp_names_every_destination_and_goes_with_the_stream(start_daemon, tmp_path):
+    """Each destination is a media section with its own address; a long
+    name is not cut; a changed stream's new SDP stays while the old
+    instance stops; removing the stream removes its file."""
+    ts = tmp_path / "x.ts"
+    ts.write_bytes(bytes([0x47, 0x1f, 0xff, 0x10]) + bytes(184))
+    sdp = tmp_path / "x.sdp"
+    name = "n" * 300
+    p1, p2, web = even_port(), even_port(), free_port()
+    stream = ('stream "%s" {\n  protocol = "rtp"\n  destination = {"127.0.0.1:%d", "[::1]:%d"}\n'
+              '  source { file = "%s"  loop = true }\n  rate = 100000\n  rtp { pace = "rate"  sdp = "%s" }\n}\n'
+              % (name, p1, p2, ts, sdp))
+    d = start_daemon(stream + status_listener(web))
+    text = sdp.read_bytes().decode()
+    assert ("s=%s\r\n" % name) in text
+    media = text.split("m=")[1:]
+    assert "\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n" in text, "the first is the session's"
+    assert media[0] == "video %d RTP/AVP 33\r\na=rtpmap:33 MP2T/90000\r\n" % p1, text
+    assert media[1] == "video %d RTP/AVP 33\r\nc=IN IP6 ::1\r\na=rtpmap:33 MP2T/90000\r\n" % p2, text
+    d.reload(stream.replace("rate = 100000", "rate = 200000") + status_listener(web))
+    wait_until(lambda: sdp.exists() and sdp.read_bytes().decode() != text, timeout=5)
+    time.sleep(0.5)
+    assert sdp.exists() and sdp.read_bytes().decode() != text, "the new instance's SDP stays"
+    d.reload(status_listener(web))
+    assert wait_until(lambda: not sdp.exists(), timeout=5), "a removed stream takes its SDP file"
