@@ -785,6 +785,21 @@ static void rtp_configure_rtcp(struct rtp_settings *s, cfg_t *sec, struct conf_s
 	s->receiver_timeout = (unsigned)timeout;
 }
 
+/* RTCP goes to port + 1 (RFC 3550 11): of 65535 there is none. An odd
+ * port is taken as it is (RTCP to the even one above), as ffmpeg and
+ * GStreamer receivers do. */
+static void rtp_check_rtcp_ports(struct conf_scope *scope)
+{
+	const struct conf_stream *st = conf_scope_stream(scope);
+
+	for (size_t i = 0; st != NULL && i < st->n_destinations; i++)
+		if (addr_port((const struct sockaddr *)&st->destinations[i].sa) == 65535)
+			conf_scope_error(scope, "destination",
+					 "destination \"%s\": RTCP goes to port + 1, which 65535 has not "
+					 "(use a lower port, or rtcp = false)",
+					 st->destination_text[i]);
+}
+
 static void *rtp_configure(cfg_t *sec, struct conf_scope *scope)
 {
 	struct rtp_settings *s = calloc(1, sizeof(*s));
@@ -809,6 +824,8 @@ static void *rtp_configure(cfg_t *sec, struct conf_scope *scope)
 		conf_scope_error(scope, "cname", "a CNAME is at most 255 bytes");
 	s->rtcp = sec ? cfg_getbool(sec, "rtcp") : true;
 	rtp_configure_rtcp(s, sec, scope);
+	if (s->rtcp)
+		rtp_check_rtcp_ports(scope);
 	s->sdp = sdp ? strdup(sdp) : NULL;
 	s->cname = cname ? strdup(cname) : default_cname();
 	if (s->cname == NULL) {
