@@ -24,6 +24,7 @@
 #include "daemon/log.h"
 #include "daemon/pacer.h"
 #include "daemon/protocol.h"
+#include "protocols/rtp/audio.h"
 #include "protocols/rtp/packet.h"
 #include "protocols/rtp/receivers.h"
 #include "protocols/rtp/rtcp_link.h"
@@ -32,7 +33,12 @@
 #include "sources/source.h"
 
 #define RTP_PT_MP2T 33
+#define RTP_PT_PCMU 0
+#define RTP_PT_PCMA 8
+#define RTP_PT_DYNAMIC_MIN 96
+#define RTP_PT_L16_DEFAULT 97
 #define RTP_CLOCK_HZ 90000ull
+#define AUDIO_PTIME_DEFAULT 20
 #define RTP_TS_PER_PACKET 7
 #define RTP_PAYLOAD_MAX (RTP_TS_PER_PACKET * TS_PACKET_SIZE)
 /* TS bytes looked ahead for the next PCR (about 2 s at 2 Mbit/s; PCRs
@@ -69,6 +75,9 @@
 enum rtp_pace { RTP_PACE_PCR, RTP_PACE_RATE };
 
 struct rtp_settings {
+	bool audio;			/* else MPEG-TS */
+	struct audio_config audio_config;
+	unsigned payload_type;		/* an audio payload's */
 	enum rtp_pace pace;
 	bool rtcp;
 	char *sdp;
@@ -87,6 +96,13 @@ struct rtp_stream {
 	bool rtcp_on;
 	char *cname;
 	char *sdp, *sdp_path;		/* the text, and the file it went to */
+	/* The destinations, for an SDP made after start() (L16 from a WAV
+	 * file waits for its header); env->stream is gone by then. */
+	struct sdp_destinations {
+		struct endpoint *destinations;
+		size_t n_destinations;
+		int ttl;
+	} sdp_to;
 	/* RFC 3550 5.1: random initial values and SSRC, kept while the
 	 * instance runs (an unchanged stream keeps them across reloads). */
 	uint32_t ssrc;
@@ -125,7 +141,15 @@ struct rtp_stream {
 	uint64_t receiver_timeout_ns;
 	uint64_t rtcp_malformed;	/* datagrams on the RTCP port that are not RTCP */
 	uint64_t last_send_ns;
-	uint8_t packet[RTP_HEADER_SIZE + RTP_PAYLOAD_MAX];
+	/* Audio payloads: paced by the sample clock from epoch_ns. */
+	bool audio;
+	struct audio_reader audio_reader;
+	uint8_t payload_type;
+	uint64_t clock_hz;		/* of the RTP timestamps */
+	uint64_t samples;		/* sent, per channel */
+	bool audio_marker;		/* the next packet starts the file (again) */
+	bool audio_failed_logged, sdp_published;
+	uint8_t packet[RTP_HEADER_SIZE + AUDIO_PAYLOAD_MAX];
 };
 
 static uint32_t random32(void)
@@ -151,7 +175,7 @@ static uint32_t rtp_timestamp_at(const struct rtp_stream *st, uint64_t mono_ns)
 {
 	uint64_t since = mono_ns > st->clock_origin_ns ? mono_ns - st->clock_origin_ns : 0;
 
-	return st->timestamp_base + (uint32_t)((unsigned __int128)since * RTP_CLOCK_HZ / PACER_NS_PER_SECOND);
+	return st->timestamp_base + (uint32_t)((unsigned __int128)since * st->clock_hz / PACER_NS_PER_SECOND);
 }
 
 /* ---- the TS buffer ---- */
@@ -374,6 +398,122 @@ static void rtp_garbage_pause(struct rtp_stream *st, uint64_t now)
 	pacer_at(st->pacer, now + PACER_NS_PER_SECOND);
 }
 
+/* ---- audio: paced by the sample clock ---- */
+
+static void rtp_publish_sdp(struct rtp_stream *st);
+
+/* When the next packet is due: its first sample's time from the epoch,
+ * the instant the first packet went. */
+static uint64_t rtp_audio_due(const struct rtp_stream *st)
+{
+	return st->epoch_ns +
+	       (uint64_t)((unsigned __int128)st->samples * PACER_NS_PER_SECOND / st->audio_reader.rate);
+}
+
+/* Loop breaks the reader has reached: the file starts again (a WAV
+ * header), and the next packet carries the marker bit. */
+static void rtp_audio_breaks(struct rtp_stream *st)
+{
+	/* With the FIFO full the break stays with the source, which does
+	 * not loop again before it is taken. */
+	if (st->marker_count < RTP_MARKERS && source_take_discontinuity(st->source))
+		rtp_marker_push(st, source_discontinuity_offset(st->source));
+	while (st->marker_count > 0 && st->markers[st->marker_head] <= st->audio_reader.consumed) {
+		st->marker_head = (st->marker_head + 1) % RTP_MARKERS;
+		st->marker_count--;
+		audio_reader_restart(&st->audio_reader);
+		st->audio_marker = true;
+	}
+}
+
+/* The bytes the reader may take before the next break. */
+static uint64_t rtp_audio_limit(const struct rtp_stream *st)
+{
+	return st->marker_count > 0 ? st->markers[st->marker_head] - st->audio_reader.consumed : UINT64_MAX;
+}
+
+static void rtp_audio_send(struct rtp_stream *st, size_t len, uint32_t samples, uint64_t due)
+{
+	rtp_write_header(st->packet, st->audio_marker, st->payload_type, st->sequence++,
+			 st->timestamp_base + (uint32_t)st->samples, st->ssrc);
+	outlet_emit(st->outlet, st->packet, RTP_HEADER_SIZE + len);
+	st->packets++;
+	st->octets += (uint32_t)len;
+	st->samples += samples;
+	st->audio_marker = false;
+	st->last_send_ns = due;
+}
+
+/* True when the next packet must wait until *due. Far behind (a stalled
+ * source), the timeline moves on instead of bursting. */
+static bool rtp_audio_wait(struct rtp_stream *st, uint64_t now, uint64_t *due)
+{
+	if (!st->epoch_set)
+		return false;
+	*due = rtp_audio_due(st);
+	if (*due + RTP_LATE_NS < now) {
+		st->epoch_ns += now - *due;
+		st->clock_origin_ns = st->epoch_ns;
+		*due = now;
+		st->late++;
+	}
+	return *due > now;
+}
+
+static void rtp_audio_started(struct rtp_stream *st, uint64_t now)
+{
+	st->epoch_ns = st->clock_origin_ns = now;
+	st->clock_hz = st->audio_reader.rate;
+	st->epoch_set = true;
+}
+
+static void rtp_audio_check(struct rtp_stream *st)
+{
+	struct log_context ctx = { .stream = st->env->unit, .protocol = "rtp" };
+
+	if (st->audio_reader.state == AUDIO_FAILED && !st->audio_failed_logged)
+		log_write(LOG_ERR, &ctx, "stream %s: nothing more is sent: %s", st->env->unit, st->audio_reader.error);
+	st->audio_failed_logged = st->audio_reader.state == AUDIO_FAILED;
+	if (!st->sdp_published && st->audio_reader.known)
+		rtp_publish_sdp(st);
+}
+
+static void rtp_audio_tick(struct rtp_stream *st, uint64_t now)
+{
+	struct evbuffer *in = source_buffer(st->source);
+	unsigned sent = 0, turns = 0;
+	uint64_t due = now;
+	bool waiting = false;
+
+	outlet_begin(st->outlet);
+	while (sent < RTP_BURST && turns++ < 4 * RTP_BURST && outlet_can_take(st->outlet)) {
+		uint64_t before = st->audio_reader.consumed;
+		uint32_t samples = 0;
+		size_t len = 0;
+
+		rtp_audio_breaks(st);
+		if ((waiting = rtp_audio_wait(st, now, &due)))
+			break;
+		if (!audio_reader_next(&st->audio_reader, in, source_ended(st->source), rtp_audio_limit(st),
+				       st->packet + RTP_HEADER_SIZE, &len, &samples)) {
+			if (st->audio_reader.consumed != before)
+				continue;	/* a header or a trailer went: go on */
+			break;
+		}
+		if (!st->epoch_set)
+			rtp_audio_started(st, now);
+		rtp_audio_send(st, len, samples, st->epoch_set ? due : now);
+		sent++;
+	}
+	outlet_end(st->outlet);
+	rtp_audio_check(st);
+	source_taken(st->source);
+	if (!outlet_can_take(st->outlet))
+		pacer_at(st->pacer, now + 1000 * 1000);
+	else if (waiting || sent == RTP_BURST)
+		pacer_at(st->pacer, due > now ? due : now);
+}
+
 static void rtp_tick(void *arg, uint64_t now)
 {
 	struct rtp_stream *st = arg;
@@ -384,6 +524,10 @@ static void rtp_tick(void *arg, uint64_t now)
 	st->source = outlet_source(st->outlet);
 	if (st->source == NULL)
 		return;
+	if (st->audio) {
+		rtp_audio_tick(st, now);
+		return;
+	}
 	if (st->pace_by == RTP_PACE_RATE)
 		pace_allowance(&st->pace, now);	/* forgives a debt past a burst */
 	outlet_begin(st->outlet);
@@ -506,6 +650,24 @@ static void sdp_connection(struct evbuffer *out, const struct sockaddr *to, int 
 		evbuffer_add_printf(out, "/%d", ttl);
 }
 
+/* What the payload type stands for (RFC 3551 6; L16 with its rate and
+ * channels, a dynamic type), and an audio packet's duration. */
+static void sdp_rtpmap(struct evbuffer *out, const struct rtp_stream *st)
+{
+	const struct audio_reader *a = &st->audio_reader;
+
+	if (!st->audio) {
+		evbuffer_add_printf(out, "a=rtpmap:%d MP2T/90000\r\n", RTP_PT_MP2T);
+		return;
+	}
+	if (a->config.payload == AUDIO_L16)
+		evbuffer_add_printf(out, "a=rtpmap:%d L16/%u/%u\r\n", st->payload_type, a->rate, a->channels);
+	else
+		evbuffer_add_printf(out, "a=rtpmap:%d %s/8000\r\n", st->payload_type,
+				    a->config.payload == AUDIO_PCMU ? "PCMU" : "PCMA");
+	evbuffer_add_printf(out, "a=ptime:%u\r\n", a->config.ptime_ms);
+}
+
 /* The session: one media section per destination. The first
  * destination is the session's connection line (ffmpeg reads an MPEG-TS
  * media section's own c= line wrongly, so the first has none), each
@@ -513,7 +675,7 @@ static void sdp_connection(struct evbuffer *out, const struct sockaddr *to, int 
  * address is cut short. NULL when out of memory. */
 static char *sdp_text(const struct rtp_stream *st, const struct unit_env *env)
 {
-	const struct conf_stream *conf = env->stream;
+	const struct sdp_destinations *conf = &st->sdp_to;
 	struct evbuffer *out = evbuffer_new();
 	char *text = NULL;
 	size_t len;
@@ -528,13 +690,14 @@ static char *sdp_text(const struct rtp_stream *st, const struct unit_env *env)
 	for (size_t i = 0; i < conf->n_destinations; i++) {
 		const struct sockaddr *to = (const struct sockaddr *)&conf->destinations[i].sa;
 
-		evbuffer_add_printf(out, "m=video %u RTP/AVP %d\r\n", addr_port(to), RTP_PT_MP2T);
+		evbuffer_add_printf(out, "m=%s %u RTP/AVP %d\r\n", st->audio ? "audio" : "video", addr_port(to),
+				    st->payload_type);
 		if (i > 0) {
 			evbuffer_add_printf(out, "c=");
 			sdp_connection(out, to, conf->ttl);
 			evbuffer_add_printf(out, "\r\n");
 		}
-		evbuffer_add_printf(out, "a=rtpmap:%d MP2T/90000\r\n", RTP_PT_MP2T);
+		sdp_rtpmap(out, st);
 	}
 	len = evbuffer_get_length(out);
 	text = malloc(len + 1);
@@ -584,6 +747,18 @@ static void sdp_remove(const char *path, const char *text)
 		unlink(path);
 }
 
+static void rtp_publish_sdp(struct rtp_stream *st)
+{
+	const struct unit_env *env = st->env;
+
+	st->sdp_published = true;
+	st->sdp = sdp_text(st, env);
+	if (st->sdp != NULL)
+		chassis_publish(env->chassis, env->unit, "application/sdp", st->sdp, st);
+	if (st->sdp != NULL && st->sdp_path != NULL)
+		sdp_write(env, st->sdp_path, st->sdp);
+}
+
 /* ---- the module ---- */
 
 static const struct outlet_hooks rtp_outlet_hooks = {
@@ -606,6 +781,7 @@ static void rtp_stream_free(struct rtp_stream *st)
 		sdp_remove(st->sdp_path, st->sdp);
 	free(st->sdp_path);
 	free(st->sdp);
+	free(st->sdp_to.destinations);
 	free(st->ts);
 	free(st->cname);
 	free(st);
@@ -620,6 +796,13 @@ static bool rtp_open_parts(struct rtp_stream *st, const struct rtp_settings *set
 	st->ts = malloc(RTP_BUFFER);
 	st->cname = strdup(settings->cname);
 	st->sdp_path = settings->sdp ? strdup(settings->sdp) : NULL;
+	st->sdp_to.destinations = calloc(env->stream->n_destinations, sizeof(*st->sdp_to.destinations));
+	if (st->sdp_to.destinations == NULL)
+		return false;
+	memcpy(st->sdp_to.destinations, env->stream->destinations,
+	       env->stream->n_destinations * sizeof(*st->sdp_to.destinations));
+	st->sdp_to.n_destinations = env->stream->n_destinations;
+	st->sdp_to.ttl = env->stream->ttl;
 	st->rtcp_timer = evtimer_new(env->base, rtcp_on_timer, st);
 	if (st->ts == NULL || st->cname == NULL || st->rtcp_timer == NULL || (settings->sdp && !st->sdp_path) ||
 	    !rtp_receivers_init(&st->receivers, settings->receivers))
@@ -649,6 +832,15 @@ static void *rtp_start(const void *settings_arg, const struct unit_env *env)
 		return NULL;
 	}
 	st->env = env;
+	st->audio = settings->audio;
+	st->payload_type = st->audio ? (uint8_t)settings->payload_type : RTP_PT_MP2T;
+	st->clock_hz = RTP_CLOCK_HZ;
+	if (st->audio) {
+		audio_reader_init(&st->audio_reader, &settings->audio_config);
+		st->audio_marker = true;
+		if (st->audio_reader.known)
+			st->clock_hz = st->audio_reader.rate;
+	}
 	st->pace_by = settings->pace;
 	st->rtcp_on = settings->rtcp;
 	st->ssrc = random32();
@@ -666,11 +858,10 @@ static void *rtp_start(const void *settings_arg, const struct unit_env *env)
 		return NULL;
 	}
 	st->pacer = outlet_pacer(st->outlet);
-	st->sdp = sdp_text(st, env);
-	if (st->sdp != NULL)
-		chassis_publish(env->chassis, env->unit, "application/sdp", st->sdp, st);
-	if (st->sdp != NULL && st->sdp_path != NULL)
-		sdp_write(env, st->sdp_path, st->sdp);
+	/* L16 from a WAV file: its rate and channels are known from its
+	 * header, and the SDP then. G.711 is always 8000 Hz mono. */
+	if (!st->audio || st->audio_reader.known || st->audio_reader.config.payload != AUDIO_L16)
+		rtp_publish_sdp(st);
 	if (st->rtcp_on)
 		rtcp_schedule(st);
 	return st;
@@ -685,7 +876,9 @@ static bool rtp_same(const void *old_arg, const void *new_arg)
 {
 	const struct rtp_settings *a = old_arg, *b = new_arg;
 
-	return a->pace == b->pace && a->rtcp == b->rtcp && strcmp(a->cname, b->cname) == 0 &&
+	return a->audio == b->audio && a->payload_type == b->payload_type &&
+	       memcmp(&a->audio_config, &b->audio_config, sizeof(a->audio_config)) == 0 &&
+	       a->pace == b->pace && a->rtcp == b->rtcp && strcmp(a->cname, b->cname) == 0 &&
 	       a->rtcp_port == b->rtcp_port && a->receivers == b->receivers &&
 	       a->receiver_timeout == b->receiver_timeout &&
 	       ((a->sdp == NULL && b->sdp == NULL) || (a->sdp && b->sdp && strcmp(a->sdp, b->sdp) == 0));
@@ -715,7 +908,7 @@ static void rtp_status_rows(const void *state, char *buf, size_t len)
 
 	outlet_status_rows(st->outlet, buf, len);
 	used = strlen(buf);
-	rtp_receivers_rows(&st->receivers, RTP_CLOCK_HZ, pacer_now_ns(), buf + used, len - used);
+	rtp_receivers_rows(&st->receivers, (uint32_t)st->clock_hz, pacer_now_ns(), buf + used, len - used);
 }
 
 static void rtp_status_text(const void *state, char *buf, size_t len)
@@ -726,7 +919,7 @@ static void rtp_status_text(const void *state, char *buf, size_t len)
 	outlet_status_text(st->outlet, buf, len);
 	used = strlen(buf);
 	snprintf(buf + used, len - used, "ssrc %08" PRIx32 "\npace %s\n", st->ssrc,
-		 st->pace_by == RTP_PACE_PCR ? "pcr" : "rate");
+		 st->audio ? "samples" : st->pace_by == RTP_PACE_PCR ? "pcr" : "rate");
 	used = strlen(buf);
 	if (st->rtcp != NULL && rtcp_link_port(st->rtcp, AF_INET) != 0)
 		snprintf(buf + used, len - used, "rtcp_port %u\n", rtcp_link_port(st->rtcp, AF_INET));
@@ -745,6 +938,11 @@ static cfg_opt_t rtp_options[] = {
 	CFG_INT("rtcp-port", 0, CFGF_NONE),
 	CFG_INT("receivers", RTP_RECEIVERS_DEFAULT, CFGF_NONE),
 	CFG_INT("receiver-timeout", RTP_RECEIVER_TIMEOUT_S, CFGF_NONE),
+	CFG_STR("input", "wav", CFGF_NONE),
+	CFG_INT("sample-rate", 8000, CFGF_NONE),
+	CFG_INT("channels", 1, CFGF_NONE),
+	CFG_INT("ptime", AUDIO_PTIME_DEFAULT, CFGF_NONE),
+	CFG_INT("payload-type", RTP_PT_L16_DEFAULT, CFGF_NONE),
 	CFG_END()
 };
 
@@ -800,6 +998,59 @@ static void rtp_check_rtcp_ports(struct conf_scope *scope)
 					 st->destination_text[i]);
 }
 
+/* The input of an audio payload: a WAV file, or raw samples of the
+ * format written here. G.711 carries 8000 Hz only (no resampling). */
+static void rtp_configure_audio_input(struct rtp_settings *s, cfg_t *sec, struct conf_scope *scope)
+{
+	struct audio_config *a = &s->audio_config;
+	const char *written = cfg_getstr(sec, "input");
+	char input[16];
+	long rate = 8000, channels = 1, ptime = AUDIO_PTIME_DEFAULT;
+
+	snprintf(input, sizeof(input), "%s", written ? written : "wav");
+	if (strcmp(input, "wav") != 0 && strcmp(input, "raw") != 0)
+		conf_scope_error(scope, "input", "input must be \"wav\" or \"raw\"");
+	a->wav = strcmp(input, "raw") != 0;
+	conf_scope_int(scope, sec, "sample-rate", 1000, 192000, &rate);
+	conf_scope_int(scope, sec, "channels", 1, 8, &channels);
+	conf_scope_int(scope, sec, "ptime", 5, 100, &ptime);
+	if (a->wav && (conf_scope_written(scope, "sample-rate") || conf_scope_written(scope, "channels")))
+		conf_scope_error(scope, conf_scope_written(scope, "sample-rate") ? "sample-rate" : "channels",
+				 "sample-rate and channels are for input = \"raw\" (a WAV file says its own)");
+	if (!a->wav && a->payload != AUDIO_L16 && rate != 8000)
+		conf_scope_error(scope, "sample-rate", "PCMU and PCMA carry 8000 Hz (no resampling), not %ld", rate);
+	a->sample_rate = (unsigned)rate;
+	a->channels = (unsigned)channels;
+	a->ptime_ms = (unsigned)ptime;
+}
+
+/* mp2t, or an audio payload with its payload type: PCMU 0, PCMA 8
+ * (RFC 3551), L16 a dynamic one. */
+static void rtp_configure_payload(struct rtp_settings *s, cfg_t *sec, struct conf_scope *scope, const char *payload)
+{
+	long type = RTP_PT_L16_DEFAULT;
+
+	if (strcmp(payload, "mp2t") == 0)
+		return;
+	s->audio = true;
+	if (strcmp(payload, "pcmu") == 0) {
+		s->audio_config.payload = AUDIO_PCMU;
+		s->payload_type = RTP_PT_PCMU;
+	} else if (strcmp(payload, "pcma") == 0) {
+		s->audio_config.payload = AUDIO_PCMA;
+		s->payload_type = RTP_PT_PCMA;
+	} else if (strcmp(payload, "l16") == 0) {
+		s->audio_config.payload = AUDIO_L16;
+		conf_scope_int(scope, sec, "payload-type", RTP_PT_DYNAMIC_MIN, 127, &type);
+		s->payload_type = (unsigned)type;
+	} else {
+		conf_scope_error(scope, "payload", "payload must be \"mp2t\", \"pcmu\", \"pcma\" or \"l16\", not \"%s\"%s",
+				 payload, strcmp(payload, "mpa") == 0 ? " (mpa is not done yet)" : "");
+		return;
+	}
+	rtp_configure_audio_input(s, sec, scope);
+}
+
 static void *rtp_configure(cfg_t *sec, struct conf_scope *scope)
 {
 	struct rtp_settings *s = calloc(1, sizeof(*s));
@@ -810,8 +1061,7 @@ static void *rtp_configure(cfg_t *sec, struct conf_scope *scope)
 
 	if (s == NULL)
 		return NULL;
-	if (strcmp(payload, "mp2t") != 0)
-		conf_scope_error(scope, "payload", "payload \"%s\" is not supported yet (mp2t)", payload);
+	rtp_configure_payload(s, sec, scope, payload);
 	if (strcmp(pace, "pcr") == 0)
 		s->pace = RTP_PACE_PCR;
 	else if (strcmp(pace, "rate") == 0)

@@ -283,3 +283,141 @@ def test_the_sdp_names_every_destination_and_goes_with_the_stream(start_daemon, 
     assert sdp.exists() and sdp.read_bytes().decode() != text, "the new instance's SDP stays"
     d.reload(status_listener(web))
     assert wait_until(lambda: not sdp.exists(), timeout=5), "a removed stream takes its SDP file"
+
+
+needs_sox = pytest.mark.skipif(shutil.which("sox") is None or shutil.which("tshark") is None,
+                               reason="needs sox and tshark")
+
+
+def audio_stream(name, port, wav, payload, sdp, loop):
+    return ('stream "%s" {\n  protocol = "rtp"\n  destination = {"127.0.0.1:%d"}\n'
+            '  source { file = "%s"  loop = %s }\n  rtp { payload = "%s"  sdp = "%s" }\n}\n'
+            % (name, port, wav, "true" if loop else "false", payload, sdp))
+
+
+def tshark_capture(port, pcap, seconds):
+    """tshark on lo for the port's datagrams, returned once it captures."""
+    cap = subprocess.Popen(["tshark", "-i", "lo", "-f", "udp dst port %d" % port, "-a", "duration:%d" % seconds,
+                            "-w", str(pcap)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    for line in cap.stderr:
+        if "Capturing on" in line:
+            return cap
+    raise AssertionError("tshark did not start")
+
+
+def rtp_fields(pcap, port):
+    out = subprocess.run(["tshark", "-r", str(pcap), "-d", "udp.port==%d,rtp" % port, "-Y", "rtp", "-T", "fields",
+                          "-e", "frame.time_relative", "-e", "rtp.seq", "-e", "rtp.timestamp", "-e", "rtp.marker",
+                          "-e", "rtp.p_type", "-e", "udp.length"], capture_output=True, text=True, check=True).stdout
+    return [(float(t), int(s), int(ts), m in ("1", "True"), int(pt), int(n) - 8 - 12)
+            for t, s, ts, m, pt, n in (line.split("\t") for line in out.splitlines())]
+
+
+def sdp_of(start_daemon, config, sdp):
+    """The stream's SDP, from a first run (a receiver must be listening
+    before the second run sends its first packet)."""
+    d = start_daemon(config)
+    assert wait_until(sdp.exists, timeout=5)
+    text = sdp.read_bytes()
+    d.stop()
+    assert not sdp.exists(), "a stopped stream takes its SDP file away"
+    return text
+
+
+def record(sdp_text, path, tmp_path, *options):
+    copy = tmp_path / "listen.sdp"
+    copy.write_bytes(sdp_text)
+    # The SDP says all there is to know: no need to probe 5 s of it.
+    log = open(tmp_path / "ffmpeg.log", "w")
+    return subprocess.Popen(["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "info", "-y", "-protocol_whitelist",
+                             "file,udp,rtp", "-analyzeduration", "100000", "-i", str(copy), *options, "-c:a",
+                             "pcm_s16le", str(path)], stdin=subprocess.DEVNULL, stderr=log)
+
+
+def stop_recording(ffmpeg):
+    ffmpeg.send_signal(signal.SIGINT)
+    try:
+        ffmpeg.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        ffmpeg.send_signal(signal.SIGINT)	# a second one: out now
+        ffmpeg.wait(timeout=10)
+
+
+def probe_audio(path):
+    out = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=sample_rate,channels:format=duration",
+                          "-of", "json", str(path)], capture_output=True, text=True).stdout
+    info = json.loads(out)
+    assert info.get("streams"), (path.parent / "ffmpeg.log").read_text()
+    return int(info["streams"][0]["sample_rate"]), info["streams"][0]["channels"], float(info["format"]["duration"])
+
+
+@needs_ffmpeg
+@needs_sox
+def test_pcmu_from_a_wav_file_20_ms_packets_that_ffmpeg_records(start_daemon, tmp_path):
+    """A 3 s 8 kHz WAV (sox) as PCMU, looped: the SDP says PT 0
+    PCMU/8000; tshark sees 160-byte payloads 20 ms apart, timestamps
+    stepping by 160, the marker on the first packet of each pass (150
+    packets); ffmpeg, listening from the SDP, records 3 s of 8000 Hz mono
+    in 3 s of wall time."""
+    wav = tmp_path / "clip.wav"
+    subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(wav), "synth", "3", "sine", "440"],
+                   check=True)
+    port, sdp = even_port(), tmp_path / "tone.sdp"
+    config = audio_stream("tone", port, wav, "pcmu", sdp, loop=True)
+    text = sdp_of(start_daemon, config, sdp)
+    assert b"m=audio %d RTP/AVP 0\r\n" % port in text and b"a=rtpmap:0 PCMU/8000\r\n" in text, text
+    assert b"a=ptime:20\r\n" in text
+    rec, pcap = tmp_path / "rec.wav", tmp_path / "pcmu.pcap"
+    ffmpeg = record(text, rec, tmp_path, "-t", "3")
+    cap = tshark_capture(port, pcap, 5)
+    time.sleep(1)
+    start_daemon(config)
+    started = time.monotonic()
+    ffmpeg.wait(timeout=30)
+    elapsed = time.monotonic() - started
+    cap.wait(timeout=30)
+    pkts = rtp_fields(pcap, port)
+    assert len(pkts) > 151, len(pkts)
+    assert all(p[4] == 0 and p[5] == 160 for p in pkts)
+    assert [i for i, p in enumerate(pkts) if p[3]][:2] == [0, 150], "the marker on each pass's first packet"
+    assert all((b[1] - a[1]) % 65536 == 1 for a, b in zip(pkts, pkts[1:]))
+    assert all((b[2] - a[2]) % (1 << 32) == 160 for a, b in zip(pkts, pkts[1:]))
+    gaps = [b[0] - a[0] for a, b in zip(pkts, pkts[1:])]
+    assert abs(sum(gaps) / len(gaps) - 0.020) < 0.001, sum(gaps) / len(gaps)
+    rate, channels, duration = probe_audio(rec)
+    assert (rate, channels) == (8000, 1)
+    assert abs(duration - 3.0) < 0.05, duration
+    assert 2.7 < elapsed < 3.3 + 0.5, "paced by the sample clock: %.2f s" % elapsed
+
+
+@needs_ffmpeg
+@needs_sox
+def test_l16_keeps_the_wav_format_and_a_loop_sets_the_marker(start_daemon, tmp_path):
+    """A 1 s 48 kHz stereo WAV as L16, looped: the SDP says
+    L16/48000/2 on PT 97; every loop's first packet has the marker and the
+    timestamps run on by 960 a packet across it; ffmpeg records 48000 Hz
+    stereo at the real rate."""
+    wav = tmp_path / "clip.wav"
+    subprocess.run(["sox", "-n", "-r", "48000", "-c", "2", "-b", "16", str(wav), "synth", "1", "sine", "440"],
+                   check=True)
+    port, sdp = even_port(), tmp_path / "tone.sdp"
+    config = audio_stream("tone", port, wav, "l16", sdp, loop=True)
+    text = sdp_of(start_daemon, config, sdp)
+    assert b"m=audio %d RTP/AVP 97\r\n" % port in text and b"a=rtpmap:97 L16/48000/2\r\n" in text, text
+    rec, pcap = tmp_path / "rec.wav", tmp_path / "l16.pcap"
+    ffmpeg = record(text, rec, tmp_path)
+    cap = tshark_capture(port, pcap, 5)
+    time.sleep(1)
+    start_daemon(config)
+    started = time.monotonic()
+    cap.wait(timeout=30)
+    stop_recording(ffmpeg)
+    elapsed = time.monotonic() - started
+    pkts = rtp_fields(pcap, port)
+    assert all(p[4] == 97 and p[5] == 960 * 4 for p in pkts)
+    assert all((b[2] - a[2]) % (1 << 32) == 960 for a, b in zip(pkts, pkts[1:]))
+    marked = [i for i, p in enumerate(pkts) if p[3]]
+    assert marked[:3] == [0, 50, 100], marked
+    rate, channels, duration = probe_audio(rec)
+    assert (rate, channels) == (48000, 2)
+    assert abs(duration - elapsed) < 0.15 * elapsed, (duration, elapsed)
