@@ -421,3 +421,23 @@ def test_l16_keeps_the_wav_format_and_a_loop_sets_the_marker(start_daemon, tmp_p
     rate, channels, duration = probe_audio(rec)
     assert (rate, channels) == (48000, 2)
     assert abs(duration - elapsed) < 0.15 * elapsed, (duration, elapsed)
+
+
+def test_no_sender_reports_once_nothing_is_sent(start_daemon, tmp_path):
+    """A source that ends at once: one SR for what was sent (RFC 3550
+    6.4: a sender reports while it sends), none in the RTCP intervals
+    after it (0.5-1.5 x 5 s each), then the BYE at stop."""
+    ts = tmp_path / "once.ts"
+    ts.write_bytes((bytes([0x47, 0x1f, 0xff, 0x10]) + bytes(184)) * 70)
+    port = even_port()
+    rx, rtcp = Receiver(port), Receiver(port + 1)
+    config = rtp_stream("once", "127.0.0.1:%d" % port, ts, extra="  rate = 1000000", rtp_extra='pace = "rate"')
+    d = start_daemon(config.replace("loop = true", "loop = false"))
+    time.sleep(16)
+    d.stop()
+    time.sleep(0.3)
+    rx.stop()
+    rtcp.stop()
+    assert len(rx.datagrams) == 10
+    kinds = [[t for t, _ in rtcp_packets(p)] for p in rtcp.datagrams]
+    assert kinds == [[200, 202], [200, 202, 203]], kinds
