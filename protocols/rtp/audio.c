@@ -4,12 +4,18 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "protocols/rtp/mpa.h"
 #include "protocols/rtp/wav.h"
 
 #define G711_RATE 8000
 #define ULAW_BIAS 0x21		/* on the 14-bit magnitude */
 #define ULAW_CLIP 8159
 #define ALAW_INVERT 0x55
+/* RFC 2250 3.5: MBZ and Frag_offset before the frame. */
+#define MPA_PAYLOAD_HEADER 4
+/* Bytes one call looks through for a frame: a source of something else
+ * is read on in small steps (the caller pauses between them). */
+#define MPA_SCAN_MAX 4096
 
 /* The segment of a magnitude of 256 or more: 1 for 256..511, up to 7
  * for 16384..32767 (the position of its highest bit, less 7). */
@@ -113,7 +119,7 @@ void audio_reader_init(struct audio_reader *r, const struct audio_config *config
 {
 	memset(r, 0, sizeof(*r));
 	r->config = *config;
-	if (!config->wav) {
+	if (!config->wav && config->payload != AUDIO_MPA) {
 		r->rate = config->sample_rate;
 		r->channels = config->channels;
 		r->known = true;
@@ -125,12 +131,14 @@ void audio_reader_restart(struct audio_reader *r)
 {
 	if (r->state == AUDIO_FAILED)
 		return;
-	r->state = r->config.wav ? AUDIO_HEADER : AUDIO_DATA;
+	r->state = r->config.wav || r->config.payload == AUDIO_MPA ? AUDIO_HEADER : AUDIO_DATA;
 	r->data_left = UINT64_MAX;
 }
 
 uint32_t audio_packet_samples(const struct audio_reader *r)
 {
+	if (r->config.payload == AUDIO_MPA)
+		return 0;
 	uint64_t samples = (uint64_t)r->rate * r->config.ptime_ms / 1000;
 	size_t out_frame = r->config.payload == AUDIO_L16 ? (size_t)r->channels * 2 : 1;
 
@@ -199,11 +207,108 @@ static size_t audio_frames(const struct audio_reader *r, struct evbuffer *in, bo
 	return cut ? (size_t)(avail / frame) : 0;
 }
 
+/* ---- MPA ---- */
+
+static size_t available(struct evbuffer *in, uint64_t limit)
+{
+	size_t have = evbuffer_get_length(in);
+
+	return have < limit ? have : (size_t)limit;
+}
+
+/* An ID3v2 tag at the start of the file goes, in pieces if long. True
+ * once the frames may begin. */
+static bool mpa_skip_tag(struct audio_reader *r, struct evbuffer *in, bool ended, uint64_t limit)
+{
+	size_t have = available(in, limit), want = have < 10 ? have : 10, tag;
+	bool need_more = false, cut = ended || have < evbuffer_get_length(in);
+
+	if (r->tag_left == 0 && r->state == AUDIO_HEADER) {
+		tag = want ? mpa_id3_length(evbuffer_pullup(in, (ssize_t)want), want, &need_more) : 0;
+		if ((want == 0 || need_more) && !cut)
+			return false;
+		r->tag_left = tag;
+		r->state = AUDIO_DATA;
+	}
+	if (r->tag_left > 0) {
+		size_t n = have < r->tag_left ? have : (size_t)r->tag_left;
+		audio_take(r, in, n);
+		r->tag_left -= n;
+		if (r->tag_left > 0 && !cut)
+			return false;
+		r->tag_left = 0;
+	}
+	return true;
+}
+
+static void mpa_skip(struct audio_reader *r, struct evbuffer *in, size_t n)
+{
+	audio_take(r, in, n);
+	r->skipped += n;
+}
+
+/* The frame at the front, when it is one: a valid header, the rate of
+ * the frames before, and a next frame that lines up (unless the end or
+ * a loop comes first). 1: a frame of *f; 0: wait for more bytes; -1: no
+ * frame starts here. */
+static int mpa_frame_at(const struct audio_reader *r, const uint8_t *p, size_t have, bool cut, struct mpa_frame *f)
+{
+	struct mpa_frame next;
+
+	if (have < MPA_HEADER_SIZE)
+		return cut ? -1 : 0;
+	if (!mpa_frame_header(p, f) || (r->known && f->sample_rate != r->rate))
+		return -1;
+	if (have < f->length + MPA_HEADER_SIZE)
+		return cut ? (have >= f->length ? 1 : -1) : 0;
+	return mpa_frame_header(p + f->length, &next) ? 1 : -1;
+}
+
+static bool mpa_next(struct audio_reader *r, struct evbuffer *in, bool ended, uint64_t limit, uint8_t *out,
+		     size_t *len, uint32_t *samples)
+{
+	if (r->state == AUDIO_HEADER || r->tag_left > 0) {
+		uint64_t before = r->consumed;
+
+		if (!mpa_skip_tag(r, in, ended, limit))
+			return false;
+		limit -= limit == UINT64_MAX ? 0 : r->consumed - before;
+	}
+	for (unsigned scanned = 0; scanned < MPA_SCAN_MAX; scanned++) {
+		size_t have = available(in, limit), want = have < MPA_FRAME_MAX + 4 ? have : MPA_FRAME_MAX + 4;
+		bool cut = ended || have < evbuffer_get_length(in);
+		const uint8_t *p = want ? evbuffer_pullup(in, (ssize_t)want) : NULL;
+		struct mpa_frame f;
+		int found = p ? mpa_frame_at(r, p, want, cut, &f) : (cut ? -1 : 0);
+
+		if (found == 0 || (found < 0 && have == 0))
+			return false;
+		if (found < 0) {
+			mpa_skip(r, in, have < MPA_HEADER_SIZE ? have : 1);
+			if (limit != UINT64_MAX)
+				limit -= have < MPA_HEADER_SIZE ? have : 1;
+			continue;
+		}
+		memset(out, 0, MPA_PAYLOAD_HEADER);
+		memcpy(out + MPA_PAYLOAD_HEADER, p, f.length);
+		*len = MPA_PAYLOAD_HEADER + f.length;
+		*samples = f.samples;
+		r->rate = f.sample_rate;
+		r->known = true;
+		audio_take(r, in, f.length);
+		return true;
+	}
+	return false;
+}
+
 bool audio_reader_next(struct audio_reader *r, struct evbuffer *in, bool ended, uint64_t limit, uint8_t *out,
 		       size_t *len, uint32_t *samples)
 {
 	size_t frames, frame;
 	uint64_t before = r->consumed;
+
+	if (r->config.payload == AUDIO_MPA)
+		return r->state != AUDIO_FAILED && mpa_next(r, in, ended, limit, out, len, samples);
 
 	if (r->state == AUDIO_HEADER && !audio_header(r, in, ended, limit))
 		return false;

@@ -3,10 +3,14 @@
  * little-endian PCM: a WAV file (its header read at every start of the
  * file, so it may loop) or raw samples of a configured format.
  *
+ * MPA (RFC 2250 3.5): MPEG audio frames as they are (an MP2 or MP3
+ * file, an ID3v2 tag at its start skipped), one frame a packet after the
+ * payload's 4-byte header; bytes where no frame lines up are skipped.
+ *
  * The reader takes the source's bytes and gives one packet's payload at
- * a time, ptime milliseconds of samples, never straddling a point the
- * caller names (a loop of the file: the next packet starts the file
- * again and carries the marker bit). */
+ * a time, ptime milliseconds of samples (MPA: a frame), never straddling
+ * a point the caller names (a loop of the file: the next packet starts
+ * the file again and carries the marker bit). */
 #ifndef CHASSISD_RTP_AUDIO_H
 #define CHASSISD_RTP_AUDIO_H
 
@@ -16,7 +20,7 @@
 
 struct evbuffer;
 
-enum audio_payload { AUDIO_PCMU, AUDIO_PCMA, AUDIO_L16 };
+enum audio_payload { AUDIO_PCMU, AUDIO_PCMA, AUDIO_L16, AUDIO_MPA };
 
 struct audio_config {
 	enum audio_payload payload;
@@ -47,6 +51,8 @@ struct audio_reader {
 	bool known;			/* a header was read (or raw input) */
 	uint64_t data_left;		/* WAV: bytes of samples before the trailer */
 	uint64_t consumed;		/* source bytes taken */
+	uint64_t skipped;		/* MPA: bytes that were no frame */
+	uint64_t tag_left;		/* MPA: of an ID3v2 tag, still to skip */
 	char error[128];		/* with AUDIO_FAILED */
 };
 
@@ -61,7 +67,7 @@ void audio_reader_restart(struct audio_reader *r);
  * packet goes only when `ended` or the limit cuts it. */
 bool audio_reader_next(struct audio_reader *r, struct evbuffer *in, bool ended, uint64_t limit, uint8_t *out,
 		       size_t *len, uint32_t *samples);
-/* Samples per channel in a full packet. */
+/* Samples per channel in a full packet (MPA: known per frame, 0). */
 uint32_t audio_packet_samples(const struct audio_reader *r);
 
 #endif

@@ -35,6 +35,7 @@
 #define RTP_PT_MP2T 33
 #define RTP_PT_PCMU 0
 #define RTP_PT_PCMA 8
+#define RTP_PT_MPA 14
 #define RTP_PT_DYNAMIC_MIN 96
 #define RTP_PT_L16_DEFAULT 97
 #define RTP_CLOCK_HZ 90000ull
@@ -61,6 +62,8 @@
  * short looping file wraps many times in one look-ahead. When they are
  * all taken the look-ahead stops filling until the first is sent. */
 #define RTP_MARKERS 32
+/* After a wakeup that only skipped bytes (MPA looking for frames). */
+#define RTP_SKIP_PAUSE_NS (10ull * 1000 * 1000)
 /* RTP packets one wakeup may send at most. */
 #define RTP_BURST 8
 /* RFC 3550 6.2: about every 5 s, randomised to 0.5-1.5 times that. */
@@ -434,8 +437,13 @@ static uint64_t rtp_audio_limit(const struct rtp_stream *st)
 
 static void rtp_audio_send(struct rtp_stream *st, size_t len, uint32_t samples, uint64_t due)
 {
+	/* MPA's clock is 90 kHz whatever the sample rate (RFC 3551 6). */
+	uint64_t ticks = st->audio_reader.config.payload == AUDIO_MPA
+				 ? (uint64_t)((unsigned __int128)st->samples * RTP_CLOCK_HZ / st->audio_reader.rate)
+				 : st->samples;
+
 	rtp_write_header(st->packet, st->audio_marker, st->payload_type, st->sequence++,
-			 st->timestamp_base + (uint32_t)st->samples, st->ssrc);
+			 st->timestamp_base + (uint32_t)ticks, st->ssrc);
 	outlet_emit(st->outlet, st->packet, RTP_HEADER_SIZE + len);
 	st->packets++;
 	st->octets += (uint32_t)len;
@@ -463,7 +471,7 @@ static bool rtp_audio_wait(struct rtp_stream *st, uint64_t now, uint64_t *due)
 static void rtp_audio_started(struct rtp_stream *st, uint64_t now)
 {
 	st->epoch_ns = st->clock_origin_ns = now;
-	st->clock_hz = st->audio_reader.rate;
+	st->clock_hz = st->audio_reader.config.payload == AUDIO_MPA ? RTP_CLOCK_HZ : st->audio_reader.rate;
 	st->epoch_set = true;
 }
 
@@ -510,6 +518,8 @@ static void rtp_audio_tick(struct rtp_stream *st, uint64_t now)
 	source_taken(st->source);
 	if (!outlet_can_take(st->outlet))
 		pacer_at(st->pacer, now + 1000 * 1000);
+	else if (turns > 4 * RTP_BURST)
+		pacer_at(st->pacer, now + RTP_SKIP_PAUSE_NS);	/* bytes to skip: on, but not flat out */
 	else if (waiting || sent == RTP_BURST)
 		pacer_at(st->pacer, due > now ? due : now);
 }
@@ -658,6 +668,10 @@ static void sdp_rtpmap(struct evbuffer *out, const struct rtp_stream *st)
 
 	if (!st->audio) {
 		evbuffer_add_printf(out, "a=rtpmap:%d MP2T/90000\r\n", RTP_PT_MP2T);
+		return;
+	}
+	if (a->config.payload == AUDIO_MPA) {
+		evbuffer_add_printf(out, "a=rtpmap:%d MPA/90000\r\n", st->payload_type);
 		return;
 	}
 	if (a->config.payload == AUDIO_L16)
@@ -894,10 +908,10 @@ static void rtp_status(const void *state, char *buf, size_t len)
 	snprintf(buf + used, len - used,
 		 " rtp_packets=%" PRIu32 " rtp_octets=%" PRIu32 " pcr_discontinuities=%" PRIu64 " ts_bytes_cut=%" PRIu64
 		 " rtcp_received=%" PRIu64 " rtcp_malformed=%" PRIu64 " receivers=%zu receivers_refused=%" PRIu64
-		 " receivers_expired=%" PRIu64,
+		 " receivers_expired=%" PRIu64 " audio_bytes_skipped=%" PRIu64,
 		 st->packets, st->octets, st->clock.discontinuities, st->cut,
 		 st->rtcp ? rtcp_link_counters(st->rtcp)->received : 0, st->rtcp_malformed, st->receivers.count,
-		 st->receivers.refused, st->receivers.expired);
+		 st->receivers.refused, st->receivers.expired, st->audio_reader.skipped);
 }
 
 static void rtp_status_rows(const void *state, char *buf, size_t len)
@@ -1024,6 +1038,17 @@ static void rtp_configure_audio_input(struct rtp_settings *s, cfg_t *sec, struct
 	a->ptime_ms = (unsigned)ptime;
 }
 
+/* MPA sends the frames as they are: the PCM input options mean nothing. */
+static void rtp_refuse_pcm_options(cfg_t *sec, struct conf_scope *scope)
+{
+	static const char *const pcm_only[] = { "input", "sample-rate", "channels", "ptime", "payload-type" };
+
+	for (size_t i = 0; i < sizeof(pcm_only) / sizeof(pcm_only[0]); i++)
+		if (conf_scope_written(scope, pcm_only[i]))
+			conf_scope_error(scope, pcm_only[i], "%s does not apply to payload \"mpa\"", pcm_only[i]);
+	(void)sec;
+}
+
 /* mp2t, or an audio payload with its payload type: PCMU 0, PCMA 8
  * (RFC 3551), L16 a dynamic one. */
 static void rtp_configure_payload(struct rtp_settings *s, cfg_t *sec, struct conf_scope *scope, const char *payload)
@@ -1039,15 +1064,22 @@ static void rtp_configure_payload(struct rtp_settings *s, cfg_t *sec, struct con
 	} else if (strcmp(payload, "pcma") == 0) {
 		s->audio_config.payload = AUDIO_PCMA;
 		s->payload_type = RTP_PT_PCMA;
+	} else if (strcmp(payload, "mpa") == 0) {
+		s->audio_config.payload = AUDIO_MPA;
+		s->payload_type = RTP_PT_MPA;
+		rtp_refuse_pcm_options(sec, scope);
+		return;
 	} else if (strcmp(payload, "l16") == 0) {
 		s->audio_config.payload = AUDIO_L16;
 		conf_scope_int(scope, sec, "payload-type", RTP_PT_DYNAMIC_MIN, 127, &type);
 		s->payload_type = (unsigned)type;
 	} else {
-		conf_scope_error(scope, "payload", "payload must be \"mp2t\", \"pcmu\", \"pcma\" or \"l16\", not \"%s\"%s",
-				 payload, strcmp(payload, "mpa") == 0 ? " (mpa is not done yet)" : "");
+		conf_scope_error(scope, "payload",
+				 "payload must be \"mp2t\", \"pcmu\", \"pcma\", \"l16\" or \"mpa\", not \"%s\"", payload);
 		return;
 	}
+	if (s->audio_config.payload != AUDIO_L16 && conf_scope_written(scope, "payload-type"))
+		conf_scope_error(scope, "payload-type", "payload-type is for l16 (PCMU is 0, PCMA 8)");
 	rtp_configure_audio_input(s, sec, scope);
 }
 

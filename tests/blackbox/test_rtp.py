@@ -441,3 +441,42 @@ def test_no_sender_reports_once_nothing_is_sent(start_daemon, tmp_path):
     assert len(rx.datagrams) == 10
     kinds = [[t for t, _ in rtcp_packets(p)] for p in rtcp.datagrams]
     assert kinds == [[200, 202], [200, 202, 203]], kinds
+
+
+@needs_ffmpeg
+@needs_sox
+def test_mpa_sends_an_mp3_frame_a_packet_on_a_90_khz_clock(start_daemon, tmp_path):
+    """An MP3 from ffmpeg (an ID3v2 tag first) as MPA: PT 14 and
+    MPA/90000 in the SDP; tshark sees one 1152-sample frame a packet,
+    26.1 ms apart, timestamps stepping by 1152 x 90000 / 44100; ffmpeg
+    records 44.1 kHz stereo from the SDP at the real rate."""
+    mp3 = tmp_path / "clip.mp3"
+    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                    "sine=frequency=440:sample_rate=44100", "-t", "3", "-ac", "2", "-c:a", "libmp3lame", "-b:a", "128k",
+                    str(mp3)], check=True)
+    assert mp3.read_bytes()[:3] == b"ID3"
+    port, sdp = even_port(), tmp_path / "radio.sdp"
+    config = audio_stream("radio", port, mp3, "mpa", sdp, loop=True)
+    text = sdp_of(start_daemon, config, sdp)
+    assert b"m=audio %d RTP/AVP 14\r\n" % port in text and b"a=rtpmap:14 MPA/90000\r\n" in text, text
+    rec, pcap = tmp_path / "rec.wav", tmp_path / "mpa.pcap"
+    ffmpeg = record(text, rec, tmp_path, "-t", "3")
+    cap = tshark_capture(port, pcap, 5)
+    time.sleep(1)
+    start_daemon(config)
+    started = time.monotonic()
+    ffmpeg.wait(timeout=30)
+    elapsed = time.monotonic() - started
+    cap.wait(timeout=30)
+    pkts = rtp_fields(pcap, port)
+    assert len(pkts) > 100
+    assert all(p[4] == 14 for p in pkts)
+    assert pkts[0][3], "the marker on the first packet"
+    steps = {(b[2] - a[2]) % (1 << 32) for a, b in zip(pkts, pkts[1:])}
+    assert steps <= {2351, 2352}, steps
+    gaps = [b[0] - a[0] for a, b in zip(pkts, pkts[1:])]
+    assert abs(sum(gaps) / len(gaps) - 1152 / 44100) < 0.001, sum(gaps) / len(gaps)
+    rate, channels, duration = probe_audio(rec)
+    assert (rate, channels) == (44100, 2)
+    assert abs(duration - 3.0) < 0.1, duration
+    assert 2.7 < elapsed < 3.3 + 0.5, "paced by the frames' samples: %.2f s" % elapsed

@@ -1,5 +1,7 @@
-/* The WAV header reader and the audio reader on any bytes: wav_parse on
- * every prefix length the input picks, then the reader walks the input as
+/* The WAV header reader, the MPEG audio frame and ID3 readers, and the
+ * audio reader on any bytes: wav_parse on the input, mpa_frame_header at
+ * every offset (a frame's length within MPA_FRAME_MAX), then the reader
+ * walks the input as
  * a source would give it (in pieces, with loop breaks where the input
  * says), for each payload. It must never read outside what it was given,
  * never hand over more than a packet holds, and account for every byte
@@ -14,6 +16,7 @@
 #include <stdlib.h>
 
 #include "protocols/rtp/audio.h"
+#include "protocols/rtp/mpa.h"
 #include "protocols/rtp/wav.h"
 
 #define OPTION_BYTES 2
@@ -42,9 +45,20 @@ static void parse_header(const uint8_t *data, size_t size)
 	free(copy);
 }
 
+static void frame_headers(const uint8_t *data, size_t size)
+{
+	struct mpa_frame f;
+	bool more;
+
+	for (size_t at = 0; at + MPA_HEADER_SIZE <= size; at++)
+		if (mpa_frame_header(data + at, &f))
+			check(f.length >= MPA_HEADER_SIZE && f.length <= MPA_FRAME_MAX && f.samples > 0);
+	mpa_id3_length(data, size < 10 ? size : 10, &more);
+}
+
 static void walk(const uint8_t *data, size_t size, enum audio_payload payload, size_t piece, size_t every)
 {
-	struct audio_config config = { .payload = payload, .wav = true, .ptime_ms = 20 };
+	struct audio_config config = { .payload = payload, .wav = payload != AUDIO_MPA, .ptime_ms = 20 };
 	struct audio_reader r;
 	struct evbuffer *in = evbuffer_new();
 	static uint8_t out[AUDIO_PAYLOAD_MAX];
@@ -65,7 +79,7 @@ static void walk(const uint8_t *data, size_t size, enum audio_payload payload, s
 		}
 		if (audio_reader_next(&r, in, fed == size, next_break - r.consumed, out, &len, &samples)) {
 			check(len > 0 && len <= AUDIO_PAYLOAD_MAX && samples > 0);
-			check(samples <= audio_packet_samples(&r));
+			check(payload == AUDIO_MPA || samples <= audio_packet_samples(&r));
 		}
 		check(r.consumed >= before && r.consumed <= fed);
 		check(r.consumed + evbuffer_get_length(in) == fed);
@@ -86,6 +100,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	data += OPTION_BYTES;
 	size -= OPTION_BYTES;
 	parse_header(data, size);
+	frame_headers(data, size);
+	walk(data, size, AUDIO_MPA, piece, every);
 	walk(data, size, AUDIO_L16, piece, every);
 	walk(data, size, AUDIO_PCMU, piece, every);
 	return 0;

@@ -193,3 +193,63 @@ Test(reader, not_a_wav_fails_and_a_header_cut_by_a_loop_fails)
 	cr_assert_eq(r.state, AUDIO_FAILED);
 	evbuffer_free(in);
 }
+
+/* MPEG-1 layer II, 192 kbit/s, 48 kHz: 576 bytes a frame. */
+static void add_mp2_frame(struct evbuffer *b, uint8_t fill)
+{
+	uint8_t frame[576];
+
+	memset(frame, fill, sizeof(frame));
+	memcpy(frame, "\xff\xfd\xa4\x00", 4);
+	evbuffer_add(b, frame, sizeof(frame));
+}
+
+Test(reader, mpa_frames_after_a_tag_and_garbage_one_a_packet)
+{
+	struct evbuffer *in = evbuffer_new();
+	struct audio_config config = { .payload = AUDIO_MPA };
+	struct audio_reader r;
+	uint8_t out[AUDIO_PAYLOAD_MAX], tag[30] = { 'I', 'D', '3', 4, 0, 0, 0, 0, 0, 20 };
+	size_t len;
+	uint32_t samples;
+
+	evbuffer_add(in, tag, sizeof(tag));
+	evbuffer_add(in, "\xff\xfb\x00", 3);		/* a false sync, then nothing */
+	for (uint8_t i = 1; i <= 3; i++)
+		add_mp2_frame(in, i);
+	audio_reader_init(&r, &config);
+	for (uint8_t i = 1; i <= 2; i++) {
+		cr_assert(audio_reader_next(&r, in, false, UINT64_MAX, out, &len, &samples));
+		cr_assert_eq(len, 4 + 576);
+		cr_assert(memcmp(out, "\0\0\0\0\xff\xfd\xa4\x00", 8) == 0, "MBZ and Frag_offset 0, then the frame");
+		cr_assert_eq(out[4 + 575], i);
+		cr_assert_eq(samples, 1152);
+		cr_assert_eq(r.rate, 48000);
+	}
+	cr_assert_eq(r.skipped, 3);
+	cr_assert_not(audio_reader_next(&r, in, false, UINT64_MAX, out, &len, &samples), "is a frame next? wait");
+	cr_assert(audio_reader_next(&r, in, true, UINT64_MAX, out, &len, &samples), "the end: the last frame goes");
+	cr_assert_eq(out[4 + 575], 3);
+	cr_assert_eq(r.consumed, 30 + 3 + 3 * 576);
+	evbuffer_free(in);
+}
+
+Test(reader, mpa_a_frame_cut_by_a_loop_is_skipped)
+{
+	struct evbuffer *in = evbuffer_new();
+	struct audio_config config = { .payload = AUDIO_MPA };
+	struct audio_reader r;
+	uint8_t out[AUDIO_PAYLOAD_MAX];
+	size_t len;
+	uint32_t samples;
+
+	add_mp2_frame(in, 1);
+	add_mp2_frame(in, 2);
+	audio_reader_init(&r, &config);
+	cr_assert(audio_reader_next(&r, in, false, 576 + 300, out, &len, &samples));
+	cr_assert_not(audio_reader_next(&r, in, false, 300, out, &len, &samples));
+	cr_assert_eq(r.consumed, 576 + 300, "the cut frame's bytes up to the loop went");
+	audio_reader_restart(&r);
+	cr_assert_eq(r.skipped, 300);
+	evbuffer_free(in);
+}
