@@ -510,7 +510,7 @@ static void rtp_audio_tick(struct rtp_stream *st, uint64_t now)
 		}
 		if (!st->epoch_set)
 			rtp_audio_started(st, now);
-		rtp_audio_send(st, len, samples, st->epoch_set ? due : now);
+		rtp_audio_send(st, len, samples, due);	/* the first: now */
 		sent++;
 	}
 	outlet_end(st->outlet);
@@ -1039,14 +1039,13 @@ static void rtp_configure_audio_input(struct rtp_settings *s, cfg_t *sec, struct
 }
 
 /* MPA sends the frames as they are: the PCM input options mean nothing. */
-static void rtp_refuse_pcm_options(cfg_t *sec, struct conf_scope *scope)
+static void rtp_refuse_pcm_options(struct conf_scope *scope)
 {
 	static const char *const pcm_only[] = { "input", "sample-rate", "channels", "ptime", "payload-type" };
 
 	for (size_t i = 0; i < sizeof(pcm_only) / sizeof(pcm_only[0]); i++)
 		if (conf_scope_written(scope, pcm_only[i]))
 			conf_scope_error(scope, pcm_only[i], "%s does not apply to payload \"mpa\"", pcm_only[i]);
-	(void)sec;
 }
 
 /* mp2t, or an audio payload with its payload type: PCMU 0, PCMA 8
@@ -1067,7 +1066,7 @@ static void rtp_configure_payload(struct rtp_settings *s, cfg_t *sec, struct con
 	} else if (strcmp(payload, "mpa") == 0) {
 		s->audio_config.payload = AUDIO_MPA;
 		s->payload_type = RTP_PT_MPA;
-		rtp_refuse_pcm_options(sec, scope);
+		rtp_refuse_pcm_options(scope);
 		return;
 	} else if (strcmp(payload, "l16") == 0) {
 		s->audio_config.payload = AUDIO_L16;
