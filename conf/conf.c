@@ -56,6 +56,7 @@ struct conf_scope {
 	cfg_t *section;
 	const char *listener;			/* the unit's name */
 	const char *unit_kind;			/* "listener" or "stream" */
+	const struct conf_stream *stream;	/* a stream's, parsed before its module's section */
 	enum transport transport;
 	int fallback_line;
 	bool failed;
@@ -395,6 +396,11 @@ void conf_scope_error(struct conf_scope *scope, const char *option, const char *
 const char *conf_scope_listener(const struct conf_scope *scope)
 {
 	return scope->listener;
+}
+
+const struct conf_stream *conf_scope_stream(const struct conf_scope *scope)
+{
+	return scope->stream;
 }
 
 enum transport conf_scope_transport(const struct conf_scope *scope)
@@ -1041,6 +1047,7 @@ static bool parse_stream(struct loader *ld, cfg_t *sec, struct conf_stream *st)
 		.section = sec,
 		.listener = cfg_title(sec),
 		.unit_kind = "stream",
+		.stream = st,
 		.transport = TRANSPORT_UDP,
 		.fallback_line = section_line(ld, sec),
 	};

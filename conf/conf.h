@@ -228,6 +228,9 @@ const char *conf_scope_listener(const struct conf_scope *scope);
 enum transport conf_scope_transport(const struct conf_scope *scope);
 /* A stream's section, not a listener's: options of one side only. */
 bool conf_scope_is_stream(const struct conf_scope *scope);
+/* A stream module's configure(): its stream, destinations parsed (NULL
+ * for a listener's module). */
+const struct conf_stream *conf_scope_stream(const struct conf_scope *scope);
 bool conf_scope_written(const struct conf_scope *scope, const char *option);
 /* An integer option within [min, max], else an error at its line. */
 bool conf_scope_int(struct conf_scope *scope, struct cfg_t *sec, const char *option, long min, long max,

@@ -119,7 +119,11 @@ static void file_fill(struct source *src)
 			f->failures = 0;
 			src->counters.bytes += (uint64_t)n;
 		} else if (n == 0) {
-			if (!file_at_end(src))
+			/* The last loop's break not taken yet: a short file
+			 * would loop many times in one fill, and its consumer
+			 * learns only the last break (RTP's marker bits).
+			 * source_taken() resumes once it has been taken. */
+			if (src->discontinuity || !file_at_end(src))
 				break;
 		} else if (errno != EINTR) {
 			file_fail(src, "cannot read", errno);

@@ -24,20 +24,33 @@
 #include "daemon/log.h"
 #include "daemon/pacer.h"
 #include "daemon/protocol.h"
-#include "daemon/sender.h"
+#include "protocols/rtp/audio.h"
 #include "protocols/rtp/packet.h"
 #include "protocols/rtp/receive.h"
+#include "protocols/rtp/receivers.h"
+#include "protocols/rtp/rtcp_link.h"
 #include "protocols/rtp/ts.h"
 #include "protocols/support/outlet.h"
 #include "sources/source.h"
 
 #define RTP_PT_MP2T 33
+#define RTP_PT_PCMU 0
+#define RTP_PT_PCMA 8
+#define RTP_PT_MPA 14
+#define RTP_PT_DYNAMIC_MIN 96
+#define RTP_PT_L16_DEFAULT 97
 #define RTP_CLOCK_HZ 90000ull
+#define AUDIO_PTIME_DEFAULT 20
 #define RTP_TS_PER_PACKET 7
 #define RTP_PAYLOAD_MAX (RTP_TS_PER_PACKET * TS_PACKET_SIZE)
 /* TS bytes looked ahead for the next PCR (about 2 s at 2 Mbit/s; PCRs
  * come at least every 100 ms). */
 #define RTP_LOOKAHEAD (512 * 1024)
+/* The buffer holds twice that: bytes sent are consumed by moving the
+ * head, and what is left moves down only once the head has passed a
+ * whole look-ahead, so each byte is moved at most once (not once per
+ * RTP packet, which cost a memmove of the look-ahead per 1316 bytes). */
+#define RTP_BUFFER (2 * RTP_LOOKAHEAD)
 /* A PCR this far past the last is a discontinuity, not a step. */
 #define RTP_PCR_MAX_GAP (TS_PCR_HZ / 2)
 /* With no PCR in this many bytes the stream is paced by its rate. */
@@ -46,20 +59,37 @@
 #define RTP_LATE_NS (100ull * 1000 * 1000)
 /* Garbage cut from the source before it pauses for a second. */
 #define RTP_GARBAGE_MAX (4 * 1024 * 1024)
+/* Discontinuities waiting in the look-ahead for their marker bit: a
+ * short looping file wraps many times in one look-ahead. When they are
+ * all taken the look-ahead stops filling until the first is sent. */
+#define RTP_MARKERS 32
+/* After a wakeup that only skipped bytes (MPA looking for frames). */
+#define RTP_SKIP_PAUSE_NS (10ull * 1000 * 1000)
 /* RTP packets one wakeup may send at most. */
 #define RTP_BURST 8
 /* RFC 3550 6.2: about every 5 s, randomised to 0.5-1.5 times that. */
 #define RTCP_INTERVAL_MS 5000
 #define RTCP_MAX 1500
+/* Receivers kept at most, and how long one may be silent: RFC 3550 6.3.5
+ * times a participant out after five RTCP intervals. */
+#define RTP_RECEIVERS_DEFAULT 64
+#define RTP_RECEIVERS_MAX 4096
+#define RTP_RECEIVER_TIMEOUT_S (5 * RTCP_INTERVAL_MS / 1000)
 
 enum rtp_pace { RTP_PACE_PCR, RTP_PACE_RATE };
 
 struct rtp_settings {
+	bool audio;			/* else MPEG-TS */
+	struct audio_config audio_config;
+	unsigned payload_type;		/* an audio payload's */
 	enum rtp_pace pace;
 	bool rtcp;
 	char *sdp;
 	char *cname;
 	struct rtp_receive_settings receive;	/* a listener's */
+	unsigned rtcp_port;		/* where SRs leave from and RRs come to; 0: any */
+	unsigned receivers;		/* the receiver table's size */
+	unsigned receiver_timeout;	/* seconds */
 };
 
 struct rtp_stream {
@@ -70,21 +100,31 @@ struct rtp_stream {
 	enum rtp_pace pace_by;
 	bool rtcp_on;
 	char *cname;
+	char *sdp, *sdp_path;		/* the text, and the file it went to */
+	/* The destinations, for an SDP made after start() (L16 from a WAV
+	 * file waits for its header); env->stream is gone by then. */
+	struct sdp_destinations {
+		struct endpoint *destinations;
+		size_t n_destinations;
+		int ttl;
+	} sdp_to;
 	/* RFC 3550 5.1: random initial values and SSRC, kept while the
 	 * instance runs (an unchanged stream keeps them across reloads). */
 	uint32_t ssrc;
 	uint16_t sequence;
 	uint32_t timestamp_base;
 	/* The TS bytes from the source not yet sent, from stream offset
-	 * base; PCRs scanned up to offset scanned. */
+	 * base, at ts + head; PCRs scanned up to offset scanned. */
 	uint8_t *ts;
-	size_t ts_len;
+	size_t head, ts_len;
 	uint64_t base, scanned;
 	uint64_t cut;			/* bytes cut out as garbage: source offset = ours + cut */
 	uint64_t garbage;		/* cut since the last packet sent */
 	bool garbage_logged;
 	bool synced;
-	uint64_t marker_at;		/* stream offset of a discontinuity, or UINT64_MAX */
+	/* Source offsets of the discontinuities ahead, oldest first: a ring. */
+	uint64_t markers[RTP_MARKERS];
+	unsigned marker_head, marker_count;
 	struct ts_clock clock;
 	unsigned pcr_pid;
 	bool pcr_pid_known, by_rate_logged;
@@ -97,11 +137,24 @@ struct rtp_stream {
 	uint64_t rate;			/* bytes per second, from the stream */
 	uint64_t late;
 	/* RTCP */
-	struct sender *rtcp;
+	struct rtcp_link *rtcp;
 	struct event *rtcp_timer;
 	uint32_t packets, octets;
+	uint32_t packets_at_sr;		/* packets when the last SR went */
+	bool sr_sent;
+	struct rtp_receivers receivers;
+	uint64_t receiver_timeout_ns;
+	uint64_t rtcp_malformed;	/* datagrams on the RTCP port that are not RTCP */
 	uint64_t last_send_ns;
-	uint8_t packet[RTP_HEADER_SIZE + RTP_PAYLOAD_MAX];
+	/* Audio payloads: paced by the sample clock from epoch_ns. */
+	bool audio;
+	struct audio_reader audio_reader;
+	uint8_t payload_type;
+	uint64_t clock_hz;		/* of the RTP timestamps */
+	uint64_t samples;		/* sent, per channel */
+	bool audio_marker;		/* the next packet starts the file (again) */
+	bool audio_failed_logged, sdp_published;
+	uint8_t packet[RTP_HEADER_SIZE + AUDIO_PAYLOAD_MAX];
 };
 
 static uint32_t random32(void)
@@ -127,10 +180,46 @@ static uint32_t rtp_timestamp_at(const struct rtp_stream *st, uint64_t mono_ns)
 {
 	uint64_t since = mono_ns > st->clock_origin_ns ? mono_ns - st->clock_origin_ns : 0;
 
-	return st->timestamp_base + (uint32_t)((unsigned __int128)since * RTP_CLOCK_HZ / PACER_NS_PER_SECOND);
+	return st->timestamp_base + (uint32_t)((unsigned __int128)since * st->clock_hz / PACER_NS_PER_SECOND);
 }
 
 /* ---- the TS buffer ---- */
+
+/* Where the bytes not yet sent start. */
+static uint8_t *rtp_bytes(const struct rtp_stream *st)
+{
+	return st->ts + st->head;
+}
+
+/* Once the head has passed a look-ahead, the rest moves to the start
+ * of the buffer: room for a whole look-ahead behind it again. */
+static void rtp_compact(struct rtp_stream *st)
+{
+	if (st->head < RTP_LOOKAHEAD)
+		return;
+	memmove(st->ts, st->ts + st->head, st->ts_len);
+	st->head = 0;
+}
+
+static void rtp_marker_push(struct rtp_stream *st, uint64_t offset)
+{
+	st->markers[(st->marker_head + st->marker_count) % RTP_MARKERS] = offset;
+	st->marker_count++;
+}
+
+/* True when a discontinuity falls before source offset `end`: each one
+ * up to there is used up (several in one packet set one marker). */
+static bool rtp_marker_take(struct rtp_stream *st, uint64_t end)
+{
+	bool marker = false;
+
+	while (st->marker_count > 0 && st->markers[st->marker_head] < end) {
+		st->marker_head = (st->marker_head + 1) % RTP_MARKERS;
+		st->marker_count--;
+		marker = true;
+	}
+	return marker;
+}
 
 /* Moves source bytes into the look-ahead, dropping garbage until sync. */
 static void rtp_fill(struct rtp_stream *st)
@@ -140,18 +229,19 @@ static void rtp_fill(struct rtp_stream *st)
 	size_t n = evbuffer_get_length(in) < room ? evbuffer_get_length(in) : room;
 	size_t skip;
 
-	if (n == 0)
+	if (n == 0 || st->marker_count == RTP_MARKERS)
 		return;
-	evbuffer_remove(in, st->ts + st->ts_len, n);
+	rtp_compact(st);
+	evbuffer_remove(in, rtp_bytes(st) + st->ts_len, n);
 	st->ts_len += n;
 	/* The source reads ahead of us: the break is at its own offset,
 	 * which is ours (every byte it gave is counted in base + ts_len). */
 	if (source_take_discontinuity(st->source))
-		st->marker_at = source_discontinuity_offset(st->source);
+		rtp_marker_push(st, source_discontinuity_offset(st->source));
 	if (st->synced)
 		return;
-	skip = ts_resync(st->ts, st->ts_len, 3);
-	memmove(st->ts, st->ts + skip, st->ts_len - skip);
+	skip = ts_resync(rtp_bytes(st), st->ts_len, 3);
+	st->head += skip;
 	st->ts_len -= skip;
 	st->cut += skip;
 	st->garbage += skip;
@@ -166,11 +256,12 @@ static void rtp_fill(struct rtp_stream *st)
 static void rtp_cut_garbage(struct rtp_stream *st)
 {
 	size_t at = (size_t)(st->scanned - st->base), rest = st->ts_len - at;
-	size_t skip = ts_resync(st->ts + at, rest, 3);
+	uint8_t *bytes = rtp_bytes(st);
+	size_t skip = ts_resync(bytes + at, rest, 3);
 
 	if (skip == 0)
 		skip = 1;		/* a lone sync byte that leads nowhere */
-	memmove(st->ts + at, st->ts + at + skip, rest - skip);
+	memmove(bytes + at, bytes + at + skip, rest - skip);
 	st->ts_len -= skip;
 	st->cut += skip;
 	st->garbage += skip;
@@ -192,7 +283,7 @@ static void rtp_scan(struct rtp_stream *st)
 	uint64_t head_time;
 
 	while (st->scanned + TS_PACKET_SIZE <= st->base + st->ts_len) {
-		const uint8_t *p = st->ts + (st->scanned - st->base);
+		const uint8_t *p = rtp_bytes(st) + (st->scanned - st->base);
 		uint64_t pcr;
 		unsigned pid;
 
@@ -218,7 +309,7 @@ static void rtp_scan(struct rtp_stream *st)
 
 static void rtp_consume(struct rtp_stream *st, size_t n)
 {
-	memmove(st->ts, st->ts + n, st->ts_len - n);
+	st->head += n;
 	st->ts_len -= n;
 	st->base += n;
 	if (st->scanned < st->base)
@@ -240,12 +331,10 @@ static size_t rtp_next_payload(const struct rtp_stream *st)
 
 static void rtp_send(struct rtp_stream *st, size_t payload, uint64_t due_ns)
 {
-	bool marker = st->marker_at != UINT64_MAX && st->base + st->cut + payload > st->marker_at;
+	bool marker = rtp_marker_take(st, st->base + st->cut + payload);
 
 	rtp_write_header(st->packet, marker, RTP_PT_MP2T, st->sequence++, rtp_timestamp_at(st, due_ns), st->ssrc);
-	if (marker)
-		st->marker_at = UINT64_MAX;
-	memcpy(st->packet + RTP_HEADER_SIZE, st->ts, payload);
+	memcpy(st->packet + RTP_HEADER_SIZE, rtp_bytes(st), payload);
 	outlet_emit(st->outlet, st->packet, RTP_HEADER_SIZE + payload);
 	st->packets++;
 	st->octets += (uint32_t)payload;
@@ -314,6 +403,129 @@ static void rtp_garbage_pause(struct rtp_stream *st, uint64_t now)
 	pacer_at(st->pacer, now + PACER_NS_PER_SECOND);
 }
 
+/* ---- audio: paced by the sample clock ---- */
+
+static void rtp_publish_sdp(struct rtp_stream *st);
+
+/* When the next packet is due: its first sample's time from the epoch,
+ * the instant the first packet went. */
+static uint64_t rtp_audio_due(const struct rtp_stream *st)
+{
+	return st->epoch_ns +
+	       (uint64_t)((unsigned __int128)st->samples * PACER_NS_PER_SECOND / st->audio_reader.rate);
+}
+
+/* Loop breaks the reader has reached: the file starts again (a WAV
+ * header), and the next packet carries the marker bit. */
+static void rtp_audio_breaks(struct rtp_stream *st)
+{
+	/* With the FIFO full the break stays with the source, which does
+	 * not loop again before it is taken. */
+	if (st->marker_count < RTP_MARKERS && source_take_discontinuity(st->source))
+		rtp_marker_push(st, source_discontinuity_offset(st->source));
+	while (st->marker_count > 0 && st->markers[st->marker_head] <= st->audio_reader.consumed) {
+		st->marker_head = (st->marker_head + 1) % RTP_MARKERS;
+		st->marker_count--;
+		audio_reader_restart(&st->audio_reader);
+		st->audio_marker = true;
+	}
+}
+
+/* The bytes the reader may take before the next break. */
+static uint64_t rtp_audio_limit(const struct rtp_stream *st)
+{
+	return st->marker_count > 0 ? st->markers[st->marker_head] - st->audio_reader.consumed : UINT64_MAX;
+}
+
+static void rtp_audio_send(struct rtp_stream *st, size_t len, uint32_t samples, uint64_t due)
+{
+	/* MPA's clock is 90 kHz whatever the sample rate (RFC 3551 6). */
+	uint64_t ticks = st->audio_reader.config.payload == AUDIO_MPA
+				 ? (uint64_t)((unsigned __int128)st->samples * RTP_CLOCK_HZ / st->audio_reader.rate)
+				 : st->samples;
+
+	rtp_write_header(st->packet, st->audio_marker, st->payload_type, st->sequence++,
+			 st->timestamp_base + (uint32_t)ticks, st->ssrc);
+	outlet_emit(st->outlet, st->packet, RTP_HEADER_SIZE + len);
+	st->packets++;
+	st->octets += (uint32_t)len;
+	st->samples += samples;
+	st->audio_marker = false;
+	st->last_send_ns = due;
+}
+
+/* True when the next packet must wait until *due. Far behind (a stalled
+ * source), the timeline moves on instead of bursting. */
+static bool rtp_audio_wait(struct rtp_stream *st, uint64_t now, uint64_t *due)
+{
+	if (!st->epoch_set)
+		return false;
+	*due = rtp_audio_due(st);
+	if (*due + RTP_LATE_NS < now) {
+		st->epoch_ns += now - *due;
+		st->clock_origin_ns = st->epoch_ns;
+		*due = now;
+		st->late++;
+	}
+	return *due > now;
+}
+
+static void rtp_audio_started(struct rtp_stream *st, uint64_t now)
+{
+	st->epoch_ns = st->clock_origin_ns = now;
+	st->clock_hz = st->audio_reader.config.payload == AUDIO_MPA ? RTP_CLOCK_HZ : st->audio_reader.rate;
+	st->epoch_set = true;
+}
+
+static void rtp_audio_check(struct rtp_stream *st)
+{
+	struct log_context ctx = { .stream = st->env->unit, .protocol = "rtp" };
+
+	if (st->audio_reader.state == AUDIO_FAILED && !st->audio_failed_logged)
+		log_write(LOG_ERR, &ctx, "stream %s: nothing more is sent: %s", st->env->unit, st->audio_reader.error);
+	st->audio_failed_logged = st->audio_reader.state == AUDIO_FAILED;
+	if (!st->sdp_published && st->audio_reader.known)
+		rtp_publish_sdp(st);
+}
+
+static void rtp_audio_tick(struct rtp_stream *st, uint64_t now)
+{
+	struct evbuffer *in = source_buffer(st->source);
+	unsigned sent = 0, turns = 0;
+	uint64_t due = now;
+	bool waiting = false;
+
+	outlet_begin(st->outlet);
+	while (sent < RTP_BURST && turns++ < 4 * RTP_BURST && outlet_can_take(st->outlet)) {
+		uint64_t before = st->audio_reader.consumed;
+		uint32_t samples = 0;
+		size_t len = 0;
+
+		rtp_audio_breaks(st);
+		if ((waiting = rtp_audio_wait(st, now, &due)))
+			break;
+		if (!audio_reader_next(&st->audio_reader, in, source_ended(st->source), rtp_audio_limit(st),
+				       st->packet + RTP_HEADER_SIZE, &len, &samples)) {
+			if (st->audio_reader.consumed != before)
+				continue;	/* a header or a trailer went: go on */
+			break;
+		}
+		if (!st->epoch_set)
+			rtp_audio_started(st, now);
+		rtp_audio_send(st, len, samples, due);	/* the first: now */
+		sent++;
+	}
+	outlet_end(st->outlet);
+	rtp_audio_check(st);
+	source_taken(st->source);
+	if (!outlet_can_take(st->outlet))
+		pacer_at(st->pacer, now + 1000 * 1000);
+	else if (turns > 4 * RTP_BURST)
+		pacer_at(st->pacer, now + RTP_SKIP_PAUSE_NS);	/* bytes to skip: on, but not flat out */
+	else if (waiting || sent == RTP_BURST)
+		pacer_at(st->pacer, due > now ? due : now);
+}
+
 static void rtp_tick(void *arg, uint64_t now)
 {
 	struct rtp_stream *st = arg;
@@ -324,6 +536,10 @@ static void rtp_tick(void *arg, uint64_t now)
 	st->source = outlet_source(st->outlet);
 	if (st->source == NULL)
 		return;
+	if (st->audio) {
+		rtp_audio_tick(st, now);
+		return;
+	}
 	if (st->pace_by == RTP_PACE_RATE)
 		pace_allowance(&st->pace, now);	/* forgives a debt past a burst */
 	outlet_begin(st->outlet);
@@ -378,8 +594,9 @@ static void rtcp_send(struct rtp_stream *st, bool bye)
 
 	if (len == 0)
 		return;
-	sender_add(st->rtcp, out, len);
-	sender_flush(st->rtcp);
+	rtcp_link_send(st->rtcp, out, len);
+	st->packets_at_sr = st->packets;
+	st->sr_sent = true;
 }
 
 static void rtcp_schedule(struct rtp_stream *st)
@@ -390,76 +607,172 @@ static void rtcp_schedule(struct rtp_stream *st)
 	evtimer_add(st->rtcp_timer, &tv);
 }
 
+/* An SR only while sending (RFC 3550 6.4: a participant that sent
+ * nothing since its last report is no sender): a stalled or ended source
+ * makes no reports whose counts stand still. */
 static void rtcp_on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct rtp_stream *st = arg;
+	bool sent_since = !st->sr_sent || st->packets != st->packets_at_sr;
 
-	if (st->epoch_set || st->pace_by == RTP_PACE_RATE)
+	if ((st->epoch_set || st->pace_by == RTP_PACE_RATE) && st->packets > 0 && sent_since)
 		rtcp_send(st, false);
+	rtp_receivers_expire(&st->receivers, pacer_now_ns(), st->receiver_timeout_ns);
 	rtcp_schedule(st);
 	(void)fd;
 	(void)what;
 }
 
-/* RTCP goes to each destination's port + 1 (RFC 3550 11). */
-static struct sender *rtcp_open(const struct unit_env *env, char *err, size_t err_len)
-{
-	const struct conf_stream *conf = env->stream;
-	struct conf_stream copy = *conf;
-	struct endpoint *to = calloc(conf->n_destinations, sizeof(*to));
-	struct sender *sender;
+struct rtcp_arrival {
+	struct rtp_stream *st;
+	uint64_t ntp, mono;
+};
 
-	if (to == NULL)
-		return NULL;
-	for (size_t i = 0; i < conf->n_destinations; i++) {
-		struct sockaddr *sa = (struct sockaddr *)&to[i].sa;
-		to[i] = conf->destinations[i];
-		if (sa->sa_family == AF_INET)
-			((struct sockaddr_in *)sa)->sin_port = htons((uint16_t)(addr_port(sa) + 1));
-		else
-			((struct sockaddr_in6 *)sa)->sin6_port = htons((uint16_t)(addr_port(sa) + 1));
-	}
-	copy.destinations = to;
-	copy.queue = (unsigned)(conf->n_destinations * 4);
-	sender = sender_open(env->base, &copy, env->unit, err, err_len);
-	free(to);
-	return sender;
+static void rtcp_on_report(void *arg, const struct rtcp_report *report)
+{
+	const struct rtcp_arrival *at = arg;
+
+	rtp_receivers_report(&at->st->receivers, report, at->st->ssrc, at->ntp, at->mono);
+}
+
+/* What comes to the RTCP port: receiver reports (and SRs of other
+ * senders of a shared group, whose blocks about us count as well). What
+ * does not parse is counted and dropped. */
+static void rtcp_on_datagram(void *arg, const uint8_t *data, size_t len)
+{
+	struct rtp_stream *st = arg;
+	struct rtcp_arrival at = { st, rtcp_ntp_from_unix_ns(wall_ns()), pacer_now_ns() };
+
+	if (rtcp_parse(data, len, rtcp_on_report, &at) < 0)
+		st->rtcp_malformed++;
 }
 
 /* ---- SDP (RFC 8866) ---- */
 
-static void sdp_text(const struct rtp_stream *st, const struct unit_env *env, char *out, size_t cap)
+/* "IN IP4 239.255.1.1/1": a connection address, an IPv4 multicast one
+ * with its TTL (RFC 8866 5.7). */
+static void sdp_connection(struct evbuffer *out, const struct sockaddr *to, int ttl)
 {
-	const struct conf_stream *conf = env->stream;
-	const struct sockaddr *to = (const struct sockaddr *)&conf->destinations[0].sa;
-	char host[INET6_ADDRSTRLEN], ttl[16] = "";
+	char host[ADDR_TEXT_MAX];
 	bool v6 = to->sa_family == AF_INET6;
 
-	inet_ntop(to->sa_family, v6 ? (const void *)&((const struct sockaddr_in6 *)to)->sin6_addr
-				    : (const void *)&((const struct sockaddr_in *)to)->sin_addr, host, sizeof(host));
-	/* An IPv4 multicast connection address carries its TTL. */
+	addr_format(to, false, host, sizeof(host));
+	evbuffer_add_printf(out, "IN IP%c %s", v6 ? '6' : '4', host);
 	if (addr_is_multicast(to) && !v6)
-		snprintf(ttl, sizeof(ttl), "/%d", conf->ttl);
-	snprintf(out, cap,
-		 "v=0\r\no=- %" PRIu32 " 1 IN IP%c %s\r\ns=%s\r\nc=IN IP%c %s%s\r\nt=0 0\r\n"
-		 "m=video %u RTP/AVP %d\r\na=rtpmap:%d MP2T/90000\r\n",
-		 st->ssrc, v6 ? '6' : '4', host, env->unit, v6 ? '6' : '4', host, ttl, addr_port(to), RTP_PT_MP2T,
-		 RTP_PT_MP2T);
+		evbuffer_add_printf(out, "/%d", ttl);
+}
+
+/* What the payload type stands for (RFC 3551 6; L16 with its rate and
+ * channels, a dynamic type), and an audio packet's duration. */
+static void sdp_rtpmap(struct evbuffer *out, const struct rtp_stream *st)
+{
+	const struct audio_reader *a = &st->audio_reader;
+
+	if (!st->audio) {
+		evbuffer_add_printf(out, "a=rtpmap:%d MP2T/90000\r\n", RTP_PT_MP2T);
+		return;
+	}
+	if (a->config.payload == AUDIO_MPA) {
+		evbuffer_add_printf(out, "a=rtpmap:%d MPA/90000\r\n", st->payload_type);
+		return;
+	}
+	if (a->config.payload == AUDIO_L16)
+		evbuffer_add_printf(out, "a=rtpmap:%d L16/%u/%u\r\n", st->payload_type, a->rate, a->channels);
+	else
+		evbuffer_add_printf(out, "a=rtpmap:%d %s/8000\r\n", st->payload_type,
+				    a->config.payload == AUDIO_PCMU ? "PCMU" : "PCMA");
+	evbuffer_add_printf(out, "a=ptime:%u\r\n", a->config.ptime_ms);
+}
+
+/* The session: one media section per destination. The first
+ * destination is the session's connection line (ffmpeg reads an MPEG-TS
+ * media section's own c= line wrongly, so the first has none), each
+ * other media section has its own. Allocated whole, so no name or
+ * address is cut short. NULL when out of memory. */
+static char *sdp_text(const struct rtp_stream *st, const struct unit_env *env)
+{
+	const struct sdp_destinations *conf = &st->sdp_to;
+	struct evbuffer *out = evbuffer_new();
+	char *text = NULL;
+	size_t len;
+
+	if (out == NULL)
+		return NULL;
+	evbuffer_add_printf(out, "v=0\r\no=- %" PRIu32 " 1 ", st->ssrc);
+	sdp_connection(out, (const struct sockaddr *)&conf->destinations[0].sa, conf->ttl);
+	evbuffer_add_printf(out, "\r\ns=%s\r\nc=", env->unit);
+	sdp_connection(out, (const struct sockaddr *)&conf->destinations[0].sa, conf->ttl);
+	evbuffer_add_printf(out, "\r\nt=0 0\r\n");
+	for (size_t i = 0; i < conf->n_destinations; i++) {
+		const struct sockaddr *to = (const struct sockaddr *)&conf->destinations[i].sa;
+
+		evbuffer_add_printf(out, "m=%s %u RTP/AVP %d\r\n", st->audio ? "audio" : "video", addr_port(to),
+				    st->payload_type);
+		if (i > 0) {
+			evbuffer_add_printf(out, "c=");
+			sdp_connection(out, to, conf->ttl);
+			evbuffer_add_printf(out, "\r\n");
+		}
+		sdp_rtpmap(out, st);
+	}
+	len = evbuffer_get_length(out);
+	text = malloc(len + 1);
+	if (text != NULL) {
+		evbuffer_remove(out, text, len);
+		text[len] = '\0';
+	}
+	evbuffer_free(out);
+	return text;
 }
 
 /* Written to a temporary name and renamed: a reader never sees half. */
 static void sdp_write(const struct unit_env *env, const char *path, const char *text)
 {
 	struct log_context ctx = { .stream = env->unit, .protocol = "rtp" };
-	char tmp[4096];
-	FILE *f;
+	char *tmp = NULL;
+	FILE *f = NULL;
 
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	f = fopen(tmp, "w");
+	if (asprintf(&tmp, "%s.tmp", path) < 0)
+		tmp = NULL;
+	if (tmp != NULL)
+		f = fopen(tmp, "w");
 	if (f == NULL || fputs(text, f) < 0 || fclose(f) != 0 || rename(tmp, path) != 0) {
 		log_write(LOG_WARNING, &ctx, "cannot write the SDP file %s: %s", path, strerror(errno));
-		unlink(tmp);
+		if (tmp != NULL)
+			unlink(tmp);
 	}
+	free(tmp);
+}
+
+/* A stopped or removed stream takes its SDP file away, but only while
+ * it is still the one it wrote: a changed stream's new instance has
+ * written its own (another SSRC) before the old one stops. */
+static void sdp_remove(const char *path, const char *text)
+{
+	size_t len = strlen(text);
+	char *found = malloc(len + 2);
+	FILE *f = fopen(path, "r");
+	bool ours = false;
+
+	if (found != NULL && f != NULL)
+		ours = fread(found, 1, len + 1, f) == len && memcmp(found, text, len) == 0;
+	if (f != NULL)
+		fclose(f);
+	free(found);
+	if (ours)
+		unlink(path);
+}
+
+static void rtp_publish_sdp(struct rtp_stream *st)
+{
+	const struct unit_env *env = st->env;
+
+	st->sdp_published = true;
+	st->sdp = sdp_text(st, env);
+	if (st->sdp != NULL)
+		chassis_publish(env->chassis, env->unit, "application/sdp", st->sdp, st);
+	if (st->sdp != NULL && st->sdp_path != NULL)
+		sdp_write(env, st->sdp_path, st->sdp);
 }
 
 /* ---- the module ---- */
@@ -476,19 +789,53 @@ static void rtp_stream_free(struct rtp_stream *st)
 		event_free(st->rtcp_timer);
 	/* The data first (the simulator's and the queue's), then the BYE. */
 	outlet_close(st->outlet);
-	if (st->rtcp != NULL && st->rtcp_on && st->outlet != NULL)
+	if (st->rtcp != NULL && st->outlet != NULL)
 		rtcp_send(st, true);
-	sender_close(st->rtcp, st->env->chassis, 1000);
+	rtcp_link_close(st->rtcp);
+	rtp_receivers_free(&st->receivers);
+	if (st->sdp_path != NULL && st->sdp != NULL)
+		sdp_remove(st->sdp_path, st->sdp);
+	free(st->sdp_path);
+	free(st->sdp);
+	free(st->sdp_to.destinations);
 	free(st->ts);
 	free(st->cname);
 	free(st);
+}
+
+/* The buffers, the RTCP socket and timer, and last the outlet, whose
+ * source opens once the loop runs. False with err set when one fails
+ * (the outlet logs its own reason). */
+static bool rtp_open_parts(struct rtp_stream *st, const struct rtp_settings *settings, const struct unit_env *env,
+			   char *err, size_t err_len)
+{
+	st->ts = malloc(RTP_BUFFER);
+	st->cname = strdup(settings->cname);
+	st->sdp_path = settings->sdp ? strdup(settings->sdp) : NULL;
+	st->sdp_to.destinations = calloc(env->stream->n_destinations, sizeof(*st->sdp_to.destinations));
+	if (st->sdp_to.destinations == NULL)
+		return false;
+	memcpy(st->sdp_to.destinations, env->stream->destinations,
+	       env->stream->n_destinations * sizeof(*st->sdp_to.destinations));
+	st->sdp_to.n_destinations = env->stream->n_destinations;
+	st->sdp_to.ttl = env->stream->ttl;
+	st->rtcp_timer = evtimer_new(env->base, rtcp_on_timer, st);
+	if (st->ts == NULL || st->cname == NULL || st->rtcp_timer == NULL || (settings->sdp && !st->sdp_path) ||
+	    !rtp_receivers_init(&st->receivers, settings->receivers))
+		return false;
+	if (st->rtcp_on &&
+	    (st->rtcp = rtcp_link_open(env->base, env->stream, settings->rtcp_port, rtcp_on_datagram, st, err,
+				       err_len)) == NULL)
+		return false;
+	st->outlet = outlet_open(env, &rtp_outlet_hooks, st);
+	return st->outlet != NULL;
 }
 
 static void *rtp_start(const void *settings_arg, const struct unit_env *env)
 {
 	const struct rtp_settings *settings = settings_arg;
 	struct rtp_stream *st = calloc(1, sizeof(*st));
-	char err[256] = "out of memory", sdp[1024];
+	char err[256] = "out of memory";
 	struct log_context ctx = { .stream = env->unit, .protocol = "rtp" };
 
 	if (st == NULL)
@@ -501,6 +848,15 @@ static void *rtp_start(const void *settings_arg, const struct unit_env *env)
 		return NULL;
 	}
 	st->env = env;
+	st->audio = settings->audio;
+	st->payload_type = st->audio ? (uint8_t)settings->payload_type : RTP_PT_MP2T;
+	st->clock_hz = RTP_CLOCK_HZ;
+	if (st->audio) {
+		audio_reader_init(&st->audio_reader, &settings->audio_config);
+		st->audio_marker = true;
+		if (st->audio_reader.known)
+			st->clock_hz = st->audio_reader.rate;
+	}
 	st->pace_by = settings->pace;
 	st->rtcp_on = settings->rtcp;
 	st->ssrc = random32();
@@ -509,26 +865,19 @@ static void *rtp_start(const void *settings_arg, const struct unit_env *env)
 	st->rate = env->stream->rate / 8;
 	st->epoch_ns = pacer_now_ns();		/* PCR pacing moves it to the first PCR */
 	st->clock_origin_ns = st->epoch_ns;
-	st->marker_at = UINT64_MAX;
 	ts_clock_init(&st->clock, RTP_PCR_MAX_GAP);
 	pace_start(&st->pace, st->rate, (uint64_t)RTP_BURST * RTP_PAYLOAD_MAX, pacer_now_ns());
-	st->ts = malloc(RTP_LOOKAHEAD);
-	st->cname = strdup(settings->cname);
-	st->rtcp_timer = evtimer_new(env->base, rtcp_on_timer, st);
-	if (st->ts != NULL && st->cname != NULL && st->rtcp_timer != NULL)
-		st->rtcp = rtcp_open(env, err, sizeof(err));
-	if (st->rtcp != NULL)
-		st->outlet = outlet_open(env, &rtp_outlet_hooks, st);
-	if (st->outlet == NULL) {
+	st->receiver_timeout_ns = (uint64_t)settings->receiver_timeout * PACER_NS_PER_SECOND;
+	if (!rtp_open_parts(st, settings, env, err, sizeof(err))) {
 		log_write(LOG_ERR, &ctx, "stream %s: %s", env->unit, err);
 		rtp_stream_free(st);
 		return NULL;
 	}
 	st->pacer = outlet_pacer(st->outlet);
-	sdp_text(st, env, sdp, sizeof(sdp));
-	chassis_publish(env->chassis, env->unit, "application/sdp", sdp, st);
-	if (settings->sdp != NULL)
-		sdp_write(env, settings->sdp, sdp);
+	/* L16 from a WAV file: its rate and channels are known from its
+	 * header, and the SDP then. G.711 is always 8000 Hz mono. */
+	if (!st->audio || st->audio_reader.known || st->audio_reader.config.payload != AUDIO_L16)
+		rtp_publish_sdp(st);
 	if (st->rtcp_on)
 		rtcp_schedule(st);
 	return st;
@@ -543,7 +892,11 @@ static bool rtp_same(const void *old_arg, const void *new_arg)
 {
 	const struct rtp_settings *a = old_arg, *b = new_arg;
 
-	return a->pace == b->pace && a->rtcp == b->rtcp && strcmp(a->cname, b->cname) == 0 &&
+	return a->audio == b->audio && a->payload_type == b->payload_type &&
+	       memcmp(&a->audio_config, &b->audio_config, sizeof(a->audio_config)) == 0 &&
+	       a->pace == b->pace && a->rtcp == b->rtcp && strcmp(a->cname, b->cname) == 0 &&
+	       a->rtcp_port == b->rtcp_port && a->receivers == b->receivers &&
+	       a->receiver_timeout == b->receiver_timeout &&
 	       ((a->sdp == NULL && b->sdp == NULL) || (a->sdp && b->sdp && strcmp(a->sdp, b->sdp) == 0));
 }
 
@@ -555,15 +908,23 @@ static void rtp_status(const void *state, char *buf, size_t len)
 	outlet_status(st->outlet, st->late, buf, len);
 	used = strlen(buf);
 	snprintf(buf + used, len - used,
-		 " rtp_packets=%" PRIu32 " rtp_octets=%" PRIu32 " pcr_discontinuities=%" PRIu64 " ts_bytes_cut=%" PRIu64,
-		 st->packets, st->octets, st->clock.discontinuities, st->cut);
+		 " rtp_packets=%" PRIu32 " rtp_octets=%" PRIu32 " pcr_discontinuities=%" PRIu64 " ts_bytes_cut=%" PRIu64
+		 " rtcp_received=%" PRIu64 " rtcp_malformed=%" PRIu64 " receivers=%zu receivers_refused=%" PRIu64
+		 " receivers_expired=%" PRIu64 " audio_bytes_skipped=%" PRIu64,
+		 st->packets, st->octets, st->clock.discontinuities, st->cut,
+		 st->rtcp ? rtcp_link_counters(st->rtcp)->received : 0, st->rtcp_malformed, st->receivers.count,
+		 st->receivers.refused, st->receivers.expired, st->audio_reader.skipped);
 }
 
 static void rtp_status_rows(const void *state, char *buf, size_t len)
 {
 	const struct rtp_stream *st = state;
 
+	size_t used;
+
 	outlet_status_rows(st->outlet, buf, len);
+	used = strlen(buf);
+	rtp_receivers_rows(&st->receivers, (uint32_t)st->clock_hz, pacer_now_ns(), buf + used, len - used);
 }
 
 static void rtp_status_text(const void *state, char *buf, size_t len)
@@ -574,7 +935,12 @@ static void rtp_status_text(const void *state, char *buf, size_t len)
 	outlet_status_text(st->outlet, buf, len);
 	used = strlen(buf);
 	snprintf(buf + used, len - used, "ssrc %08" PRIx32 "\npace %s\n", st->ssrc,
-		 st->pace_by == RTP_PACE_PCR ? "pcr" : "rate");
+		 st->audio ? "samples" : st->pace_by == RTP_PACE_PCR ? "pcr" : "rate");
+	used = strlen(buf);
+	if (st->rtcp != NULL && rtcp_link_port(st->rtcp, AF_INET) != 0)
+		snprintf(buf + used, len - used, "rtcp_port %u\n", rtcp_link_port(st->rtcp, AF_INET));
+	else if (st->rtcp != NULL)
+		snprintf(buf + used, len - used, "rtcp_port %u\n", rtcp_link_port(st->rtcp, AF_INET6));
 }
 
 /* ---- configuration ---- */
@@ -586,6 +952,14 @@ static cfg_opt_t rtp_options[] = {
 	CFG_STR("sdp", NULL, CFGF_NODEFAULT),
 	CFG_STR("cname", NULL, CFGF_NODEFAULT),
 	RTP_RECEIVE_OPTIONS,
+	CFG_INT("rtcp-port", 0, CFGF_NONE),
+	CFG_INT("receivers", RTP_RECEIVERS_DEFAULT, CFGF_NONE),
+	CFG_INT("receiver-timeout", RTP_RECEIVER_TIMEOUT_S, CFGF_NONE),
+	CFG_STR("input", "wav", CFGF_NONE),
+	CFG_INT("sample-rate", 8000, CFGF_NONE),
+	CFG_INT("channels", 1, CFGF_NONE),
+	CFG_INT("ptime", AUDIO_PTIME_DEFAULT, CFGF_NONE),
+	CFG_INT("payload-type", RTP_PT_L16_DEFAULT, CFGF_NONE),
 	CFG_END()
 };
 
@@ -613,7 +987,10 @@ static char *default_cname(void)
 
 /* A stream sends and a listener receives: the other side's options are a
  * mistake, said at their line. */
-static const char *const rtp_sender_option_names[] = { "payload", "pace", "sdp", NULL };
+static const char *const rtp_sender_option_names[] = {
+	"payload", "pace", "sdp", "rtcp-port", "receivers", "receiver-timeout", "input", "sample-rate", "channels",
+	"ptime", "payload-type", NULL,
+};
 
 static void rtp_check_side(cfg_t *sec, struct conf_scope *scope)
 {
@@ -626,6 +1003,107 @@ static void rtp_check_side(cfg_t *sec, struct conf_scope *scope)
 					 stream ? "listener" : "stream");
 }
 
+/* The RTCP port and the receiver table, each in range or an error at its
+ * line; without a section, the defaults. */
+static void rtp_configure_rtcp(struct rtp_settings *s, cfg_t *sec, struct conf_scope *scope)
+{
+	long port = 0, receivers = RTP_RECEIVERS_DEFAULT, timeout = RTP_RECEIVER_TIMEOUT_S;
+
+	if (sec != NULL) {
+		conf_scope_int(scope, sec, "rtcp-port", 0, 65535, &port);
+		conf_scope_int(scope, sec, "receivers", 0, RTP_RECEIVERS_MAX, &receivers);
+		conf_scope_int(scope, sec, "receiver-timeout", 1, 3600, &timeout);
+	}
+	s->rtcp_port = (unsigned)port;
+	s->receivers = (unsigned)receivers;
+	s->receiver_timeout = (unsigned)timeout;
+}
+
+/* RTCP goes to port + 1 (RFC 3550 11): of 65535 there is none. An odd
+ * port is taken as it is (RTCP to the even one above), as ffmpeg and
+ * GStreamer receivers do. */
+static void rtp_check_rtcp_ports(struct conf_scope *scope)
+{
+	const struct conf_stream *st = conf_scope_stream(scope);
+
+	for (size_t i = 0; st != NULL && i < st->n_destinations; i++)
+		if (addr_port((const struct sockaddr *)&st->destinations[i].sa) == 65535)
+			conf_scope_error(scope, "destination",
+					 "destination \"%s\": RTCP goes to port + 1, which 65535 has not "
+					 "(use a lower port, or rtcp = false)",
+					 st->destination_text[i]);
+}
+
+/* The input of an audio payload: a WAV file, or raw samples of the
+ * format written here. G.711 carries 8000 Hz only (no resampling). */
+static void rtp_configure_audio_input(struct rtp_settings *s, cfg_t *sec, struct conf_scope *scope)
+{
+	struct audio_config *a = &s->audio_config;
+	const char *written = cfg_getstr(sec, "input");
+	char input[16];
+	long rate = 8000, channels = 1, ptime = AUDIO_PTIME_DEFAULT;
+
+	snprintf(input, sizeof(input), "%s", written ? written : "wav");
+	if (strcmp(input, "wav") != 0 && strcmp(input, "raw") != 0)
+		conf_scope_error(scope, "input", "input must be \"wav\" or \"raw\"");
+	a->wav = strcmp(input, "raw") != 0;
+	conf_scope_int(scope, sec, "sample-rate", 1000, 192000, &rate);
+	conf_scope_int(scope, sec, "channels", 1, 8, &channels);
+	conf_scope_int(scope, sec, "ptime", 5, 100, &ptime);
+	if (a->wav && (conf_scope_written(scope, "sample-rate") || conf_scope_written(scope, "channels")))
+		conf_scope_error(scope, conf_scope_written(scope, "sample-rate") ? "sample-rate" : "channels",
+				 "sample-rate and channels are for input = \"raw\" (a WAV file says its own)");
+	if (!a->wav && a->payload != AUDIO_L16 && rate != 8000)
+		conf_scope_error(scope, "sample-rate", "PCMU and PCMA carry 8000 Hz (no resampling), not %ld", rate);
+	a->sample_rate = (unsigned)rate;
+	a->channels = (unsigned)channels;
+	a->ptime_ms = (unsigned)ptime;
+}
+
+/* MPA sends the frames as they are: the PCM input options mean nothing. */
+static void rtp_refuse_pcm_options(struct conf_scope *scope)
+{
+	static const char *const pcm_only[] = { "input", "sample-rate", "channels", "ptime", "payload-type" };
+
+	for (size_t i = 0; i < sizeof(pcm_only) / sizeof(pcm_only[0]); i++)
+		if (conf_scope_written(scope, pcm_only[i]))
+			conf_scope_error(scope, pcm_only[i], "%s does not apply to payload \"mpa\"", pcm_only[i]);
+}
+
+/* mp2t, or an audio payload with its payload type: PCMU 0, PCMA 8
+ * (RFC 3551), L16 a dynamic one. */
+static void rtp_configure_payload(struct rtp_settings *s, cfg_t *sec, struct conf_scope *scope, const char *payload)
+{
+	long type = RTP_PT_L16_DEFAULT;
+
+	if (strcmp(payload, "mp2t") == 0)
+		return;
+	s->audio = true;
+	if (strcmp(payload, "pcmu") == 0) {
+		s->audio_config.payload = AUDIO_PCMU;
+		s->payload_type = RTP_PT_PCMU;
+	} else if (strcmp(payload, "pcma") == 0) {
+		s->audio_config.payload = AUDIO_PCMA;
+		s->payload_type = RTP_PT_PCMA;
+	} else if (strcmp(payload, "mpa") == 0) {
+		s->audio_config.payload = AUDIO_MPA;
+		s->payload_type = RTP_PT_MPA;
+		rtp_refuse_pcm_options(scope);
+		return;
+	} else if (strcmp(payload, "l16") == 0) {
+		s->audio_config.payload = AUDIO_L16;
+		conf_scope_int(scope, sec, "payload-type", RTP_PT_DYNAMIC_MIN, 127, &type);
+		s->payload_type = (unsigned)type;
+	} else {
+		conf_scope_error(scope, "payload",
+				 "payload must be \"mp2t\", \"pcmu\", \"pcma\", \"l16\" or \"mpa\", not \"%s\"", payload);
+		return;
+	}
+	if (s->audio_config.payload != AUDIO_L16 && conf_scope_written(scope, "payload-type"))
+		conf_scope_error(scope, "payload-type", "payload-type is for l16 (PCMU is 0, PCMA 8)");
+	rtp_configure_audio_input(s, sec, scope);
+}
+
 static void *rtp_configure(cfg_t *sec, struct conf_scope *scope)
 {
 	struct rtp_settings *s = calloc(1, sizeof(*s));
@@ -636,8 +1114,7 @@ static void *rtp_configure(cfg_t *sec, struct conf_scope *scope)
 
 	if (s == NULL)
 		return NULL;
-	if (strcmp(payload, "mp2t") != 0)
-		conf_scope_error(scope, "payload", "payload \"%s\" is not supported yet (mp2t)", payload);
+	rtp_configure_payload(s, sec, scope, payload);
 	if (strcmp(pace, "pcr") == 0)
 		s->pace = RTP_PACE_PCR;
 	else if (strcmp(pace, "rate") == 0)
@@ -652,6 +1129,9 @@ static void *rtp_configure(cfg_t *sec, struct conf_scope *scope)
 	if (!conf_scope_is_stream(scope))
 		rtp_receive_configure(sec, scope, &s->receive);
 	s->rtcp = sec ? cfg_getbool(sec, "rtcp") : true;
+	rtp_configure_rtcp(s, sec, scope);
+	if (s->rtcp)
+		rtp_check_rtcp_ports(scope);
 	s->sdp = sdp ? strdup(sdp) : NULL;
 	s->cname = cname ? strdup(cname) : default_cname();
 	if (s->cname == NULL) {
