@@ -346,6 +346,50 @@ static const struct {
 	{ "", "rtp_octets", "RTP payload bytes sent (the RTCP sender report's count, wraps at 2^32)." },
 	{ "", "pcr_discontinuities", "PCR jumps that started a new timing segment." },
 	{ "", "ts_bytes_cut", "Source bytes cut out where TS packets did not line up." },
+	{ "", "audio_bytes_skipped", "MPEG audio source bytes skipped where no frame lined up." },
+	{ "", "rtcp_received", "RTCP datagrams received on the stream's RTCP port." },
+	{ "", "rtcp_malformed", "RTCP datagrams dropped because they were not a compound RTCP packet." },
+	{ "", "receivers", "Receivers whose reports are kept now." },
+	{ "", "receivers_refused", "New receivers not kept because the receiver table was full." },
+	{ "", "receivers_expired", "Receivers forgotten after receiver-timeout of silence." },
+	{ "", "malformed", "Datagrams dropped because they were not RTP." },
+	{ "", "malformed_short", "Datagrams dropped as shorter than their RTP header, CSRCs or extension." },
+	{ "", "malformed_version", "Datagrams dropped for an RTP version other than 2." },
+	{ "", "malformed_padding", "Datagrams dropped for an RTP padding count of 0 or past the payload." },
+	{ "", "probation", "RTP packets dropped while their sender was not yet valid (RFC 3550 A.1)." },
+	{ "", "not_played", "RTP packets of valid senders other than the one played." },
+	{ "", "sender_switches", "Times another sender started to be played." },
+	{ "", "recorded_bytes", "Payload bytes appended to the record file." },
+	{ "", "record_errors", "Failed writes to the record file." },
+	{ "", "rtcp_in", "RTCP datagrams received on the listener's RTCP port." },
+	{ "", "rtcp_out", "RTCP receiver reports sent." },
+	{ "", "rtcp_send_errors", "RTCP receiver reports the kernel refused." },
+	{ "sender", "playing", "1 while this sender's payload is played, else 0." },
+	{ "sender", "valid", "1 once the sender passed probation (RFC 3550 A.1), else 0." },
+	{ "sender", "received", "RTP packets received from the sender." },
+	{ "sender", "lost", "RTP packets of the sender lost (RFC 3550 A.3 cumulative loss)." },
+	{ "sender", "late", "RTP packets of the sender that came after their place was played or given up." },
+	{ "sender", "duplicates", "RTP packets of the sender received twice, dropped." },
+	{ "sender", "reordered", "RTP packets of the sender that came after a later one, still in time." },
+	{ "sender", "skipped", "Gaps in the sender's packets given up in the reorder buffer." },
+	{ "sender", "played", "RTP packets of the sender played (recorded and tapped)." },
+	{ "sender", "restarts", "Times the sender's sequence restarted (RFC 3550 A.1)." },
+	{ "sender", "malformed", "Malformed datagrams whose SSRC was this sender's." },
+	{ "sender", "jitter_us", "Interarrival jitter of the sender's packets (RFC 3550 A.8)." },
+	{ "receiver", "fraction_lost", "Fraction of packets the receiver lost since its previous report, out of 256." },
+	{ "receiver", "lost", "Packets the receiver reports lost in all (RFC 3550 cumulative loss)." },
+	{ "receiver", "highest_sequence", "The extended highest sequence number the receiver has had." },
+	{ "receiver", "jitter_us", "Interarrival jitter the receiver reports." },
+	{ "receiver", "rtt_us", "Round trip to the receiver, from its LSR and DLSR (RFC 3550 6.4.1)." },
+	{ "receiver", "last_heard_ms", "Time since the receiver's last report." },
+	{ "receiver", "reports", "Receiver reports about this stream received from the receiver." },
+	{ "route", "clients", "HTTP clients of the stream route now." },
+	{ "route", "served", "HTTP clients the stream route has served." },
+	{ "route", "dropped_slow", "HTTP clients dropped because their output passed client-buffer." },
+	{ "route", "refused_full", "HTTP clients answered 503 at max-clients." },
+	{ "route", "datagrams", "Datagrams the stream route took from its listener." },
+	{ "route", "bytes_in", "Bytes the stream route took from its listener." },
+	{ "route", "bytes_out", "Bytes the stream route queued for its clients." },
 	{ "upstream", "connections", "Connections open to the upstream now." },
 	{ "upstream", "connects", "Connections made to the upstream." },
 	{ "upstream", "failures", "Connection attempts to the upstream that failed." },
@@ -368,8 +412,24 @@ static const struct {
 	{ "netsim", "overflow", "Datagrams dropped because the fault simulator held max-held." },
 };
 
-/* Levels rather than counts: a module key that can go down. */
-static const char *const gauge_keys[] = { "connections", "children", "up", "backoff_ms", NULL };
+/* Levels rather than counts: a module key that can go down. A time (a
+ * key in _ms or _us) is a level too. */
+static const char *const gauge_keys[] = {
+	"connections", "children", "up", "clients", "receivers", "playing", "valid", "fraction_lost",
+	"highest_sequence", NULL,
+};
+
+/* Status keys that name something rather than count it (an SSRC): the
+ * status page shows them, /metrics does not. */
+static const char *const not_metric_keys[] = { "receiver_ssrc", NULL };
+
+static bool is_metric(const char *key)
+{
+	for (size_t i = 0; not_metric_keys[i] != NULL; i++)
+		if (strcmp(not_metric_keys[i], key) == 0)
+			return false;
+	return true;
+}
 
 /* How a module key is exported: its family name (Prometheus conventions:
  * snake case, a counter ends in _total, times in seconds), its type and
@@ -377,7 +437,7 @@ static const char *const gauge_keys[] = { "connections", "children", "up", "back
 struct metric_family {
 	char name[192];
 	bool gauge;
-	unsigned divisor;		/* 1, or 1000 for a key in milliseconds */
+	unsigned divisor;		/* 1, 1000 for a key in ms, 1000000 in us */
 };
 
 static bool ends_with(const char *text, const char *suffix)
@@ -390,14 +450,14 @@ static void metric_family(struct metric_family *f, const char *protocol, const c
 {
 	size_t key_len = strlen(key);
 
-	f->gauge = false;
+	f->divisor = ends_with(key, "_ms") ? 1000 : ends_with(key, "_us") ? 1000000 : 1;
+	f->gauge = f->divisor != 1;
 	for (size_t i = 0; gauge_keys[i] != NULL; i++)
 		f->gauge = f->gauge || strcmp(gauge_keys[i], key) == 0;
-	f->divisor = ends_with(key, "_ms") ? 1000 : 1;
-	if (f->divisor == 1000)
+	if (f->divisor != 1)
 		key_len -= 3;
 	snprintf(f->name, sizeof(f->name), "chassisd_%s_%s%s%.*s%s%s", protocol, kind, kind[0] ? "_" : "", (int)key_len,
-		 key, f->divisor == 1000 ? "_seconds" : "", f->gauge ? "" : "_total");
+		 key, f->divisor != 1 ? "_seconds" : "", f->gauge ? "" : "_total");
 	for (char *p = f->name; *p; p++)
 		if (*p == '-')
 			*p = '_';
@@ -424,7 +484,8 @@ static void metric_value(struct evbuffer *out, const struct metric_family *f, un
 	if (f->divisor == 1)
 		evbuffer_add_printf(out, " %llu\n", value);
 	else
-		evbuffer_add_printf(out, " %llu.%03llu\n", value / f->divisor, value % f->divisor);
+		evbuffer_add_printf(out, f->divisor == 1000 ? " %llu.%03llu\n" : " %llu.%06llu\n", value / f->divisor,
+				    value % f->divisor);
 }
 
 static bool has_key(const char *counters, const char *key)
@@ -456,7 +517,7 @@ static void metrics_module(struct evbuffer *out, const struct info_snapshot *sna
 			for (size_t j = 0; j < i && !seen; j++)
 				seen = strcmp(snap->listeners[j].stats.protocol, protocol) == 0 &&
 				       has_key(snap->listeners[j].module, key);
-			if (seen)
+			if (seen || !is_metric(key))
 				continue;
 			metric_family(&f, protocol, "", key);
 			metric_head(out, &f, protocol, "", key);

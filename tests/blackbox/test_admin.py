@@ -8,7 +8,8 @@ import subprocess
 
 import pytest
 
-from conftest import BINARY, ROOT, connect, echo_listener, echo_once, free_port
+from conftest import BINARY, ROOT, connect, echo_listener, echo_once, free_port, wait_until
+from test_rtp import even_port
 
 
 def run(*args):
@@ -162,6 +163,7 @@ def every_unit_config(tmp_path, ports):
         ' video-cookie { directory = "%s" }\n}\n' % (p["video"], clips) +
         'listener "web" {\n protocol = "http"\n address = "127.0.0.1:%d"\n http {\n'
         '  route "/metrics" { handler = "metrics" }\n  route "/status" { handler = "status" }\n'
+        '  route "/live" { handler = "stream"  listener = "in" }\n'
         '  route "/" { handler = "static"  root = "%s"  autoindex = true }\n }\n}\n' % (p["web"], tmp_path) +
         'listener "to-echo" {\n protocol = "relay"\n address = "127.0.0.1:%d"\n'
         ' relay { upstream = {"127.0.0.1:%d", "127.0.0.1:%d"} }\n}\n' % (p["relay"], p["dead"], p["echo"]) +
@@ -170,7 +172,8 @@ def every_unit_config(tmp_path, ports):
         'stream "out" {\n protocol = "udp"\n destination = {"127.0.0.1:%d"}\n source { listener = "in" }\n'
         ' netsim { duplicate = 0.5  seed = 7 }\n}\n' % p["out"] +
         'stream "tv" {\n protocol = "rtp"\n destination = {"127.0.0.1:%d"}\n source { file = "%s"  loop = true }\n'
-        ' rate = 1000000\n rtp { pace = "rate" }\n}\n' % (p["rtp"], feed))
+        ' rate = 1000000\n rtp { pace = "rate" }\n}\n' % (p["rtp"], feed) +
+        'listener "tv-in" {\n protocol = "rtp"\n transport = "udp"\n address = "127.0.0.1:%d"\n}\n' % p["rtp"])
 
 
 def test_metrics_follow_prometheus_conventions_for_every_kind_of_unit(start_daemon, tmp_path):
@@ -178,8 +181,11 @@ def test_metrics_follow_prometheus_conventions_for_every_kind_of_unit(start_daem
     if promtool is None:
         pytest.skip("needs promtool (Debian package prometheus)")
     ports = {name: free_port() for name in ("echo", "group", "fortune", "audio", "video", "web", "relay", "dead",
-                                            "in", "out", "rtp")}
+                                            "in", "out")}
+    ports["rtp"] = even_port()
     d = start_daemon(every_unit_config(tmp_path, ports), workdir=str(tmp_path))
+    live = connect(ports["web"])        # a client of the stream route, for its row
+    live.sendall(b"GET /live HTTP/1.1\r\nHost: x\r\n\r\n")
     for name in ("echo", "fortune", "audio", "video", "relay"):
         with connect(ports[name]) as s:
             s.sendall(b"hi\n")
@@ -188,8 +194,14 @@ def test_metrics_follow_prometheus_conventions_for_every_kind_of_unit(start_daem
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
         for name in ("echo", "fortune", "in", "in"):
             u.sendto(b"x" * 188, ("127.0.0.1", ports[name]))
-    metrics = subprocess.run(["curl", "-sS", "--max-time", "10", "http://127.0.0.1:%d/metrics" % ports["web"]],
-                             capture_output=True, text=True, check=True).stdout
+
+    def metrics_text():
+        return subprocess.run(["curl", "-sS", "--max-time", "10", "http://127.0.0.1:%d/metrics" % ports["web"]],
+                              capture_output=True, text=True, check=True).stdout
+    # The rtp listener's report reaches the stream within an RTCP interval.
+    wait_until(lambda: 'receiver="' in metrics_text(), timeout=15)
+    metrics = metrics_text()
+    live.close()
     r = subprocess.run([promtool, "check", "metrics"], input=metrics, capture_output=True, text=True, timeout=30)
     assert r.returncode == 0 and r.stdout + r.stderr == "", r.stdout + r.stderr + metrics
     types = dict(re.findall(r"^# TYPE (\S+) (\S+)$", metrics, re.M))
@@ -207,6 +219,8 @@ def test_metrics_follow_prometheus_conventions_for_every_kind_of_unit(start_daem
                          ("chassisd_relay_upstream_backoff_seconds", "gauge"),
                          ("chassisd_fortune_children", "gauge"), ("chassisd_udp_sent_bytes_total", "counter"),
                          ("chassisd_udp_netsim_lost_total", "counter"), ("chassisd_rtp_rtp_octets_total", "counter"),
-                         ("chassisd_listener_connections", "gauge"), ("chassisd_uptime_seconds", "gauge")):
+                         ("chassisd_listener_connections", "gauge"), ("chassisd_uptime_seconds", "gauge"),
+                         ("chassisd_rtp_sender_jitter_seconds", "gauge"), ("chassisd_rtp_receiver_rtt_seconds", "gauge"),
+                         ("chassisd_rtp_sender_played_total", "counter"), ("chassisd_http_route_clients", "gauge")):
         assert types.get(family) == kind, family
     assert d.stop() == 0

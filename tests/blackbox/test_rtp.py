@@ -229,7 +229,7 @@ def test_a_receivers_reports_show_in_status_and_metrics(start_daemon, tmp_path, 
         assert wait_until(lambda: stream_status(web, "news")["module"]["rtcp_malformed"] >= 3, timeout=5)
         with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % web, timeout=5) as r:
             metrics = r.read().decode()
-        assert re.search(r'chassisd_rtp_receiver_rtt_us\{listener="news",protocol="rtp",receiver="%s"\} \d+'
+        assert re.search(r'chassisd_rtp_receiver_rtt_seconds\{listener="news",protocol="rtp",receiver="%s"\} \d+\.\d{6}'
                          % row["name"], metrics), metrics
         assert stream_status(web, "news")["text"]["state"] == "sending"
     finally:
