@@ -47,7 +47,6 @@ struct loader {
 	struct listener_ref *refs;
 	size_t n_refs;
 	int parse_error_line;			/* where libconfuse stopped; 0 = it did not */
-	bool printing_stream;			/* -T: the unit printed now is a stream */
 	struct conf_text text;			/* lines below are lines of text */
 };
 
@@ -1516,31 +1515,24 @@ static bool listed(const char *const *names, const char *name)
  * unit (which -t would reject once written), and optional sections that
  * were not written (netsim, a route's module). Everything else is printed
  * with its value, defaults included. */
-/* A module's option that applies only on the other side (a listener's in a
- * stream's section, or the reverse). */
-static bool other_side_only(const struct loader *ld, const char *section, const char *name)
+static bool is_module_section(const struct loader *ld, const char *section)
 {
-	for (size_t i = 0; ld->modules[i] != NULL; i++) {
-		const struct conf_module *m = ld->modules[i];
-		const char *const *other = ld->printing_stream ? m->listener_only : m->stream_only;
-
-		if (strcmp(m->name, section) == 0)
-			return other != NULL && listed(other, name);
-	}
+	for (size_t i = 0; ld->modules[i] != NULL; i++)
+		if (strcmp(ld->modules[i]->name, section) == 0)
+			return true;
 	return false;
 }
 
 static int skip_in_effective(cfg_t *cfg, cfg_opt_t *opt)
 {
-	struct loader *ld = active_loader;
+	const struct loader *ld = active_loader;
 	bool listener = strcmp(cfg->name, "listener") == 0, unit = listener || strcmp(cfg->name, "stream") == 0;
 
-	/* cfg_print asks about a unit's options before it prints the module's
-	 * section among them, so the section's side is known by then. */
-	if (unit)
-		ld->printing_stream = !listener;
-	else if (other_side_only(ld, cfg->name, opt->name))
-		return 1;
+	/* Which of a module's options apply depends on its other options and
+	 * on the unit's side (an rtp payload, a listener or a stream): only
+	 * what was written is printed, as for a route. */
+	if (!unit && is_module_section(ld, cfg->name))
+		return !option_written(ld, cfg, opt->name);
 	if (opt->type == CFGT_SEC) {
 		if (opt->flags & CFGF_MULTI)
 			return 0;

@@ -53,12 +53,6 @@ struct conf_module {
 	struct cfg_opt_t *options;
 	void *(*configure)(struct cfg_t *section, struct conf_scope *scope);
 	void (*settings_free)(void *settings);
-	/* Options of the section that apply only when the module runs a
-	 * listener, or only a stream (NULL-terminated; NULL: none). The
-	 * module's configure() refuses them on the other side; -T leaves
-	 * them out there. */
-	const char *const *listener_only;
-	const char *const *stream_only;
 };
 
 /* What every unit has, whatever its kind (a listener; streams to come):

@@ -1200,8 +1200,6 @@ const struct protocol protocol_rtp = {
 		.transports = TRANSPORT_BIT(TRANSPORT_UDP) | TRANSPORT_BIT(TRANSPORT_MULTICAST) | UNIT_STREAM_BIT,
 		.configure = rtp_configure,
 		.settings_free = rtp_settings_free,
-		.listener_only = rtp_receive_option_names,
-		.stream_only = rtp_sender_option_names,
 	},
 	.start = rtp_unit_start,
 	.stop = rtp_unit_stop,

@@ -63,7 +63,8 @@ def test_socket_activation_type_mismatch_is_a_clear_error(start_daemon):
     config = echo_listener("t", tcp) + echo_listener("u", udp, transport="udp")
     d, probe = activated(start_daemon, config, tcp, udp, tcp_name="u", udp_name="t")
     assert d.proc.wait(10) == 1
-    d.wait_log(r'<3>listener t: socket passed as "t" is udp 127\.0\.0\.1:%d, but the listener is tcp '
+    # The listener's FILE:LINE (its address line) comes first, as for every bind error.
+    d.wait_log(r'<3>\S+/chassisd\.conf:\d+: listener t: socket passed as "t" is udp 127\.0\.0\.1:%d, but the listener is tcp '
                r'127\.0\.0\.1:%d' % (udp, tcp))
     assert "not started: a required listener could not be opened" in d.log()
     probe.close()
