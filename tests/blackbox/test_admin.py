@@ -186,10 +186,15 @@ def test_metrics_follow_prometheus_conventions_for_every_kind_of_unit(start_daem
     d = start_daemon(every_unit_config(tmp_path, ports), workdir=str(tmp_path))
     live = connect(ports["web"])        # a client of the stream route, for its row
     live.sendall(b"GET /live HTTP/1.1\r\nHost: x\r\n\r\n")
-    for name in ("echo", "fortune", "audio", "video", "relay"):
+    for name in ("echo", "fortune", "relay"):
         with connect(ports[name]) as s:
             s.sendall(b"hi\n")
             s.shutdown(socket.SHUT_WR)
+            s.recv(1)
+    # A cookie sends its clip and closes without reading: bytes sent to it
+    # could turn its close into a reset, so these only read.
+    for name in ("audio", "video"):
+        with connect(ports[name]) as s:
             s.recv(1)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
         for name in ("echo", "fortune", "in", "in"):
