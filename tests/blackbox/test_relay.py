@@ -263,7 +263,9 @@ def test_an_upstream_that_resets_before_any_byte_is_skipped(start_daemon):
         s.sendall(b"still here\n")
         assert recv_exactly(s, 11) == b"still here\n"
     row = upstream_row(web, "r", "127.0.0.1:%d" % bad.port)
-    assert row["failures"] == 1 and row["connects"] == 1
+    # A reset that comes before the daemon sees its connect complete makes
+    # the connect itself fail (connects 0): under load either can happen.
+    assert row["failures"] == 1 and row["connects"] <= 1, row
     bad.close()
 
 
