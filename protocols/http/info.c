@@ -161,9 +161,12 @@ static void status_write(struct evbuffer *out, const struct info_snapshot *snap)
  * given, -2 another format. */
 static int status_format_asked(const struct http_request *req)
 {
-	const char *p = req->query, *end = req->query + req->query_len;
+	const char *p = req->query, *end;
 
-	while (p != NULL && p < end) {
+	if (p == NULL)		/* no query: no offset from a null pointer either */
+		return -1;
+	end = p + req->query_len;
+	while (p < end) {
 		const char *amp = memchr(p, '&', (size_t)(end - p)), *stop = amp ? amp : end;
 		size_t len = (size_t)(stop - p);
 
