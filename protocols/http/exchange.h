@@ -6,6 +6,7 @@
  * and its settings once, at load; serving only looks them up. The files
  * stand in one line, each calling only those below it: http.c (the
  * module) > route.c (routes, small handlers) > static.c, info.c >
+ * status_html.c > snapshot.c (the status pages' counters), accept.c >
  * response.c (writing answers) > exchange.c (a connection's requests). */
 #ifndef CHASSISD_HTTP_EXCHANGE_H
 #define CHASSISD_HTTP_EXCHANGE_H

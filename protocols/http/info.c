@@ -1,5 +1,6 @@
-/* The status (JSON) and metrics (Prometheus text format) handlers: the
- * daemon's counters, per listener, as the SIGUSR1 dump has them. */
+/* The status (JSON, or HTML for a browser: status_html.c) and metrics
+ * (Prometheus text format) handlers: the daemon's counters, per listener
+ * and stream, as the SIGUSR1 dump has them. */
 #include <event2/buffer.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,116 +10,27 @@
 #include "daemon/chassis.h"
 #include "protocols/http/handlers.h"
 #include "protocols/http/response.h"
-
-#define INFO_LISTENERS_MAX 1024
-
-struct info_listener {
-	struct chassis_listener_stats stats;
-	char module[512];		/* module_counters, copied */
-	char *rows;			/* module_rows, copied; NULL when none */
-	char *text;			/* module_text, copied; NULL when none */
-};
-
-struct info_snapshot {
-	struct chassis_totals totals;
-	struct info_listener *listeners;
-	size_t count;
-};
-
-static void info_collect_one(const struct chassis_listener_stats *stats, void *arg)
-{
-	struct info_snapshot *snap = arg;
-	struct info_listener *l;
-
-	if (snap->count == INFO_LISTENERS_MAX)
-		return;
-	l = &snap->listeners[snap->count++];
-	l->stats = *stats;
-	snprintf(l->module, sizeof(l->module), "%s", stats->module_counters ? stats->module_counters : "");
-	l->stats.module_counters = l->module;
-	l->rows = stats->module_rows && stats->module_rows[0] ? strdup(stats->module_rows) : NULL;
-	l->stats.module_rows = l->rows ? l->rows : "";
-	l->text = stats->module_text && stats->module_text[0] ? strdup(stats->module_text) : NULL;
-	l->stats.module_text = l->text ? l->text : "";
-}
-
-/* The names point into the running configuration, which cannot change
- * while this answer is being written (one thread, no reload mid-call). */
-static bool info_collect(struct http_exchange *ex, struct info_snapshot *snap)
-{
-	snap->count = 0;
-	snap->listeners = calloc(INFO_LISTENERS_MAX, sizeof(*snap->listeners));
-	if (snap->listeners == NULL)
-		return false;
-	chassis_stats(ex->conn, &snap->totals, info_collect_one, snap);
-	return true;
-}
+#include "protocols/http/snapshot.h"
+#include "protocols/http/status_html.h"
+#include "protocols/http/accept.h"
 
 /* Both pages: a snapshot written by `write`, never cached by a proxy. */
 static void info_serve(struct http_exchange *ex, void (*write)(struct evbuffer *out, const struct info_snapshot *snap),
-		       const char *type)
+		       const char *type, const char *extra)
 {
 	struct info_snapshot snap;
 	struct evbuffer *out = evbuffer_new();
 
-	if (out == NULL || !info_collect(ex, &snap)) {
+	if (out == NULL || !info_snapshot_take(ex, &snap)) {
 		if (out != NULL)
 			evbuffer_free(out);
 		http_respond_error(ex, 500, "out of memory");
 		return;
 	}
 	write(out, &snap);
-	http_respond_buffer(ex, 200, type, out, "Cache-Control: no-store\r\n");
+	http_respond_buffer(ex, 200, type, out, extra);
 	evbuffer_free(out);
-	for (size_t i = 0; i < snap.count; i++) {
-		free(snap.listeners[i].rows);
-		free(snap.listeners[i].text);
-	}
-	free(snap.listeners);
-}
-
-/* "key=value key=value": the next pair, or false at the end. */
-static bool next_counter(const char **cursor, char *key, size_t key_cap, unsigned long long *value)
-{
-	const char *p = *cursor, *eq;
-	size_t len;
-
-	while (*p == ' ')
-		p++;
-	eq = strchr(p, '=');
-	if (*p == '\0' || eq == NULL)
-		return false;
-	len = (size_t)(eq - p) < key_cap - 1 ? (size_t)(eq - p) : key_cap - 1;
-	memcpy(key, p, len);
-	key[len] = '\0';
-	*value = strtoull(eq + 1, (char **)cursor, 10);
-	return true;
-}
-
-/* "KIND NAME key=value ...\n": the next row, its counters in *counters up
- * to the end of its line (next_counter() stops there: no '=' beyond). */
-struct info_row {
-	char kind[32], name[256];
-	char counters[512];
-};
-
-static bool next_row(const char **cursor, struct info_row *row)
-{
-	const char *p = *cursor, *end = strchrnul(p, '\n'), *sp1, *sp2;
-	size_t len;
-
-	if (*p == '\0')
-		return false;
-	*cursor = *end ? end + 1 : end;
-	sp1 = memchr(p, ' ', (size_t)(end - p));
-	sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(end - sp1 - 1)) : NULL;
-	if (sp2 == NULL)
-		return next_row(cursor, row);	/* not a row: skipped */
-	snprintf(row->kind, sizeof(row->kind), "%.*s", (int)(sp1 - p), p);
-	snprintf(row->name, sizeof(row->name), "%.*s", (int)(sp2 - sp1 - 1), sp1 + 1);
-	len = (size_t)(end - sp2 - 1);
-	snprintf(row->counters, sizeof(row->counters), "%.*s", (int)len, sp2 + 1);
-	return true;
+	info_snapshot_free(&snap);
 }
 
 /* ---- status: JSON ---- */
@@ -146,7 +58,7 @@ static void status_rows(struct evbuffer *out, const char *rows, bool first)
 	struct info_row row;
 	unsigned long long value;
 
-	while (next_row(&cursor, &row)) {
+	while (info_next_row(&cursor, &row)) {
 		const char *c = row.counters;
 
 		if (strcmp(kind, row.kind) != 0) {
@@ -160,7 +72,7 @@ static void status_rows(struct evbuffer *out, const char *rows, bool first)
 		first = false;
 		evbuffer_add_printf(out, "{\"name\": ");
 		json_string(out, row.name);
-		while (next_counter(&c, key, sizeof(key), &value))
+		while (info_next_counter(&c, key, sizeof(key), &value))
 			evbuffer_add_printf(out, ", \"%s\": %llu", key, value);
 		evbuffer_add_printf(out, "}");
 	}
@@ -171,28 +83,38 @@ static void status_rows(struct evbuffer *out, const char *rows, bool first)
 /* "KEY text\n" lines as "text": {"KEY": "text", ...}. */
 static void status_text(struct evbuffer *out, const char *text)
 {
-	const char *line = text ? text : "", *end, *space;
+	char key[64], value[1024];
 	bool first = true;
 
-	if (*line == '\0')
-		return;
-	evbuffer_add_printf(out, ", \"text\": {");
-	for (; *line != '\0'; line = *end ? end + 1 : end) {
-		char key[64], value[1024];
-
-		end = strchrnul(line, '\n');
-		space = memchr(line, ' ', (size_t)(end - line));
-		if (space == NULL)
-			continue;
-		snprintf(key, sizeof(key), "%.*s", (int)(space - line), line);
-		snprintf(value, sizeof(value), "%.*s", (int)(end - space - 1), space + 1);
-		evbuffer_add_printf(out, "%s", first ? "" : ", ");
+	while (info_next_text(&text, key, sizeof(key), value, sizeof(value))) {
+		evbuffer_add_printf(out, "%s", first ? ", \"text\": {" : ", ");
 		json_string(out, key);
 		evbuffer_add_printf(out, ": ");
 		json_string(out, value);
 		first = false;
 	}
-	evbuffer_add_printf(out, "}");
+	if (!first)
+		evbuffer_add_printf(out, "}");
+}
+
+/* "connections" and "counters" hold only what the unit's transport has:
+ * a udp listener has no "accepted", a tcp one no "datagrams", a stream
+ * neither object. */
+static void status_chassis_counters(struct evbuffer *out, const struct chassis_listener_stats *s)
+{
+	bool first = true;
+
+	if (info_has_connections(s))
+		evbuffer_add_printf(out, ", \"connections\": %u", s->connections);
+	for (size_t c = 0; c < info_n_counters; c++) {
+		if (!info_counter_applies(&info_counters[c], s))
+			continue;
+		evbuffer_add_printf(out, "%s\"%s\": %llu", first ? ", \"counters\": {" : ", ", info_counters[c].key,
+				    (unsigned long long)info_counter_value(&info_counters[c], s));
+		first = false;
+	}
+	if (!first)
+		evbuffer_add_printf(out, "}");
 }
 
 static void status_listener(struct evbuffer *out, const struct chassis_listener_stats *s)
@@ -208,17 +130,10 @@ static void status_listener(struct evbuffer *out, const struct chassis_listener_
 	json_string(out, s->protocol);
 	evbuffer_add_printf(out, ", \"transport\": \"%s\", \"address\": ", s->transport);
 	json_string(out, s->address);
-	evbuffer_add_printf(out,
-			    ", \"retired\": %s, \"connections\": %u, \"counters\": {\"accepted\": %llu, \"denied\": %llu, "
-			    "\"refused_limit\": %llu, \"refused_per_source\": %llu, \"idle_closed\": %llu, "
-			    "\"accept_paused\": %llu, \"datagrams\": %llu, \"replies\": %llu, \"dropped\": %llu}, "
-			    "\"module\": {",
-			    s->retired ? "true" : "false", s->connections, (unsigned long long)s->accepted,
-			    (unsigned long long)s->denied, (unsigned long long)s->refused_limit,
-			    (unsigned long long)s->refused_per_source, (unsigned long long)s->idle_closed,
-			    (unsigned long long)s->accept_paused, (unsigned long long)s->datagrams,
-			    (unsigned long long)s->replies, (unsigned long long)s->dropped);
-	while (next_counter(&cursor, key, sizeof(key), &value)) {
+	evbuffer_add_printf(out, ", \"retired\": %s", s->retired ? "true" : "false");
+	status_chassis_counters(out, s);
+	evbuffer_add_printf(out, ", \"module\": {");
+	while (info_next_counter(&cursor, key, sizeof(key), &value)) {
 		evbuffer_add_printf(out, "%s\"%s\": %llu", first ? "" : ", ", key, value);
 		first = false;
 	}
@@ -242,9 +157,50 @@ static void status_write(struct evbuffer *out, const struct info_snapshot *snap)
 	evbuffer_add_printf(out, "\n]}\n");
 }
 
+/* "format=html" or "format=json" in the query: 1 HTML, 0 JSON, -1 not
+ * given, -2 another format. */
+static int status_format_asked(const struct http_request *req)
+{
+	const char *p = req->query, *end;
+
+	if (p == NULL)		/* no query: no offset from a null pointer either */
+		return -1;
+	end = p + req->query_len;
+	while (p < end) {
+		const char *amp = memchr(p, '&', (size_t)(end - p)), *stop = amp ? amp : end;
+		size_t len = (size_t)(stop - p);
+
+		if (len >= 7 && memcmp(p, "format=", 7) == 0) {
+			if (len == 11 && memcmp(p + 7, "html", 4) == 0)
+				return 1;
+			if (len == 11 && memcmp(p + 7, "json", 4) == 0)
+				return 0;
+			return -2;
+		}
+		p = stop + 1;
+	}
+	return -1;
+}
+
+/* HTML when asked for by the query, or when Accept prefers text/html to
+ * application/json (a browser's does); JSON otherwise, for "* / *" too. */
 static void status_serve(struct http_exchange *ex, const struct http_route *route, void *route_state)
 {
-	info_serve(ex, status_write, "application/json");
+	int asked = status_format_asked(&ex->request);
+	size_t len;
+	const char *accept = http_header_find(ex, "Accept", &len);
+
+	if (asked == -2) {
+		http_respond_error(ex, 400, "format is html or json");
+		return;
+	}
+	if (asked == -1)
+		asked = accept != NULL &&
+			http_accept_quality(accept, len, "text/html") > http_accept_quality(accept, len, "application/json");
+	if (asked == 1)
+		info_serve(ex, status_html_write, "text/html; charset=utf-8", "Cache-Control: no-store\r\nVary: Accept\r\n");
+	else
+		info_serve(ex, status_write, "application/json", "Cache-Control: no-store\r\nVary: Accept\r\n");
 	(void)route;
 	(void)route_state;
 }
@@ -286,24 +242,6 @@ static void sample(struct evbuffer *out, const char *family, const struct chassi
 	labels(out, family, s);
 	evbuffer_add_printf(out, "} %llu\n", value);
 }
-
-#define LISTENER_COUNTER(field, help)                                              \
-	{ "chassisd_listener_" #field "_total", help, offsetof(struct chassis_listener_stats, field) }
-
-static const struct {
-	const char *family, *help;
-	size_t offset;
-} listener_counters[] = {
-	LISTENER_COUNTER(accepted, "Connections accepted."),
-	LISTENER_COUNTER(denied, "Connections or datagrams refused by allow/deny."),
-	LISTENER_COUNTER(refused_limit, "Connections refused at max-connections."),
-	LISTENER_COUNTER(refused_per_source, "Connections refused at per-source."),
-	LISTENER_COUNTER(idle_closed, "Connections closed at idle-timeout."),
-	LISTENER_COUNTER(accept_paused, "Times accepting paused for lack of file descriptors."),
-	LISTENER_COUNTER(datagrams, "Datagrams received."),
-	LISTENER_COUNTER(replies, "Datagrams sent in reply."),
-	LISTENER_COUNTER(dropped, "Datagrams dropped."),
-};
 
 /* What each module key counts, for HELP; kind "" is the module's own line,
  * otherwise its rows of that kind. A key not here gets a generic HELP. */
@@ -493,7 +431,7 @@ static bool has_key(const char *counters, const char *key)
 	char other[64];
 	unsigned long long value;
 
-	while (next_counter(&counters, other, sizeof(other), &value))
+	while (info_next_counter(&counters, other, sizeof(other), &value))
 		if (strcmp(other, key) == 0)
 			return true;
 	return false;
@@ -508,7 +446,7 @@ static void metrics_module(struct evbuffer *out, const struct info_snapshot *sna
 		char key[64];
 		unsigned long long value;
 
-		while (next_counter(&cursor, key, sizeof(key), &value)) {
+		while (info_next_counter(&cursor, key, sizeof(key), &value)) {
 			struct metric_family f;
 			bool seen = false;
 
@@ -528,7 +466,7 @@ static void metrics_module(struct evbuffer *out, const struct info_snapshot *sna
 
 				if (strcmp(snap->listeners[k].stats.protocol, protocol) != 0)
 					continue;
-				while (next_counter(&other, other_key, sizeof(other_key), &other_value))
+				while (info_next_counter(&other, other_key, sizeof(other_key), &other_value))
 					if (strcmp(other_key, key) == 0) {
 						labels(out, f.name, &snap->listeners[k].stats);
 						evbuffer_add_printf(out, "}");
@@ -550,14 +488,14 @@ static void metrics_row_family(struct evbuffer *out, const struct info_snapshot 
 
 		if (strcmp(snap->listeners[k].stats.protocol, protocol) != 0)
 			continue;
-		while (next_row(&cursor, &row)) {
+		while (info_next_row(&cursor, &row)) {
 			const char *c = row.counters;
 			char other[64];
 			unsigned long long value;
 
 			if (strcmp(row.kind, kind) != 0)
 				continue;
-			while (next_counter(&c, other, sizeof(other), &value)) {
+			while (info_next_counter(&c, other, sizeof(other), &value)) {
 				if (strcmp(other, key) != 0)
 					continue;
 				labels(out, f->name, &snap->listeners[k].stats);
@@ -583,14 +521,14 @@ static void metrics_rows(struct evbuffer *out, const struct info_snapshot *snap)
 		const char *cursor = snap->listeners[i].stats.module_rows;
 		struct info_row row;
 
-		while (next_row(&cursor, &row)) {
+		while (info_next_row(&cursor, &row)) {
 			const char *c = row.counters;
 			char key[64];
 			unsigned long long value;
 			struct metric_family f;
 			bool known;
 
-			while (next_counter(&c, key, sizeof(key), &value)) {
+			while (info_next_counter(&c, key, sizeof(key), &value)) {
 				metric_family(&f, protocol, row.kind, key);
 				known = false;
 				for (size_t n = 0; n < n_seen && !known; n++)
@@ -605,6 +543,42 @@ static void metrics_rows(struct evbuffer *out, const struct info_snapshot *snap)
 	}
 }
 
+/* The chassis's counters, a family each, with a sample for each unit
+ * whose transport has it; a family no unit has is left out. */
+static void metrics_chassis_counters(struct evbuffer *out, const struct info_snapshot *snap)
+{
+	bool head = false;
+
+	for (size_t i = 0; i < snap->count; i++) {
+		const struct chassis_listener_stats *s = &snap->listeners[i].stats;
+
+		if (!info_has_connections(s))
+			continue;
+		if (!head)
+			evbuffer_add_printf(out, "# HELP chassisd_listener_connections Open connections per listener.\n"
+						 "# TYPE chassisd_listener_connections gauge\n");
+		head = true;
+		sample(out, "chassisd_listener_connections", s, s->connections);
+	}
+	for (size_t c = 0; c < info_n_counters; c++) {
+		char family[96];
+
+		snprintf(family, sizeof(family), "chassisd_listener_%s_total", info_counters[c].key);
+		head = false;
+		for (size_t i = 0; i < snap->count; i++) {
+			const struct chassis_listener_stats *s = &snap->listeners[i].stats;
+
+			if (!info_counter_applies(&info_counters[c], s))
+				continue;
+			if (!head)
+				evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s counter\n", family, info_counters[c].help,
+						    family);
+			head = true;
+			sample(out, family, s, info_counter_value(&info_counters[c], s));
+		}
+	}
+}
+
 static void metrics_write(struct evbuffer *out, const struct info_snapshot *snap)
 {
 	evbuffer_add_printf(out,
@@ -615,31 +589,17 @@ static void metrics_write(struct evbuffer *out, const struct info_snapshot *snap
 			    "# HELP chassisd_connections Open connections, all listeners.\n"
 			    "# TYPE chassisd_connections gauge\nchassisd_connections %u\n"
 			    "# HELP chassisd_max_connections The daemon-wide connection limit.\n"
-			    "# TYPE chassisd_max_connections gauge\nchassisd_max_connections %u\n"
-			    "# HELP chassisd_listener_connections Open connections per listener.\n"
-			    "# TYPE chassisd_listener_connections gauge\n",
+			    "# TYPE chassisd_max_connections gauge\nchassisd_max_connections %u\n",
 			    snap->totals.generation, (unsigned long long)snap->totals.uptime_seconds,
 			    snap->totals.connections, snap->totals.max_connections);
-	for (size_t i = 0; i < snap->count; i++)
-		sample(out, "chassisd_listener_connections", &snap->listeners[i].stats, snap->listeners[i].stats.connections);
-	for (size_t c = 0; c < sizeof(listener_counters) / sizeof(listener_counters[0]); c++) {
-		evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s counter\n", listener_counters[c].family,
-				    listener_counters[c].help, listener_counters[c].family);
-		for (size_t i = 0; i < snap->count; i++) {
-			const char *base = (const char *)&snap->listeners[i].stats;
-			uint64_t value;
-
-			memcpy(&value, base + listener_counters[c].offset, sizeof(value));
-			sample(out, listener_counters[c].family, &snap->listeners[i].stats, value);
-		}
-	}
+	metrics_chassis_counters(out, snap);
 	metrics_module(out, snap);
 	metrics_rows(out, snap);
 }
 
 static void metrics_serve(struct http_exchange *ex, const struct http_route *route, void *route_state)
 {
-	info_serve(ex, metrics_write, "text/plain; version=0.0.4; charset=utf-8");
+	info_serve(ex, metrics_write, "text/plain; version=0.0.4; charset=utf-8", "Cache-Control: no-store\r\n");
 	(void)route;
 	(void)route_state;
 }

@@ -747,7 +747,8 @@ def distinct_pixels(png):
 def test_chromium_renders_autoindex_and_status(web, tmp_path):
     d, port, root = web
     for path, expected in (("/noindex/", [b"plain.txt", b"&lt;b&gt;&amp;amp;.txt"]),
-                           ("/status", [b'"reload_generation": 1', b'"name": "web"'])):
+                           ("/status", [b"<h3>web</h3>", b"generation 1"]),
+                           ("/status?format=json", [b'"reload_generation": 1', b'"name": "web"'])):
         url = "http://127.0.0.1:%d%s" % (port, path)
         dom = chromium("--dump-dom", url).stdout
         for entry in expected:

@@ -51,8 +51,28 @@ echo "$chassisd_status" > /results/client-status.txt
 systemctl stop chassisd; say stop=$?
 say after_stop="$(systemctl is-active chassisd)"
 journalctl -u chassisd -o verbose --no-pager > /results/journal.txt 2>&1
+# The README's recipe for a root the sandbox hides: under /home (ProtectHome=yes)
+# the unit cannot start; a drop-in made with `systemctl edit` binds it in. (Under
+# ProtectHome=yes /home itself is mode 000, so the bind alone would not do for the
+# dynamic user: the drop-in makes /home an empty tmpfs that holds the bind.)
+mkdir -p /home/site && echo 'from home' > /home/site/index.html && chmod -R a+rX /home
+cp /etc/chassisd/home.conf /etc/chassisd/chassisd.conf
+systemctl start chassisd > /results/start-home.txt 2>&1; say start_home=$?
+SYSTEMD_EDITOR=/results/editor.sh timeout 30 script -qec 'systemctl edit chassisd' /dev/null > /results/edit.txt 2>&1
+say edit=$?
+cat /etc/systemd/system/chassisd.service.d/override.conf > /results/override.txt 2>&1
+systemctl reset-failed chassisd
+systemctl start chassisd > /results/start-bound.txt 2>&1; say start_bound=$?
+say served="$(curl -sS --max-time 5 http://127.0.0.1:@SITE@/ 2>&1)"
+systemctl stop chassisd
+journalctl -u chassisd -o cat --no-pager > /results/journal-home.txt 2>&1
 say done=1
 systemctl poweroff
+"""
+
+# What an administrator types into `systemctl edit chassisd`.
+EDITOR = """#!/bin/sh
+printf '[Service]\\nProtectHome=tmpfs\\nBindReadOnlyPaths=/home/site\\n' > "$1"
 """
 
 DRIVER_UNIT = """[Unit]
@@ -95,7 +115,7 @@ def read(folder, name):
 
 
 def test_the_unit_under_a_booted_systemd(tmp_path):
-    base, added, caps, busy = free_port(), free_port(), free_port(), free_port()
+    base, added, caps, busy, site = free_port(), free_port(), free_port(), free_port(), free_port()
     shared, conf, opt, units = (tmp_path / n for n in ("results", "conf", "opt", "units"))
     for folder in (shared, conf, opt, units):
         folder.mkdir()
@@ -108,9 +128,15 @@ def test_the_unit_under_a_booted_systemd(tmp_path):
     (conf / "good.conf").write_text(good + echo_listener("added", added) + fortune)
     (conf / "bad.conf").write_text(good + 'listener "x" {\n protocol = "echo"\n address = "127.0.0.1:1\n}\n')
     (conf / "busy.conf").write_text(good + echo_listener("busy", busy))
+    (conf / "home.conf").write_text(
+        'listener "site" {\n protocol = "http"\n address = "127.0.0.1:%d"\n'
+        ' http { route "/" { handler = "static"  root = "/home/site" } }\n}\n' % site)
     for name in os.listdir(conf):
         os.chmod(conf / name, 0o644)
-    (shared / "driver.sh").write_text(DRIVER.replace("@ADDED@", str(added)).replace("@CAPS@", str(caps)))
+    (shared / "driver.sh").write_text(DRIVER.replace("@ADDED@", str(added)).replace("@CAPS@", str(caps))
+                                      .replace("@SITE@", str(site)))
+    (shared / "editor.sh").write_text(EDITOR)
+    os.chmod(shared / "editor.sh", 0o755)
     (units / "chassisd.service").write_text(installed_unit())
     (units / "chassisd-test.service").write_text(DRIVER_UNIT)
     machine = "chassisd-" + uuid.uuid4().hex[:8]
@@ -160,3 +186,12 @@ def test_the_unit_under_a_booted_systemd(tmp_path):
     for field in ("MESSAGE_ID=cda243edc40549809734b542bc249610", "MESSAGE_ID=3e7fd68b83174817b70f914de43f5a28",
                   "SYSLOG_IDENTIFIER=chassisd", "LISTENER=added", "CONFIG_LINE=10"):
         assert field in journal, field
+    # A root under /home: hidden (ProtectHome=yes), so the unit does not
+    # start and says why; bound in by a drop-in, it is served.
+    assert seen["start_home"] != "0", read(shared, "start-home.txt")
+    journal = read(shared, "journal-home.txt")
+    assert '/etc/chassisd/chassisd.conf:4: listener "site": route "/": cannot open root /home/site: Permission denied' \
+        in journal, journal
+    assert "BindReadOnlyPaths=/home/site" in read(shared, "override.txt"), read(shared, "edit.txt")
+    assert seen["start_bound"] == "0", read(shared, "start-bound.txt")
+    assert seen["served"] == "from home", seen
