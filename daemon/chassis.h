@@ -105,6 +105,15 @@ void conn_resume_reading(struct conn *conn);
  * off and pauses the other side itself; otherwise two connections, each
  * waiting for the other to read, would wait forever. */
 void conn_decouple_directions(struct conn *conn);
+/* inetd's way (exec): the socket, made blocking, for a program to own
+ * as its stdin and stdout. From the open hook only, before anything is
+ * read or written. The connection then neither reads nor writes nor
+ * times out; it stays, and counts towards the listener's limits, until
+ * the module closes it (conn_close_after_flush, at once: nothing is
+ * queued). The caller closes the fd it got, once the program has its
+ * copy; the connection-log has no byte counts for it. -1 when the
+ * connection is past that point. */
+int conn_hand_over_socket(struct conn *conn);
 
 const struct sockaddr *conn_peer(const struct conn *conn);
 const struct sockaddr *conn_local(struct conn *conn);

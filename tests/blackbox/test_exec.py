@@ -1,0 +1,194 @@
+"""exec: inetd's nowait services, a program per TCP connection with the
+socket as its stdin and stdout, run with real programs (cat, env, id,
+fortune)."""
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+import pytest
+
+from conftest import (BINARY, assert_no_zombies, connect, free_port, processes_under, read_all, recv_exactly, wait_until)
+from test_fortune import database_text
+
+RUNNER_ENV = {"PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", "HOME=/"}
+
+
+def exec_listener(name, port, section, extra=""):
+    return ('listener "%s" {\n  protocol = "exec"\n  address = "127.0.0.1:%d"\n%s\n  exec { %s }\n}\n'
+            % (name, port, extra, section))
+
+
+def fetch(port):
+    with connect(port, timeout=10) as s:
+        s.shutdown(socket.SHUT_WR)
+        return read_all(s)
+
+
+def test_cat_echoes_every_byte_and_closes_after_the_half_close(start_daemon):
+    port = free_port()
+    d = start_daemon(exec_listener("cat", port, 'command = {"/bin/cat"}'))
+    payload = os.urandom(4 << 20)
+    with connect(port, timeout=30) as s:
+        def send():
+            s.sendall(payload)
+            s.shutdown(socket.SHUT_WR)
+        sender = threading.Thread(target=send)
+        sender.start()
+        got = read_all(s)
+        sender.join()
+    assert got == payload, (len(got), len(payload))
+    assert wait_until(lambda: processes_under(d.pid) == [], 5), processes_under(d.pid)
+    assert_no_zombies(d.pid)
+    assert "served=1 refused=0 children=0 spawned=1 failed=0" in d.status_dump()
+
+
+def test_env_sees_exactly_the_documented_environment(start_daemon):
+    port = free_port()
+    start_daemon(exec_listener("env", port, 'command = {"/usr/bin/env"}  environment = {"GREETING=hello world", '
+                               '"HOME=/srv"}'),
+                 env={"SECRET_OF_THE_DAEMON": "leak"})
+    with connect(port, timeout=10) as s:
+        client_port = s.getsockname()[1]
+        s.shutdown(socket.SHUT_WR)
+        lines = read_all(s).decode().splitlines()
+    expected = (RUNNER_ENV - {"HOME=/"}) | {
+        "HOME=/srv", "GREETING=hello world", "PROTO=TCP",
+        "TCPREMOTEIP=127.0.0.1", "TCPREMOTEPORT=%d" % client_port,
+        "TCPLOCALIP=127.0.0.1", "TCPLOCALPORT=%d" % port,
+        "REMOTE_ADDR=127.0.0.1", "REMOTE_PORT=%d" % client_port,
+    }
+    assert sorted(lines) == sorted(expected)
+
+
+def test_fortune_prints_one_from_the_database(start_daemon):
+    port = free_port()
+    start_daemon(exec_listener("qotd", port, 'command = {"/usr/games/fortune", "-s"}'))
+    reply = fetch(port).decode()
+    assert reply.strip(), "an empty fortune"
+    db = database_text()
+    assert all(line in db for line in reply.strip().splitlines()), reply
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only a root daemon runs programs as another user")
+def test_user_and_group_are_switched_for_the_program(start_daemon, tmp_path):
+    port, id_port = free_port(), free_port()
+    start_daemon(exec_listener("uid", port, 'command = {"/usr/bin/id", "-u"}  user = "nobody"  group = "nogroup"') +
+                 exec_listener("id", id_port, 'command = {"/usr/bin/id"}  user = "nobody"  working-directory = "/tmp"'))
+    assert fetch(port) == b"65534\n"
+    # No group of root's is left; the user's own group when none is named.
+    assert fetch(id_port) == b"uid=65534(nobody) gid=65534(nogroup) groups=65534(nogroup)\n"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to become another user")
+def test_a_daemon_that_is_not_root_refuses_user_with_file_and_line():
+    folder = tempfile.mkdtemp(prefix="chassisd-conf-")
+    conf = os.path.join(folder, "chassisd.conf")
+    try:
+        os.chmod(folder, 0o755)
+        with open(conf, "w") as f:
+            f.write(exec_listener("as-daemon", free_port(), '\n    command = {"/bin/cat"}\n    user = "daemon"\n  '))
+        os.chmod(conf, 0o644)
+        nobody = pwd.getpwnam("nobody")
+
+        def become_nobody():
+            os.setgid(nobody.pw_gid)
+            os.setuid(nobody.pw_uid)
+
+        r = subprocess.run([BINARY, "-t", "-c", conf], capture_output=True, text=True, timeout=20,
+                           preexec_fn=become_nobody)
+    finally:
+        shutil.rmtree(folder)
+    assert r.returncode == 1
+    assert r.stderr == ('%s:7: listener "as-daemon": user "daemon": chassisd runs as uid %d, not root, and cannot '
+                        'run a program as another user: remove "user" and "group", or start chassisd as root\n'
+                        % (conf, nobody.pw_uid)), (r.stdout, r.stderr)
+
+
+def test_a_program_past_its_timeout_is_killed_and_the_client_sees_the_close(start_daemon):
+    port = free_port()
+    d = start_daemon(exec_listener("hang", port, 'command = {"/bin/sleep", "100"}  timeout = 1  kill-grace = 1'))
+    t0 = time.monotonic()
+    with connect(port, timeout=10) as s:
+        assert read_all(s) == b""
+    assert 0.9 <= time.monotonic() - t0 <= 3.5
+    assert wait_until(lambda: processes_under(d.pid) == [], 5), processes_under(d.pid)
+    d.wait_log(r"child \d+: timed out")
+    assert "timed_out=1" in d.status_dump()
+
+
+def test_over_max_children_a_connection_is_closed_at_once_and_counted(start_daemon):
+    port = free_port()
+    d = start_daemon(exec_listener("capped", port, 'command = {"/bin/sleep", "5"}  max-children = 2'))
+    held = [connect(port) for _ in range(2)]
+    assert wait_until(lambda: len(processes_under(d.pid)) == 2, 5)
+    t0 = time.monotonic()
+    with connect(port, timeout=3) as s:
+        assert read_all(s) == b""
+    assert time.monotonic() - t0 < 1.0
+    assert len(processes_under(d.pid)) == 2
+    assert "refused=1 children=2" in d.status_dump()
+    d.wait_log(r"not run: listener max-children reached")
+    for s in held:
+        s.close()
+
+
+def test_the_daemon_wide_cap_counts_exec_children(start_daemon):
+    ports = [free_port(), free_port()]
+    d = start_daemon('max-children = 3\n' + "".join(
+        exec_listener("l%d" % i, p, 'command = {"/bin/sleep", "5"}') for i, p in enumerate(ports)))
+    clients = [connect(ports[i % 2]) for i in range(3)]
+    assert wait_until(lambda: len(processes_under(d.pid)) == 3, 5)
+    with connect(ports[0], timeout=3) as s:
+        assert read_all(s) == b""
+    d.wait_log(r"not run: daemon-wide max-children reached")
+    for c in clients:
+        c.close()
+
+
+def test_a_running_program_still_counts_against_max_connections(start_daemon):
+    port = free_port()
+    d = start_daemon(exec_listener("one", port, 'command = {"/bin/cat"}', extra="  max-connections = 1\n"
+                                   "  connection-log = true"))
+    with connect(port) as first:
+        first.sendall(b"hello\n")
+        assert recv_exactly(first, 6) == b"hello\n"
+        with connect(port, timeout=3) as second:
+            try:
+                assert second.recv(16) == b""
+            except ConnectionResetError:
+                pass
+        first.sendall(b"still here\n")
+        assert recv_exactly(first, 11) == b"still here\n"
+    d.wait_log(r"connection closed: bytes unknown \(the socket was a program's\), \d+\.\d{3} s, done")
+
+
+def test_reload_keeps_a_running_program_and_new_connections_get_the_new_config(start_daemon):
+    port = free_port()
+    d = start_daemon(exec_listener("r", port, 'command = {"/bin/cat"}'))
+    with connect(port) as old:
+        old.sendall(b"before\n")
+        assert recv_exactly(old, 7) == b"before\n"
+        assert "reload applied" in d.reload(exec_listener("r", port, 'command = {"/usr/bin/env"}'))
+        old.sendall(b"after\n")
+        assert recv_exactly(old, 6) == b"after\n"
+        assert b"PROTO=TCP" in fetch(port)
+    assert wait_until(lambda: processes_under(d.pid) == [], 5)
+
+
+def test_at_stop_a_running_program_is_ended_after_the_grace(start_daemon):
+    port = free_port()
+    d = start_daemon('shutdown-grace = 1\n' + exec_listener("cat", port, 'command = {"/bin/cat"}'))
+    with connect(port, timeout=10) as s:
+        s.sendall(b"x")
+        assert recv_exactly(s, 1) == b"x"
+        child = processes_under(d.pid)[0][0]
+        t0 = time.monotonic()
+        assert d.stop() == 0
+        assert time.monotonic() - t0 < 6
+        assert read_all(s) == b""
+    assert not os.path.exists("/proc/%d" % child) or open("/proc/%d/stat" % child).read().split()[2] == "Z"
