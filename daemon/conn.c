@@ -449,9 +449,10 @@ static bool conn_can_close_at_once(struct conn *conn)
 static bool conn_settle(struct conn *conn)
 {
 	if (conn->flags & CONN_HANDED_OVER) {
-		if (conn->flags & (CONN_CLOSING | CONN_ABORTING))
-			conn_finish(conn, conn->flags & CONN_ABORTING ? CONN_END_ABORTED : CONN_END_DONE);
-		return !(conn->flags & (CONN_CLOSING | CONN_ABORTING));
+		if (!(conn->flags & (CONN_CLOSING | CONN_ABORTING)))
+			return true;
+		conn_finish(conn, conn->flags & CONN_ABORTING ? CONN_END_ABORTED : CONN_END_DONE);
+		return false;
 	}
 	if (conn->flags & (CONN_FAILED | CONN_ABORTING)) {
 		conn_finish(conn, conn->flags & CONN_ABORTING	 ? CONN_END_ABORTED
