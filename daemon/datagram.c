@@ -2,6 +2,8 @@
 
 #include <errno.h>
 #include <event2/event.h>
+#include <fcntl.h>
+#include <stdlib.h>
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -102,9 +104,62 @@ static void datagram_handle(struct datagram_port *port, struct datagram *dgram)
 	datagram_deliver(port, dgram);
 }
 
+struct datagram_wait {
+	struct datagram_port *port;	/* NULL once the port has stopped */
+	int fd;
+	const void *settings;
+	void *state;
+	struct sockaddr_storage source;
+	socklen_t source_len;
+};
+
+/* A wait-mode port offers its socket, the waiting datagram unread. Denied
+ * sources are read and dropped first, as the module would never see them. */
+static void datagram_offer(struct datagram_port *port, int fd)
+{
+	const struct datagram_profile *profile = port->profile;
+	struct datagram_wait *wait = calloc(1, sizeof(*wait));
+	char byte;
+
+	if (wait == NULL)
+		return;
+	for (int i = 0; i < DATAGRAMS_PER_WAKEUP; i++) {
+		ssize_t n;
+
+		wait->source_len = sizeof(wait->source);
+		n = recvfrom(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT, (struct sockaddr *)&wait->source, &wait->source_len);
+		if (n < 0 && (errno == EINTR || errno == ECONNREFUSED || errno == EHOSTUNREACH || errno == ENETUNREACH))
+			continue;
+		if (n < 0)
+			break;
+		addr_unmap(&wait->source, &wait->source_len);
+		if (profile->access != NULL && !conf_listener_allows(profile->access, (struct sockaddr *)&wait->source)) {
+			port->counters.datagrams++;
+			port->counters.denied++;
+			recv(fd, &byte, 1, MSG_DONTWAIT);
+			continue;
+		}
+		*wait = (struct datagram_wait){ port, fd, profile->settings, profile->state, wait->source,
+						wait->source_len };
+		port->wait = wait;
+		port->counters.datagrams++;
+		event_del(port->readable);
+		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+		profile->socket_waiting(wait);
+		return;
+	}
+	free(wait);
+}
+
 static void datagram_on_readable(evutil_socket_t fd, short what, void *arg)
 {
 	struct datagram_port *port = arg;
+
+	if (port->profile->socket_waiting != NULL) {
+		if (port->wait == NULL)
+			datagram_offer(port, fd);
+		return;
+	}
 
 	for (int i = 0; i < DATAGRAMS_PER_WAKEUP; i++) {
 		struct datagram dgram = {
@@ -149,6 +204,9 @@ int datagram_port_start(struct datagram_port *port, struct event_base *base, int
 
 void datagram_port_stop(struct datagram_port *port)
 {
+	if (port->wait != NULL)
+		port->wait->port = NULL;
+	port->wait = NULL;
 	if (port->readable != NULL)
 		event_free(port->readable);
 	port->readable = NULL;
@@ -156,6 +214,53 @@ void datagram_port_stop(struct datagram_port *port)
 }
 
 /* ---- the chassis API ---- */
+
+int datagram_wait_socket(const struct datagram_wait *wait)
+{
+	return wait->fd;
+}
+
+const struct sockaddr *datagram_wait_source(const struct datagram_wait *wait)
+{
+	return (const struct sockaddr *)&wait->source;
+}
+
+const void *datagram_wait_settings(const struct datagram_wait *wait)
+{
+	return wait->settings;
+}
+
+void *datagram_wait_service_state(const struct datagram_wait *wait)
+{
+	return wait->state;
+}
+
+void datagram_wait_drop(struct datagram_wait *wait, const char *reason)
+{
+	char byte;
+
+	if (wait->port != NULL) {
+		recv(wait->fd, &byte, 1, MSG_DONTWAIT);
+		wait->port->counters.dropped++;
+		if (log_enabled(LOG_DEBUG))
+			log_write(LOG_DEBUG, &(struct log_context){ .listener = wait->port->profile->unit,
+								 .peer = datagram_wait_source(wait) },
+				  "datagram dropped: %s", reason);
+	}
+	datagram_wait_done(wait);
+}
+
+void datagram_wait_done(struct datagram_wait *wait)
+{
+	struct datagram_port *port = wait->port;
+
+	if (port != NULL) {
+		port->wait = NULL;
+		fcntl(wait->fd, F_SETFL, fcntl(wait->fd, F_GETFL) | O_NONBLOCK);
+		event_add(port->readable, NULL);
+	}
+	free(wait);
+}
 
 const struct sockaddr *datagram_source(const struct datagram *dgram)
 {

@@ -57,6 +57,9 @@ struct exec_state {
 	char *listener;
 	struct child_pool *pool;
 	unsigned long long served, refused;
+	/* udp: the program that has the socket now (inetd's wait). */
+	struct datagram_wait *wait;
+	struct child *wait_child;
 };
 
 /* One connection's program. */
@@ -281,12 +284,74 @@ static void exec_close(struct conn *conn)
 	free(session);
 }
 
+/* --- udp: wait ------------------------------------------------------- */
+
+static void exec_wait_finished(void *owner, enum child_end end)
+{
+	struct exec_state *state = owner;
+	struct datagram_wait *wait = state->wait;
+
+	state->wait = NULL;
+	state->wait_child = NULL;
+	if (end == CHILD_OK)
+		state->served++;
+	datagram_wait_done(wait);
+}
+
+static const struct child_hooks exec_wait_hooks = {
+	.output = exec_no_output,
+	.finished = exec_wait_finished,
+};
+
+/* inetd's wait: the program gets the listening socket, the datagram that
+ * woke it unread, and answers it (and any others) itself; the chassis
+ * watches the socket again once it has exited. */
+static void exec_socket_waiting(struct datagram_wait *wait)
+{
+	const struct exec_settings *settings = datagram_wait_settings(wait);
+	struct exec_state *state = datagram_wait_service_state(wait);
+	char remote_ip[NI_MAXHOST] = "", remote_port[NI_MAXSERV] = "", vars[3][EXEC_VAR_MAX], err[256];
+	const struct sockaddr *source = datagram_wait_source(wait);
+	char *env[EXEC_ENVIRONMENT_MAX + 4];
+	size_t n = 0;
+
+	getnameinfo(source, source->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in),
+		    remote_ip, sizeof(remote_ip), remote_port, sizeof(remote_port), NI_NUMERICHOST | NI_NUMERICSERV);
+	snprintf(vars[0], EXEC_VAR_MAX, "PROTO=UDP");
+	snprintf(vars[1], EXEC_VAR_MAX, "REMOTE_ADDR=%s", remote_ip);
+	snprintf(vars[2], EXEC_VAR_MAX, "REMOTE_PORT=%s", remote_port);
+	for (size_t i = 0; i < settings->n_environment; i++)
+		env[n++] = settings->environment[i];
+	for (size_t i = 0; i < 3; i++)
+		env[n++] = vars[i];
+	env[n] = NULL;
+	state->wait_child = child_spawn_io(state->base, &settings->child, state->pool, state->listener,
+					   &(struct child_io){ .socket = datagram_wait_socket(wait), .environment = env },
+					   &exec_wait_hooks, state, err, sizeof(err));
+	if (state->wait_child == NULL) {
+		/* Over the daemon-wide cap, or the program cannot start: the
+		 * datagram is dropped, so that it does not wake us again. */
+		if (errno == EAGAIN)
+			state->refused++;
+		log_write(errno == EAGAIN ? LOG_INFO : LOG_WARNING, &(struct log_context){ .listener = state->listener },
+			  "not run: %s", err);
+		datagram_wait_drop(wait, err);
+		return;
+	}
+	state->wait = wait;
+}
+
 /* --- per listener ----------------------------------------------------- */
 
 static void exec_stop(void *p)
 {
 	struct exec_state *state = p;
 
+	/* The listener is gone (or the daemon stops): its program too. */
+	if (state->wait_child != NULL) {
+		child_abandon(state->wait_child);
+		datagram_wait_done(state->wait);
+	}
 	child_pool_release(state->pool);
 	free(state->listener);
 	free(state);
@@ -330,7 +395,7 @@ static void exec_status(const void *p, char *buf, size_t len)
 const struct protocol protocol_exec = {
 	.config = {
 		.name = "exec",
-		.transports = TRANSPORT_BIT(TRANSPORT_TCP),
+		.transports = TRANSPORT_BIT(TRANSPORT_TCP) | TRANSPORT_BIT(TRANSPORT_UDP),
 		.options = exec_options,
 		.configure = exec_configure,
 		.settings_free = exec_settings_free,
@@ -343,4 +408,5 @@ const struct protocol protocol_exec = {
 		.open = exec_open,
 		.close = exec_close,
 	},
+	.socket_waiting = exec_socket_waiting,
 };

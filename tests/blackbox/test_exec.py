@@ -192,3 +192,80 @@ def test_at_stop_a_running_program_is_ended_after_the_grace(start_daemon):
         assert time.monotonic() - t0 < 6
         assert read_all(s) == b""
     assert not os.path.exists("/proc/%d" % child) or open("/proc/%d/stat" % child).read().split()[2] == "Z"
+
+
+UDP_ONE_AT_A_TIME = r'''import os, socket, sys, time
+s = socket.socket(fileno=os.dup(0))
+data, peer = s.recvfrom(65536)
+time.sleep(0.3)
+s.sendto(b"%d %s %s %s" % (os.getpid(), os.environ["REMOTE_ADDR"].encode(), os.environ["REMOTE_PORT"].encode(),
+                           data), peer)
+'''
+
+
+def udp_exec_listener(name, port, section):
+    return ('listener "%s" {\n  protocol = "exec"\n  transport = "udp"\n  address = "127.0.0.1:%d"\n'
+            '  exec { %s }\n}\n' % (name, port, section))
+
+
+def test_udp_wait_runs_one_program_at_a_time_with_the_socket(start_daemon, tmp_path):
+    script = tmp_path / "reply.py"
+    script.write_text(UDP_ONE_AT_A_TIME)
+    port = free_port(socket.SOCK_DGRAM)
+    d = start_daemon(udp_exec_listener("wait", port, 'command = {"/usr/bin/python3", "%s"}' % script))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c:
+        c.settimeout(10)
+        c.bind(("127.0.0.1", 0))
+        client_port = c.getsockname()[1]
+        t0 = time.monotonic()
+        for i in range(3):
+            c.sendto(b"request %d" % i, ("127.0.0.1", port))
+        replies = [c.recv(65536).split(b" ", 3) for _ in range(3)]
+        elapsed = time.monotonic() - t0
+    # Each request was read by a program of its own, one after another.
+    assert sorted(r[3] for r in replies) == [b"request 0", b"request 1", b"request 2"]
+    assert len({r[0] for r in replies}) == 3
+    assert all(r[1] == b"127.0.0.1" and r[2] == str(client_port).encode() for r in replies)
+    assert elapsed >= 0.85, elapsed
+    assert wait_until(lambda: processes_under(d.pid) == [], 5)
+    assert "served=3" in d.status_dump()
+
+
+def test_udp_wait_serves_tftp_with_in_tftpd(start_daemon):
+    if not os.access("/usr/sbin/in.tftpd", os.X_OK):
+        pytest.skip("in.tftpd missing: apt-get install tftpd-hpa")
+    root = tempfile.mkdtemp(prefix="chassisd-tftp-")
+    try:
+        os.chmod(root, 0o755)
+        payload = os.urandom(100000)
+        with open(os.path.join(root, "boot.bin"), "wb") as f:
+            f.write(payload)
+        os.chmod(os.path.join(root, "boot.bin"), 0o644)
+        port = free_port(socket.SOCK_DGRAM)
+        d = start_daemon(udp_exec_listener("tftp", port,
+                                           'command = {"/usr/sbin/in.tftpd", "-s", "%s", "-t", "1"}' % root))
+        for _ in range(2):
+            r = subprocess.run(["curl", "-sS", "--max-time", "20", "tftp://127.0.0.1:%d/boot.bin" % port],
+                               capture_output=True, timeout=30)
+            assert r.returncode == 0, r.stderr
+            assert r.stdout == payload
+        assert wait_until(lambda: processes_under(d.pid) == [], 10), processes_under(d.pid)
+        assert_no_zombies(d.pid)
+    finally:
+        shutil.rmtree(root)
+
+
+def test_udp_wait_program_survives_a_reload(start_daemon, tmp_path):
+    script = tmp_path / "slow.py"
+    script.write_text(UDP_ONE_AT_A_TIME.replace("time.sleep(0.3)", "time.sleep(1.5)"))
+    port = free_port(socket.SOCK_DGRAM)
+    listener = udp_exec_listener("wait", port, 'command = {"/usr/bin/python3", "%s"}' % script)
+    d = start_daemon(listener)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c:
+        c.settimeout(10)
+        c.sendto(b"before", ("127.0.0.1", port))
+        assert wait_until(lambda: len(processes_under(d.pid)) == 1, 5)
+        assert "reload applied" in d.reload(listener.replace("exec {", "exec { timeout = 30 "))
+        assert c.recv(65536).endswith(b"before")
+        c.sendto(b"after", ("127.0.0.1", port))
+        assert c.recv(65536).endswith(b"after")
