@@ -552,6 +552,15 @@ struct child *child_spawn_io(struct event_base *base, const struct child_spec *s
 		errno = EAGAIN;
 		return NULL;
 	}
+	/* The global user option dropped root after the config was read. */
+	if (spec->switch_user && geteuid() != 0 && geteuid() != spec->uid) {
+		pool->failed++;
+		snprintf(err, err_len, "cannot run %s as uid %u: chassisd runs as uid %u since it dropped root (the "
+			 "global \"user\"), and only root can switch", spec->argv[0], (unsigned)spec->uid,
+			 (unsigned)geteuid());
+		errno = EPERM;
+		return NULL;
+	}
 	child = child_new(spec, pool, listener);
 	if (child == NULL) {
 		pool->failed++;

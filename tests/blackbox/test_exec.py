@@ -84,6 +84,23 @@ def test_user_and_group_are_switched_for_the_program(start_daemon, tmp_path):
     assert fetch(id_port) == b"uid=65534(nobody) gid=65534(nogroup) groups=65534(nogroup)\n"
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop it")
+def test_after_the_global_user_dropped_root_a_user_switch_is_refused_and_logged(start_daemon):
+    folder = tempfile.mkdtemp(prefix="chassisd-conf-")
+    try:
+        os.chmod(folder, 0o755)
+        port = free_port()
+        d = start_daemon('user = "nobody"\n' + exec_listener("as-daemon", port,
+                                                             'command = {"/usr/bin/id"}  user = "daemon"'),
+                         config_dir=folder)
+        assert fetch(port) == b""
+        d.wait_log(r'not run: cannot run /usr/bin/id as uid 1: chassisd runs as uid 65534 since it dropped root '
+                   r'\(the global "user"\), and only root can switch')
+        assert "failed=1" in d.status_dump()
+    finally:
+        shutil.rmtree(folder)
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to become another user")
 def test_a_daemon_that_is_not_root_refuses_user_with_file_and_line():
     folder = tempfile.mkdtemp(prefix="chassisd-conf-")
