@@ -4,6 +4,7 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <time.h>
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -111,7 +112,48 @@ struct datagram_wait {
 	void *state;
 	struct sockaddr_storage source;
 	socklen_t source_len;
+	struct timespec arrived;	/* the kernel's stamp: which datagram it is */
 };
+
+/* The waiting datagram's source and arrival stamp, leaving it queued. */
+static ssize_t datagram_peek(int fd, struct sockaddr_storage *source, socklen_t *source_len, struct timespec *arrived)
+{
+	char byte, control[CMSG_SPACE(sizeof(struct timespec))];
+	struct iovec iov = { &byte, 1 };
+	struct msghdr msg = { .msg_name = source, .msg_namelen = sizeof(*source), .msg_iov = &iov, .msg_iovlen = 1,
+			      .msg_control = control, .msg_controllen = sizeof(control) };
+	ssize_t n = recvmsg(fd, &msg, MSG_PEEK | MSG_DONTWAIT);
+
+	*arrived = (struct timespec){ 0, 0 };
+	if (n < 0)
+		return n;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS)
+			memcpy(arrived, CMSG_DATA(c), sizeof(*arrived));
+	*source_len = msg.msg_namelen;
+	addr_unmap(source, source_len);
+	return n;
+}
+
+/* A program that exits without reading its datagram would be woken by it
+ * again at once, forever: that datagram is dropped instead. The arrival
+ * stamp tells it from a retransmission of the same bytes. */
+static void datagram_drop_if_unread(struct datagram_wait *wait)
+{
+	struct sockaddr_storage source;
+	socklen_t source_len;
+	struct timespec arrived;
+	char byte;
+
+	if (datagram_peek(wait->fd, &source, &source_len, &arrived) < 0 || arrived.tv_sec != wait->arrived.tv_sec ||
+	    arrived.tv_nsec != wait->arrived.tv_nsec || source_len != wait->source_len ||
+	    memcmp(&source, &wait->source, source_len) != 0)
+		return;
+	recv(wait->fd, &byte, 1, MSG_DONTWAIT);
+	wait->port->counters.dropped++;
+	log_write(LOG_WARNING, &(struct log_context){ .listener = wait->port->profile->unit, .peer = (struct sockaddr *)&source },
+		  "datagram dropped: the program left it unread (it would start the program again and again)");
+}
 
 /* A wait-mode port offers its socket, the waiting datagram unread. Denied
  * sources are read and dropped first, as the module would never see them. */
@@ -123,16 +165,14 @@ static void datagram_offer(struct datagram_port *port, int fd)
 
 	if (wait == NULL)
 		return;
+	setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &(int){ 1 }, sizeof(int));
 	for (int i = 0; i < DATAGRAMS_PER_WAKEUP; i++) {
-		ssize_t n;
+		ssize_t n = datagram_peek(fd, &wait->source, &wait->source_len, &wait->arrived);
 
-		wait->source_len = sizeof(wait->source);
-		n = recvfrom(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT, (struct sockaddr *)&wait->source, &wait->source_len);
 		if (n < 0 && (errno == EINTR || errno == ECONNREFUSED || errno == EHOSTUNREACH || errno == ENETUNREACH))
 			continue;
 		if (n < 0)
 			break;
-		addr_unmap(&wait->source, &wait->source_len);
 		if (profile->access != NULL && !conf_listener_allows(profile->access, (struct sockaddr *)&wait->source)) {
 			port->counters.datagrams++;
 			port->counters.denied++;
@@ -140,7 +180,7 @@ static void datagram_offer(struct datagram_port *port, int fd)
 			continue;
 		}
 		*wait = (struct datagram_wait){ port, fd, profile->settings, profile->state, wait->source,
-						wait->source_len };
+						wait->source_len, wait->arrived };
 		port->wait = wait;
 		port->counters.datagrams++;
 		event_del(port->readable);
@@ -255,6 +295,7 @@ void datagram_wait_done(struct datagram_wait *wait)
 	struct datagram_port *port = wait->port;
 
 	if (port != NULL) {
+		datagram_drop_if_unread(wait);
 		port->wait = NULL;
 		fcntl(wait->fd, F_SETFL, fcntl(wait->fd, F_GETFL) | O_NONBLOCK);
 		event_add(port->readable, NULL);

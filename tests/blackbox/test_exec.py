@@ -286,3 +286,17 @@ def test_udp_wait_program_survives_a_reload(start_daemon, tmp_path):
         assert c.recv(65536).endswith(b"before")
         c.sendto(b"after", ("127.0.0.1", port))
         assert c.recv(65536).endswith(b"after")
+
+
+def test_udp_wait_drops_a_datagram_its_program_left_unread_instead_of_looping(start_daemon):
+    port = free_port(socket.SOCK_DGRAM)
+    d = start_daemon(udp_exec_listener("lazy", port, 'command = {"/bin/true"}'))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c:
+        c.sendto(b"nobody reads this", ("127.0.0.1", port))
+        d.wait_log(r"<4>datagram dropped: the program left it unread \(it would start the program again and "
+                   r"again\) listener=lazy")
+        time.sleep(0.5)
+        assert "spawned=1 " in d.status_dump()
+        c.sendto(b"nor this", ("127.0.0.1", port))
+        assert wait_until(lambda: "spawned=2 " in d.status_dump(), 5)
+    assert wait_until(lambda: processes_under(d.pid) == [], 5)
