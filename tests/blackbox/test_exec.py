@@ -300,3 +300,23 @@ def test_udp_wait_drops_a_datagram_its_program_left_unread_instead_of_looping(st
         c.sendto(b"nor this", ("127.0.0.1", port))
         assert wait_until(lambda: "spawned=2 " in d.status_dump(), 5)
     assert wait_until(lambda: processes_under(d.pid) == [], 5)
+
+
+def test_udp_wait_applies_deny_before_a_program_starts(start_daemon, tmp_path):
+    script = tmp_path / "reply.py"
+    script.write_text(UDP_ONE_AT_A_TIME.replace("time.sleep(0.3)", ""))
+    port = free_port(socket.SOCK_DGRAM)
+    d = start_daemon(udp_exec_listener("guarded", port, 'command = {"/usr/bin/python3", "%s"}' % script)
+                     .replace('  exec {', '  deny = {"127.0.0.2"}\n  exec {'))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as denied, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as allowed:
+        denied.bind(("127.0.0.2", 0))
+        denied.settimeout(1.0)
+        denied.sendto(b"let me in", ("127.0.0.1", port))
+        with pytest.raises(socket.timeout):
+            denied.recv(100)
+        allowed.settimeout(10)
+        allowed.sendto(b"hello", ("127.0.0.1", port))
+        assert allowed.recv(100).endswith(b"127.0.0.1 %d hello" % allowed.getsockname()[1])
+    dump = d.status_dump()
+    assert "spawned=1 " in dump and "denied=1" in dump, dump
