@@ -1,4 +1,5 @@
-/* exec: inetd's `nowait` services, a program per TCP connection.
+/* exec: inetd's services. Over tcp `nowait`, a program per connection;
+ * over udp `wait`, one program at a time with the listening socket.
  *
  * The accepted socket itself becomes the program's stdin and stdout, as
  * inetd and tcpserver do it: the daemon copies no byte, buffers nothing,
@@ -9,7 +10,12 @@
  * runner gives it no shell, a clean environment (plus the ucspi-tcp
  * variables below and the listener's own), its own process group, a
  * deadline, the per-listener and daemon-wide caps, and a user to run as
- * when the daemon is root. */
+ * when the daemon is root.
+ *
+ * Over udp the chassis lends the socket (chassis.h, datagram_wait) when a
+ * datagram waits, unread: the program reads it (and any that follow while
+ * it runs) itself, as in.tftpd expects, and the socket goes back when the
+ * program exits. */
 #include <errno.h>
 #include <grp.h>
 #include <netdb.h>
