@@ -105,6 +105,15 @@ void conn_resume_reading(struct conn *conn);
  * off and pauses the other side itself; otherwise two connections, each
  * waiting for the other to read, would wait forever. */
 void conn_decouple_directions(struct conn *conn);
+/* inetd's way (exec): the socket, made blocking, for a program to own
+ * as its stdin and stdout. From the open hook only, before anything is
+ * read or written. The connection then neither reads nor writes nor
+ * times out; it stays, and counts towards the listener's limits, until
+ * the module closes it (conn_close_after_flush, at once: nothing is
+ * queued). The caller closes the fd it got, once the program has its
+ * copy; the connection-log has no byte counts for it. -1 when the
+ * connection is past that point. */
+int conn_hand_over_socket(struct conn *conn);
 
 const struct sockaddr *conn_peer(const struct conn *conn);
 const struct sockaddr *conn_local(struct conn *conn);
@@ -196,6 +205,24 @@ struct chassis_listener_stats {
 };
 void chassis_stats(const struct conn *conn, struct chassis_totals *totals,
 		   void (*each)(const struct chassis_listener_stats *stats, void *arg), void *arg);
+
+/* inetd's `wait` services (exec over udp). A module whose descriptor has
+ * a socket_waiting hook gets no datagrams: the hook runs when one waits on
+ * the listener's socket, unread (its source peeked and checked against
+ * allow and deny), and the socket is the module's, blocking, until it
+ * calls datagram_wait_done(): the chassis stops watching it meanwhile,
+ * across reloads too. The settings and state are the current ones, to be
+ * used during the hook. */
+struct datagram_wait;
+int datagram_wait_socket(const struct datagram_wait *wait);
+const struct sockaddr *datagram_wait_source(const struct datagram_wait *wait);
+const void *datagram_wait_settings(const struct datagram_wait *wait);
+void *datagram_wait_service_state(const struct datagram_wait *wait);
+/* Reads the waiting datagram, counts it as dropped, and gives the socket
+ * back (over a cap: nobody would read it). */
+void datagram_wait_drop(struct datagram_wait *wait, const char *reason);
+/* Gives the socket back and frees wait; safe when the listener is gone. */
+void datagram_wait_done(struct datagram_wait *wait);
 
 /* Datagrams (udp, multicast). The payload is valid during the hook only. */
 const struct sockaddr *datagram_source(const struct datagram *dgram);

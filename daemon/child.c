@@ -5,6 +5,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -329,7 +330,39 @@ static void child_on_deadline(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 }
 
-static int spawn_process(const struct child_spec *spec, int out_w, int err_w, pid_t *pid)
+/* The runner's own entries, less those io replaces, then io's. */
+static char **child_environment_for(const struct child_io *io)
+{
+	size_t n_base = sizeof(child_environment) / sizeof(child_environment[0]) - 1, n_extra = 0, n = 0;
+	char **env;
+
+	while (io != NULL && io->environment != NULL && io->environment[n_extra] != NULL)
+		n_extra++;
+	env = calloc(n_base + n_extra + 1, sizeof(char *));
+	if (env == NULL)
+		return NULL;
+	for (size_t i = 0; i < n_base; i++) {
+		size_t key_len = strcspn(child_environment[i], "=") + 1;
+		bool replaced = false;
+
+		for (size_t j = 0; j < n_extra && !replaced; j++)
+			replaced = strncmp(io->environment[j], child_environment[i], key_len) == 0;
+		if (!replaced)
+			env[n++] = child_environment[i];
+	}
+	for (size_t j = 0; j < n_extra; j++)
+		env[n++] = io->environment[j];
+	return env;
+}
+
+/* The fds a program starts with: 0 and 1 the socket, or /dev/null and
+ * the stdout pipe; 2 the stderr pipe. */
+struct child_fds {
+	int socket, out_w, err_w;
+};
+
+static int spawn_process(const struct child_spec *spec, const struct child_fds *fds, char *const envp[],
+			 pid_t *pid)
 {
 	posix_spawn_file_actions_t actions;
 	posix_spawnattr_t attr;
@@ -340,9 +373,14 @@ static int spawn_process(const struct child_spec *spec, int out_w, int err_w, pi
 	sigfillset(&all);
 	posix_spawn_file_actions_init(&actions);
 	posix_spawnattr_init(&attr);
-	posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_adddup2(&actions, out_w, STDOUT_FILENO);
-	posix_spawn_file_actions_adddup2(&actions, err_w, STDERR_FILENO);
+	if (fds->socket >= 0) {
+		posix_spawn_file_actions_adddup2(&actions, fds->socket, STDIN_FILENO);
+		posix_spawn_file_actions_adddup2(&actions, fds->socket, STDOUT_FILENO);
+	} else {
+		posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+		posix_spawn_file_actions_adddup2(&actions, fds->out_w, STDOUT_FILENO);
+	}
+	posix_spawn_file_actions_adddup2(&actions, fds->err_w, STDERR_FILENO);
 	/* Not every daemon fd is close-on-exec (libevent's, systemd's): close
 	 * them all, so a child never holds a client's socket open. */
 	posix_spawn_file_actions_addclosefrom_np(&actions, STDERR_FILENO + 1);
@@ -351,32 +389,92 @@ static int spawn_process(const struct child_spec *spec, int out_w, int err_w, pi
 	posix_spawnattr_setpgroup(&attr, 0);
 	posix_spawnattr_setsigmask(&attr, &none);
 	posix_spawnattr_setsigdefault(&attr, &all);
-	rc = posix_spawn(pid, spec->argv[0], &actions, &attr, spec->argv, child_environment);
+	rc = posix_spawn(pid, spec->argv[0], &actions, &attr, spec->argv, envp);
 	posix_spawn_file_actions_destroy(&actions);
 	posix_spawnattr_destroy(&attr);
 	return rc;
 }
 
-static int child_start_process(struct child *child, const struct child_spec *spec)
+/* Between fork and exec: only async-signal-safe calls. What failed goes
+ * back through report (close-on-exec: it reads EOF once exec worked). */
+static void forked_child(const struct child_spec *spec, const struct child_fds *fds, char *const envp[],
+			 int report)
 {
-	int out[2], err[2], rc;
+	sigset_t none;
+	int in = fds->socket >= 0 ? fds->socket : open("/dev/null", O_RDONLY);
+	int out = fds->socket >= 0 ? fds->socket : fds->out_w;
+	int rc;
 
-	if (pipe2(out, O_CLOEXEC) < 0)
+	setpgid(0, 0);
+	for (int signo = 1; signo < NSIG; signo++)
+		signal(signo, SIG_DFL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	if (in < 0 || dup2(in, STDIN_FILENO) < 0 || dup2(out, STDOUT_FILENO) < 0 ||
+	    dup2(fds->err_w, STDERR_FILENO) < 0 || chdir(spec->workdir) < 0 ||
+	    setgroups(1, &spec->gid) < 0 || setgid(spec->gid) < 0 || setuid(spec->uid) < 0)
+		goto failed;
+	/* report stays open for the exec's outcome; it is close-on-exec. */
+	for (int fd = STDERR_FILENO + 1; fd < report; fd++)
+		close(fd);
+	closefrom(report + 1);
+	execve(spec->argv[0], spec->argv, envp);
+failed:
+	rc = errno;
+	(void)!write(report, &rc, sizeof(rc));
+	_exit(127);
+}
+
+/* posix_spawn cannot change user: fork, switch, exec. */
+static int fork_process(const struct child_spec *spec, const struct child_fds *fds, char *const envp[], pid_t *pid)
+{
+	int report[2], rc = 0;
+	ssize_t n;
+
+	if (pipe2(report, O_CLOEXEC) < 0)
 		return errno;
-	if (pipe2(err, O_CLOEXEC) < 0) {
+	*pid = fork();
+	if (*pid == 0)
+		forked_child(spec, fds, envp, report[1]);
+	rc = *pid < 0 ? errno : 0;
+	close(report[1]);
+	while (*pid > 0 && (n = read(report[0], &rc, sizeof(rc))) < 0 && errno == EINTR)
+		;
+	close(report[0]);
+	if (*pid > 0 && rc != 0)
+		waitpid(*pid, NULL, 0);
+	return rc;
+}
+
+static int child_start_process(struct child *child, const struct child_spec *spec, const struct child_io *io)
+{
+	struct child_fds fds = { .socket = io != NULL ? io->socket : -1, .out_w = -1 };
+	int out[2] = { -1, -1 }, err[2], rc;
+	char **envp = child_environment_for(io);
+
+	if (envp == NULL)
+		return ENOMEM;
+	if ((fds.socket < 0 && pipe2(out, O_CLOEXEC) < 0) || pipe2(err, O_CLOEXEC) < 0) {
 		rc = errno;
-		close(out[0]);
-		close(out[1]);
+		fd_drop(&out[0]);
+		fd_drop(&out[1]);
+		free(envp);
 		return rc;
 	}
-	rc = spawn_process(spec, out[1], err[1], &child->pid);
-	close(out[1]);
+	fds.out_w = out[1];
+	fds.err_w = err[1];
+	rc = spec->switch_user ? fork_process(spec, &fds, envp, &child->pid)
+			       : spawn_process(spec, &fds, envp, &child->pid);
+	free(envp);
+	fd_drop(&out[1]);
 	close(err[1]);
 	child->out_fd = out[0];
+	child->out_eof = out[0] < 0;	/* the socket: the program's output is not ours */
 	child->err_fd = err[0];
 	if (rc != 0)
 		return rc;
-	fcntl(child->out_fd, F_SETFL, O_NONBLOCK);
+	if (child->out_fd >= 0)
+		fcntl(child->out_fd, F_SETFL, O_NONBLOCK);
 	fcntl(child->err_fd, F_SETFL, O_NONBLOCK);
 	child->pidfd = pidfd_open(child->pid, 0);
 	if (child->pidfd < 0) {
@@ -393,13 +491,16 @@ static int child_watch(struct child *child, struct event_base *base, const struc
 	struct timeval deadline = { spec->timeout_ms / 1000, (spec->timeout_ms % 1000) * 1000 };
 
 	child->exited_ev = event_new(base, child->pidfd, EV_READ | EV_PERSIST, child_on_exited, child);
-	child->out_ev = event_new(base, child->out_fd, EV_READ | EV_PERSIST, child_on_stdout, child);
+	if (child->out_fd >= 0)
+		child->out_ev = event_new(base, child->out_fd, EV_READ | EV_PERSIST, child_on_stdout, child);
 	child->err_ev = event_new(base, child->err_fd, EV_READ | EV_PERSIST, child_on_stderr, child);
 	child->deadline_ev = evtimer_new(base, child_on_deadline, child);
-	if (child->exited_ev == NULL || child->out_ev == NULL || child->err_ev == NULL || child->deadline_ev == NULL)
+	if (child->exited_ev == NULL || (child->out_fd >= 0 && child->out_ev == NULL) || child->err_ev == NULL ||
+	    child->deadline_ev == NULL)
 		return -1;
 	event_add(child->exited_ev, NULL);
-	event_add(child->out_ev, NULL);
+	if (child->out_ev != NULL)
+		event_add(child->out_ev, NULL);
 	event_add(child->err_ev, NULL);
 	/* A stream's program runs for as long as the stream does. */
 	if (spec->timeout_ms > 0)
@@ -434,6 +535,13 @@ struct child *child_spawn(struct event_base *base, const struct child_spec *spec
 			  const char *listener, const struct child_hooks *hooks, void *owner, char *err,
 			  size_t err_len)
 {
+	return child_spawn_io(base, spec, pool, listener, NULL, hooks, owner, err, err_len);
+}
+
+struct child *child_spawn_io(struct event_base *base, const struct child_spec *spec, struct child_pool *pool,
+			     const char *listener, const struct child_io *io, const struct child_hooks *hooks,
+			     void *owner, char *err, size_t err_len)
+{
 	struct child *child;
 	int rc;
 
@@ -444,6 +552,15 @@ struct child *child_spawn(struct event_base *base, const struct child_spec *spec
 		errno = EAGAIN;
 		return NULL;
 	}
+	/* The global user option dropped root after the config was read. */
+	if (spec->switch_user && geteuid() != 0 && geteuid() != spec->uid) {
+		pool->failed++;
+		snprintf(err, err_len, "cannot run %s as uid %u: chassisd runs as uid %u since it dropped root (the "
+			 "global \"user\"), and only root can switch", spec->argv[0], (unsigned)spec->uid,
+			 (unsigned)geteuid());
+		errno = EPERM;
+		return NULL;
+	}
 	child = child_new(spec, pool, listener);
 	if (child == NULL) {
 		pool->failed++;
@@ -452,7 +569,7 @@ struct child *child_spawn(struct event_base *base, const struct child_spec *spec
 	}
 	child->hooks = hooks;
 	child->owner = owner;
-	rc = child_start_process(child, spec);
+	rc = child_start_process(child, spec, io);
 	if (rc == 0 && child_watch(child, base, spec) < 0) {
 		child_signal(child, SIGKILL);
 		waitpid(child->pid, NULL, 0);

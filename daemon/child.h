@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 struct child;
 struct event_base;
@@ -27,6 +28,22 @@ struct child_spec {
 	size_t output_limit;
 	unsigned max_children;		/* per listener */
 	bool busy_message;		/* over the cap: say so, else just close */
+	/* Run as uid/gid, with gid as the only group (the daemon must still
+	 * be root): switched in the child between fork and exec. */
+	bool switch_user;
+	uid_t uid;
+	gid_t gid;
+};
+
+/* What one run adds to its spec: inetd's way of running a program. */
+struct child_io {
+	/* A connected socket as stdin and stdout, instead of /dev/null and a
+	 * pipe: the program talks to the peer itself, no output hook runs.
+	 * The caller keeps (and closes) its own copy. -1: none. */
+	int socket;
+	/* "KEY=value" entries on top of the runner's few (PATH, LANG, HOME),
+	 * replacing one of the same name; NULL-terminated, or NULL. */
+	char *const *environment;
 };
 
 /* Per listener generation: the cap and the counters. A pool outlives its
@@ -62,6 +79,10 @@ struct child_hooks {
 struct child *child_spawn(struct event_base *base, const struct child_spec *spec, struct child_pool *pool,
 			  const char *listener, const struct child_hooks *hooks, void *owner, char *err,
 			  size_t err_len);
+/* The same with io (NULL: as child_spawn). */
+struct child *child_spawn_io(struct event_base *base, const struct child_spec *spec, struct child_pool *pool,
+			     const char *listener, const struct child_io *io, const struct child_hooks *hooks,
+			     void *owner, char *err, size_t err_len);
 /* A stream's program: stop reading its stdout while the stream has enough
  * (the pipe fills and the program waits), and go on later. */
 void child_pause_output(struct child *child);

@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +61,7 @@ enum {
 	CONN_ABORTING = 1 << 14,	/* end at the next settle, with a reset */
 	CONN_FILE_SHORT = 1 << 15,	/* with CONN_FAILED: a queued file ended early */
 	CONN_PEER_RESET = 1 << 16,	/* the peer reset: nothing to tell it */
+	CONN_HANDED_OVER = 1 << 17,	/* the socket is a program's (exec) */
 };
 
 /* The most memory chains the head before a file is sent from in one go. */
@@ -179,7 +181,7 @@ static bool conn_wants_reading(const struct conn *conn)
 {
 	unsigned stops = conn->flags & CONN_DECOUPLED ? CONN_PAUSED : CONN_FULL | CONN_PAUSED;
 
-	return !(conn->flags & CONN_READ_EOF) &&
+	return !(conn->flags & (CONN_READ_EOF | CONN_HANDED_OVER)) &&
 	       ((conn->flags & (CONN_CLOSING | CONN_LINGERING)) ||
 		(!(conn->flags & stops) && evbuffer_get_length(conn->in) < conn->profile.buffer_size));
 }
@@ -222,6 +224,11 @@ static void conn_log_closed(const struct conn *conn)
 {
 	uint64_t ms = conn_clock_ms() - conn->opened_ms;
 
+	if (conn->flags & CONN_HANDED_OVER) {
+		conn_log(conn, LOG_INFO, "connection closed: bytes unknown (the socket was a program's), %llu.%03llu s, %s",
+			 (unsigned long long)(ms / 1000), (unsigned long long)(ms % 1000), conn_end_names[conn->end]);
+		return;
+	}
 	conn_log(conn, LOG_INFO, "connection closed: %llu bytes in, %llu bytes out, %llu.%03llu s, %s",
 		 (unsigned long long)conn->bytes_in, (unsigned long long)conn->bytes_out,
 		 (unsigned long long)(ms / 1000), (unsigned long long)(ms % 1000), conn_end_names[conn->end]);
@@ -249,9 +256,10 @@ static void conn_finish(struct conn *conn, enum conn_end end)
 	/* A reset tells the peer at once, and that an answer is cut; a peer
 	 * that reset needs no telling. */
 	if ((end == CONN_END_ABORTED || end == CONN_END_FAILED || end == CONN_END_FILE_SHORT) &&
-	    !(conn->flags & CONN_PEER_RESET))
+	    !(conn->flags & (CONN_PEER_RESET | CONN_HANDED_OVER)))
 		setsockopt(conn->fd, SOL_SOCKET, SO_LINGER, &(struct linger){ 1, 0 }, sizeof(struct linger));
-	close(conn->fd);
+	if (!(conn->flags & CONN_HANDED_OVER))
+		close(conn->fd);
 	owner->closed(owner, conn, end);
 	free(conn);
 	chassis_release(ch);
@@ -440,6 +448,12 @@ static bool conn_can_close_at_once(struct conn *conn)
  * connection freed under it. False when the connection has ended. */
 static bool conn_settle(struct conn *conn)
 {
+	if (conn->flags & CONN_HANDED_OVER) {
+		if (!(conn->flags & (CONN_CLOSING | CONN_ABORTING)))
+			return true;
+		conn_finish(conn, conn->flags & CONN_ABORTING ? CONN_END_ABORTED : CONN_END_DONE);
+		return false;
+	}
 	if (conn->flags & (CONN_FAILED | CONN_ABORTING)) {
 		conn_finish(conn, conn->flags & CONN_ABORTING	 ? CONN_END_ABORTED
 				  : conn->flags & CONN_FILE_SHORT ? CONN_END_FILE_SHORT
@@ -840,6 +854,23 @@ bool conn_ended_by_a_short_file(const struct conn *conn)
 	return conn->end == CONN_END_FILE_SHORT;
 }
 
+int conn_hand_over_socket(struct conn *conn)
+{
+	int flags = fcntl(conn->fd, F_GETFL);
+
+	if ((conn->flags & (CONN_READING | CONN_WRITING | CONN_CLOSING | CONN_HANDED_OVER)) ||
+	    evbuffer_get_length(conn->in) > 0 || evbuffer_get_length(conn->out) > 0 || flags < 0 ||
+	    fcntl(conn->fd, F_SETFL, flags & ~O_NONBLOCK) < 0)
+		return -1;
+	conn_local(conn);		/* while the socket is still ours to ask */
+	/* The listener's notsent-lowat serves an event loop; a program's
+	 * blocking writes get the system's default. */
+	setsockopt(conn->fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &(int){ 0 }, sizeof(int));
+	conn->flags |= CONN_HANDED_OVER;
+	conn->idle_ms = 0;
+	return conn->fd;
+}
+
 void conn_decouple_directions(struct conn *conn)
 {
 	conn->flags |= CONN_DECOUPLED;
@@ -848,7 +879,7 @@ void conn_decouple_directions(struct conn *conn)
 
 void conn_set_idle_timeout(struct conn *conn, unsigned seconds)
 {
-	if (!(conn->flags & CONN_LINGERING))
+	if (!(conn->flags & (CONN_LINGERING | CONN_HANDED_OVER)))
 		conn->idle_ms = seconds * 1000u;
 }
 

@@ -2,6 +2,9 @@
 
 #include <errno.h>
 #include <event2/event.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <time.h>
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -102,9 +105,101 @@ static void datagram_handle(struct datagram_port *port, struct datagram *dgram)
 	datagram_deliver(port, dgram);
 }
 
+struct datagram_wait {
+	struct datagram_port *port;	/* NULL once the port has stopped */
+	int fd;
+	const void *settings;
+	void *state;
+	struct sockaddr_storage source;
+	socklen_t source_len;
+	struct timespec arrived;	/* the kernel's stamp: which datagram it is */
+};
+
+/* The waiting datagram's source and arrival stamp, leaving it queued. */
+static ssize_t datagram_peek(int fd, struct sockaddr_storage *source, socklen_t *source_len, struct timespec *arrived)
+{
+	char byte, control[CMSG_SPACE(sizeof(struct timespec))];
+	struct iovec iov = { &byte, 1 };
+	struct msghdr msg = { .msg_name = source, .msg_namelen = sizeof(*source), .msg_iov = &iov, .msg_iovlen = 1,
+			      .msg_control = control, .msg_controllen = sizeof(control) };
+	ssize_t n = recvmsg(fd, &msg, MSG_PEEK | MSG_DONTWAIT);
+
+	*arrived = (struct timespec){ 0, 0 };
+	if (n < 0)
+		return n;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS)
+			memcpy(arrived, CMSG_DATA(c), sizeof(*arrived));
+	*source_len = msg.msg_namelen;
+	addr_unmap(source, source_len);
+	return n;
+}
+
+/* A program that exits without reading its datagram would be woken by it
+ * again at once, forever: that datagram is dropped instead. The arrival
+ * stamp tells it from a retransmission of the same bytes. */
+static void datagram_drop_if_unread(struct datagram_wait *wait)
+{
+	struct sockaddr_storage source;
+	socklen_t source_len;
+	struct timespec arrived;
+	char byte;
+
+	if (datagram_peek(wait->fd, &source, &source_len, &arrived) < 0 || arrived.tv_sec != wait->arrived.tv_sec ||
+	    arrived.tv_nsec != wait->arrived.tv_nsec || source_len != wait->source_len ||
+	    memcmp(&source, &wait->source, source_len) != 0)
+		return;
+	recv(wait->fd, &byte, 1, MSG_DONTWAIT);
+	wait->port->counters.dropped++;
+	log_write(LOG_WARNING, &(struct log_context){ .listener = wait->port->profile->unit, .peer = (struct sockaddr *)&source },
+		  "datagram dropped: the program left it unread (it would start the program again and again)");
+}
+
+/* A wait-mode port offers its socket, the waiting datagram unread. Denied
+ * sources are read and dropped first, as the module would never see them. */
+static void datagram_offer(struct datagram_port *port, int fd)
+{
+	const struct datagram_profile *profile = port->profile;
+	struct datagram_wait *wait = calloc(1, sizeof(*wait));
+	char byte;
+
+	if (wait == NULL)
+		return;
+	setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &(int){ 1 }, sizeof(int));
+	for (int i = 0; i < DATAGRAMS_PER_WAKEUP; i++) {
+		ssize_t n = datagram_peek(fd, &wait->source, &wait->source_len, &wait->arrived);
+
+		if (n < 0 && (errno == EINTR || errno == ECONNREFUSED || errno == EHOSTUNREACH || errno == ENETUNREACH))
+			continue;
+		if (n < 0)
+			break;
+		if (profile->access != NULL && !conf_listener_allows(profile->access, (struct sockaddr *)&wait->source)) {
+			port->counters.datagrams++;
+			port->counters.denied++;
+			recv(fd, &byte, 1, MSG_DONTWAIT);
+			continue;
+		}
+		*wait = (struct datagram_wait){ port, fd, profile->settings, profile->state, wait->source,
+						wait->source_len, wait->arrived };
+		port->wait = wait;
+		port->counters.datagrams++;
+		event_del(port->readable);
+		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+		profile->socket_waiting(wait);
+		return;
+	}
+	free(wait);
+}
+
 static void datagram_on_readable(evutil_socket_t fd, short what, void *arg)
 {
 	struct datagram_port *port = arg;
+
+	if (port->profile->socket_waiting != NULL) {
+		if (port->wait == NULL)
+			datagram_offer(port, fd);
+		return;
+	}
 
 	for (int i = 0; i < DATAGRAMS_PER_WAKEUP; i++) {
 		struct datagram dgram = {
@@ -149,6 +244,9 @@ int datagram_port_start(struct datagram_port *port, struct event_base *base, int
 
 void datagram_port_stop(struct datagram_port *port)
 {
+	if (port->wait != NULL)
+		port->wait->port = NULL;
+	port->wait = NULL;
 	if (port->readable != NULL)
 		event_free(port->readable);
 	port->readable = NULL;
@@ -156,6 +254,54 @@ void datagram_port_stop(struct datagram_port *port)
 }
 
 /* ---- the chassis API ---- */
+
+int datagram_wait_socket(const struct datagram_wait *wait)
+{
+	return wait->fd;
+}
+
+const struct sockaddr *datagram_wait_source(const struct datagram_wait *wait)
+{
+	return (const struct sockaddr *)&wait->source;
+}
+
+const void *datagram_wait_settings(const struct datagram_wait *wait)
+{
+	return wait->settings;
+}
+
+void *datagram_wait_service_state(const struct datagram_wait *wait)
+{
+	return wait->state;
+}
+
+void datagram_wait_drop(struct datagram_wait *wait, const char *reason)
+{
+	char byte;
+
+	if (wait->port != NULL) {
+		recv(wait->fd, &byte, 1, MSG_DONTWAIT);
+		wait->port->counters.dropped++;
+		if (log_enabled(LOG_DEBUG))
+			log_write(LOG_DEBUG, &(struct log_context){ .listener = wait->port->profile->unit,
+								 .peer = datagram_wait_source(wait) },
+				  "datagram dropped: %s", reason);
+	}
+	datagram_wait_done(wait);
+}
+
+void datagram_wait_done(struct datagram_wait *wait)
+{
+	struct datagram_port *port = wait->port;
+
+	if (port != NULL) {
+		datagram_drop_if_unread(wait);
+		port->wait = NULL;
+		fcntl(wait->fd, F_SETFL, fcntl(wait->fd, F_GETFL) | O_NONBLOCK);
+		event_add(port->readable, NULL);
+	}
+	free(wait);
+}
 
 const struct sockaddr *datagram_source(const struct datagram *dgram)
 {

@@ -13,11 +13,13 @@ struct conf_listener;
 struct conf_netsim;
 struct netsim;
 struct datagram;
+struct datagram_wait;
 struct event;
 struct event_base;
 
 struct datagram_profile {
 	void (*datagram)(struct datagram *dgram);
+	void (*socket_waiting)(struct datagram_wait *wait);	/* instead of datagram() */
 	const void *settings;		/* datagram_settings() */
 	void *state;			/* datagram_service_state() */
 	const struct conf_listener *access;	/* allow/deny; NULL: everyone */
@@ -40,6 +42,7 @@ struct datagram_port {
 	/* The current one; a reload swaps it between two datagrams. */
 	const struct datagram_profile *profile;
 	struct datagram_counters counters;
+	struct datagram_wait *wait;	/* the socket is a module's: not watched */
 };
 
 /* A simulator for profile->netsim whose survivors go on to the module as

@@ -47,6 +47,9 @@ struct protocol {
 	/* Per connection (tcp): daemon/chassis.h. */
 	struct conn_hooks conn;
 
+	/* Per datagram (udp, multicast); or, instead, the socket itself when
+	 * a datagram waits (inetd's wait: chassis.h, datagram_wait). */
+	void (*socket_waiting)(struct datagram_wait *wait);
 	/* Per datagram (udp, multicast). */
 	void (*datagram)(struct datagram *dgram);
 	/* The taps of this module's datagram listeners (chassis_tap_datagrams)

@@ -145,6 +145,7 @@ static void service_profiles(struct service *svc, struct chassis *chassis)
 	};
 	svc->datagram = (struct datagram_profile){
 		.datagram = protocol->datagram,
+		.socket_waiting = protocol->socket_waiting,
 		.settings = conf->unit.settings,
 		.state = svc->instance->state,
 		.access = conf,

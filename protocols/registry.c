@@ -10,6 +10,7 @@ extern const struct protocol protocol_audio_cookie;
 extern const struct protocol protocol_video_cookie;
 extern const struct protocol protocol_http;
 extern const struct protocol protocol_relay;
+extern const struct protocol protocol_exec;
 extern const struct protocol protocol_udp;
 extern const struct protocol protocol_rtp;
 
@@ -20,6 +21,7 @@ static const struct protocol *const protocols[] = {
 	&protocol_video_cookie,
 	&protocol_http,
 	&protocol_relay,
+	&protocol_exec,
 	&protocol_udp,
 	&protocol_rtp,
 	NULL,

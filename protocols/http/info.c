@@ -265,6 +265,8 @@ static const struct {
 	{ "", "busy", "Requests refused because max-children programs were running." },
 	{ "", "not_ready", "UDP requests dropped because no fortune was ready." },
 	{ "", "children", "Programs running now." },
+	{ "", "served", "Connections whose exec program exited with status 0." },
+	{ "", "refused", "Connections closed at once because max-children programs were running." },
 	{ "", "spawned", "Programs started." },
 	{ "", "timed_out", "Programs killed at their timeout." },
 	{ "", "cut", "Program outputs cut at output-limit." },

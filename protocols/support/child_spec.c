@@ -51,35 +51,44 @@ static bool child_argv_configure(struct child_spec *spec, cfg_t *sec, struct con
 	return program_runnable(spec->argv[0], scope, "command");
 }
 
-bool child_spec_configure(struct child_spec *spec, cfg_t *sec, struct conf_scope *scope,
-			  const char *const *default_argv)
+bool child_spec_configure_program(struct child_spec *spec, cfg_t *sec, struct conf_scope *scope,
+				  const char *const *default_argv)
 {
 	const char *workdir = cfg_getstr(sec, "working-directory");
-	const char *busy = cfg_getstr(sec, "when-busy");
-	long timeout, grace, limit, max;
+	long timeout, grace, max;
 	struct stat st;
 	bool ok = child_argv_configure(spec, sec, scope, default_argv);
 
 	ok &= conf_scope_int(scope, sec, "timeout", 1, 86400, &timeout);
 	ok &= conf_scope_int(scope, sec, "kill-grace", 0, 60, &grace);
-	ok &= conf_scope_int(scope, sec, "output-limit", 1, 1L << 30, &limit);
 	ok &= conf_scope_int(scope, sec, "max-children", 1, 10000, &max);
 	if (workdir[0] != '/' || stat(workdir, &st) < 0 || !S_ISDIR(st.st_mode)) {
 		conf_scope_error(scope, "working-directory", "working-directory \"%s\" is not an absolute path to a directory",
 				 workdir);
 		ok = false;
 	}
+	spec->workdir = strdup(workdir);
+	spec->timeout_ms = (unsigned)timeout * 1000;
+	spec->kill_grace_ms = (unsigned)grace * 1000;
+	spec->max_children = (unsigned)max;
+	return ok && spec->workdir != NULL;
+}
+
+bool child_spec_configure(struct child_spec *spec, cfg_t *sec, struct conf_scope *scope,
+			  const char *const *default_argv)
+{
+	const char *busy = cfg_getstr(sec, "when-busy");
+	long limit;
+	bool ok = child_spec_configure_program(spec, sec, scope, default_argv);
+
+	ok &= conf_scope_int(scope, sec, "output-limit", 1, 1L << 30, &limit);
 	if (strcmp(busy, "message") != 0 && strcmp(busy, "close") != 0) {
 		conf_scope_error(scope, "when-busy", "when-busy must be \"message\" or \"close\", not \"%s\"", busy);
 		ok = false;
 	}
-	spec->workdir = strdup(workdir);
-	spec->timeout_ms = (unsigned)timeout * 1000;
-	spec->kill_grace_ms = (unsigned)grace * 1000;
 	spec->output_limit = (size_t)limit;
-	spec->max_children = (unsigned)max;
 	spec->busy_message = strcmp(busy, "message") == 0;
-	return ok && spec->workdir != NULL;
+	return ok;
 }
 
 void child_spec_free(struct child_spec *spec)

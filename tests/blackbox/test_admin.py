@@ -150,6 +150,8 @@ def every_unit_config(tmp_path, ports):
     p = ports
     return (
         echo_listener("echo", p["echo"]) +
+        'listener "cat" {\n protocol = "exec"\n address = "127.0.0.1:%d"\n exec { command = {"/bin/cat"} }\n}\n'
+        % p["exec"] +
         echo_listener("echo-udp", p["echo"], transport="udp") +
         'listener "group" {\n protocol = "echo"\n transport = "multicast"\n address = "239.255.23.11:%d"\n'
         ' interface = "lo"\n ttl = 0\n}\n' % p["group"] +
@@ -181,12 +183,12 @@ def test_metrics_follow_prometheus_conventions_for_every_kind_of_unit(start_daem
     if promtool is None:
         pytest.skip("needs promtool (Debian package prometheus)")
     ports = {name: free_port() for name in ("echo", "group", "fortune", "audio", "video", "web", "relay", "dead",
-                                            "in", "out")}
+                                            "in", "out", "exec")}
     ports["rtp"] = even_port()
     d = start_daemon(every_unit_config(tmp_path, ports), workdir=str(tmp_path))
     live = connect(ports["web"])        # a client of the stream route, for its row
     live.sendall(b"GET /live HTTP/1.1\r\nHost: x\r\n\r\n")
-    for name in ("echo", "fortune", "relay"):
+    for name in ("echo", "fortune", "relay", "exec"):
         with connect(ports[name]) as s:
             s.sendall(b"hi\n")
             s.shutdown(socket.SHUT_WR)
@@ -217,7 +219,7 @@ def test_metrics_follow_prometheus_conventions_for_every_kind_of_unit(start_daem
         assert family.endswith("_total") == (kind == "counter"), family
         assert "module's" not in helps[family], "HELP says what %s counts" % family
     protocols = set(re.findall(r'protocol="([^"]+)"', metrics))
-    assert protocols == {"echo", "fortune", "audio-cookie", "video-cookie", "http", "relay", "udp", "rtp"}
+    assert protocols == {"echo", "fortune", "audio-cookie", "video-cookie", "http", "relay", "udp", "rtp", "exec"}
     # The renamed families an old dashboard used, and the gauges.
     for family, kind in (("chassisd_http_requests_total", "counter"), ("chassisd_relay_relayed_total", "counter"),
                          ("chassisd_relay_upstream_connections", "gauge"),
