@@ -47,6 +47,7 @@ struct loader {
 	struct listener_ref *refs;
 	size_t n_refs;
 	int parse_error_line;			/* where libconfuse stopped; 0 = it did not */
+	bool printing_stream;			/* -T: the unit printed now is a stream */
 	struct conf_text text;			/* lines below are lines of text */
 };
 
@@ -1515,24 +1516,30 @@ static bool listed(const char *const *names, const char *name)
  * unit (which -t would reject once written), and optional sections that
  * were not written (netsim, a route's module). Everything else is printed
  * with its value, defaults included. */
-static bool is_module_section(const struct loader *ld, const char *section)
+static const struct conf_module *module_named(const struct loader *ld, const char *name)
 {
 	for (size_t i = 0; ld->modules[i] != NULL; i++)
-		if (strcmp(ld->modules[i]->name, section) == 0)
-			return true;
-	return false;
+		if (strcmp(ld->modules[i]->name, name) == 0)
+			return ld->modules[i];
+	return NULL;
 }
 
 static int skip_in_effective(cfg_t *cfg, cfg_opt_t *opt)
 {
-	const struct loader *ld = active_loader;
+	struct loader *ld = active_loader;
 	bool listener = strcmp(cfg->name, "listener") == 0, unit = listener || strcmp(cfg->name, "stream") == 0;
+	const struct conf_module *module = unit ? NULL : module_named(ld, cfg->name);
 
+	/* cfg_print asks about a unit's options before it prints the module's
+	 * section among them, so the section's side is known by then. */
+	if (unit)
+		ld->printing_stream = !listener;
 	/* Which of a module's options apply depends on its other options and
-	 * on the unit's side (an rtp payload, a listener or a stream): only
-	 * what was written is printed, as for a route. */
-	if (!unit && is_module_section(ld, cfg->name))
-		return !option_written(ld, cfg, opt->name);
+	 * on the side (an rtp payload; a listener or a stream): the module
+	 * says. */
+	if (module != NULL && module->option_applies != NULL &&
+	    !module->option_applies(cfg, ld->printing_stream, opt->name))
+		return 1;
 	if (opt->type == CFGT_SEC) {
 		if (opt->flags & CFGF_MULTI)
 			return 0;

@@ -53,6 +53,11 @@ struct conf_module {
 	struct cfg_opt_t *options;
 	void *(*configure)(struct cfg_t *section, struct conf_scope *scope);
 	void (*settings_free)(void *settings);
+	/* For -T: whether an option of the section applies, given its other
+	 * options and the side (a stream's or a listener's section), so that
+	 * the effective config shows every option that applies with its
+	 * default, and none that configure() would refuse. NULL: all apply. */
+	bool (*option_applies)(struct cfg_t *section, bool stream, const char *option);
 };
 
 /* What every unit has, whatever its kind (a listener; streams to come):

@@ -1104,6 +1104,40 @@ static void rtp_configure_payload(struct rtp_settings *s, cfg_t *sec, struct con
 	rtp_configure_audio_input(s, sec, scope);
 }
 
+static bool name_listed(const char *const *names, const char *name)
+{
+	for (size_t i = 0; names[i] != NULL; i++)
+		if (strcmp(names[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* For -T: what applies, so that every option shown is one rtp_configure()
+ * takes. Audio options by payload: PCM input for pcmu, pcma and l16 (the
+ * sample format only with raw input, the payload type only for l16),
+ * none for mp2t and mpa, whose pace is the stream's own. */
+static bool rtp_option_applies(cfg_t *sec, bool stream, const char *option)
+{
+	static const char *const audio[] = { "input", "sample-rate", "channels", "ptime", "payload-type", NULL };
+	const char *payload = cfg_getstr(sec, "payload"), *input = cfg_getstr(sec, "input");
+	bool pcm = payload != NULL && (strcmp(payload, "pcmu") == 0 || strcmp(payload, "pcma") == 0 ||
+				       strcmp(payload, "l16") == 0);
+
+	if (name_listed(stream ? rtp_receive_option_names : rtp_sender_option_names, option))
+		return false;
+	if (strcmp(option, "pace") == 0)
+		return payload == NULL || strcmp(payload, "mp2t") == 0;
+	if (!name_listed(audio, option))
+		return true;
+	if (!pcm)
+		return false;
+	if (strcmp(option, "payload-type") == 0)
+		return strcmp(payload, "l16") == 0;
+	if (strcmp(option, "sample-rate") == 0 || strcmp(option, "channels") == 0)
+		return input != NULL && strcmp(input, "raw") == 0;
+	return true;
+}
+
 static void *rtp_configure(cfg_t *sec, struct conf_scope *scope)
 {
 	struct rtp_settings *s = calloc(1, sizeof(*s));
@@ -1200,6 +1234,7 @@ const struct protocol protocol_rtp = {
 		.transports = TRANSPORT_BIT(TRANSPORT_UDP) | TRANSPORT_BIT(TRANSPORT_MULTICAST) | UNIT_STREAM_BIT,
 		.configure = rtp_configure,
 		.settings_free = rtp_settings_free,
+		.option_applies = rtp_option_applies,
 	},
 	.start = rtp_unit_start,
 	.stop = rtp_unit_stop,
