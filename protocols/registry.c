@@ -12,6 +12,7 @@ extern const struct protocol protocol_http;
 extern const struct protocol protocol_relay;
 extern const struct protocol protocol_udp;
 extern const struct protocol protocol_rtp;
+extern const struct protocol protocol_srm;
 
 static const struct protocol *const protocols[] = {
 	&protocol_echo,
@@ -22,6 +23,7 @@ static const struct protocol *const protocols[] = {
 	&protocol_relay,
 	&protocol_udp,
 	&protocol_rtp,
+	&protocol_srm,
 	NULL,
 };
 
