@@ -559,7 +559,10 @@ static void srm_receive_one(struct srm_receiver *rx, const struct srm_header *h,
 
 	if (ss == NULL)
 		return;
-	ss->last_heard_ns = now;
+	/* Only the sender's own datagrams say it is still there: the other
+	 * receivers' NAKs go on after it died. */
+	if (h->type != SRM_NAK)
+		ss->last_heard_ns = now;
 	switch (h->type) {
 	case SRM_DATA:
 	case SRM_END:
@@ -789,7 +792,7 @@ static void srm_status(const void *arg, char *buf, size_t len)
 		outlet_status(st->outlet, st->pace.late, buf, len);
 		used = strlen(buf);
 		snprintf(buf + used, len - used,
-			 " sent=%" PRIu64 " repaired=%" PRIu64 " naks_received=%" PRIu64 " repairs_held_off=%" PRIu64
+			 " sequenced=%" PRIu64 " repaired=%" PRIu64 " naks_received=%" PRIu64 " repairs_held_off=%" PRIu64
 			 " gone=%" PRIu64 " heartbeats=%" PRIu64 " bad=%" PRIu64 " foreign=%" PRIu64,
 			 st->sent, st->repaired, st->naks_received, w->held_off, st->gone_sent, st->heartbeats, st->bad,
 			 st->foreign);
