@@ -899,6 +899,9 @@ static void srm_configure_sender(struct srm_settings *s, cfg_t *sec, struct conf
 	s->heartbeat_ms = (unsigned)heartbeat;
 	if (s->session == 0)
 		conf_scope_error(scope, "session", "an srm stream needs a session (1 to 4294967295)");
+	if (st != NULL && (st->n_destinations != 1 || st->destinations[0].sa.ss_family != AF_INET ||
+			   !IN_MULTICAST(ntohl(((const struct sockaddr_in *)&st->destinations[0].sa)->sin_addr.s_addr))))
+		conf_scope_error(scope, "destination", "an srm stream sends to one IPv4 multicast group");
 	if (st != NULL && st->rate == 0)
 		conf_scope_error(scope, "session", "an srm stream needs a rate (repairs are counted against it)");
 }
