@@ -105,10 +105,13 @@ def netsim(loss, seed):
     return "netsim { loss = %s duplicate = 0.01 reorder = 8 seed = %d }" % (loss, seed)
 
 
-def test_three_receivers_behind_loss_get_the_file_with_few_repairs(start_daemon, tmp_path, netns):
-    src = random_file(tmp_path / "image.bin", 10 << 20)
+@pytest.mark.parametrize("mib", [10, 50])
+def test_three_receivers_behind_loss_get_the_file_with_few_repairs(start_daemon, tmp_path, netns, mib):
+    src = random_file(tmp_path / "image.bin", mib << 20)
+    started = time.monotonic()
     run = Run(start_daemon, tmp_path, netns, [netsim(0.1, s) for s in (1, 2, 3)], src)
-    run.wait_delivered()
+    run.wait_delivered(timeout=60)
+    print("%d MiB to three receivers in %.1f s" % (mib, time.monotonic() - started))
     for d in run.dirs:
         assert sha256(d / "object-17-1") == sha256(src)
         assert sorted(os.listdir(d)) == ["object-17-1"]
