@@ -28,6 +28,7 @@
 #include "protocols/srm/reorder.h"
 #include "protocols/srm/window.h"
 #include "protocols/srm/wire.h"
+#include "protocols/support/framing.h"
 #include "protocols/support/outlet.h"
 #include "sources/source.h"
 
@@ -48,7 +49,19 @@
 #define SRM_DATAGRAM_MAX (SRM_HEADER_SIZE + SRM_MAX_PAYLOAD)
 #define SRM_RECEIVER_TICK_MS 10
 
+/* kamaelia: exactly Kamaelia's SimpleReliableMulticast byte stream
+ * (kamaelia.md 7.2), no header, so no repair: for old peers. */
+enum srm_wire { SRM_WIRE_CHASSISD, SRM_WIRE_KAMAELIA };
+
+/* A Kamaelia stream has no objects and no end: its frames are appended
+ * to this file in the directory as they arrive. */
+#define SRM_KAMAELIA_FILE "kamaelia-stream"
+/* A dechunker holding a chunk this long after the last datagram gives
+ * it out: the last frame has no sync after it. */
+#define SRM_KAMAELIA_FLUSH_NS (200ull * 1000 * 1000)
+
 struct srm_settings {
+	enum srm_wire wire;
 	uint32_t session;
 	unsigned window;
 	unsigned long long window_bytes;
@@ -78,6 +91,9 @@ struct srm_sender {
 	uint64_t offset;		/* bytes of it sent */
 	uint32_t crc;
 	bool ended;			/* its END went */
+	bool kamaelia;
+	struct evbuffer *chunks;	/* kamaelia: the escaped byte stream not yet sent */
+	long long frames;		/* kamaelia: the last frame's number */
 	uint64_t sent, repaired, naks_received, gone_sent, heartbeats, bad, foreign;
 	uint8_t packet[SRM_DATAGRAM_MAX], repair[SRM_DATAGRAM_MAX];
 };
@@ -98,6 +114,12 @@ struct srm_receiver {
 	struct event *timer;
 	struct srm_session *sessions;
 	size_t n_sessions;
+	bool kamaelia;
+	struct dechunker *dechunker;
+	int kamaelia_fd;
+	long long last_frame;
+	uint64_t last_datagram_ns;
+	uint64_t frames, frames_bad, frames_late, frames_missed;
 	uint64_t datagrams, bad, sessions_refused, naks_sent, naks_heard, delivered_objects, unrecoverable,
 		bad_crc, incomplete, gone_heard;
 };
@@ -214,11 +236,50 @@ static bool srm_send_repair(struct srm_sender *st, uint64_t now)
 	return true;
 }
 
+/* kamaelia: the next packet-size frame of the source framed and escaped
+ * onto the stream ("%d %d\n" + data behind the sync), whenever less than a
+ * datagram of it is left. */
+static void srm_kamaelia_frame(struct srm_sender *st)
+{
+	struct evbuffer *in = source_buffer(st->source), *frame;
+	size_t have = evbuffer_get_length(in), n = have < st->payload_size ? have : st->payload_size;
+	const void *data;
+
+	if (n == 0 || (n < st->payload_size && !source_ended(st->source)) ||
+	    evbuffer_get_length(st->chunks) >= st->payload_size)
+		return;
+	frame = evbuffer_new();
+	data = evbuffer_pullup(in, (ssize_t)n);
+	if (frame != NULL && frame_encode(frame, ++st->frames, data, n) == 0)
+		chunk_encode(st->chunks, evbuffer_pullup(frame, -1), evbuffer_get_length(frame), NULL);
+	evbuffer_drain(in, n);
+	if (frame != NULL)
+		evbuffer_free(frame);
+	st->sent++;
+}
+
+static bool srm_kamaelia_send(struct srm_sender *st)
+{
+	bool last;
+	size_t len;
+
+	srm_kamaelia_frame(st);
+	last = source_ended(st->source) && evbuffer_get_length(source_buffer(st->source)) == 0;
+	len = packetise_next(st->chunks, st->payload_size, last, st->packet);
+	if (len == 0)
+		return false;
+	outlet_emit(st->outlet, st->packet, len);
+	pace_sent(&st->pace, len);
+	return true;
+}
+
 /* Repairs first, then new data, both within the rate. */
 static bool srm_send_one(struct srm_sender *st, uint64_t now)
 {
 	if (!outlet_can_take(st->outlet) || pace_allowance(&st->pace, now) < SRM_DATAGRAM_MAX / 8)
 		return false;
+	if (st->kamaelia)
+		return srm_kamaelia_send(st);
 	if (srm_send_repair(st, now))
 		return true;
 	if (st->ended)
@@ -384,10 +445,27 @@ static void srm_sender_free(struct srm_sender *st)
 		event_free(st->nak_event);
 	if (st->heartbeat_timer != NULL)
 		event_free(st->heartbeat_timer);
+	if (st->chunks != NULL)
+		evbuffer_free(st->chunks);
 	if (st->nak_fd >= 0)
 		close(st->nak_fd);
 	srm_window_free(st->window);
 	free(st);
+}
+
+/* No NAKs and no heartbeats: Kamaelia's stream cannot be repaired. */
+static struct srm_sender *srm_kamaelia_sender_start(struct srm_sender *st, const struct unit_env *env)
+{
+	st->chunks = evbuffer_new();
+	pace_start(&st->pace, env->stream->rate ? env->stream->rate / 8 : 0, (uint64_t)SRM_BURST * SRM_DATAGRAM_MAX,
+		   pacer_now_ns());
+	st->outlet = st->chunks != NULL && st->window != NULL ? outlet_open(env, &srm_outlet_hooks, st) : NULL;
+	if (st->outlet == NULL) {
+		srm_sender_free(st);
+		return NULL;
+	}
+	st->pacer = outlet_pacer(st->outlet);
+	return st;
 }
 
 static struct srm_sender *srm_sender_start(const struct srm_settings *s, const struct unit_env *env)
@@ -407,6 +485,9 @@ static struct srm_sender *srm_sender_start(const struct srm_settings *s, const s
 	st->heartbeat_ns = s->heartbeat_ms * SRM_NS_PER_MS;
 	st->payload_size = conf->packet_size > SRM_MAX_PAYLOAD ? SRM_MAX_PAYLOAD : conf->packet_size;
 	st->window = srm_window_new(s->window, (size_t)s->window_bytes, st->hold_off_ns, 0);
+	st->kamaelia = s->wire == SRM_WIRE_KAMAELIA;
+	if (st->kamaelia)
+		return srm_kamaelia_sender_start(st, env);
 	st->nak_fd = srm_open_nak_socket(conf, err, sizeof(err));
 	if (st->window == NULL || st->nak_fd < 0) {
 		srm_log(env->unit, NULL, LOG_ERR,
@@ -592,6 +673,31 @@ static void srm_receive_one(struct srm_receiver *rx, const struct srm_header *h,
 	}
 }
 
+/* A dechunked message: a frame whose length matches is written if it is
+ * newer than the last one written (duplicates and late frames dropped). */
+static void srm_kamaelia_message(void *arg, const void *msg, size_t len)
+{
+	struct srm_receiver *rx = arg;
+	long long tag;
+	const void *data;
+	size_t data_len;
+
+	if (frame_decode(msg, len, &tag, &data, &data_len) != FRAME_OK ||
+	    (const uint8_t *)data + data_len != (const uint8_t *)msg + len) {
+		rx->frames_bad++;
+		return;
+	}
+	if (tag <= rx->last_frame) {
+		rx->frames_late++;
+		return;
+	}
+	if (rx->last_frame != 0 && tag > rx->last_frame + 1)
+		rx->frames_missed += (uint64_t)(tag - rx->last_frame - 1);
+	rx->last_frame = tag;
+	if (write(rx->kamaelia_fd, data, data_len) == (ssize_t)data_len)
+		rx->frames++;
+}
+
 static void srm_receive_datagram(struct datagram *dgram)
 {
 	struct srm_state *state = datagram_service_state(dgram);
@@ -605,6 +711,11 @@ static void srm_receive_datagram(struct datagram *dgram)
 		return;
 	rx = state->u.receiver;
 	rx->datagrams++;
+	if (rx->kamaelia) {
+		rx->last_datagram_ns = pacer_now_ns();
+		dechunker_feed(rx->dechunker, data, len);
+		return;
+	}
 	result = srm_parse(data, len, &h);
 	if (result != SRM_OK) {
 		rx->bad++;
@@ -655,6 +766,10 @@ static void srm_receiver_tick(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (rx->kamaelia && rx->last_datagram_ns != 0 && now - rx->last_datagram_ns > SRM_KAMAELIA_FLUSH_NS) {
+		dechunker_flush(rx->dechunker);
+		rx->last_datagram_ns = 0;
+	}
 	for (size_t i = 0; i < rx->n_sessions; i++)
 		if (rx->sessions[i].used)
 			srm_session_check(rx, &rx->sessions[i], now);
@@ -670,6 +785,10 @@ static void srm_receiver_free(struct srm_receiver *rx)
 	}
 	if (rx->timer != NULL)
 		event_free(rx->timer);
+	if (rx->dechunker != NULL)
+		dechunker_free(rx->dechunker);
+	if (rx->kamaelia_fd >= 0)
+		close(rx->kamaelia_fd);
 	if (rx->nak_fd >= 0)
 		close(rx->nak_fd);
 	free(rx->sessions);
@@ -704,6 +823,18 @@ static int srm_open_nak_sender(const struct conf_listener *l, char *err, size_t 
 	return fd;
 }
 
+/* Every complete chunk at once (drain), into the stream's file. */
+static int srm_kamaelia_receiver_open(struct srm_receiver *rx)
+{
+	struct dechunker_options opts = { .drain = true };
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s/" SRM_KAMAELIA_FILE, rx->directory);
+	rx->kamaelia_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	rx->dechunker = dechunker_new(&opts, srm_kamaelia_message, rx);
+	return rx->kamaelia_fd < 0 || rx->dechunker == NULL ? -1 : 0;
+}
+
 static struct srm_receiver *srm_receiver_start(const struct srm_settings *s, const struct unit_env *env)
 {
 	struct srm_receiver *rx = calloc(1, sizeof(*rx));
@@ -722,6 +853,14 @@ static struct srm_receiver *srm_receiver_start(const struct srm_settings *s, con
 	rx->sessions = calloc(s->sessions, sizeof(*rx->sessions));
 	memcpy(&rx->group, &env->listener->endpoint.sa, sizeof(rx->group));
 	rx->group_len = env->listener->endpoint.len;
+	rx->kamaelia_fd = -1;
+	rx->kamaelia = s->wire == SRM_WIRE_KAMAELIA;
+	if (rx->kamaelia && srm_kamaelia_receiver_open(rx) < 0) {
+		srm_log(NULL, env->unit, LOG_ERR, strerror(errno), 0, 0);
+		rx->nak_fd = -1;
+		srm_receiver_free(rx);
+		return NULL;
+	}
 	rx->nak_fd = srm_open_nak_sender(env->listener, err, sizeof(err));
 	rx->timer = event_new(env->base, -1, EV_PERSIST, srm_receiver_tick, rx);
 	if (rx->nak_fd < 0)
@@ -771,7 +910,7 @@ static bool srm_same(const void *a_arg, const void *b_arg)
 {
 	const struct srm_settings *a = a_arg, *b = b_arg;
 
-	return a->session == b->session && a->window == b->window && a->window_bytes == b->window_bytes &&
+	return a->wire == b->wire && a->session == b->session && a->window == b->window && a->window_bytes == b->window_bytes &&
 	       a->hold_off_ms == b->hold_off_ms && a->heartbeat_ms == b->heartbeat_ms && a->sessions == b->sessions &&
 	       a->reorder == b->reorder && a->reorder_bytes == b->reorder_bytes && a->backoff_ms == b->backoff_ms &&
 	       a->retry_ms == b->retry_ms && a->timeout_s == b->timeout_s &&
@@ -808,6 +947,14 @@ static void srm_status(const void *arg, char *buf, size_t len)
 		lost += srm_reorder_counters(rx->sessions[i].reorder)->lost;
 		duplicates += srm_reorder_counters(rx->sessions[i].reorder)->duplicates;
 	}
+	if (rx->kamaelia) {
+		snprintf(buf, len,
+			 "datagrams=%" PRIu64 " frames=%" PRIu64 " frames_bad=%" PRIu64 " frames_late=%" PRIu64
+			 " frames_missed=%" PRIu64 " incomplete_chunks=%" PRIu64,
+			 rx->datagrams, rx->frames, rx->frames_bad, rx->frames_late, rx->frames_missed,
+			 dechunker_stats(rx->dechunker)->incomplete);
+		return;
+	}
 	snprintf(buf, len,
 		 "datagrams=%" PRIu64 " bad=%" PRIu64 " sessions_refused=%" PRIu64 " naks_sent=%" PRIu64
 		 " naks_heard=%" PRIu64 " naks_suppressed=%" PRIu64 " duplicates=%" PRIu64 " gone=%" PRIu64
@@ -838,6 +985,7 @@ static void srm_status_text(const void *arg, char *buf, size_t len)
 /* ---- config ---- */
 
 static cfg_opt_t srm_options[] = {
+	CFG_STR("wire", "chassisd", CFGF_NONE),
 	CFG_INT("session", 0, CFGF_NONE),
 	CFG_INT("window", SRM_WINDOW_DEFAULT, CFGF_NONE),
 	CFG_INT("window-bytes", SRM_WINDOW_BYTES_DEFAULT, CFGF_NONE),
@@ -897,7 +1045,7 @@ static void srm_configure_sender(struct srm_settings *s, cfg_t *sec, struct conf
 	s->window_bytes = (unsigned long long)window_bytes;
 	s->hold_off_ms = (unsigned)hold_off;
 	s->heartbeat_ms = (unsigned)heartbeat;
-	if (s->session == 0)
+	if (s->session == 0 && s->wire == SRM_WIRE_CHASSISD)
 		conf_scope_error(scope, "session", "an srm stream needs a session (1 to 4294967295)");
 	if (st != NULL && (st->n_destinations != 1 || st->destinations[0].sa.ss_family != AF_INET ||
 			   !IN_MULTICAST(ntohl(((const struct sockaddr_in *)&st->destinations[0].sa)->sin_addr.s_addr))))
@@ -937,12 +1085,19 @@ static void *srm_configure(cfg_t *sec, struct conf_scope *scope)
 {
 	struct srm_settings *s = calloc(1, sizeof(*s));
 	long session = 0;
+	const char *wire = sec ? cfg_getstr(sec, "wire") : NULL;
 
 	if (s == NULL)
 		return NULL;
 	if (sec != NULL)
 		conf_scope_int(scope, sec, "session", 0, 4294967295ll, &session);
 	s->session = (uint32_t)session;
+	if (wire == NULL || strcmp(wire, "chassisd") == 0)
+		s->wire = SRM_WIRE_CHASSISD;
+	else if (strcmp(wire, "kamaelia") == 0)
+		s->wire = SRM_WIRE_KAMAELIA;
+	else
+		conf_scope_error(scope, "wire", "wire must be \"chassisd\" or \"kamaelia\", not \"%s\"", wire);
 	srm_check_side(sec, scope);
 	if (conf_scope_is_stream(scope))
 		srm_configure_sender(s, sec, scope);

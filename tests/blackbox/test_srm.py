@@ -205,3 +205,135 @@ def test_random_datagrams_are_counted_and_a_valid_session_still_delivers(start_d
     assert r["bad"] > 80000
     assert r["datagrams"] - r["bad"] <= run.tx_status()["datagrams"]
     assert r["delivered_objects"] == 1 and r["bad_crc"] == 0
+
+
+# ---- Kamaelia wire mode: the test's own implementation of kamaelia.md 7.2 ----
+
+SYNC = b"X" * 24
+
+
+def kamaelia_escape(data):
+    return data.replace(b"%", b"%25").replace(b"X", b"%58")
+
+
+def kamaelia_unescape(data):
+    out, i = bytearray(), 0
+    while i < len(data):
+        if data[i:i + 3] == b"%58":
+            out += b"X"
+            i += 3
+        elif data[i:i + 3] == b"%25":
+            out += b"%"
+            i += 3
+        else:
+            out.append(data[i])
+            i += 1
+    return bytes(out)
+
+
+def kamaelia_encode(n, payload):
+    return SYNC + kamaelia_escape(b"%d %d\n" % (n, len(payload)) + payload)
+
+
+def kamaelia_decode(stream):
+    """Every frame of a byte stream: (n, payload); a length that does not
+    match is an error here (the stream under test is clean)."""
+    frames = []
+    for chunk in stream.split(SYNC)[1:]:
+        frame = kamaelia_unescape(chunk)
+        header, _, body = frame.partition(b"\n")
+        n, length = (int(x) for x in header.split())
+        assert length == len(body), (n, length, len(body))
+        frames.append((n, body))
+    return frames
+
+
+def test_the_worked_example_of_7_2_is_what_the_test_encodes():
+    expected = bytes.fromhex("58" * 24 + "31 20 38 0a 68 65 6c 6c 6f 20 25 35 38 25 32 35".replace(" ", ""))
+    assert kamaelia_encode(1, b"hello X%") == expected
+    assert kamaelia_decode(expected) == [(1, b"hello X%")]
+
+
+def kamaelia_payload(size, seed):
+    rng = random.Random(seed)
+    return bytes(rng.choice(b"X%XabX%\x00\xff") if rng.random() < 0.3 else rng.randrange(256) for _ in range(size))
+
+
+CAPTURE = r"""
+import socket, sys, time
+group, port, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+s.bind((group, port))
+s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, socket.inet_aton(group) + socket.inet_aton("127.0.0.1"))
+s.settimeout(2)
+print("ready", flush=True)
+sizes, data = [], []
+try:
+    while True:
+        d = s.recv(70000)
+        data.append(d)
+        sizes.append(len(d))
+        s.settimeout(1.5)
+except socket.timeout:
+    pass
+open(out, "wb").write(b"".join(data))
+print(max(sizes) if sizes else 0, len(sizes))
+"""
+
+
+def test_kamaelia_wire_chassisd_sends_what_7_2_decodes(start_daemon, tmp_path, netns):
+    payload = kamaelia_payload(200000, 1)
+    src = tmp_path / "k.bin"
+    src.write_bytes(payload)
+    out = tmp_path / "captured"
+    cap = subprocess.Popen([*netns.prefix(), "/usr/bin/python3", "-c", CAPTURE, GROUP, str(PORT), str(out)],
+                           stdout=subprocess.PIPE, text=True)
+    assert cap.stdout.readline().strip() == "ready"
+    start_daemon(sender(src, rate=8000000, extra='wire = "kamaelia"').replace("packet-size = 1400",
+                                                                           "packet-size = 1000"),
+                 wrapper=netns.prefix())
+    biggest, count = (int(x) for x in cap.communicate(timeout=60)[0].split())
+    assert biggest <= 1000 and count > 200
+    frames = kamaelia_decode(out.read_bytes())
+    assert [n for n, _ in frames] == list(range(1, len(frames) + 1))
+    assert all(len(body) == 1000 for _, body in frames[:-1])
+    assert b"".join(body for _, body in frames) == payload
+
+
+SEND = r"""
+import random, socket, sys, time
+group, port, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+stream = open(path, "rb").read()
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton("127.0.0.1"))
+rng = random.Random(3)
+i = 0
+while i < len(stream):
+    n = rng.randrange(1, 1001)          # cuts anywhere, inside a sync too
+    s.sendto(stream[i:i + n], (group, port))
+    i += n
+    time.sleep(0.0005)
+"""
+
+
+def test_kamaelia_wire_chassisd_receives_what_7_2_encodes(start_daemon, tmp_path, netns):
+    frames = [b"hello X%"] + [kamaelia_payload(random.Random(n).randrange(0, 3000), n) for n in range(2, 202)]
+    encoded = [kamaelia_encode(n, p) for n, p in enumerate(frames, 1)]
+    # A frame whose length field does not match its body is dropped.
+    encoded.insert(100, SYNC + kamaelia_escape(b"500 5\nhello X%"))
+    stream = b"".join(encoded)
+    (tmp_path / "stream").write_bytes(stream)
+    d = make_dirs(tmp_path, ["in"])[0]
+    webp = free_port()
+    start_daemon(receiver("k", d, extra='wire = "kamaelia"') + web(webp), wrapper=netns.prefix())
+    subprocess.run([*netns.prefix(), "/usr/bin/python3", "-c", SEND, GROUP, str(PORT), str(tmp_path / "stream")],
+                   check=True, timeout=60)
+    want = b"".join(frames)
+    # The last frame has no sync after it: it comes out once the stream
+    # has been quiet a moment, not never (Kamaelia lost its last 29).
+    wait_until(lambda: (d / "kamaelia-stream").stat().st_size >= len(want), 10)
+    assert (d / "kamaelia-stream").read_bytes() == want
+    st = status(netns, webp, "k")
+    assert st["frames"] == len(frames) and st["frames_bad"] == 1
