@@ -592,8 +592,13 @@ static void srm_deliver(void *arg, uint32_t seq, const struct srm_header *h)
 		srm_object_discard(ss);
 		return;
 	}
-	if (ss->fd >= 0 && h->object != ss->object)
+	/* A new object starts clean; a loss before the first datagram of any
+	 * (object 0) is the first object's. */
+	if (ss->object != 0 && h->object != ss->object) {
 		srm_object_discard(ss);
+		ss->lost = false;
+	}
+	ss->object = h->object;
 	if (h->type == SRM_END || (h->flags & SRM_FLAG_END))
 		srm_object_end(ss, h);
 	else

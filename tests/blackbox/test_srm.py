@@ -74,7 +74,7 @@ class Run:
     """A sender daemon and one receiver daemon per directory, each with a
     status page, all in the test's namespace."""
 
-    def __init__(self, start_daemon, tmp_path, netns, netsims, source, rate=80000000, rx_extra="", ports=None):
+    def __init__(self, start_daemon, tmp_path, netns, netsims, source, rate=80000000, rx_extra="", tx_extra=""):
         self.netns = netns
         self.dirs = make_dirs(tmp_path, ["r%d" % i for i in range(len(netsims))])
         self.webs = [free_port() for _ in range(len(netsims) + 1)]
@@ -82,7 +82,7 @@ class Run:
         for i, (d, ns) in enumerate(zip(self.dirs, netsims)):
             self.receivers.append(start_daemon(receiver("r%d" % i, d, ns, rx_extra) + web(self.webs[i + 1]),
                                                workdir=tmp_path / ("d%d" % i), wrapper=netns.prefix()))
-        self.tx = start_daemon(sender(source, rate=rate) + web(self.webs[0]), workdir=tmp_path / "tx",
+        self.tx = start_daemon(sender(source, rate=rate, extra=tx_extra) + web(self.webs[0]), workdir=tmp_path / "tx",
                                wrapper=netns.prefix())
 
     def rx_status(self, i):
@@ -337,3 +337,17 @@ def test_kamaelia_wire_chassisd_receives_what_7_2_encodes(start_daemon, tmp_path
     assert (d / "kamaelia-stream").read_bytes() == want
     st = status(netns, webp, "k")
     assert st["frames"] == len(frames) and st["frames_bad"] == 1
+
+
+def test_what_left_the_window_is_gone_and_the_object_is_not_delivered(start_daemon, tmp_path, netns):
+    """A window of 16 datagrams at 30% loss: the NAKs come too late for
+    some, the sender says GONE, the receiver logs and counts the loss and
+    leaves no file, temporary or final."""
+    src = random_file(tmp_path / "image.bin", 2 << 20)
+    run = Run(start_daemon, tmp_path, netns, ["netsim { loss = 0.3 seed = 11 }"], src, rx_extra="nak-backoff = 50",
+              tx_extra="window = 16")
+    run.receivers[0].wait_log(r"unrecoverable loss: session 17 object 1 listener=r0", 30)
+    assert os.listdir(run.dirs[0]) == []
+    r = run.rx_status(0)
+    assert r["unrecoverable"] == 1 and r["gone"] > 0 and r["delivered_objects"] == 0
+    assert run.tx_status()["gone"] > 0
