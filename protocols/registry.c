@@ -13,6 +13,7 @@ extern const struct protocol protocol_relay;
 extern const struct protocol protocol_exec;
 extern const struct protocol protocol_udp;
 extern const struct protocol protocol_rtp;
+extern const struct protocol protocol_srm;
 
 static const struct protocol *const protocols[] = {
 	&protocol_echo,
@@ -24,6 +25,7 @@ static const struct protocol *const protocols[] = {
 	&protocol_exec,
 	&protocol_udp,
 	&protocol_rtp,
+	&protocol_srm,
 	NULL,
 };
 
