@@ -1013,6 +1013,21 @@ static const char *const srm_receiver_option_names[] = {
 	"directory", "sessions", "reorder", "reorder-bytes", "nak-backoff", "nak-retry", "timeout", NULL,
 };
 
+static bool srm_listed(const char *const *names, const char *name)
+{
+	for (size_t i = 0; names[i] != NULL; i++)
+		if (strcmp(names[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* For -T: a stream's options in a stream's section, a listener's in a
+ * listener's. */
+static bool srm_option_applies(cfg_t *sec, bool stream, const char *option)
+{
+	return !srm_listed(stream ? srm_receiver_option_names : srm_sender_option_names, option);
+}
+
 static void srm_settings_free(void *arg)
 {
 	struct srm_settings *s = arg;
@@ -1118,8 +1133,7 @@ const struct protocol protocol_srm = {
 		.transports = TRANSPORT_BIT(TRANSPORT_MULTICAST) | UNIT_STREAM_BIT,
 		.configure = srm_configure,
 		.settings_free = srm_settings_free,
-		.listener_only = srm_receiver_option_names,
-		.stream_only = srm_sender_option_names,
+		.option_applies = srm_option_applies,
 	},
 	.start = srm_start,
 	.stop = srm_stop,
