@@ -147,6 +147,8 @@ def every_unit_config(tmp_path, ports):
     (clips / "b.ts").write_bytes(bytes(188))
     feed = tmp_path / "feed.bin"
     feed.write_bytes(bytes(range(188)) * 70)
+    srm_dir = tmp_path / "srm-in"
+    srm_dir.mkdir()
     p = ports
     return (
         echo_listener("echo", p["echo"]) +
@@ -175,7 +177,12 @@ def every_unit_config(tmp_path, ports):
         ' netsim { duplicate = 0.5  seed = 7 }\n}\n' % p["out"] +
         'stream "tv" {\n protocol = "rtp"\n destination = {"127.0.0.1:%d"}\n source { file = "%s"  loop = true }\n'
         ' rate = 1000000\n rtp { pace = "rate" }\n}\n' % (p["rtp"], feed) +
-        'listener "tv-in" {\n protocol = "rtp"\n transport = "udp"\n address = "127.0.0.1:%d"\n}\n' % p["rtp"])
+        'listener "tv-in" {\n protocol = "rtp"\n transport = "udp"\n address = "127.0.0.1:%d"\n}\n' % p["rtp"] +
+        'stream "files" {\n protocol = "srm"\n destination = {"239.255.23.12:%d"}\n interface = "127.0.0.1"\n'
+        ' ttl = 0\n source { file = "%s"  loop = true }\n rate = 1000000\n srm { session = 5 }\n}\n'
+        % (p["srm"], feed) +
+        'listener "files-in" {\n protocol = "srm"\n transport = "multicast"\n address = "239.255.23.12:%d"\n'
+        ' interface = "127.0.0.1"\n srm { directory = "%s" }\n}\n' % (p["srm"], srm_dir))
 
 
 def test_metrics_follow_prometheus_conventions_for_every_kind_of_unit(start_daemon, tmp_path):
@@ -183,7 +190,7 @@ def test_metrics_follow_prometheus_conventions_for_every_kind_of_unit(start_daem
     if promtool is None:
         pytest.skip("needs promtool (Debian package prometheus)")
     ports = {name: free_port() for name in ("echo", "group", "fortune", "audio", "video", "web", "relay", "dead",
-                                            "in", "out", "exec")}
+                                            "in", "out", "exec", "srm")}
     ports["rtp"] = even_port()
     d = start_daemon(every_unit_config(tmp_path, ports), workdir=str(tmp_path))
     live = connect(ports["web"])        # a client of the stream route, for its row
@@ -219,7 +226,7 @@ def test_metrics_follow_prometheus_conventions_for_every_kind_of_unit(start_daem
         assert family.endswith("_total") == (kind == "counter"), family
         assert "module's" not in helps[family], "HELP says what %s counts" % family
     protocols = set(re.findall(r'protocol="([^"]+)"', metrics))
-    assert protocols == {"echo", "fortune", "audio-cookie", "video-cookie", "http", "relay", "udp", "rtp", "exec"}
+    assert protocols == {"echo", "fortune", "audio-cookie", "video-cookie", "http", "relay", "udp", "rtp", "srm", "exec"}
     # The renamed families an old dashboard used, and the gauges.
     for family, kind in (("chassisd_http_requests_total", "counter"), ("chassisd_relay_relayed_total", "counter"),
                          ("chassisd_relay_upstream_connections", "gauge"),
