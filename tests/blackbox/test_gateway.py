@@ -16,8 +16,9 @@ import time
 
 import pytest
 
-from conftest import wait_until
-from test_stream import Namespace, have_netns, make_ts, stream_unit
+from conftest import free_port, wait_until
+from test_rtp import even_port
+from test_stream import Namespace, have_netns, make_ts, stream_status, stream_unit
 
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffprobe") is None, reason="needs ffmpeg")
 
@@ -289,3 +290,137 @@ def test_on_demand_the_group_is_joined_only_while_a_client_listens(start_daemon,
     assert read_head(third)[0].startswith("HTTP/1.1 200 OK")
     assert sum(read_for([third], 1).values()) > RATE / 8 * 0.5
     third.close()
+
+
+# ---- the gateway on an rtp listener: RTP in, the payload (MPEG-TS) out ----
+
+def rtp_gateway_config(port, web, ts=None):
+    """An rtp listener on 127.0.0.1:port and its HTTP stream route; with
+    ts, a chassisd rtp stream sends that file to it, PCR-paced, looped."""
+    tx = ('stream "tx" {\n  protocol = "rtp"\n  destination = {"127.0.0.1:%d"}\n'
+          '  source { file = "%s"  loop = true }\n  rtp { pace = "pcr" }\n}\n' % (port, ts)) if ts else ""
+    return tx + ('listener "news-in" {\n  protocol = "rtp"\n  transport = "udp"\n  address = "127.0.0.1:%d"\n}\n'
+                 'listener "web" {\n  protocol = "http"\n  address = "127.0.0.1:%d"\n'
+                 '  http {\n    route "/live/news" { handler = "stream"  listener = "news-in" }\n'
+                 '    route "/status" { handler = "status" }\n  }\n}\n') % (port, web)
+
+
+def decoded_frames(path, stream):
+    out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", stream, "-count_frames", "-show_entries",
+                          "stream=nb_read_frames", "-of", "csv=p=0", str(path)], capture_output=True, text=True,
+                         timeout=60).stdout
+    found = re.search(r"\d+", out)		# the stream's count (its program repeats it)
+    return int(found.group()) if found else 0
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("sender", ["gstreamer", "chassisd"])
+def test_curl_and_ffprobe_get_an_rtp_senders_mpegts_over_http(start_daemon, tmp_path, ts_file, sender):
+    """GStreamer (tsparse set-timestamps=true ! rtpmp2tpay ! udpsink) or a
+    chassisd rtp stream sends the test TS over RTP to an rtp listener;
+    ffprobe on its HTTP route finds the video and the audio, and what curl
+    gets decodes. GStreamer starts once both clients are in, so curl gets
+    the file from its first byte, and it decodes without a word; chassisd
+    loops the file from before they came, so curl's bytes begin within a
+    GOP and only the frames before the first sequence header are lost."""
+    if sender == "gstreamer" and shutil.which("gst-launch-1.0") is None:
+        pytest.skip("needs GStreamer")
+    port, web = even_port(), free_port()
+    start_daemon(rtp_gateway_config(port, web, ts_file if sender == "chassisd" else None))
+    url = "http://127.0.0.1:%d/live/news" % web
+    rec = tmp_path / "curl.ts"
+    gst = None
+    curl = subprocess.Popen(["curl", "-sS", "-o", str(rec), "-m", "4", url], stderr=subprocess.PIPE, text=True)
+    probe = subprocess.Popen(["ffprobe", "-v", "error", "-show_entries", "format=format_name:stream=codec_type,"
+                              "codec_name", "-of", "json", url], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    try:
+        if sender == "gstreamer":
+            wait_until(lambda: route_clients(web) == 2, timeout=10)
+            gst = subprocess.Popen(["gst-launch-1.0", "-q", "filesrc", "location=%s" % ts_file, "!", "tsparse",
+                                    "set-timestamps=true", "!", "rtpmp2tpay", "!", "udpsink", "host=127.0.0.1",
+                                    "port=%d" % port, "sync=true"], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        probe_out, probe_err = probe.communicate(timeout=60)
+        assert curl.wait(30) == 28, curl.stderr.read()		# the body never ends: curl's own timeout
+    finally:
+        for p in (curl, probe):
+            if p.poll() is None:
+                p.kill()
+        if gst is not None:
+            gst.wait(30)
+    assert json.loads(probe_out)["format"]["format_name"] == "mpegts", probe_err
+    assert {(s["codec_type"], s["codec_name"]) for s in json.loads(probe_out)["streams"]} == \
+        {("video", "mpeg2video"), ("audio", "mp2")}, probe_err
+    data = rec.read_bytes()
+    seconds = len(data) / (RATE / 8)
+    assert 2.5 < seconds < 4.5, seconds
+    assert all(data[i] == 0x47 for i in range(0, len(data), 188)), "whole TS packets, no RTP headers"
+    decode = subprocess.run(["ffmpeg", "-hide_banner", "-v", "error", "-i", str(rec), "-f", "null", "-"],
+                            capture_output=True, text=True, timeout=60)
+    assert decode.returncode == 0, decode.stderr
+    if sender == "gstreamer":
+        assert data == ts_file.read_bytes()[:len(data)], "the file from its first byte"
+        assert decode.stderr == "", decode.stderr
+    # 25 video frames a second, less a GOP (1 s) at a start within one;
+    # 48000 / 1152 audio frames a second. Less a little at the cut end.
+    assert decoded_frames(rec, "v") >= (seconds - 1.3) * 25, decode.stderr
+    assert decoded_frames(rec, "a") >= (seconds - 0.3) * 48000 / 1152, decode.stderr
+
+
+def route_clients(web):
+    return next(r for r in stream_status(web, "web")["module"]["route"] if r["name"] == "/live/news")["clients"]
+
+
+def test_fifty_clients_on_an_rtp_listeners_route_get_the_same_stream_at_full_rate(start_daemon, tmp_path, ts_file):
+    """A chassisd rtp stream to an rtp listener on loopback, 50 HTTP clients
+    on its stream route: each gets the TS at the sender's rate, whole TS
+    packets, and the same bytes as the first client (nothing lost, nothing
+    reordered for anyone)."""
+    port, web = even_port(), free_port()
+    start_daemon(rtp_gateway_config(port, web, ts_file))
+    clients = []
+    for _ in range(50):
+        s = socket.create_connection(("127.0.0.1", web), timeout=10)
+        s.sendall(get_request())
+        clients.append(s)
+    for s in clients:
+        head, _ = read_head(s)
+        assert head.startswith("HTTP/1.1 200 OK") and "Content-Type: video/mp2t" in head, head
+    data = {s: bytearray() for s in clients}
+    sel = selectors.DefaultSelector()
+    for s in clients:
+        s.setblocking(False)
+        sel.register(s, selectors.EVENT_READ)
+    read_for_into(sel, data, 1)			# warm up: everyone is served
+    warm = {s: len(body) for s, body in data.items()}
+    read_for_into(sel, data, 4)
+    sel.close()
+    expected = RATE / 8 * 4
+    counts = sorted(len(body) - warm[s] for s, body in data.items())
+    assert expected * 0.9 < counts[0] and counts[-1] < expected * 1.1, counts
+    assert counts[-1] - counts[0] < expected * 0.05, counts
+    first = bytes(data[clients[0]])
+    for s, body in data.items():
+        assert all(body[i] == 0x47 for i in range(0, len(body) - 187, 188)), "whole TS packets from the start"
+        middle = bytes(body[len(body) // 2:len(body) // 2 + 65536])
+        assert first.find(middle) >= 0, "client %d: not the first client's bytes" % clients.index(s)
+    row = next(r for r in stream_status(web, "web")["module"]["route"] if r["name"] == "/live/news")
+    assert row["clients"] == 50 and row["dropped_slow"] == 0, row
+    for s in clients:
+        s.close()
+
+
+def read_for_into(sel, data, seconds):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        for key, _ in sel.select(timeout=0.1):
+            try:
+                chunk = key.fileobj.recv(262144)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                sel.unregister(key.fileobj)
+                continue
+            data[key.fileobj] += chunk
+

@@ -145,6 +145,75 @@ def test_a_chassisd_sender_through_netsim_counters_match_and_the_recording_is_wh
     assert status["malformed"] == 0
 
 
+
+def played_indices(sent, played):
+    """The indices into sent (datagrams in send order) of each played
+    payload, matched in order: whole packets, each at most once."""
+    out, at = [], 0
+    for payload in played:
+        while at < len(sent) and sent[at][12:] != payload:
+            at += 1
+        assert at < len(sent), "a played payload that was not sent, or out of order"
+        out.append(at)
+        at += 1
+    return out
+
+
+@needs_ffmpeg
+@needs_gst
+@pytest.mark.parametrize("netsim", ["loss = 0.05  duplicate = 0.05  reorder = 4  seed = 7",
+                                    "duplicate = 0.05  reorder = 4  seed = 7"], ids=["lossy", "lossless"])
+def test_gstreamer_through_netsim_counters_match_and_the_recording_is_what_arrived(start_daemon, tmp_path,
+                                                                                   ts_file, netsim):
+    """GStreamer (tsparse set-timestamps=true ! rtpmp2tpay) sends to the
+    rtp listener, whose netsim drops, duplicates and reorders; GStreamer
+    also sends every packet to the test, which so knows what was sent
+    (rtpmp2tpay's payloads vary in size). A tap relays each played payload.
+    The receiver's counters match netsim's, the recording is the played
+    payloads, each a sent one, in order; without loss it is the file."""
+    port, web, relay, copy = even_port(), free_port(), free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM)
+    record = tmp_path / "rec.ts"
+    sent_rx, relay_rx = Receiver(copy), Receiver(relay)
+    d = start_daemon(rtp_listener("news-in", port, record, "jitter-buffer = 500  reorder-packets = 512",
+                                  "  netsim { %s }" % netsim) + status_listener(web) +
+                     stream_unit("relay", ["127.0.0.1:%d" % relay], 'listener = "news-in"'))
+    d.wait_log("waiting for datagrams of listener news-in")
+    subprocess.run(["gst-launch-1.0", "-q", "filesrc", "location=%s" % ts_file, "!", "tsparse",
+                    "set-timestamps=true", "!", "rtpmp2tpay", "!", "multiudpsink",
+                    "clients=127.0.0.1:%d,127.0.0.1:%d" % (port, copy), "sync=true"],
+                   check=True, timeout=60, capture_output=True)
+    wait_until(lambda: stream_status(web, "news-in")["module"]["netsim"][0]["in"] >= len(sent_rx.datagrams) > 0,
+               timeout=5)
+    time.sleep(1.0)         # netsim's window, then the reorder buffer
+    sent_rx.stop()
+    sent = sent_rx.datagrams
+    played = list(relay_rx.datagrams)
+    relay_rx.stop()
+    status = stream_status(web, "news-in")["module"]
+    ns = status["netsim"][0]
+    (row,) = senders(web, "news-in").values()
+    seqs = [struct.unpack(">H", x[2:4])[0] for x in sent]
+    assert all((b - a) & 0xffff == 1 for a, b in zip(seqs, seqs[1:])), "GStreamer sends in sequence"
+    assert ns["in"] == len(sent) and status["rtp_packets"] == ns["out"] and status["malformed"] == 0, (ns, status)
+    # Every datagram netsim let through is counted once.
+    assert row["received"] + row["duplicates"] + status["probation"] == ns["out"], (row, status, ns)
+    assert record.read_bytes() == b"".join(played) and len(played) == row["played"]
+    index = played_indices(sent, played)
+    head, tail = index[0], len(sent) - 1 - index[-1]
+    inside = index[-1] - index[0] + 1 - len(index)
+    assert row["lost"] == inside and row["skipped"] == inside and row["late"] == 0, (row, inside)
+    # RFC 3550 A.3 counts loss between the first and the last packet
+    # played; what went before, and what probation dropped, it cannot see.
+    assert inside + head + tail - status["probation"] == ns["lost"], (row, ns, head, tail, status)
+    assert row["duplicates"] == ns["duplicated"], (row, ns)
+    assert ns["reordered"] - ns["duplicated"] <= row["reordered"] <= ns["reordered"], (row, ns)
+    assert ns["duplicated"] > 5 and ns["reordered"] > 20, ns
+    if "loss" in netsim:
+        assert ns["lost"] > 5 and row["lost"] > 0, ns
+    else:
+        assert ns["lost"] == 0 and row["lost"] == 0 and status["probation"] == 0, (row, status)
+        assert record.read_bytes() == ts_file.read_bytes()
+
 @pytest.mark.parametrize("host", ["127.0.0.1", "*"])
 def test_rtcp_receiver_reports_go_to_the_sender_with_lsr_and_dlsr(start_daemon, tmp_path, host):
     """The test as a sender: RTP to the listener, an SR to its port + 1.
