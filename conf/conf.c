@@ -160,49 +160,6 @@ static const char *const tcp_only_options[] = {
 static const char *const datagram_only_options[] = { "netsim", NULL };
 static const char *const multicast_only_options[] = { "interface", "ttl", "loop", "join", NULL };
 
-void conf_errors_add(struct conf_errors *errors, const char *fmt, ...)
-{
-	va_list ap;
-	char *raw, *line;
-	size_t len;
-
-	va_start(ap, fmt);
-	if (vasprintf(&raw, fmt, ap) < 0)
-		raw = NULL;
-	va_end(ap);
-	if (raw == NULL)
-		return;
-	/* One error, one line: a value with a newline in it must not forge
-	 * a second error (or, on a reload, a log record). Each byte takes
-	 * at most 4 escaped. */
-	len = strlen(raw);
-	line = malloc(len * 4 + 1);
-	if (line != NULL)
-		text_escape(raw, len, line, len * 4 + 1);
-	free(raw);
-	if (line == NULL)
-		return;
-	if (errors->count == errors->cap) {
-		size_t cap = errors->cap ? errors->cap * 2 : 8;
-		char **lines = realloc(errors->lines, cap * sizeof(*lines));
-		if (lines == NULL) {
-			free(line);
-			return;
-		}
-		errors->lines = lines;
-		errors->cap = cap;
-	}
-	errors->lines[errors->count++] = line;
-}
-
-void conf_errors_clear(struct conf_errors *errors)
-{
-	for (size_t i = 0; i < errors->count; i++)
-		free(errors->lines[i]);
-	free(errors->lines);
-	memset(errors, 0, sizeof(*errors));
-}
-
 const char *transport_name(enum transport transport)
 {
 	return transport_names[transport];
@@ -1349,8 +1306,8 @@ static bool parse_identity(struct loader *ld, cfg_t *cfg, struct conf *conf)
 	return ok;
 }
 
-static void listener_free(struct conf_listener *l);
-static void stream_free(struct conf_stream *st);
+static void conf_listener_free(struct conf_listener *l);
+static void conf_stream_free(struct conf_stream *st);
 
 /* enabled = false: checked like the others, then left out of the snapshot,
  * so that a reload that flips it opens or closes the unit. */
@@ -1362,7 +1319,7 @@ static void drop_disabled(struct conf *conf)
 		if (conf->listeners[i].unit.enabled)
 			conf->listeners[kept++] = conf->listeners[i];
 		else
-			listener_free(&conf->listeners[i]);
+			conf_listener_free(&conf->listeners[i]);
 	}
 	conf->n_listeners = kept;
 	kept = 0;
@@ -1370,7 +1327,7 @@ static void drop_disabled(struct conf *conf)
 		if (conf->streams[i].unit.enabled)
 			conf->streams[kept++] = conf->streams[i];
 		else
-			stream_free(&conf->streams[i]);
+			conf_stream_free(&conf->streams[i]);
 	}
 	conf->n_streams = kept;
 }
@@ -1527,13 +1484,13 @@ static const struct conf_module *module_named(const struct loader *ld, const cha
 static int skip_in_effective(cfg_t *cfg, cfg_opt_t *opt)
 {
 	struct loader *ld = active_loader;
-	bool listener = strcmp(cfg->name, "listener") == 0, unit = listener || strcmp(cfg->name, "stream") == 0;
+	bool is_listener = strcmp(cfg->name, "listener") == 0, unit = is_listener || strcmp(cfg->name, "stream") == 0;
 	const struct conf_module *module = unit ? NULL : module_named(ld, cfg->name);
 
 	/* cfg_print asks about a unit's options before it prints the module's
 	 * section among them, so the section's side is known by then. */
 	if (unit)
-		ld->printing_stream = !listener;
+		ld->printing_stream = !is_listener;
 	/* Which of a module's options apply depends on its other options and
 	 * on the side (an rtp payload; a listener or a stream): the module
 	 * says. */
@@ -1551,7 +1508,7 @@ static int skip_in_effective(cfg_t *cfg, cfg_opt_t *opt)
 		return 1;	/* unset; a list written empty (allow = {}) is kept */
 	if (strcmp(cfg->name, "route") == 0)
 		return !option_written(ld, cfg, opt->name);	/* which apply depends on the handler */
-	if (listener) {
+	if (is_listener) {
 		const char *transport = cfg_getstr(cfg, "transport");
 		if (strcmp(transport, "tcp") != 0 && listed(tcp_only_options, opt->name))
 			return 1;
@@ -1732,7 +1689,7 @@ struct conf_source *conf_source_copy(const struct conf_source *src)
 	return copy;
 }
 
-static void stream_free(struct conf_stream *st)
+static void conf_stream_free(struct conf_stream *st)
 {
 	if (st->unit.settings != NULL && st->unit.module->settings_free != NULL)
 		st->unit.module->settings_free(st->unit.settings);
@@ -1744,7 +1701,7 @@ static void stream_free(struct conf_stream *st)
 	source_fields_free(&st->source);
 }
 
-static void listener_free(struct conf_listener *l)
+static void conf_listener_free(struct conf_listener *l)
 {
 	if (l->unit.settings != NULL && l->unit.module->settings_free != NULL)
 		l->unit.module->settings_free(l->unit.settings);
@@ -1762,10 +1719,10 @@ void conf_free(struct conf *conf)
 	if (conf == NULL)
 		return;
 	for (size_t i = 0; i < conf->n_listeners; i++)
-		listener_free(&conf->listeners[i]);
+		conf_listener_free(&conf->listeners[i]);
 	free(conf->listeners);
 	for (size_t i = 0; i < conf->n_streams; i++)
-		stream_free(&conf->streams[i]);
+		conf_stream_free(&conf->streams[i]);
 	free(conf->streams);
 	free(conf->path);
 	free(conf->user);

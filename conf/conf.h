@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include "conf/addr.h"
+#include "conf/errors.h"
 
 struct cfg_t;
 struct cfg_opt_t;
@@ -156,12 +157,6 @@ struct conf_stream {
 	struct conf_netsim netsim;
 };
 
-struct conf_errors {
-	char **lines;
-	size_t count;
-	size_t cap;
-};
-
 struct conf {
 	char *path;
 	int log_level;				/* syslog priority: LOG_ERR .. LOG_DEBUG */
@@ -200,9 +195,6 @@ char *conf_control_socket(const char *path, const struct conf_module *const *mod
  * file's own syntax, so that it reads back as the same config. */
 bool conf_print_effective(const char *path, const struct conf_module *const *modules, FILE *out,
 			  struct conf_errors *errors);
-void conf_errors_add(struct conf_errors *errors, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-void conf_errors_clear(struct conf_errors *errors);
 
 /* Everything the chassis runs a stream with is unchanged (the module's
  * own settings are its same() hook's business). */

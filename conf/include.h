@@ -8,9 +8,10 @@
 #ifndef CHASSISD_CONF_INCLUDE_H
 #define CHASSISD_CONF_INCLUDE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
-#include "conf/conf.h"
+#include "conf/errors.h"
 
 #define CONF_MAX_INCLUDE_DEPTH 8
 #define CONF_MAX_TEXT_SIZE (16 * 1024 * 1024)	/* the file and all it includes */
