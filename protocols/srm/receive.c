@@ -99,8 +99,10 @@ static void srm_object_open(struct srm_session *ss, uint32_t object)
 
 static void srm_object_data(struct srm_session *ss, const struct srm_header *h)
 {
-	if (ss->fd < 0 && !ss->lost)
+	if (ss->fd < 0 && !ss->lost) {
 		srm_object_open(ss, h->object);
+		ss->lost = h->offset != 0;	/* joined after its start, beyond repair */
+	}
 	if (ss->lost || h->offset != ss->size)
 		return;
 	if (pwrite(ss->fd, h->payload, h->payload_len, (off_t)h->offset) != (ssize_t)h->payload_len) {
@@ -164,9 +166,34 @@ static void srm_deliver(void *arg, uint32_t seq, const struct srm_header *h)
 		srm_object_data(ss, h);
 }
 
-static struct srm_session *srm_session_find(struct srm_receiver *rx, uint32_t id, uint64_t now)
+/* Where a receiver hearing a session for the first time starts: at a
+ * heartbeat's trailing edge (everything the sender can still repair); at
+ * the start of the object a DATA (or its REPAIR) belongs to, reckoned from
+ * its offset in whole payloads (a sender's payloads are all one size but
+ * the last), so losing an object's first datagrams still gets them
+ * NAKed; else at the datagram itself. Never further back than the
+ * reorder window reaches. Sequences are the sender's random ones. */
+static uint32_t srm_first_sequence(const struct srm_header *h, size_t window)
+{
+	struct srm_heartbeat hb;
+	uint64_t back = 0;
+
+	if (h->type == SRM_HEARTBEAT) {
+		srm_read_heartbeat(h, &hb);
+		back = hb.leading - hb.trailing;
+		return back < window ? hb.trailing : hb.leading - (uint32_t)(window - 1);
+	}
+	if ((h->type == SRM_DATA || (h->type == SRM_REPAIR && !(h->flags & SRM_FLAG_END))) && h->payload_len > 0)
+		back = h->offset / h->payload_len;
+	if (back > window - 1)
+		back = window - 1;
+	return h->sequence - (uint32_t)back;
+}
+
+static struct srm_session *srm_session_find(struct srm_receiver *rx, const struct srm_header *h, uint64_t now)
 {
 	struct srm_session *free_slot = NULL;
+	uint32_t id = h->session;
 	struct srm_reorder_limits limits = {
 		.datagrams = rx->settings.reorder, .bytes = (size_t)rx->settings.reorder_bytes,
 		.backoff_ns = rx->settings.backoff_ms * SRM_NS_PER_MS, .retry_ns = rx->settings.retry_ms * SRM_NS_PER_MS,
@@ -178,13 +205,13 @@ static struct srm_session *srm_session_find(struct srm_receiver *rx, uint32_t id
 		if (!rx->sessions[i].used && free_slot == NULL)
 			free_slot = &rx->sessions[i];
 	}
-	if (rx->settings.session != 0 && id != rx->settings.session)
+	if ((rx->settings.session != 0 && id != rx->settings.session) || h->type == SRM_NAK || h->type == SRM_GONE)
 		return NULL;
 	if (free_slot == NULL) {
 		rx->sessions_refused++;
 		return NULL;
 	}
-	free_slot->reorder = srm_reorder_new(&limits, 0, rx->receiver_id ^ id, srm_deliver, free_slot);
+	free_slot->reorder = srm_reorder_new(&limits, srm_first_sequence(h, limits.datagrams), rx->receiver_id ^ id, srm_deliver, free_slot);
 	if (free_slot->reorder == NULL)
 		return NULL;
 	free_slot->used = true;
@@ -197,7 +224,7 @@ static struct srm_session *srm_session_find(struct srm_receiver *rx, uint32_t id
 
 static void srm_receive_one(struct srm_receiver *rx, const struct srm_header *h, uint64_t now)
 {
-	struct srm_session *ss = srm_session_find(rx, h->session, now);
+	struct srm_session *ss = srm_session_find(rx, h, now);
 	struct srm_range ranges[SRM_MAX_RANGES];
 	struct srm_heartbeat hb;
 	size_t n;

@@ -283,7 +283,7 @@ static void srm_sender_heartbeat(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (now - st->last_send_ns < st->heartbeat_ns || srm_window_leading(st->window) == 0)
+	if (now - st->last_send_ns < st->heartbeat_ns || st->sent == 0)
 		return;
 	hb.trailing = srm_window_trailing(st->window);
 	hb.leading = srm_window_leading(st->window);
@@ -372,7 +372,9 @@ struct srm_sender *srm_sender_start(const struct srm_settings *s, const struct u
 	st->hold_off_ns = s->hold_off_ms * SRM_NS_PER_MS;
 	st->heartbeat_ns = s->heartbeat_ms * SRM_NS_PER_MS;
 	st->payload_size = conf->packet_size > SRM_MAX_PAYLOAD ? SRM_MAX_PAYLOAD : conf->packet_size;
-	st->window = srm_window_new(s->window, (size_t)s->window_bytes, st->hold_off_ns, 0);
+	/* A random first sequence: a receiver cannot mistake a restarted
+	 * sender's datagrams for the old ones it still holds. */
+	st->window = srm_window_new(s->window, (size_t)s->window_bytes, st->hold_off_ns, srm_random32());
 	st->kamaelia = s->wire == SRM_WIRE_KAMAELIA;
 	if (st->kamaelia)
 		return srm_kamaelia_sender_start(st, env);
