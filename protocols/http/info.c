@@ -312,6 +312,7 @@ static const struct {
 	{ "", "heartbeats", "Heartbeats (the window's edges) sent while idle." },
 	{ "", "bad", "Datagrams dropped as not valid for the protocol (CRC, version, body)." },
 	{ "", "foreign", "Datagrams of other sessions heard on the group." },
+	{ "", "naks_off_path", "NAKs dropped because their source is not on the link the group is sent on." },
 	{ "", "frames", "Kamaelia frames delivered whole." },
 	{ "", "frames_bad", "Kamaelia frames dropped because their length did not match." },
 	{ "", "frames_late", "Kamaelia frames that came after a later one, dropped." },

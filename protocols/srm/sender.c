@@ -7,7 +7,9 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <ifaddrs.h>
 #include <inttypes.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +31,13 @@
 /* Datagrams one tick sends at most, and one wakeup of the NAK socket reads. */
 #define SRM_BURST 16
 #define SRM_READ_BURST 256
+/* Subnets of the stream's interface kept for the NAK source check. */
+#define SRM_LINK_NETS 8
+
+/* An IPv4 subnet, host byte order. */
+struct srm_net {
+	uint32_t addr, mask;
+};
 
 struct srm_sender {
 	struct outlet *outlet;
@@ -49,7 +58,9 @@ struct srm_sender {
 	bool kamaelia;
 	struct evbuffer *chunks;	/* kamaelia: the escaped byte stream not yet sent */
 	long long frames;		/* kamaelia: the last frame's number */
-	uint64_t sent, repaired, naks_received, gone_sent, heartbeats, bad, foreign;
+	struct srm_net link_nets[SRM_LINK_NETS];	/* none: NAKs from anywhere */
+	size_t n_link_nets;
+	uint64_t sent, repaired, naks_received, gone_sent, heartbeats, bad, foreign, naks_off_path;
 	uint8_t packet[SRM_DATAGRAM_MAX], repair[SRM_DATAGRAM_MAX];
 };
 
@@ -249,6 +260,20 @@ static void srm_sender_nak(struct srm_sender *st, const struct srm_header *h, ui
 		pacer_at(st->pacer, now);
 }
 
+/* Whether a NAK's source is on the group's path: with no subnets known
+ * (a ttl over 1, or no interface given) any is. */
+static bool srm_on_path(const struct srm_sender *st, const struct sockaddr_in *from)
+{
+	uint32_t addr = ntohl(from->sin_addr.s_addr);
+
+	if (st->n_link_nets == 0)
+		return true;
+	for (size_t i = 0; i < st->n_link_nets; i++)
+		if ((addr & st->link_nets[i].mask) == (st->link_nets[i].addr & st->link_nets[i].mask))
+			return true;
+	return false;
+}
+
 static void srm_sender_on_nak_socket(evutil_socket_t fd, short what, void *arg)
 {
 	struct srm_sender *st = arg;
@@ -256,7 +281,9 @@ static void srm_sender_on_nak_socket(evutil_socket_t fd, short what, void *arg)
 	struct srm_header h;
 
 	for (unsigned i = 0; i < SRM_READ_BURST; i++) {
-		ssize_t n = recv(fd, data, sizeof(data), 0);
+		struct sockaddr_in from = { 0 };
+		socklen_t from_len = sizeof(from);
+		ssize_t n = recvfrom(fd, data, sizeof(data), 0, (struct sockaddr *)&from, &from_len);
 
 		if (n < 0)
 			break;
@@ -266,6 +293,8 @@ static void srm_sender_on_nak_socket(evutil_socket_t fd, short what, void *arg)
 			continue;	/* our own datagrams, looped back */
 		else if (h.session != st->session)
 			st->foreign++;
+		else if (!srm_on_path(st, &from))
+			st->naks_off_path++;
 		else
 			srm_sender_nak(st, &h, pacer_now_ns());
 	}
@@ -323,6 +352,40 @@ static int srm_open_nak_socket(const struct conf_stream *conf, char *err, size_t
 		return -1;
 	}
 	return fd;
+}
+
+/* The interface a stream names, by index or by one of its addresses. */
+static bool srm_is_stream_interface(const struct conf_stream *conf, const struct ifaddrs *ifa)
+{
+	if (conf->ifindex != 0)
+		return if_nametoindex(ifa->ifa_name) == conf->ifindex;
+	return ((const struct sockaddr_in *)ifa->ifa_addr)->sin_addr.s_addr == conf->if_addr.s_addr;
+}
+
+/* With ttl 0 or 1 the group reaches only the interface's link, so a
+ * receiver's NAK comes from one of its subnets; one from elsewhere (a
+ * spoof from off the link) is dropped and counted. A ttl over 1 routes
+ * the group on, and any source may be a receiver. */
+static void srm_find_link_nets(struct srm_sender *st, const struct conf_stream *conf)
+{
+	struct ifaddrs *all, *ifa;
+	const char *name = NULL;
+
+	if (conf->ttl > 1 || (conf->ifindex == 0 && conf->if_addr.s_addr == htonl(INADDR_ANY)) || getifaddrs(&all) < 0)
+		return;
+	for (ifa = all; ifa != NULL && name == NULL; ifa = ifa->ifa_next)
+		if (ifa->ifa_addr != NULL && ifa->ifa_addr->sa_family == AF_INET && srm_is_stream_interface(conf, ifa))
+			name = ifa->ifa_name;
+	for (ifa = all; ifa != NULL && name != NULL && st->n_link_nets < SRM_LINK_NETS; ifa = ifa->ifa_next) {
+		if (ifa->ifa_addr == NULL || ifa->ifa_netmask == NULL || ifa->ifa_addr->sa_family != AF_INET ||
+		    strcmp(ifa->ifa_name, name) != 0)
+			continue;
+		st->link_nets[st->n_link_nets].addr = ntohl(((const struct sockaddr_in *)ifa->ifa_addr)->sin_addr.s_addr);
+		st->link_nets[st->n_link_nets].mask =
+			ntohl(((const struct sockaddr_in *)ifa->ifa_netmask)->sin_addr.s_addr);
+		st->n_link_nets++;
+	}
+	freeifaddrs(all);
 }
 
 void srm_sender_free(struct srm_sender *st)
@@ -385,6 +448,7 @@ struct srm_sender *srm_sender_start(const struct srm_settings *s, const struct u
 		srm_sender_free(st);
 		return NULL;
 	}
+	srm_find_link_nets(st, conf);
 	st->nak_event = event_new(env->base, st->nak_fd, EV_READ | EV_PERSIST, srm_sender_on_nak_socket, st);
 	st->heartbeat_timer = event_new(env->base, -1, EV_PERSIST, srm_sender_heartbeat, st);
 	pace_start(&st->pace, conf->rate ? conf->rate / 8 : 0, (uint64_t)SRM_BURST * SRM_DATAGRAM_MAX,
@@ -408,9 +472,9 @@ void srm_sender_status(const struct srm_sender *st, char *buf, size_t len)
 	used = strlen(buf);
 	snprintf(buf + used, len - used,
 		 " sequenced=%" PRIu64 " repaired=%" PRIu64 " naks_received=%" PRIu64 " repairs_held_off=%" PRIu64
-		 " gone=%" PRIu64 " heartbeats=%" PRIu64 " bad=%" PRIu64 " foreign=%" PRIu64,
+		 " gone=%" PRIu64 " heartbeats=%" PRIu64 " bad=%" PRIu64 " foreign=%" PRIu64 " naks_off_path=%" PRIu64,
 		 st->sent, st->repaired, st->naks_received, w->held_off, st->gone_sent, st->heartbeats, st->bad,
-		 st->foreign);
+		 st->foreign, st->naks_off_path);
 }
 
 void srm_sender_status_rows(const struct srm_sender *st, char *buf, size_t len)

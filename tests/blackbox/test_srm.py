@@ -401,3 +401,43 @@ def test_a_receiver_started_after_the_transfer_gets_the_file_from_the_window(sta
     assert sha256(late / "object-17-1") == sha256(src)
     assert status(netns, port, "late")["naks_sent"] > 0
     assert run.tx_status()["repaired"] >= (2 << 20) // 1400
+
+
+OFF_PATH_NAKS = r"""
+import socket, struct, sys
+group, port, source, n = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+
+
+def crc32c(data, crc=0):
+    crc ^= 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((source, 0))
+s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton("127.0.0.1"))
+for i in range(n):
+    body = struct.pack(">II", i, i)                     # one range: sequence i
+    head = struct.pack(">HBBHHIIIQ", 0x4353, 1, 2, 0, len(body), 17, 0, 0xBAD, 0)
+    s.sendto(head + struct.pack(">I", crc32c(head + body)) + body, (group, port))
+"""
+
+
+def test_naks_from_off_the_link_are_dropped_and_counted(start_daemon, tmp_path, netns):
+    """ttl 1 on lo: a NAK from 10.9.9.9 (an address of another interface)
+    cannot come from a receiver of the group; it is not answered."""
+    for cmd in (["ip", "link", "add", "d0", "type", "veth", "peer", "name", "d1"],
+                ["ip", "addr", "add", "10.9.9.9/24", "dev", "d0"], ["ip", "link", "set", "d0", "up"]):
+        subprocess.run([*netns.prefix(), *cmd], check=True)
+    src = random_file(tmp_path / "image.bin", 256 << 10)
+    run = Run(start_daemon, tmp_path, netns, [""], src)
+    run.wait_delivered()
+    subprocess.run([*netns.prefix(), "/usr/bin/python3", "-c", OFF_PATH_NAKS, GROUP, str(PORT), "10.9.9.9", "50"],
+                   check=True, timeout=30)
+    wait_until(lambda: run.tx_status()["naks_off_path"] == 50, timeout=10)
+    tx = run.tx_status()
+    assert tx["naks_received"] == 0 and tx["repaired"] == 0 and tx["gone"] == 0
