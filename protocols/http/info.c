@@ -328,6 +328,7 @@ static const struct {
 	{ "", "unrecoverable", "Objects not delivered because data had left the sender's window." },
 	{ "", "bad_crc", "Objects whose size or CRC32C did not match at their end, not delivered." },
 	{ "", "incomplete", "Objects given up because the sender went quiet." },
+	{ "", "rtt_us", "The longest smoothed NAK-to-repair time of the followed sessions, microseconds." },
 	{ "sender", "playing", "1 while this sender's payload is played, else 0." },
 	{ "sender", "valid", "1 once the sender passed probation (RFC 3550 A.1), else 0." },
 	{ "sender", "received", "RTP packets received from the sender." },

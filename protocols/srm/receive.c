@@ -461,7 +461,7 @@ struct srm_receiver *srm_receiver_start(const struct srm_settings *s, const stru
 
 void srm_receiver_status(const struct srm_receiver *rx, char *buf, size_t len)
 {
-	uint64_t suppressed = 0, lost = 0, duplicates = 0;
+	uint64_t suppressed = 0, lost = 0, duplicates = 0, rtt_ns = 0;
 
 	for (size_t i = 0; i < rx->n_sessions; i++) {
 		if (!rx->sessions[i].used)
@@ -469,6 +469,8 @@ void srm_receiver_status(const struct srm_receiver *rx, char *buf, size_t len)
 		suppressed += srm_reorder_counters(rx->sessions[i].reorder)->suppressed;
 		lost += srm_reorder_counters(rx->sessions[i].reorder)->lost;
 		duplicates += srm_reorder_counters(rx->sessions[i].reorder)->duplicates;
+		if (srm_reorder_rtt_ns(rx->sessions[i].reorder) > rtt_ns)
+			rtt_ns = srm_reorder_rtt_ns(rx->sessions[i].reorder);
 	}
 	if (rx->kamaelia) {
 		snprintf(buf, len,
@@ -482,7 +484,8 @@ void srm_receiver_status(const struct srm_receiver *rx, char *buf, size_t len)
 		 "datagrams=%" PRIu64 " bad=%" PRIu64 " sessions_refused=%" PRIu64 " naks_sent=%" PRIu64
 		 " naks_heard=%" PRIu64 " naks_suppressed=%" PRIu64 " duplicates=%" PRIu64 " gone=%" PRIu64
 		 " lost=%" PRIu64 " delivered_objects=%" PRIu64 " unrecoverable=%" PRIu64 " bad_crc=%" PRIu64
-		 " incomplete=%" PRIu64,
+		 " incomplete=%" PRIu64 " rtt_us=%" PRIu64,
 		 rx->datagrams, rx->bad, rx->sessions_refused, rx->naks_sent, rx->naks_heard, suppressed, duplicates,
-		 rx->gone_heard, lost, rx->delivered_objects, rx->unrecoverable, rx->bad_crc, rx->incomplete);
+		 rx->gone_heard, lost, rx->delivered_objects, rx->unrecoverable, rx->bad_crc, rx->incomplete,
+		 rtt_ns / 1000);
 }
