@@ -13,6 +13,7 @@ struct rslot {
 	struct srm_header h;		/* payload points into data */
 	bool present, gone;
 	uint64_t nak_at_ns;
+	uint64_t naked_ns;		/* when our last NAK for it went, 0: none */
 };
 
 struct srm_reorder {
@@ -22,6 +23,7 @@ struct srm_reorder {
 	size_t bytes, missing;
 	struct srm_reorder_limits limits;
 	uint32_t rng;
+	uint64_t rtt_ns;		/* smoothed NAK-to-repair time, 0: not measured yet */
 	srm_deliver_fn *deliver;
 	void *arg;
 	struct srm_reorder_counters counters;
@@ -61,13 +63,43 @@ void srm_reorder_free(struct srm_reorder *r)
 	free(r);
 }
 
+/* The back-off spans twice the measured round trip (the other receivers'
+ * NAKs have time to arrive and hold ours back, as NORM's does over a
+ * multiple of its GRTT), never over the configured back-off, which is
+ * also the span before a first measurement. */
+#define RTT_BACKOFF_FACTOR 2
+#define RTT_BACKOFF_MIN_NS 1000000ull
+
+static uint64_t backoff_span(const struct srm_reorder *r)
+{
+	uint64_t span = RTT_BACKOFF_FACTOR * r->rtt_ns;
+
+	if (r->rtt_ns == 0 || span > r->limits.backoff_ns)
+		return r->limits.backoff_ns;
+	return span < RTT_BACKOFF_MIN_NS ? RTT_BACKOFF_MIN_NS : span;
+}
+
 /* xorshift32: a back-off needs spread between receivers, not secrecy. */
 static uint64_t random_backoff(struct srm_reorder *r)
 {
+	uint64_t span = backoff_span(r);
+
 	r->rng ^= r->rng << 13;
 	r->rng ^= r->rng >> 17;
 	r->rng ^= r->rng << 5;
-	return r->limits.backoff_ns == 0 ? 0 : r->rng % (r->limits.backoff_ns + 1);
+	return span == 0 ? 0 : r->rng % (span + 1);
+}
+
+/* A repair of a sequence we NAKed: one sample of the round trip, smoothed
+ * like TCP's SRTT (RFC 6298: 1/8 of each new sample). */
+static void rtt_sample(struct srm_reorder *r, const struct rslot *s, const struct srm_header *h, uint64_t now_ns)
+{
+	uint64_t sample;
+
+	if (h->type != SRM_REPAIR || s->naked_ns == 0 || now_ns < s->naked_ns)
+		return;
+	sample = now_ns - s->naked_ns;
+	r->rtt_ns = r->rtt_ns == 0 ? sample : r->rtt_ns - r->rtt_ns / 8 + sample / 8;
 }
 
 /* seq in [next, next + size). */
@@ -89,6 +121,7 @@ static void extend(struct srm_reorder *r, uint32_t to, uint64_t now_ns)
 		struct rslot *s = slot_of(r, r->leading);
 
 		s->present = s->gone = false;
+		s->naked_ns = 0;
 		s->nak_at_ns = now_ns + random_backoff(r);
 		r->missing++;
 		r->leading++;
@@ -184,10 +217,12 @@ int srm_reorder_add(struct srm_reorder *r, const struct srm_header *h, uint64_t 
 		r->counters.over_bytes++;
 		return SRM_REORDER_OVER_BYTES;
 	}
-	if (offset >= known(r))
+	if (offset >= known(r)) {
 		extend(r, h->sequence, now_ns);
-	else
+	} else {
 		r->missing--;
+		rtt_sample(r, s, h, now_ns);
+	}
 	if (offset >= known(r))
 		r->leading = h->sequence + 1;
 	store(s, h);
@@ -286,6 +321,7 @@ size_t srm_reorder_due_naks(struct srm_reorder *r, uint64_t now_ns, struct srm_r
 		if (n == before && (n == 0 || out[n - 1].last != seq))
 			break;	/* no room for another range */
 		s->nak_at_ns = now_ns + r->limits.retry_ns;
+		s->naked_ns = now_ns;
 		r->counters.nak_sequences++;
 	}
 	return n;
@@ -294,6 +330,11 @@ size_t srm_reorder_due_naks(struct srm_reorder *r, uint64_t now_ns, struct srm_r
 size_t srm_reorder_missing(const struct srm_reorder *r)
 {
 	return r->missing;
+}
+
+uint64_t srm_reorder_rtt_ns(const struct srm_reorder *r)
+{
+	return r->rtt_ns;
 }
 
 uint32_t srm_reorder_next(const struct srm_reorder *r)

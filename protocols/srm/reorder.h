@@ -3,7 +3,9 @@
  * repair) in order, each once; the sequences missing in it, each with the
  * time its NAK is due (a random back-off, pushed back when another
  * receiver's NAK for it is heard: NORM's suppression, RFC 5740 5.3); and
- * the sequences the sender said are GONE, delivered as lost. Bounded in
+ * the sequences the sender said are GONE, delivered as lost. The back-off
+ * spans twice the round trip measured from our NAKs to their repairs
+ * (smoothed), at most limits.backoff_ns. Bounded in
  * datagrams and bytes. No clock, no socket: the caller passes the time,
  * sends the NAKs and owns the timer. */
 #ifndef CHASSISD_SRM_REORDER_H
@@ -25,7 +27,7 @@ typedef void srm_deliver_fn(void *arg, uint32_t seq, const struct srm_header *h)
 struct srm_reorder_limits {
 	size_t datagrams;		/* window, 1 or more */
 	size_t bytes;			/* payload bytes held out of order */
-	uint64_t backoff_ns;		/* a first NAK waits a random 0..backoff */
+	uint64_t backoff_ns;		/* a first NAK waits a random 0..backoff (0..2 RTT once measured, if less) */
 	uint64_t retry_ns;		/* a NAK not answered is sent again after this */
 };
 
@@ -68,6 +70,8 @@ size_t srm_reorder_due_naks(struct srm_reorder *r, uint64_t now_ns, struct srm_r
 /* Sequences missing now, and the next to deliver. */
 size_t srm_reorder_missing(const struct srm_reorder *r);
 uint32_t srm_reorder_next(const struct srm_reorder *r);
+/* The smoothed NAK-to-repair time, 0 before a repair of a NAKed sequence. */
+uint64_t srm_reorder_rtt_ns(const struct srm_reorder *r);
 const struct srm_reorder_counters *srm_reorder_counters(const struct srm_reorder *r);
 
 #endif

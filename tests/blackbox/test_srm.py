@@ -130,6 +130,8 @@ def test_three_receivers_behind_loss_get_the_file_with_few_repairs(start_daemon,
     assert 0 < tx["repaired"] <= 1.5 * required
     assert all(r["delivered_objects"] == 1 and r["unrecoverable"] == 0 and r["bad_crc"] == 0 for r in rx)
     assert sum(r["naks_suppressed"] for r in rx) > 0
+    # Each measured its round trip from its NAKs to their repairs.
+    assert all(0 < r["rtt_us"] < 1000000 for r in rx), [r["rtt_us"] for r in rx]
 
 
 def test_loss_on_one_receiver_only_the_others_deliver_each_byte_once(start_daemon, tmp_path, netns):
@@ -351,3 +353,93 @@ def test_what_left_the_window_is_gone_and_the_object_is_not_delivered(start_daem
     r = run.rx_status(0)
     assert r["unrecoverable"] == 1 and r["gone"] > 0 and r["delivered_objects"] == 0
     assert run.tx_status()["gone"] > 0
+
+
+FIRST_SEQUENCE = r"""
+import socket, struct, sys
+group, port = sys.argv[1], int(sys.argv[2])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((group, port))
+s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, socket.inet_aton(group) + socket.inet_aton("127.0.0.1"))
+s.settimeout(20)
+while True:
+    d = s.recv(65536)
+    # a DATA (type 1) at offset 0: the object's first datagram
+    if d[3] == 1 and struct.unpack(">Q", d[20:28])[0] == 0:
+        print(struct.unpack(">I", d[12:16])[0])
+        break
+"""
+
+
+def first_sequence(start_daemon, tmp_path, netns, name, src):
+    """The sequence of the first DATA a sender puts on the group."""
+    watch = subprocess.Popen([*netns.prefix(), "/usr/bin/python3", "-c", FIRST_SEQUENCE, GROUP, str(PORT)],
+                             stdout=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    tx = start_daemon(sender(src, rate=8000000), workdir=tmp_path / name, wrapper=netns.prefix())
+    out, _ = watch.communicate(timeout=30)
+    tx.stop()
+    return int(out)
+
+
+def test_each_sender_starts_at_a_random_sequence(start_daemon, tmp_path, netns):
+    src = random_file(tmp_path / "image.bin", 64 << 10)
+    first = [first_sequence(start_daemon, tmp_path, netns, "tx%d" % i, src) for i in range(2)]
+    assert first[0] != first[1]
+
+
+def test_a_receiver_started_after_the_transfer_gets_the_file_from_the_window(start_daemon, tmp_path, netns):
+    """It hears a heartbeat, starts at its trailing edge and NAKs what the
+    sender still keeps: the whole file, repaired."""
+    src = random_file(tmp_path / "image.bin", 2 << 20)
+    run = Run(start_daemon, tmp_path, netns, [""], src)
+    run.wait_delivered()
+    late = tmp_path / "late"
+    late.mkdir()
+    port = free_port()
+    rx = start_daemon(receiver("late", late) + web(port), workdir=tmp_path / "dlate", wrapper=netns.prefix())
+    rx.wait_log(r"delivered: session 17 object 1 listener=late", 30)
+    assert sha256(late / "object-17-1") == sha256(src)
+    assert status(netns, port, "late")["naks_sent"] > 0
+    assert run.tx_status()["repaired"] >= (2 << 20) // 1400
+
+
+OFF_PATH_NAKS = r"""
+import socket, struct, sys
+group, port, source, n = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+
+
+def crc32c(data, crc=0):
+    crc ^= 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((source, 0))
+s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton("127.0.0.1"))
+for i in range(n):
+    body = struct.pack(">II", i, i)                     # one range: sequence i
+    head = struct.pack(">HBBHHIIIQ", 0x4353, 1, 2, 0, len(body), 17, 0, 0xBAD, 0)
+    s.sendto(head + struct.pack(">I", crc32c(head + body)) + body, (group, port))
+"""
+
+
+def test_naks_from_off_the_link_are_dropped_and_counted(start_daemon, tmp_path, netns):
+    """ttl 1 on lo: a NAK from 10.9.9.9 (an address of another interface)
+    cannot come from a receiver of the group; it is not answered."""
+    for cmd in (["ip", "link", "add", "d0", "type", "veth", "peer", "name", "d1"],
+                ["ip", "addr", "add", "10.9.9.9/24", "dev", "d0"], ["ip", "link", "set", "d0", "up"]):
+        subprocess.run([*netns.prefix(), *cmd], check=True)
+    src = random_file(tmp_path / "image.bin", 256 << 10)
+    run = Run(start_daemon, tmp_path, netns, [""], src)
+    run.wait_delivered()
+    subprocess.run([*netns.prefix(), "/usr/bin/python3", "-c", OFF_PATH_NAKS, GROUP, str(PORT), "10.9.9.9", "50"],
+                   check=True, timeout=30)
+    wait_until(lambda: run.tx_status()["naks_off_path"] == 50, timeout=10)
+    tx = run.tx_status()
+    assert tx["naks_received"] == 0 and tx["repaired"] == 0 and tx["gone"] == 0

@@ -105,6 +105,31 @@ Test(srm_reorder, naks_after_backoff_as_ranges_then_retry)
 	srm_reorder_free(r);
 }
 
+/* A repair 2 ms after our NAK: the round trip is 2 ms, and the next
+ * gap's NAKs are all due within twice that, not the configured 10 ms. */
+Test(srm_reorder, backoff_scaled_by_the_measured_round_trip)
+{
+	struct delivered d = { 0 };
+	struct srm_reorder *r = srm_reorder_new(&limits, 0, 7, on_deliver, &d);
+	struct srm_range out[4];
+
+	add(r, SRM_DATA, 0, "a", 0);
+	add(r, SRM_DATA, 2, "c", 0);
+	cr_assert_eq(srm_reorder_rtt_ns(r), 0);
+	cr_assert_eq(srm_reorder_due_naks(r, 10 * MS, out, 4), 1);
+	add(r, SRM_DATA, 1, "b", 11 * MS);	/* not a repair: no sample */
+	cr_assert_eq(srm_reorder_rtt_ns(r), 0);
+	add(r, SRM_DATA, 4, "e", 20 * MS);
+	cr_assert_eq(srm_reorder_due_naks(r, 30 * MS, out, 4), 1);
+	add(r, SRM_REPAIR, 3, "d", 32 * MS);
+	cr_assert_eq(srm_reorder_rtt_ns(r), 2 * MS);
+	add(r, SRM_DATA, 12, "m", 100 * MS);	/* 5..11 missing */
+	cr_assert_eq(srm_reorder_due_naks(r, 104 * MS, out, 4), 1);
+	cr_assert_eq(out[0].first, 5);
+	cr_assert_eq(out[0].last, 11);
+	srm_reorder_free(r);
+}
+
 Test(srm_reorder, nak_ranges_bounded_by_room)
 {
 	struct delivered d = { 0 };

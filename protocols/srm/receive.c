@@ -1,0 +1,491 @@
+/* srm, the receiver: a multicast listener follows sessions through a
+ * reorder window each (reorder.c), multicasts NAKs, and writes each object
+ * to `directory`: a temporary name first, renamed once its size and CRC32C
+ * match the END. In kamaelia wire mode it dechunks the §7.2 stream into
+ * one file instead. Wire format: wire.h. */
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conf/conf.h"
+#include "daemon/log.h"
+#include "daemon/pacer.h"
+#include "daemon/protocol.h"
+#include "protocols/srm/receive.h"
+#include "protocols/srm/reorder.h"
+#include "protocols/srm/srm.h"
+#include "protocols/srm/wire.h"
+#include "protocols/support/framing.h"
+
+#define SRM_RECEIVER_TICK_MS 10
+
+
+/* A Kamaelia stream has no objects and no end: its frames are appended
+ * to this file in the directory as they arrive. */
+#define SRM_KAMAELIA_FILE "kamaelia-stream"
+/* A dechunker holding a chunk this long after the last datagram gives
+ * it out: the last frame has no sync after it. */
+#define SRM_KAMAELIA_FLUSH_NS (200ull * 1000 * 1000)
+
+struct srm_session;
+
+struct srm_receiver {
+	const char *unit_name;
+	char *unit, *directory;
+	struct srm_settings settings;
+	uint32_t receiver_id;
+	int nak_fd;
+	struct sockaddr_storage group;
+	socklen_t group_len;
+	struct event *timer;
+	struct srm_session *sessions;
+	size_t n_sessions;
+	bool kamaelia;
+	struct dechunker *dechunker;
+	int kamaelia_fd;
+	long long last_frame;
+	uint64_t last_datagram_ns;
+	uint64_t frames, frames_bad, frames_late, frames_missed;
+	uint64_t datagrams, bad, sessions_refused, naks_sent, naks_heard, delivered_objects, unrecoverable,
+		bad_crc, incomplete, gone_heard;
+};
+
+struct srm_session {
+	bool used;
+	uint32_t id;
+	struct srm_receiver *rx;
+	struct srm_reorder *reorder;
+	uint64_t last_heard_ns;
+	int fd;				/* the object's temporary file, -1: none */
+	uint32_t object;
+	uint64_t size;
+	uint32_t crc;
+	bool lost;
+	char part[4096], final[4096];
+};
+
+static void srm_object_discard(struct srm_session *ss)
+{
+	if (ss->fd < 0)
+		return;
+	close(ss->fd);
+	unlink(ss->part);
+	ss->fd = -1;
+}
+
+static void srm_object_open(struct srm_session *ss, uint32_t object)
+{
+	srm_object_discard(ss);
+	ss->object = object;
+	ss->size = 0;
+	ss->crc = 0;
+	ss->lost = false;
+	snprintf(ss->part, sizeof(ss->part), "%s/.object-%" PRIu32 "-%" PRIu32 ".part", ss->rx->directory, ss->id,
+		 object);
+	snprintf(ss->final, sizeof(ss->final), "%s/object-%" PRIu32 "-%" PRIu32, ss->rx->directory, ss->id, object);
+	ss->fd = open(ss->part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (ss->fd < 0) {
+		srm_log(NULL, ss->rx->unit_name, LOG_ERR, strerror(errno),
+			ss->id, object);
+		ss->lost = true;
+	}
+}
+
+static void srm_object_data(struct srm_session *ss, const struct srm_header *h)
+{
+	if (ss->fd < 0 && !ss->lost) {
+		srm_object_open(ss, h->object);
+		ss->lost = h->offset != 0;	/* joined after its start, beyond repair */
+	}
+	if (ss->lost || h->offset != ss->size)
+		return;
+	if (pwrite(ss->fd, h->payload, h->payload_len, (off_t)h->offset) != (ssize_t)h->payload_len) {
+		ss->lost = true;
+		return;
+	}
+	ss->size += h->payload_len;
+	ss->crc = srm_crc32c(ss->crc, h->payload, h->payload_len);
+}
+
+static void srm_object_end(struct srm_session *ss, const struct srm_header *h)
+{
+	struct srm_receiver *rx = ss->rx;
+	struct srm_end end;
+
+	srm_read_end(h, &end);
+	if (ss->fd < 0 && !ss->lost && end.size == 0)
+		srm_object_open(ss, h->object);
+	if (ss->lost || ss->fd < 0) {
+		rx->unrecoverable++;
+		srm_log(NULL, rx->unit_name, LOG_WARNING, "unrecoverable loss",
+			ss->id, h->object);
+	} else if (end.size != ss->size || end.crc != ss->crc) {
+		rx->bad_crc++;
+		srm_log(NULL, rx->unit_name, LOG_WARNING,
+			"size or CRC32C mismatch", ss->id, h->object);
+	} else if (close(ss->fd) == 0 && rename(ss->part, ss->final) == 0) {
+		ss->fd = -1;
+		rx->delivered_objects++;
+		srm_log(NULL, rx->unit_name, LOG_INFO, "delivered", ss->id,
+			h->object);
+		ss->lost = false;
+		return;
+	} else {
+		ss->fd = -1;
+	}
+	srm_object_discard(ss);
+	ss->lost = false;
+}
+
+static void srm_deliver(void *arg, uint32_t seq, const struct srm_header *h)
+{
+	struct srm_session *ss = arg;
+
+	(void)seq;
+	if (h == NULL) {
+		ss->lost = true;
+		srm_object_discard(ss);
+		return;
+	}
+	/* A new object starts clean; a loss before the first datagram of any
+	 * (object 0) is the first object's. */
+	if (ss->object != 0 && h->object != ss->object) {
+		srm_object_discard(ss);
+		ss->lost = false;
+	}
+	ss->object = h->object;
+	if (h->type == SRM_END || (h->flags & SRM_FLAG_END))
+		srm_object_end(ss, h);
+	else
+		srm_object_data(ss, h);
+}
+
+/* Where a receiver hearing a session for the first time starts: at a
+ * heartbeat's trailing edge (everything the sender can still repair); at
+ * the start of the object a DATA (or its REPAIR) belongs to, reckoned from
+ * its offset in whole payloads (a sender's payloads are all one size but
+ * the last), so losing an object's first datagrams still gets them
+ * NAKed; else at the datagram itself. Never further back than the
+ * reorder window reaches. Sequences are the sender's random ones. */
+static uint32_t srm_first_sequence(const struct srm_header *h, size_t window)
+{
+	struct srm_heartbeat hb;
+	uint64_t back = 0;
+
+	if (h->type == SRM_HEARTBEAT) {
+		srm_read_heartbeat(h, &hb);
+		back = hb.leading - hb.trailing;
+		return back < window ? hb.trailing : hb.leading - (uint32_t)(window - 1);
+	}
+	if ((h->type == SRM_DATA || (h->type == SRM_REPAIR && !(h->flags & SRM_FLAG_END))) && h->payload_len > 0)
+		back = h->offset / h->payload_len;
+	if (back > window - 1)
+		back = window - 1;
+	return h->sequence - (uint32_t)back;
+}
+
+static struct srm_session *srm_session_find(struct srm_receiver *rx, const struct srm_header *h, uint64_t now)
+{
+	struct srm_session *free_slot = NULL;
+	uint32_t id = h->session;
+	struct srm_reorder_limits limits = {
+		.datagrams = rx->settings.reorder, .bytes = (size_t)rx->settings.reorder_bytes,
+		.backoff_ns = rx->settings.backoff_ms * SRM_NS_PER_MS, .retry_ns = rx->settings.retry_ms * SRM_NS_PER_MS,
+	};
+
+	for (size_t i = 0; i < rx->n_sessions; i++) {
+		if (rx->sessions[i].used && rx->sessions[i].id == id)
+			return &rx->sessions[i];
+		if (!rx->sessions[i].used && free_slot == NULL)
+			free_slot = &rx->sessions[i];
+	}
+	if ((rx->settings.session != 0 && id != rx->settings.session) || h->type == SRM_NAK || h->type == SRM_GONE)
+		return NULL;
+	if (free_slot == NULL) {
+		rx->sessions_refused++;
+		return NULL;
+	}
+	free_slot->reorder = srm_reorder_new(&limits, srm_first_sequence(h, limits.datagrams), rx->receiver_id ^ id, srm_deliver, free_slot);
+	if (free_slot->reorder == NULL)
+		return NULL;
+	free_slot->used = true;
+	free_slot->id = id;
+	free_slot->fd = -1;
+	free_slot->rx = rx;
+	free_slot->last_heard_ns = now;
+	return free_slot;
+}
+
+static void srm_receive_one(struct srm_receiver *rx, const struct srm_header *h, uint64_t now)
+{
+	struct srm_session *ss = srm_session_find(rx, h, now);
+	struct srm_range ranges[SRM_MAX_RANGES];
+	struct srm_heartbeat hb;
+	size_t n;
+
+	if (ss == NULL)
+		return;
+	/* Only the sender's own datagrams say it is still there: the other
+	 * receivers' NAKs go on after it died. */
+	if (h->type != SRM_NAK)
+		ss->last_heard_ns = now;
+	switch (h->type) {
+	case SRM_DATA:
+	case SRM_END:
+	case SRM_REPAIR:
+		srm_reorder_add(ss->reorder, h, now);
+		break;
+	case SRM_HEARTBEAT:
+		srm_read_heartbeat(h, &hb);
+		srm_reorder_heard_leading(ss->reorder, hb.leading, now);
+		break;
+	case SRM_NAK:
+		if (h->object == rx->receiver_id)
+			break;		/* our own, looped back */
+		rx->naks_heard++;
+		n = srm_read_ranges(h, ranges, SRM_MAX_RANGES);
+		for (size_t i = 0; i < n; i++)
+			srm_reorder_suppress(ss->reorder, &ranges[i], now);
+		break;
+	case SRM_GONE:
+		rx->gone_heard++;
+		n = srm_read_ranges(h, ranges, SRM_MAX_RANGES);
+		for (size_t i = 0; i < n; i++)
+			srm_reorder_gone(ss->reorder, &ranges[i]);
+		break;
+	default:
+		break;
+	}
+}
+
+/* A dechunked message: a frame whose length matches is written if it is
+ * newer than the last one written (duplicates and late frames dropped). */
+static void srm_kamaelia_message(void *arg, const void *msg, size_t len)
+{
+	struct srm_receiver *rx = arg;
+	long long tag;
+	const void *data;
+	size_t data_len;
+
+	if (frame_decode(msg, len, &tag, &data, &data_len) != FRAME_OK ||
+	    (const uint8_t *)data + data_len != (const uint8_t *)msg + len) {
+		rx->frames_bad++;
+		return;
+	}
+	if (tag <= rx->last_frame) {
+		rx->frames_late++;
+		return;
+	}
+	if (rx->last_frame != 0 && tag > rx->last_frame + 1)
+		rx->frames_missed += (uint64_t)(tag - rx->last_frame - 1);
+	rx->last_frame = tag;
+	if (write(rx->kamaelia_fd, data, data_len) == (ssize_t)data_len)
+		rx->frames++;
+}
+
+void srm_receiver_datagram(struct srm_receiver *rx, struct datagram *dgram)
+{
+	struct srm_header h;
+	size_t len;
+	const void *data = datagram_payload(dgram, &len);
+	int result;
+
+	rx->datagrams++;
+	if (rx->kamaelia) {
+		rx->last_datagram_ns = pacer_now_ns();
+		dechunker_feed(rx->dechunker, data, len);
+		return;
+	}
+	result = srm_parse(data, len, &h);
+	if (result != SRM_OK) {
+		rx->bad++;
+		datagram_drop(dgram, srm_parse_result_name(result));
+		return;
+	}
+	srm_receive_one(rx, &h, pacer_now_ns());
+}
+
+static void srm_send_nak(struct srm_receiver *rx, struct srm_session *ss, const struct srm_range *ranges, size_t n)
+{
+	uint8_t body[SRM_MAX_RANGES * SRM_RANGE_SIZE], out[SRM_HEADER_SIZE + sizeof(body)];
+	struct srm_header h = { .type = SRM_NAK, .session = ss->id, .object = rx->receiver_id };
+	size_t len;
+
+	h.sequence = srm_reorder_next(ss->reorder);
+	h.payload_len = srm_write_ranges(body, sizeof(body), ranges, n);
+	h.payload = body;
+	len = srm_write(out, sizeof(out), &h);
+	if (len != 0 && sendto(rx->nak_fd, out, len, 0, (struct sockaddr *)&rx->group, rx->group_len) > 0)
+		rx->naks_sent++;
+}
+
+/* Nothing heard of a session with an object open for the timeout: it is
+ * incomplete, and its temporary file goes. */
+static void srm_session_check(struct srm_receiver *rx, struct srm_session *ss, uint64_t now)
+{
+	struct srm_range ranges[SRM_MAX_RANGES];
+	size_t n = srm_reorder_due_naks(ss->reorder, now, ranges, SRM_MAX_RANGES);
+
+	if (n > 0)
+		srm_send_nak(rx, ss, ranges, n);
+	if (ss->fd < 0 || now - ss->last_heard_ns < (uint64_t)rx->settings.timeout_s * 1000 * SRM_NS_PER_MS)
+		return;
+	rx->incomplete++;
+	srm_log(NULL, rx->unit_name, LOG_WARNING,
+		"incomplete (the sender went quiet)", ss->id, ss->object);
+	srm_object_discard(ss);
+	srm_reorder_free(ss->reorder);
+	ss->reorder = NULL;
+	ss->used = false;
+}
+
+static void srm_receiver_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct srm_receiver *rx = arg;
+	uint64_t now = pacer_now_ns();
+
+	(void)fd;
+	(void)what;
+	if (rx->kamaelia && rx->last_datagram_ns != 0 && now - rx->last_datagram_ns > SRM_KAMAELIA_FLUSH_NS) {
+		dechunker_flush(rx->dechunker);
+		rx->last_datagram_ns = 0;
+	}
+	for (size_t i = 0; i < rx->n_sessions; i++)
+		if (rx->sessions[i].used)
+			srm_session_check(rx, &rx->sessions[i], now);
+}
+
+void srm_receiver_free(struct srm_receiver *rx)
+{
+	for (size_t i = 0; rx->sessions != NULL && i < rx->n_sessions; i++) {
+		if (!rx->sessions[i].used)
+			continue;
+		srm_object_discard(&rx->sessions[i]);
+		srm_reorder_free(rx->sessions[i].reorder);
+	}
+	if (rx->timer != NULL)
+		event_free(rx->timer);
+	if (rx->dechunker != NULL)
+		dechunker_free(rx->dechunker);
+	if (rx->kamaelia_fd >= 0)
+		close(rx->kamaelia_fd);
+	if (rx->nak_fd >= 0)
+		close(rx->nak_fd);
+	free(rx->sessions);
+	free(rx->unit);
+	free(rx->directory);
+	free(rx);
+}
+
+/* Where NAKs leave from: the listener's interface, TTL and loop (the
+ * other receivers on this host hear them and hold theirs back), an
+ * ephemeral port that nothing else is sent to. */
+static int srm_open_nak_sender(const struct conf_listener *l, char *err, size_t err_len)
+{
+	struct ip_mreqn mreq = { .imr_address = l->if_addr, .imr_ifindex = (int)l->ifindex };
+	int ttl = l->ttl, loop = l->loop;
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (l->endpoint.sa.ss_family != AF_INET) {
+		snprintf(err, err_len, "srm needs an IPv4 group");
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	if (fd < 0 || setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &mreq, sizeof(mreq)) < 0 ||
+	    setsockopt(fd, IPPROTO_IP, IP_MULTICAST_TTL, &ttl, sizeof(ttl)) < 0 ||
+	    setsockopt(fd, IPPROTO_IP, IP_MULTICAST_LOOP, &loop, sizeof(loop)) < 0) {
+		snprintf(err, err_len, "the NAK socket: %s", strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Every complete chunk at once (drain), into the stream's file. */
+static int srm_kamaelia_receiver_open(struct srm_receiver *rx)
+{
+	struct dechunker_options opts = { .drain = true };
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s/" SRM_KAMAELIA_FILE, rx->directory);
+	rx->kamaelia_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	rx->dechunker = dechunker_new(&opts, srm_kamaelia_message, rx);
+	return rx->kamaelia_fd < 0 || rx->dechunker == NULL ? -1 : 0;
+}
+
+struct srm_receiver *srm_receiver_start(const struct srm_settings *s, const struct unit_env *env)
+{
+	struct srm_receiver *rx = calloc(1, sizeof(*rx));
+	struct timeval every = { .tv_usec = SRM_RECEIVER_TICK_MS * 1000 };
+	char err[256];
+
+	if (rx == NULL)
+		return NULL;
+	rx->settings = *s;
+	rx->settings.directory = NULL;
+	rx->unit = strdup(env->unit);
+	rx->unit_name = rx->unit;
+	rx->directory = strdup(s->directory);
+	rx->receiver_id = srm_random32();
+	rx->n_sessions = s->sessions;
+	rx->sessions = calloc(s->sessions, sizeof(*rx->sessions));
+	memcpy(&rx->group, &env->listener->endpoint.sa, sizeof(rx->group));
+	rx->group_len = env->listener->endpoint.len;
+	rx->kamaelia_fd = -1;
+	rx->kamaelia = s->wire == SRM_WIRE_KAMAELIA;
+	if (rx->kamaelia && srm_kamaelia_receiver_open(rx) < 0) {
+		srm_log(NULL, env->unit, LOG_ERR, strerror(errno), 0, 0);
+		rx->nak_fd = -1;
+		srm_receiver_free(rx);
+		return NULL;
+	}
+	rx->nak_fd = srm_open_nak_sender(env->listener, err, sizeof(err));
+	rx->timer = event_new(env->base, -1, EV_PERSIST, srm_receiver_tick, rx);
+	if (rx->nak_fd < 0)
+		srm_log(NULL, env->unit, LOG_ERR, err, s->session, 0);
+	if (rx->unit == NULL || rx->directory == NULL || rx->sessions == NULL || rx->nak_fd < 0 || rx->timer == NULL ||
+	    event_add(rx->timer, &every) < 0) {
+		srm_receiver_free(rx);
+		return NULL;
+	}
+	return rx;
+}
+
+void srm_receiver_status(const struct srm_receiver *rx, char *buf, size_t len)
+{
+	uint64_t suppressed = 0, lost = 0, duplicates = 0, rtt_ns = 0;
+
+	for (size_t i = 0; i < rx->n_sessions; i++) {
+		if (!rx->sessions[i].used)
+			continue;
+		suppressed += srm_reorder_counters(rx->sessions[i].reorder)->suppressed;
+		lost += srm_reorder_counters(rx->sessions[i].reorder)->lost;
+		duplicates += srm_reorder_counters(rx->sessions[i].reorder)->duplicates;
+		if (srm_reorder_rtt_ns(rx->sessions[i].reorder) > rtt_ns)
+			rtt_ns = srm_reorder_rtt_ns(rx->sessions[i].reorder);
+	}
+	if (rx->kamaelia) {
+		snprintf(buf, len,
+			 "datagrams=%" PRIu64 " frames=%" PRIu64 " frames_bad=%" PRIu64 " frames_late=%" PRIu64
+			 " frames_missed=%" PRIu64 " incomplete_chunks=%" PRIu64,
+			 rx->datagrams, rx->frames, rx->frames_bad, rx->frames_late, rx->frames_missed,
+			 dechunker_stats(rx->dechunker)->incomplete);
+		return;
+	}
+	snprintf(buf, len,
+		 "datagrams=%" PRIu64 " bad=%" PRIu64 " sessions_refused=%" PRIu64 " naks_sent=%" PRIu64
+		 " naks_heard=%" PRIu64 " naks_suppressed=%" PRIu64 " duplicates=%" PRIu64 " gone=%" PRIu64
+		 " lost=%" PRIu64 " delivered_objects=%" PRIu64 " unrecoverable=%" PRIu64 " bad_crc=%" PRIu64
+		 " incomplete=%" PRIu64 " rtt_us=%" PRIu64,
+		 rx->datagrams, rx->bad, rx->sessions_refused, rx->naks_sent, rx->naks_heard, suppressed, duplicates,
+		 rx->gone_heard, lost, rx->delivered_objects, rx->unrecoverable, rx->bad_crc, rx->incomplete,
+		 rtt_ns / 1000);
+}
