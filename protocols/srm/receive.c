@@ -19,7 +19,7 @@
 #include "daemon/protocol.h"
 #include "protocols/srm/receive.h"
 #include "protocols/srm/reorder.h"
-#include "protocols/srm/srm.h"
+#include "protocols/srm/common.h"
 #include "protocols/srm/wire.h"
 #include "protocols/support/framing.h"
 

@@ -21,7 +21,7 @@
 #include "daemon/pacer.h"
 #include "daemon/protocol.h"
 #include "protocols/srm/sender.h"
-#include "protocols/srm/srm.h"
+#include "protocols/srm/common.h"
 #include "protocols/srm/window.h"
 #include "protocols/srm/wire.h"
 #include "protocols/support/framing.h"

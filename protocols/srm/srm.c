@@ -4,20 +4,15 @@
  * wire.h. IPv4 groups only for now. */
 #include <arpa/inet.h>
 #include <confuse.h>
-#include <inttypes.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <unistd.h>
 
 #include "conf/conf.h"
-#include "daemon/log.h"
-#include "daemon/pacer.h"
 #include "daemon/protocol.h"
 #include "protocols/srm/receive.h"
 #include "protocols/srm/sender.h"
-#include "protocols/srm/srm.h"
+#include "protocols/srm/common.h"
 
 #define SRM_WINDOW_DEFAULT 16384
 #define SRM_WINDOW_BYTES_DEFAULT (64ll * 1024 * 1024)
@@ -40,23 +35,6 @@ struct srm_state {
 		struct srm_receiver *receiver;
 	} u;
 };
-
-uint32_t srm_random32(void)
-{
-	uint32_t value = 0;
-
-	if (getrandom(&value, sizeof(value), 0) != sizeof(value))
-		value = (uint32_t)pacer_now_ns() ^ (uint32_t)getpid() << 16;
-	return value;
-}
-
-void srm_log(const char *stream, const char *listener, int level, const char *what, uint32_t session,
-	     uint32_t object)
-{
-	struct log_context ctx = { .stream = stream, .listener = listener, .protocol = "srm" };
-
-	log_write(level, &ctx, "%s: session %" PRIu32 " object %" PRIu32, what, session, object);
-}
 
 /* ---- the unit ---- */
 

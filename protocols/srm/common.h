@@ -1,8 +1,9 @@
 /* What the two sides of the srm module share: the settings of a stream's
  * or listener's srm { } section, and the one shape of its log lines.
- * srm.c configures and dispatches; sender.c and receive.c are the sides. */
-#ifndef CHASSISD_SRM_SRM_H
-#define CHASSISD_SRM_SRM_H
+ * srm.c configures and dispatches; sender.c and receive.c are the sides,
+ * and neither needs srm.c. */
+#ifndef CHASSISD_SRM_COMMON_H
+#define CHASSISD_SRM_COMMON_H
 
 #include <stdint.h>
 
