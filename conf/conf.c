@@ -141,6 +141,7 @@ static cfg_opt_t listener_common_options[] = {
 	CFG_INT("ttl", 1, CFGF_NONE),
 	CFG_BOOL("loop", cfg_true, CFGF_NONE),
 	CFG_STR("join", "always", CFGF_NONE),
+	CFG_INT("receive-buffer", 0, CFGF_NONE),
 	CFG_BOOL("required", cfg_true, CFGF_NONE),
 	CFG_INT("max-connections", CONF_DEFAULT_LISTENER_MAX_CONNECTIONS, CFGF_NONE),
 	CFG_INT("per-source", CONF_DEFAULT_PER_SOURCE, CFGF_NONE),
@@ -157,7 +158,7 @@ static cfg_opt_t listener_common_options[] = {
 static const char *const tcp_only_options[] = {
 	"max-connections", "per-source", "idle-timeout", "buffer-size", "notsent-lowat", "connection-log", NULL,
 };
-static const char *const datagram_only_options[] = { "netsim", NULL };
+static const char *const datagram_only_options[] = { "netsim", "receive-buffer", NULL };
 static const char *const multicast_only_options[] = { "interface", "ttl", "loop", "join", NULL };
 
 const char *transport_name(enum transport transport)
@@ -762,6 +763,7 @@ static void parse_limits(struct conf_scope *scope, cfg_t *sec, struct conf_liste
 	check_range(scope, sec, "buffer-size", 4096, 64 * 1024 * 1024, &buffer);
 	check_range(scope, sec, "notsent-lowat", 0, 64 * 1024 * 1024, &l->notsent_lowat);
 	check_range(scope, sec, "ttl", 0, 255, &ttl);
+	check_range(scope, sec, "receive-buffer", 0, CONF_MAX_RECEIVE_BUFFER, &l->receive_buffer);
 	l->buffer_size = buffer;
 	l->ttl = (int)ttl;
 	l->loop = cfg_getbool(sec, "loop");
@@ -1513,6 +1515,8 @@ static int skip_in_effective(cfg_t *cfg, cfg_opt_t *opt)
 		if (strcmp(transport, "tcp") != 0 && listed(tcp_only_options, opt->name))
 			return 1;
 		if (strcmp(transport, "multicast") != 0 && listed(multicast_only_options, opt->name))
+			return 1;
+		if (strcmp(transport, "tcp") == 0 && listed(datagram_only_options, opt->name))
 			return 1;
 	}
 	if (strcmp(cfg->name, "source") == 0 &&

@@ -36,6 +36,7 @@ enum transport {
 #define CONF_DEFAULT_PER_SOURCE 256
 #define CONF_DEFAULT_IDLE_TIMEOUT 300		/* seconds; 0 = none */
 #define CONF_DEFAULT_BUFFER_SIZE (256 * 1024)	/* bytes queued per connection */
+#define CONF_MAX_RECEIVE_BUFFER (256 * 1024 * 1024)
 #define CONF_DEFAULT_NOTSENT_LOWAT (16 * 1024)	/* unsent bytes in the kernel per connection */
 #define CONF_DEFAULT_CONTROL_SOCKET "/run/chassisd/control"	/* systemd's RuntimeDirectory=chassisd */
 #define CONF_DEFAULT_CONTROL_TIMEOUT 10		/* seconds a control client may take to ask */
@@ -101,6 +102,8 @@ struct conf_listener {
 	/* Member of the group only while something takes its datagrams (a
 	 * stream route's clients, a stream's listener source): a tap. */
 	bool join_on_demand;
+	/* udp and multicast: SO_RCVBUF in bytes; 0 = what the socket got */
+	unsigned receive_buffer;
 	/* all transports */
 	bool required;				/* a bind failure at start is fatal */
 	struct cidr *allow, *deny;

@@ -400,6 +400,26 @@ static void listener_set_tcp_options(struct listener *ls)
 	setsockopt(ls->fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
 }
 
+/* A datagram listener's receive buffer: what arrives while the loop is
+ * busy waits there, and beyond it the kernel drops (RcvbufErrors). As
+ * root the size is taken as asked (SO_RCVBUFFORCE); otherwise the kernel
+ * caps it at net.core.rmem_max, which is said once. */
+static void listener_set_datagram_options(struct listener *ls)
+{
+	const struct conf_listener *conf = ls->service->conf;
+	int want = (int)conf->receive_buffer, got = 0;
+	socklen_t len = sizeof(got);
+
+	if (conf->transport == TRANSPORT_TCP || want == 0 || ls->fd < 0)
+		return;
+	if (setsockopt(ls->fd, SOL_SOCKET, SO_RCVBUFFORCE, &want, sizeof(want)) < 0)
+		setsockopt(ls->fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof(want));
+	/* Linux reports twice what was set (it counts its bookkeeping). */
+	if (getsockopt(ls->fd, SOL_SOCKET, SO_RCVBUF, &got, &len) == 0 && got / 2 < want)
+		log_notice("listener %s: receive-buffer %d capped to %d bytes by net.core.rmem_max", conf->unit.name,
+			   want, got / 2);
+}
+
 /* join = "on-demand": a member only while the listener has taps. */
 static void listener_on_tap_count(void *arg, unsigned n_taps)
 {
@@ -464,6 +484,7 @@ int listener_enable(struct listener *ls)
 	if (datagram_port_start(&ls->port, base, ls->fd, conf->endpoint.sa.ss_family == AF_INET6 && conf->endpoint.any,
 				&ls->service->datagram) < 0)
 		return -1;
+	listener_set_datagram_options(ls);
 	return listener_follow_join(ls);
 }
 
@@ -477,6 +498,7 @@ void listener_set_service(struct listener *ls, struct service *svc)
 	ls->service = svc;
 	ls->port.profile = &svc->datagram;
 	listener_set_tcp_options(ls);
+	listener_set_datagram_options(ls);
 	if (conf->transport == TRANSPORT_MULTICAST && multicast_send_options(ls->fd, conf, err, sizeof(err)) < 0)
 		log_warning("listener %s: %s", conf->unit.name, err);
 	listener_follow_join(ls);

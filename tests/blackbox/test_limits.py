@@ -1,5 +1,7 @@
 """Limits: each refuses or closes the one offender; the listener keeps serving."""
+import re
 import resource
+import subprocess
 import socket
 import time
 
@@ -175,3 +177,26 @@ def test_out_of_fds_pauses_accepting_without_spinning(start_daemon):
     d.wait_log(r"<5>accepting again listener=e")
     for c in clients[15:]:
         c.close()
+
+
+def receive_buffer(port):
+    """The kernel's receive buffer of the udp socket on port (ss: rb)."""
+    out = subprocess.run(["ss", "-u", "-a", "-m", "-n", "sport = :%d" % port], capture_output=True, text=True,
+                         check=True).stdout
+    found = re.search(r"\brb(\d+)\b", out)
+    assert found, out
+    return int(found.group(1))
+
+
+def test_receive_buffer_sizes_a_datagram_listeners_socket_and_a_reload_changes_it(start_daemon):
+    port = free_port()
+    d = start_daemon(echo_listener("u", port, "  receive-buffer = 4194304", transport="udp"))
+    # Linux counts its bookkeeping too: it reports twice what was set.
+    assert receive_buffer(port) == 2 * 4194304
+    d.reload(echo_listener("u", port, "  receive-buffer = 1048576", transport="udp"))
+    d.wait_log(r"reload 2: 1 kept")
+    assert receive_buffer(port) == 2 * 1048576
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:     # the kept socket still answers
+        u.settimeout(5)
+        u.sendto(b"x", ("127.0.0.1", port))
+        assert u.recv(16) == b"x"
