@@ -3,6 +3,7 @@ daemon to ffprobe and ffmpeg reading its SDP, and to tshark, which judges
 the wire: sequence numbers, timestamps, payload sizes, RTCP."""
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -26,14 +27,17 @@ def rtp_stream(name, dest, ts, sdp=None, extra="", rtp_extra=""):
 
 
 def even_port():
-    """A free even port whose odd neighbour is free too (RTP, RTCP)."""
-    for _ in range(100):
-        port = free_port(socket.SOCK_DGRAM)
-        if port % 2 == 1 or port > 65000:
-            continue
+    """A free even port whose odd neighbour is free too (RTP, RTCP). Drawn
+    at random rather than from bind(0): the kernel's choice of UDP port can
+    keep landing on odd ones."""
+    rng = random.Random()
+    for _ in range(1000):
+        port = rng.randrange(20000, 60000, 2)
         try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-                s.bind(("127.0.0.1", port + 1))
+            for p in (port, port + 1):
+                for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+                    with socket.socket(socket.AF_INET, kind) as s:
+                        s.bind(("127.0.0.1", p))
             return port
         except OSError:
             continue
