@@ -1058,9 +1058,11 @@ static bool parse_stream(struct loader *ld, cfg_t *sec, struct conf_stream *st)
 	parse_protocol(&scope, sec, &st->unit);
 	if (st->unit.module != NULL && !(st->unit.module->transports & UNIT_STREAM_BIT))
 		conf_scope_error(&scope, "protocol", "protocol \"%s\" does not run as a stream", st->unit.module->name);
-	parse_destinations(&scope, sec, st);
-	parse_stream_interface(&scope, sec, st);
-	parse_source(&scope, sec, &st->source);
+	if (st->unit.module == NULL || !(st->unit.module->transports & UNIT_STREAM_SELF_BIT)) {
+		parse_destinations(&scope, sec, st);
+		parse_stream_interface(&scope, sec, st);
+		parse_source(&scope, sec, &st->source);
+	}
 	parse_stream_sizes(&scope, sec, st);
 	parse_netsim(&scope, sec, &st->netsim);
 	if (!scope.failed)
