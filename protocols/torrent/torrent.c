@@ -466,8 +466,8 @@ static void torrent_status(const void *state, char *buf, size_t len)
 			uploaded += f.uploaded;
 		}
 	}
-	snprintf(buf, len, "torrents=%zu peers=%u uploaded=%" PRIu64 " rejected=%" PRIu64, ts->n_seeded, peers,
-		 uploaded, ts->rejected);
+	snprintf(buf, len, "torrents=%zu connected_peers=%u uploaded_bytes=%" PRIu64 " rejected=%" PRIu64,
+		 ts->n_seeded, peers, uploaded, ts->rejected);
 }
 
 /* Appends one formatted line; false once buf is full (the line left out). */
@@ -503,7 +503,7 @@ static void torrent_status_rows(const void *state, char *buf, size_t len)
 		struct torrent_figures f = { .peers = 0 };
 
 		torrent_session_figures(ts->session, ts->seeded[i].info_hash, &f);
-		if (!append_line(buf, len, &used, "torrent %s peers=%u uploaded=%" PRIu64 " rate=%u\n",
+		if (!append_line(buf, len, &used, "torrent %s peers=%u uploaded_bytes=%" PRIu64 " upload_rate=%u\n",
 				 ts->seeded[i].info_hash, f.peers, f.uploaded, f.upload_rate))
 			break;
 	}

@@ -5,6 +5,9 @@ LSD, UPnP, NAT-PMP and uTP off."""
 import hashlib
 import os
 import re
+import socket
+import urllib.parse
+import urllib.request
 import shutil
 import signal
 import subprocess
@@ -30,6 +33,23 @@ def seeds(directory, state, port, extra=""):
     return ('stream "seeds" {\n  protocol = "torrent"\n'
             '  torrent { listen = {"127.0.0.1:%d"} directory = "%s" state = "%s" %s }\n}\n'
             % (port, directory, state, extra))
+
+
+def tracker_listener(port, extra=""):
+    return ('listener "web" {\n  protocol = "http"\n  address = "127.0.0.1:%d"\n'
+            '  http { route "/announce" { handler = "tracker" %s }  route "/status" { handler = "status" } }\n}\n'
+            % (port, extra))
+
+
+def announce(tracker_port, host="127.0.0.1", **fields):
+    query = "&".join("%s=%s" % (k, urllib.parse.quote(v) if isinstance(v, (bytes, str)) else v)
+                     for k, v in fields.items())
+    with urllib.request.urlopen("http://%s:%d/announce?%s" % (host, tracker_port, query), timeout=5) as r:
+        return r.read()
+
+
+def good_announce(info_hash=b"\x01" * 20, peer_id=b"-XX0001-000000000000", port=6881, left=0, **more):
+    return dict(info_hash=info_hash, peer_id=peer_id, port=port, left=left, compact=1, **more)
 
 
 def sha256(path):
@@ -70,7 +90,7 @@ def test_a_20_mib_file_downloads_whole_and_the_status_page_shows_the_upload(star
     assert done.returncode == 0, done.stderr
     assert sha256(dl / "big.bin") == sha256(seed / "big.bin")
     # The figures come with libtorrent's next update, once a second.
-    assert wait_until(lambda: stream_status(web, "seeds")["module"]["torrent"][0]["uploaded"] >= 20 << 20)
+    assert wait_until(lambda: stream_status(web, "seeds")["module"]["torrent"][0]["uploaded_bytes"] >= 20 << 20)
     st = stream_status(web, "seeds")
     assert st["module"]["torrents"] == 1
     assert st["text"][st["module"]["torrent"][0]["name"]].startswith("seeding big.bin")
@@ -171,3 +191,94 @@ def test_a_port_in_use_is_a_warning_in_the_log(start_daemon, dirs):
     first.wait_log(r"successfully listening on \[TCP\]")
     second = start_daemon(seeds(seed, state, port), workdir=str(dl / "second"))
     second.wait_log(r"^<4>stream seeds: .*listening on .*127.0.0.1:%d.* failed" % port)
+
+
+def have_aria2c():
+    return shutil.which("aria2c") is not None
+
+
+@pytest.mark.skipif(not have_aria2c(), reason="needs aria2c")
+def test_aria2c_downloads_20_mib_through_the_daemons_own_tracker(start_daemon, dirs):
+    seed, state, dl = dirs
+    with open(seed / "big.bin", "wb") as f:
+        f.write(os.urandom(20 << 20))
+    port, web = free_port(), free_port()
+    config = (seeds(seed, state, port, 'tracker = "http://127.0.0.1:%d/announce"' % web)
+              + tracker_listener(web, "interval = 10"))
+    d = start_daemon(config)
+    torrent = made_torrent(d, str(seed / "big.bin"))
+    # chassisd's own announce, with its seeding port, comes first.
+    d.wait_log(r'"GET /announce\?info_hash=.*&port=%d&.*left=0' % port)
+    done = subprocess.run(["aria2c", "--dir", str(dl), "--enable-dht=false", "--enable-dht6=false",
+                           "--bt-enable-lpd=false", "--enable-peer-exchange=false", "--seed-time=0",
+                           "--disable-ipv6=true", "--summary-interval=0", torrent],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert sha256(dl / "big.bin") == sha256(seed / "big.bin")
+    # aria2c announced itself to the tracker, which gave it chassisd.
+    assert re.search(r'"GET /announce\?[^"]*left=%d[^"]*" 200 .*aria2' % (20 << 20), d.log())
+    # aria2c said "stopped" on its way out: only chassisd is left.
+    route = stream_status(web, "web")["module"]["route"][0]
+    assert route["swarms"] == 1 and route["tracker_peers"] == 1 and route["announce_failures"] == 0
+    assert re.search(r'"GET /announce\?[^"]*event=stopped[^"]*" 200 .*aria2', d.log())
+    assert wait_until(lambda: stream_status(web, "seeds")["module"]["uploaded_bytes"] >= 20 << 20)
+
+
+def test_the_tracker_gives_compact_peer_lists_without_the_asker(start_daemon):
+    web = free_port()
+    start_daemon(tracker_listener(web))
+    first = announce(web, **good_announce(peer_id=b"-AA0001-000000000001", port=7001, event="started"))
+    assert first == b"d8:completei1e10:downloadedi0e10:incompletei0e8:intervali1800e12:min intervali900e" \
+                    b"5:peers0:6:peers60:e"
+    second = announce(web, **good_announce(peer_id=b"-AA0001-000000000002", port=7002, left=5))
+    assert b"5:peers6:\x7f\x00\x00\x01\x1b\x59" in second
+    assert b"8:completei1e" in second and b"10:incompletei1e" in second
+    # stopped: gone from the list
+    announce(web, **good_announce(peer_id=b"-AA0001-000000000001", port=7001, event="stopped"))
+    third = announce(web, **good_announce(peer_id=b"-AA0001-000000000002", port=7002, left=5))
+    assert b"5:peers0:" in third
+
+
+@pytest.mark.parametrize("fields, reason", [
+    ({"peer_id": b"-XX0001-000000000000", "port": 1, "compact": 1}, b"missing info_hash"),
+    ({"info_hash": b"\x01" * 19, "peer_id": b"-XX0001-000000000000", "port": 1}, b"info_hash must be 20 bytes"),
+    ({"info_hash": b"\x01" * 21, "peer_id": b"-XX0001-000000000000", "port": 1}, b"info_hash must be 20 bytes"),
+    ({"info_hash": b"\x01" * 20, "peer_id": b"short", "port": 1}, b"peer_id must be 20 bytes"),
+    ({"info_hash": b"\x01" * 20, "peer_id": b"-XX0001-000000000000", "port": 0}, b"port must be from 1 to 65535"),
+    ({"info_hash": b"\x01" * 20, "peer_id": b"-XX0001-000000000000"}, b"missing port"),
+    (good_announce(numwant=10 ** 12), b"numwant must be from 0 to 65535"),
+    (good_announce(numwant="lots"), b"numwant must be from 0 to 65535"),
+    ({**good_announce(), "compact": 0}, b"only compact answers (compact=1) are given"),
+    (good_announce(event="paused"), b"event must be started, completed or stopped"),
+])
+def test_malformed_announces_get_a_bencoded_failure_reason(start_daemon, fields, reason):
+    web = free_port()
+    start_daemon(tracker_listener(web))
+    assert announce(web, **fields) == b"d14:failure reason%d:%se" % (len(reason), reason)
+    route = stream_status(web, "web")["module"]["route"][0]
+    assert route["announce_failures"] == 1 and route["swarms"] == 0
+
+
+def test_the_tracker_tables_are_bounded(start_daemon):
+    web = free_port()
+    start_daemon(tracker_listener(web, "max-swarms = 2  max-peers = 3"))
+    for i in range(2):
+        assert b"failure" not in announce(web, **good_announce(info_hash=bytes([i]) * 20))
+    assert announce(web, **good_announce(info_hash=b"\x09" * 20)) == b"d14:failure reason31:tracker full: too many torrentse"
+    for i in range(3):
+        assert b"failure" not in announce(web, **good_announce(peer_id=b"-XX0001-%012d" % i))
+    full = announce(web, **good_announce(peer_id=b"-XX0001-999999999999"))
+    assert full.startswith(b"d14:failure reason") and b"too many peers" in full
+    route = stream_status(web, "web")["module"]["route"][0]
+    assert route["swarms"] == 2 and route["tracker_peers"] == 4 and route["table_full"] == 2
+
+
+def test_ipv6_peers_come_as_peers6(start_daemon):
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    web = free_port()
+    start_daemon('listener "web6" {\n  protocol = "http"\n  address = "[::1]:%d"\n'
+                 '  http { route "/announce" { handler = "tracker" } }\n}\n' % web)
+    announce(web, host="[::1]", **good_announce(peer_id=b"-AA0001-000000000001", port=7001))
+    answer = announce(web, host="[::1]", **good_announce(peer_id=b"-AA0001-000000000002", port=7002))
+    assert b"5:peers0:6:peers618:" + socket.inet_pton(socket.AF_INET6, "::1") + b"\x1b\x59e" in answer
