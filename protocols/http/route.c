@@ -207,7 +207,8 @@ static const struct http_handler http_handler_echo = {
 
 static const struct http_handler *const http_handlers[] = {
 	&http_handler_static, &http_handler_status, &http_handler_metrics, &http_handler_redirect,
-	&http_handler_echo, &http_handler_sdp, &http_handler_stream, &http_handler_tracker, NULL,
+	&http_handler_echo, &http_handler_sdp, &http_handler_stream, &http_handler_tracker,
+	&http_handler_torrents, NULL,
 };
 
 /* The modules a route can take a body from; their sections are in
@@ -231,7 +232,7 @@ static bool route_find_handler(struct http_route *route, const char *name, struc
 		}
 	conf_scope_error(scope, "handler",
 			 "unknown handler \"%s\" (known: static, fortune, audio-cookie, video-cookie, status, "
-			 "metrics, redirect, echo, sdp, stream, tracker)", name);
+			 "metrics, redirect, echo, sdp, stream, tracker, torrents)", name);
 	return false;
 }
 

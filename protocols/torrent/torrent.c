@@ -221,6 +221,29 @@ static void scan_entry(struct torrent_stream *ts, const char *name)
 	seed(ts, path, file);
 }
 
+/* What an HTTP "torrents" route lists (http/torrents.c): a line
+ * "tr\tTRACKER", then "INFOHASH\tTORRENT-FILE\tNAME" per torrent. Names
+ * have no control characters left (seed()), so tabs and newlines part. */
+static void publish_list(struct torrent_stream *ts)
+{
+	char name[300];
+	size_t len = strlen(ts->cfg.tracker) + 8, used;
+	char *text;
+
+	for (size_t i = 0; i < ts->n_seeded; i++)
+		len += 41 + strlen(ts->seeded[i].cache_key) + strlen(ts->seeded[i].name) + 3;
+	text = malloc(len);
+	if (text == NULL)
+		return;
+	used = (size_t)snprintf(text, len, "tr\t%s\n", ts->cfg.tracker);
+	for (size_t i = 0; i < ts->n_seeded && used < len; i++)
+		used += (size_t)snprintf(text + used, len - used, "%s\t%s\t%s\n", ts->seeded[i].info_hash,
+					 ts->seeded[i].cache_key, ts->seeded[i].name);
+	snprintf(name, sizeof(name), "torrent:%s", ts->unit);
+	chassis_publish(ts->chassis, name, "text/plain", text, ts);
+	free(text);
+}
+
 /* Seeds what is new or changed in the directory, and stops what is gone. */
 static void scan_directory(struct torrent_stream *ts)
 {
@@ -239,6 +262,7 @@ static void scan_directory(struct torrent_stream *ts)
 	for (size_t i = ts->n_seeded; i-- > 0;)
 		if (!ts->seeded[i].seen)
 			unseed(ts, i);
+	publish_list(ts);
 }
 
 static void on_directory_changed(evutil_socket_t fd, short what, void *arg)
@@ -428,6 +452,10 @@ static void stop_session(struct torrent_stream *ts)
 static void torrent_stop(void *state)
 {
 	struct torrent_stream *ts = state;
+	char name[300];
+
+	snprintf(name, sizeof(name), "torrent:%s", ts->unit);
+	chassis_unpublish(ts->chassis, name, ts);
 
 	if (ts->session != NULL)
 		stop_session(ts);

@@ -7,6 +7,7 @@ import os
 import re
 import socket
 import urllib.parse
+import urllib.error
 import urllib.request
 import shutil
 import signal
@@ -282,3 +283,49 @@ def test_ipv6_peers_come_as_peers6(start_daemon):
     announce(web, host="[::1]", **good_announce(peer_id=b"-AA0001-000000000001", port=7001))
     answer = announce(web, host="[::1]", **good_announce(peer_id=b"-AA0001-000000000002", port=7002))
     assert b"5:peers0:6:peers618:" + socket.inet_pton(socket.AF_INET6, "::1") + b"\x1b\x59e" in answer
+
+
+def torrents_listener(port):
+    return ('listener "web" {\n  protocol = "http"\n  address = "127.0.0.1:%d"\n'
+            '  http { route "/torrents" { handler = "torrents"  stream = "seeds" } }\n}\n' % port)
+
+
+def get(url):
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, r.headers.get("Content-Type"), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("Content-Type"), e.read()
+
+
+def test_the_index_lists_torrents_escaped_with_their_files_and_magnets(start_daemon, dirs):
+    seed, state, dl = dirs
+    name = 'a <b>&"x".bin'
+    (seed / name).write_bytes(os.urandom(300000))
+    port, web = free_port(), free_port()
+    d = start_daemon(seeds(seed, state, port, 'tracker = "http://127.0.0.1:1/announce"') + torrents_listener(web))
+    torrent = made_torrent(d, str(seed / name))
+    info_hash = d.wait_log(r"seeding as ([0-9a-f]{40})").group(1)
+    status, kind, page = get("http://127.0.0.1:%d/torrents" % web)
+    assert status == 200 and kind.startswith("text/html")
+    page = page.decode()
+    assert "a &lt;b&gt;&amp;&quot;x&quot;.bin" in page and "<b>" not in page
+    assert 'href="/torrents/%s.torrent"' % info_hash in page
+    magnet = re.search(r'href="(magnet:[^"]+)"', page).group(1).replace("&amp;", "&")
+    assert magnet.startswith("magnet:?xt=urn:btih:%s&dn=a%%20%%3Cb%%3E%%26%%22x%%22.bin&tr=" % info_hash)
+    status, kind, body = get("http://127.0.0.1:%d/torrents/%s.torrent" % (web, info_hash))
+    assert status == 200 and kind == "application/x-bittorrent"
+    with open(torrent, "rb") as f:
+        assert body == f.read()
+    assert get("http://127.0.0.1:%d/torrents/%s.torrent" % (web, "0" * 40))[0] == 404
+    assert get("http://127.0.0.1:%d/torrents/../state" % web)[0] in (400, 404)
+    # The magnet alone: the metadata comes from chassisd (BEP 9).
+    done = fetch(magnet, dl, port)
+    assert done.returncode == 0, done.stderr
+    assert sha256(dl / name) == sha256(seed / name)
+
+
+def test_the_index_is_404_while_the_stream_does_not_run(start_daemon):
+    web = free_port()
+    start_daemon(torrents_listener(web))
+    assert get("http://127.0.0.1:%d/torrents" % web)[0] == 404
