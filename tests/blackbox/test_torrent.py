@@ -329,3 +329,24 @@ def test_the_index_is_404_while_the_stream_does_not_run(start_daemon):
     web = free_port()
     start_daemon(torrents_listener(web))
     assert get("http://127.0.0.1:%d/torrents" % web)[0] == 404
+
+
+@pytest.mark.skipif(not have_aria2c(), reason="needs aria2c")
+def test_a_web_seed_on_the_static_route_serves_aria2c_with_ranges(start_daemon, dirs):
+    seed, state, dl = dirs
+    with open(seed / "web.bin", "wb") as f:
+        f.write(os.urandom(3 << 20))
+    port, web = free_port(), free_port()
+    config = (seeds(seed, state, port, 'web-seed = "http://127.0.0.1:%d/seed/"' % web)
+              + 'listener "web" {\n  protocol = "http"\n  address = "127.0.0.1:%d"\n'
+                '  http { route "/seed/" { handler = "static"  root = "%s" } }\n}\n' % (web, seed))
+    d = start_daemon(config)
+    torrent = made_torrent(d, str(seed / "web.bin"))
+    # No tracker, no DHT: the url-list is the only way to the data.
+    done = subprocess.run(["aria2c", "--dir", str(dl), "--enable-dht=false", "--enable-dht6=false",
+                           "--bt-enable-lpd=false", "--enable-peer-exchange=false", "--seed-time=0",
+                           "--disable-ipv6=true", "--summary-interval=0", torrent],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert sha256(dl / "web.bin") == sha256(seed / "web.bin")
+    assert re.search(r'"GET /seed/web.bin HTTP/1.1" 206 ', d.log()), d.log()
