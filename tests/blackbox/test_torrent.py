@@ -350,3 +350,38 @@ def test_a_web_seed_on_the_static_route_serves_aria2c_with_ranges(start_daemon, 
     assert done.returncode == 0, done.stdout + done.stderr
     assert sha256(dl / "web.bin") == sha256(seed / "web.bin")
     assert re.search(r'"GET /seed/web.bin HTTP/1.1" 206 ', d.log()), d.log()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to start as root")
+def test_libtorrents_threads_start_after_the_privilege_drop(start_daemon, tmp_path):
+    import pwd
+    import tempfile
+    nobody = pwd.getpwnam("nobody")
+    top = tempfile.mkdtemp(prefix="chassisd-torrent-")
+    try:
+        os.chmod(top, 0o755)
+        seed, state = os.path.join(top, "seed"), os.path.join(top, "state")
+        os.mkdir(seed, 0o755)
+        os.mkdir(state, 0o755)
+        os.chown(state, nobody.pw_uid, nobody.pw_gid)
+        with open(os.path.join(seed, "a.bin"), "wb") as f:
+            f.write(os.urandom(500000))
+        os.chmod(os.path.join(seed, "a.bin"), 0o644)
+        port = free_port()
+        d = start_daemon('user = "nobody"\ngroup = "nogroup"\n' + seeds(seed, state, port), config_dir=top)
+        torrent = made_torrent(d, os.path.join(seed, "a.bin"))
+        d.wait_log(r"successfully listening on \[TCP\]")
+        tasks = os.listdir("/proc/%d/task" % d.pid)
+        assert len(tasks) > 1
+        for task in tasks:
+            with open("/proc/%d/task/%s/status" % (d.pid, task)) as f:
+                uids = next(line for line in f if line.startswith("Uid:")).split()[1:]
+            assert uids == [str(nobody.pw_uid)] * 4, task
+        # The session starts, then makes the torrents, from the loop: a
+        # .torrent owned by nobody shows that came after the drop (glibc
+        # would change every thread's uid anyway, so the uids alone cannot).
+        assert os.stat(torrent).st_uid == nobody.pw_uid
+        done = fetch(torrent, tmp_path, port)
+        assert done.returncode == 0, done.stderr
+    finally:
+        shutil.rmtree(top)
