@@ -10,15 +10,20 @@
 #include <libtorrent/torrent_info.hpp>
 #include <libtorrent/torrent_status.hpp>
 
+#include <sys/eventfd.h>
 #include <syslog.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <fstream>
 #include <iterator>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -293,6 +298,147 @@ int torrent_session_stop(torrent_session *s, int done_fd)
 		owned.reset();
 		return -1;
 	}
+}
+
+} // extern "C"
+
+namespace {
+
+struct make_job {
+	std::string path, out_file, tracker, web_seed, error;
+	bool v1_only = true;
+};
+
+// Shared by the loop's side and the thread: whichever lets go last frees
+// it, and with it the eventfd, so the thread never writes to a closed fd.
+struct maker_shared {
+	std::mutex lock;
+	std::condition_variable wake;
+	std::deque<make_job> todo, done;
+	bool stopping = false;
+	int fd = -1;
+	~maker_shared()
+	{
+		if (fd >= 0)
+			close(fd);
+	}
+};
+
+void make_one(make_job &job)
+{
+	torrent_make_options opts = { job.tracker.c_str(), job.web_seed.c_str(), job.v1_only };
+	char err[256];
+
+	if (torrent_make(job.path.c_str(), &opts, job.out_file.c_str(), err, sizeof(err)) < 0)
+		job.error = err[0] ? err : "cannot make the torrent";
+}
+
+void maker_thread(std::shared_ptr<maker_shared> shared)
+{
+	std::unique_lock<std::mutex> held(shared->lock);
+
+	for (;;) {
+		shared->wake.wait(held, [&] { return shared->stopping || !shared->todo.empty(); });
+		if (shared->stopping)
+			return;
+		make_job job = std::move(shared->todo.front());
+		shared->todo.pop_front();
+		held.unlock();
+		make_one(job);
+		held.lock();
+		shared->done.push_back(std::move(job));
+		uint64_t one = 1;
+		if (write(shared->fd, &one, sizeof(one)) < 0)
+			continue;
+	}
+}
+
+} // namespace
+
+struct torrent_maker {
+	std::shared_ptr<maker_shared> shared;
+};
+
+extern "C" {
+
+torrent_maker *torrent_maker_new(char *err, size_t err_len)
+{
+	try {
+		auto m = std::make_unique<torrent_maker>();
+		m->shared = std::make_shared<maker_shared>();
+		m->shared->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (m->shared->fd < 0) {
+			set_error(err, err_len, std::strerror(errno));
+			return nullptr;
+		}
+		std::thread(maker_thread, m->shared).detach();
+		return m.release();
+	} catch (const std::exception &e) {
+		set_error(err, err_len, e.what());
+	} catch (...) {
+		set_error(err, err_len, "cannot start the torrent maker");
+	}
+	return nullptr;
+}
+
+int torrent_maker_fd(const torrent_maker *m)
+{
+	return m->shared->fd;
+}
+
+int torrent_maker_queue(torrent_maker *m, const char *path, const torrent_make_options *opts, const char *out_file,
+			char *err, size_t err_len)
+{
+	try {
+		make_job job;
+		job.path = path;
+		job.out_file = out_file;
+		job.tracker = opts->tracker ? opts->tracker : "";
+		job.web_seed = opts->web_seed ? opts->web_seed : "";
+		job.v1_only = opts->v1_only;
+		std::lock_guard<std::mutex> held(m->shared->lock);
+		m->shared->todo.push_back(std::move(job));
+		m->shared->wake.notify_one();
+		return 0;
+	} catch (const std::exception &e) {
+		set_error(err, err_len, e.what());
+	} catch (...) {
+		set_error(err, err_len, "cannot queue the torrent");
+	}
+	return -1;
+}
+
+void torrent_maker_results(torrent_maker *m, torrent_made_fn *fn, void *arg)
+{
+	try {
+		uint64_t count;
+		std::deque<make_job> done;
+		if (read(m->shared->fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
+			return;
+		{
+			std::lock_guard<std::mutex> held(m->shared->lock);
+			done.swap(m->shared->done);
+		}
+		for (const make_job &job : done)
+			fn(arg, job.path.c_str(), job.out_file.c_str(), job.error.empty() ? nullptr : job.error.c_str());
+	} catch (...) {
+		// Results lost to a failed allocation are made again at the next scan.
+	}
+}
+
+void torrent_maker_free(torrent_maker *m)
+{
+	if (m == nullptr)
+		return;
+	try {
+		std::lock_guard<std::mutex> held(m->shared->lock);
+		m->shared->stopping = true;
+		m->shared->todo.clear();
+		m->shared->wake.notify_one();
+	} catch (...) {
+		// The thread then ends with the process.
+	}
+	delete m;
 }
 
 } // extern "C"

@@ -39,6 +39,21 @@ struct torrent_session *torrent_session_new(const struct torrent_session_options
 int torrent_make(const char *path, const struct torrent_make_options *opts, const char *out_file, char *err,
 		 size_t err_len);
 
+/* A thread of its own that makes torrents, so that hashing a large file
+ * never holds up the loop. torrent_maker_fd() becomes readable when results
+ * wait; torrent_maker_results() hands them over on the caller's thread.
+ * torrent_maker_free() returns at once: a torrent being made is finished
+ * (or the process ends) on the thread, and its result dropped. */
+struct torrent_maker;
+struct torrent_maker *torrent_maker_new(char *err, size_t err_len);
+int torrent_maker_fd(const struct torrent_maker *m);
+int torrent_maker_queue(struct torrent_maker *m, const char *path, const struct torrent_make_options *opts,
+			const char *out_file, char *err, size_t err_len);
+/* error is NULL when out_file was made. */
+typedef void torrent_made_fn(void *arg, const char *path, const char *out_file, const char *error);
+void torrent_maker_results(struct torrent_maker *m, torrent_made_fn *fn, void *arg);
+void torrent_maker_free(struct torrent_maker *m);
+
 /* Seeds torrent_file with its data in save_dir, in seed mode (pieces are
  * checked when first asked for, so a large folder starts at once). The
  * 40-hex v1 infohash and the name go to info_hash and name. */

@@ -45,6 +45,7 @@ struct seeded {
 	char info_hash[41];
 	char name[256];
 	bool seen;			/* in the directory at the last scan */
+	bool making;			/* its .torrent is being made: not seeded yet */
 };
 
 struct torrent_stream {
@@ -53,8 +54,9 @@ struct torrent_stream {
 	struct chassis *chassis;
 	char *unit;
 	struct torrent_session *session;
+	struct torrent_maker *maker;
 	int notify_fd, inotify_fd;
-	struct event *begin, *notified, *figures, *directory_changed;
+	struct event *begin, *notified, *figures, *directory_changed, *made;
 	struct seeded *seeded;
 	size_t n_seeded, cap_seeded;
 	uint64_t rejected;		/* files that could not be made or seeded */
@@ -83,6 +85,8 @@ static void torrent_log(const struct torrent_stream *ts, int level, const char *
 	va_end(ap);
 	log_write(level, &ctx, "stream %s: %s", ts->unit, text);
 }
+
+static void publish_list(struct torrent_stream *ts);
 
 /* ---- the directory ---- */
 
@@ -119,30 +123,15 @@ static void unseed(struct torrent_stream *ts, size_t i)
 	struct seeded *s = &ts->seeded[i];
 	char err[256];
 
-	if (torrent_session_remove(ts->session, s->info_hash, err, sizeof(err)) < 0)
+	if (s->making)
+		torrent_log(ts, LOG_INFO, "%s: gone before its torrent was made", s->path);
+	else if (torrent_session_remove(ts->session, s->info_hash, err, sizeof(err)) < 0)
 		torrent_log(ts, LOG_WARNING, "%s: cannot stop seeding: %s", s->path, err);
 	else
 		torrent_log(ts, LOG_INFO, "%s: no longer seeded", s->path);
 	free(s->path);
 	free(s->cache_key);
 	ts->seeded[i] = ts->seeded[--ts->n_seeded];
-}
-
-static int make_cached(struct torrent_stream *ts, const char *path, const char *file)
-{
-	struct torrent_make_options make = {
-		.tracker = ts->cfg.tracker, .web_seed = ts->cfg.web_seed, .v1_only = ts->cfg.v1_only,
-	};
-	char err[256];
-
-	if (access(file, R_OK) == 0)
-		return 0;
-	if (torrent_make(path, &make, file, err, sizeof(err)) < 0) {
-		torrent_log(ts, LOG_WARNING, "%s: cannot make a torrent: %s", path, err);
-		return -1;
-	}
-	torrent_log(ts, LOG_INFO, "%s: made %s", path, file);
-	return 0;
 }
 
 static bool room_for_one_more(struct torrent_stream *ts)
@@ -161,9 +150,34 @@ static bool room_for_one_more(struct torrent_stream *ts)
 	return true;
 }
 
+/* Adds the made .torrent of s to the session; false when it cannot be. */
+static bool start_seeding(struct torrent_stream *ts, struct seeded *s)
+{
+	char err[256];
+
+	if (torrent_session_add(ts->session, s->cache_key, ts->cfg.directory, s->info_hash, s->name, sizeof(s->name),
+				err, sizeof(err)) < 0) {
+		torrent_log(ts, LOG_WARNING, "%s: cannot seed %s: %s", s->path, s->cache_key, err);
+		ts->rejected++;
+		return false;
+	}
+	/* The name goes into line-based status text. */
+	for (char *c = s->name; *c != '\0'; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = '?';
+	s->making = false;
+	torrent_log(ts, LOG_INFO, "%s: seeding as %s", s->path, s->info_hash);
+	return true;
+}
+
+/* A .torrent made before is seeded at once; otherwise the maker's thread
+ * hashes the file and on_made() seeds it. */
 static void seed(struct torrent_stream *ts, const char *path, char *file)
 {
-	struct seeded s = { 0 };
+	struct torrent_make_options make = {
+		.tracker = ts->cfg.tracker, .web_seed = ts->cfg.web_seed, .v1_only = ts->cfg.v1_only,
+	};
+	struct seeded *s;
 	char err[256];
 
 	if (ts->n_seeded >= (size_t)ts->cfg.max_torrents) {
@@ -172,28 +186,54 @@ static void seed(struct torrent_stream *ts, const char *path, char *file)
 		free(file);
 		return;
 	}
-	if (make_cached(ts, path, file) < 0 || !room_for_one_more(ts) ||
-	    torrent_session_add(ts->session, file, ts->cfg.directory, s.info_hash, s.name, sizeof(s.name), err,
-				sizeof(err)) < 0) {
-		if (s.info_hash[0] == '\0' && access(file, R_OK) == 0)
-			torrent_log(ts, LOG_WARNING, "%s: cannot seed %s: %s", path, file, err);
+	if (!room_for_one_more(ts)) {
+		free(file);
+		return;
+	}
+	s = &ts->seeded[ts->n_seeded];
+	*s = (struct seeded){ .path = strdup(path), .cache_key = file, .seen = true, .making = true };
+	if (s->path == NULL) {
+		free(file);
+		return;
+	}
+	ts->n_seeded++;
+	if (access(file, R_OK) == 0) {
+		if (!start_seeding(ts, s))
+			unseed(ts, (size_t)(s - ts->seeded));
+		return;
+	}
+	if (torrent_maker_queue(ts->maker, path, &make, file, err, sizeof(err)) < 0) {
+		torrent_log(ts, LOG_WARNING, "%s: cannot make a torrent: %s", path, err);
 		ts->rejected++;
-		free(file);
+		unseed(ts, (size_t)(s - ts->seeded));
+	}
+}
+
+static void on_made_one(void *arg, const char *path, const char *out_file, const char *error)
+{
+	struct torrent_stream *ts = arg;
+	struct seeded *s = find_seeded(ts, path);
+
+	/* Removed or changed while it was made: a later scan has it. */
+	if (s == NULL || !s->making || strcmp(s->cache_key, out_file) != 0)
+		return;
+	if (error != NULL) {
+		torrent_log(ts, LOG_WARNING, "%s: cannot make a torrent: %s", path, error);
+		ts->rejected++;
+		unseed(ts, (size_t)(s - ts->seeded));
 		return;
 	}
-	/* The name goes into line-based status text. */
-	for (char *c = s.name; *c != '\0'; c++)
-		if ((unsigned char)*c < 0x20 || *c == 0x7f)
-			*c = '?';
-	s.path = strdup(path);
-	s.cache_key = file;
-	s.seen = true;
-	if (s.path == NULL) {
-		free(file);
-		return;
-	}
-	ts->seeded[ts->n_seeded++] = s;
-	torrent_log(ts, LOG_INFO, "%s: seeding as %s", path, s.info_hash);
+	torrent_log(ts, LOG_INFO, "%s: made %s", path, out_file);
+	if (!start_seeding(ts, s))
+		unseed(ts, (size_t)(s - ts->seeded));
+}
+
+static void on_made(evutil_socket_t fd, short what, void *arg)
+{
+	struct torrent_stream *ts = arg;
+
+	torrent_maker_results(ts->maker, on_made_one, ts);
+	publish_list(ts);
 }
 
 static void scan_entry(struct torrent_stream *ts, const char *name)
@@ -237,7 +277,8 @@ static void publish_list(struct torrent_stream *ts)
 		return;
 	used = (size_t)snprintf(text, len, "tr\t%s\n", ts->cfg.tracker);
 	for (size_t i = 0; i < ts->n_seeded && used < len; i++)
-		used += (size_t)snprintf(text + used, len - used, "%s\t%s\t%s\n", ts->seeded[i].info_hash,
+		if (!ts->seeded[i].making)
+			used += (size_t)snprintf(text + used, len - used, "%s\t%s\t%s\n", ts->seeded[i].info_hash,
 					 ts->seeded[i].cache_key, ts->seeded[i].name);
 	snprintf(name, sizeof(name), "torrent:%s", ts->unit);
 	chassis_publish(ts->chassis, name, "text/plain", text, ts);
@@ -336,6 +377,13 @@ static void begin_seeding(evutil_socket_t fd, short what, void *arg)
 		torrent_log(ts, LOG_ERR, "libtorrent would not start: %s", err);
 		return;
 	}
+	ts->maker = torrent_maker_new(err, sizeof(err));
+	if (ts->maker != NULL)
+		ts->made = event_new(ts->base, torrent_maker_fd(ts->maker), EV_READ | EV_PERSIST, on_made, ts);
+	if (ts->made == NULL || event_add(ts->made, NULL) < 0) {
+		torrent_log(ts, LOG_ERR, "cannot start making torrents: %s", ts->maker ? "out of memory" : err);
+		return;
+	}
 	event_add(ts->notified, NULL);
 	event_add(ts->figures, &every);
 	scan_directory(ts);
@@ -378,6 +426,10 @@ static void torrent_free(struct torrent_stream *ts)
 		event_free(ts->figures);
 	if (ts->directory_changed != NULL)
 		event_free(ts->directory_changed);
+	/* The event first: the maker's fd closes with it. */
+	if (ts->made != NULL)
+		event_free(ts->made);
+	torrent_maker_free(ts->maker);
 	if (ts->inotify_fd >= 0)
 		close(ts->inotify_fd);
 	if (ts->notify_fd >= 0)
@@ -530,6 +582,8 @@ static void torrent_status_rows(const void *state, char *buf, size_t len)
 	for (size_t i = 0; ts->session != NULL && i < ts->n_seeded; i++) {
 		struct torrent_figures f = { .peers = 0 };
 
+		if (ts->seeded[i].making)
+			continue;
 		torrent_session_figures(ts->session, ts->seeded[i].info_hash, &f);
 		if (!append_line(buf, len, &used, "torrent %s peers=%u uploaded_bytes=%" PRIu64 " upload_rate=%u\n",
 				 ts->seeded[i].info_hash, f.peers, f.uploaded, f.upload_rate))
@@ -547,6 +601,8 @@ static void torrent_status_text(const void *state, char *buf, size_t len)
 	for (size_t i = 0; ts->session != NULL && i < ts->n_seeded; i++) {
 		struct torrent_figures f = { .state = "adding" };
 
+		if (ts->seeded[i].making)
+			continue;
 		torrent_session_figures(ts->session, ts->seeded[i].info_hash, &f);
 		if (!append_line(buf, len, &used, "%s %s %s\n", ts->seeded[i].info_hash, f.state,
 				 ts->seeded[i].name))

@@ -385,3 +385,36 @@ def test_libtorrents_threads_start_after_the_privilege_drop(start_daemon, tmp_pa
         assert done.returncode == 0, done.stderr
     finally:
         shutil.rmtree(top)
+
+
+def test_the_loop_answers_while_a_large_file_is_hashed(start_daemon, dirs):
+    seed, state, dl = dirs
+    with open(seed / "huge.bin", "wb") as f:
+        f.truncate(2 << 30)    # sparse: 2 GiB to hash, nothing on disk
+    port, web = free_port(), free_port()
+    d = start_daemon(seeds(seed, state, port) + status_listener(web))
+    answered_while_hashing = 0
+    deadline = time.monotonic() + 120
+    while ": made " not in d.log() and time.monotonic() < deadline:
+        began = time.monotonic()
+        stream_status(web, "seeds")
+        assert time.monotonic() - began < 1.0
+        if ": made " not in d.log():
+            answered_while_hashing += 1
+        time.sleep(0.05)
+    assert answered_while_hashing >= 3
+    made_torrent(d, str(seed / "huge.bin"), timeout=5)
+    d.wait_log(r"huge.bin: seeding as [0-9a-f]{40}")
+
+
+def test_a_stop_while_a_torrent_is_made_is_prompt_and_clean(start_daemon, dirs):
+    seed, state, dl = dirs
+    with open(seed / "huge.bin", "wb") as f:
+        f.truncate(2 << 30)
+    d = start_daemon(seeds(seed, state, free_port()))
+    d.wait_log(r"successfully listening on \[TCP\]")
+    began = time.monotonic()
+    assert d.stop() == 0
+    assert time.monotonic() - began < 5
+    assert ": made " not in d.log()
+    assert [f for f in os.listdir(state) if f.endswith(".torrent")] == []
