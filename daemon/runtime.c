@@ -288,6 +288,7 @@ static void streams_commit(struct runtime *rt, struct stream_plan *plans, size_t
 			su->claimed = false;
 			if (service_kept_instance(plans[i].service, su->service)) {
 				(*kept)++;
+				service_reloaded(plans[i].service);
 			} else {
 				log_write(LOG_INFO, &ctx, "stream %s: changed, restarted", conf->unit.name);
 				(*added)++;

@@ -15,6 +15,7 @@
 	CFG_STR("tracker", "", CFGF_NONE),                                      \
 	CFG_STR("web-seed", "", CFGF_NONE),                                     \
 	CFG_BOOL("v1-only", cfg_true, CFGF_NONE),                               \
+	CFG_BOOL("watch", cfg_true, CFGF_NONE),                                 \
 	CFG_BOOL("dht", cfg_false, CFGF_NONE),                                  \
 	CFG_BOOL("lsd", cfg_false, CFGF_NONE),                                  \
 	CFG_BOOL("upnp", cfg_false, CFGF_NONE),                                 \

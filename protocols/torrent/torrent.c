@@ -34,7 +34,7 @@
 struct torrent_settings {
 	char *listen;			/* joined with commas, libtorrent's way */
 	char *directory, *state, *tracker, *web_seed;
-	bool v1_only, dht, lsd, upnp, natpmp, utp;
+	bool v1_only, watch, dht, lsd, upnp, natpmp, utp;
 	long upload_rate, max_peers, max_torrents;
 };
 
@@ -334,6 +334,16 @@ static void watch_directory(struct torrent_stream *ts)
 
 /* ---- the session ---- */
 
+/* A reload looks at the directory again (what inotify has not seen: a
+ * file written in place and not yet closed, or watch = false). */
+static void torrent_reloaded(void *state)
+{
+	struct torrent_stream *ts = state;
+
+	if (ts->session != NULL && ts->maker != NULL)
+		scan_directory(ts);
+}
+
 static void on_alert(void *arg, int level, const char *text)
 {
 	torrent_log(arg, level, "%s", text);
@@ -387,7 +397,8 @@ static void begin_seeding(evutil_socket_t fd, short what, void *arg)
 	event_add(ts->notified, NULL);
 	event_add(ts->figures, &every);
 	scan_directory(ts);
-	watch_directory(ts);
+	if (ts->cfg.watch)
+		watch_directory(ts);
 }
 
 /* ---- the unit ---- */
@@ -527,7 +538,7 @@ static bool torrent_same(const void *old_settings, const void *new_settings)
 
 	return same_text(a->listen, b->listen) && same_text(a->directory, b->directory) &&
 	       same_text(a->state, b->state) && same_text(a->tracker, b->tracker) &&
-	       same_text(a->web_seed, b->web_seed) && a->v1_only == b->v1_only && a->dht == b->dht &&
+	       same_text(a->web_seed, b->web_seed) && a->v1_only == b->v1_only && a->watch == b->watch && a->dht == b->dht &&
 	       a->lsd == b->lsd && a->upnp == b->upnp && a->natpmp == b->natpmp && a->utp == b->utp &&
 	       a->upload_rate == b->upload_rate && a->max_peers == b->max_peers &&
 	       a->max_torrents == b->max_torrents;
@@ -678,6 +689,7 @@ static void *torrent_configure(cfg_t *sec, struct conf_scope *scope)
 	s->tracker = strdup(sec ? cfg_getstr(sec, "tracker") : "");
 	s->web_seed = strdup(sec ? cfg_getstr(sec, "web-seed") : "");
 	s->v1_only = sec ? cfg_getbool(sec, "v1-only") : true;
+	s->watch = sec ? cfg_getbool(sec, "watch") : true;
 	s->dht = sec && cfg_getbool(sec, "dht");
 	s->lsd = sec && cfg_getbool(sec, "lsd");
 	s->upnp = sec && cfg_getbool(sec, "upnp");
@@ -709,6 +721,7 @@ const struct protocol protocol_torrent = {
 	.start = torrent_start,
 	.stop = torrent_stop,
 	.same = torrent_same,
+	.reloaded = torrent_reloaded,
 	.status = torrent_status,
 	.status_rows = torrent_status_rows,
 	.status_text = torrent_status_text,

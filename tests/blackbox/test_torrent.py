@@ -148,11 +148,14 @@ def test_sighup_keeps_the_session_and_seeds_what_is_new(start_daemon, dirs):
     seed, state, dl = dirs
     (seed / "first.bin").write_bytes(os.urandom(50000))
     port = free_port()
-    d = start_daemon(seeds(seed, state, port))
+    # watch = false: only the reload can find the new file.
+    d = start_daemon(seeds(seed, state, port, "watch = false"))
     made_torrent(d, str(seed / "first.bin"))
     d.reload()
     assert "stream seeds: changed, restarted" not in d.log()
     (seed / "later.bin").write_bytes(os.urandom(1 << 20))
+    time.sleep(0.5)
+    assert "later.bin" not in d.log()
     d.reload()
     done = fetch(made_torrent(d, str(seed / "later.bin")), dl, port)
     assert done.returncode == 0, done.stderr
