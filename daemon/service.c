@@ -234,7 +234,7 @@ void service_reloaded(const struct service *svc)
 	const struct instance *in = svc->instance;
 
 	if (in->state != NULL && in->protocol->reloaded != NULL)
-		in->protocol->reloaded(in->state);
+		in->protocol->reloaded(in->state, svc->stream->unit.settings);
 }
 
 void service_ref(struct service *svc)

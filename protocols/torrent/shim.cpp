@@ -164,6 +164,19 @@ torrent_session *torrent_session_new(const torrent_session_options *opts, int no
 	return nullptr;
 }
 
+int torrent_session_apply(torrent_session *s, const torrent_session_options *opts, char *err, size_t err_len)
+{
+	try {
+		s->session->apply_settings(settings_of(opts));
+		return 0;
+	} catch (const std::exception &e) {
+		set_error(err, err_len, e.what());
+	} catch (...) {
+		set_error(err, err_len, "unknown error from libtorrent");
+	}
+	return -1;
+}
+
 int torrent_make(const char *path, const torrent_make_options *opts, const char *out_file, char *err, size_t err_len)
 {
 	try {

@@ -34,6 +34,11 @@ struct torrent_make_options {
 struct torrent_session *torrent_session_new(const struct torrent_session_options *opts, int notify_fd, char *err,
 					    size_t err_len);
 
+/* Applies changed options to the running session: listen addresses are
+ * bound anew, peers of the others stay. */
+int torrent_session_apply(struct torrent_session *s, const struct torrent_session_options *opts, char *err,
+			  size_t err_len);
+
 /* Makes the .torrent of path (a file or a folder) into out_file. Hashes
  * every byte: the caller caches the result. */
 int torrent_make(const char *path, const struct torrent_make_options *opts, const char *out_file, char *err,

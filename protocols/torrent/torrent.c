@@ -88,23 +88,33 @@ static void torrent_log(const struct torrent_stream *ts, int level, const char *
 
 static void publish_list(struct torrent_stream *ts);
 
-/* ---- the directory ---- */
-
-static uint64_t fnv1a(const char *text)
+static struct torrent_session_options session_options(const struct torrent_settings *cfg)
 {
-	uint64_t h = 14695981039346656037ull;
-
-	for (; *text != '\0'; text++)
-		h = (h ^ (unsigned char)*text) * 1099511628211ull;
-	return h;
+	return (struct torrent_session_options){
+		.listen = cfg->listen, .dht = cfg->dht, .lsd = cfg->lsd, .upnp = cfg->upnp, .natpmp = cfg->natpmp,
+		.utp = cfg->utp, .upload_rate = (int)cfg->upload_rate, .max_peers = (int)cfg->max_peers,
+	};
 }
 
-/* The cached .torrent of path as it is now: a changed file gets a new one. */
+/* ---- the directory ---- */
+
+static uint64_t fnv1a(uint64_t h, const char *text)
+{
+	for (; *text != '\0'; text++)
+		h = (h ^ (unsigned char)*text) * 1099511628211ull;
+	return (h ^ 0xff) * 1099511628211ull;	/* the end of a field */
+}
+
+/* The cached .torrent of path as it is now, and as the options that go
+ * into a torrent say: a changed file, tracker, web-seed or v1-only gets a
+ * new one. */
 static char *cache_file(const struct torrent_stream *ts, const char *path, const struct stat *st)
 {
+	uint64_t key = fnv1a(14695981039346656037ull, path);
 	char *file = NULL;
 
-	if (asprintf(&file, "%s/%016" PRIx64 "-%jd-%jd.torrent", ts->cfg.state, fnv1a(path), (intmax_t)st->st_size,
+	key = fnv1a(fnv1a(fnv1a(key, ts->cfg.tracker), ts->cfg.web_seed), ts->cfg.v1_only ? "v1" : "hybrid");
+	if (asprintf(&file, "%s/%016" PRIx64 "-%jd-%jd.torrent", ts->cfg.state, key, (intmax_t)st->st_size,
 		     (intmax_t)st->st_mtime) < 0)
 		return NULL;
 	return file;
@@ -334,12 +344,43 @@ static void watch_directory(struct torrent_stream *ts)
 
 /* ---- the session ---- */
 
-/* A reload looks at the directory again (what inotify has not seen: a
+/* The options the running session takes as they change (torrent_same()
+ * leaves them out). */
+static bool apply_session_options(struct torrent_stream *ts, const struct torrent_settings *now)
+{
+	struct torrent_session_options opts;
+	char *listen = strdup(now->listen), err[256];
+
+	if (listen == NULL)
+		return false;
+	free(ts->cfg.listen);
+	ts->cfg.listen = listen;
+	ts->cfg.dht = now->dht;
+	ts->cfg.lsd = now->lsd;
+	ts->cfg.upnp = now->upnp;
+	ts->cfg.natpmp = now->natpmp;
+	ts->cfg.utp = now->utp;
+	ts->cfg.upload_rate = now->upload_rate;
+	ts->cfg.max_peers = now->max_peers;
+	opts = session_options(&ts->cfg);
+	if (ts->session != NULL && torrent_session_apply(ts->session, &opts, err, sizeof(err)) < 0) {
+		torrent_log(ts, LOG_WARNING, "cannot apply the new options: %s", err);
+		return false;
+	}
+	return true;
+}
+
+/* A reload that kept the stream: the session takes the options that may
+ * change, and the directory is read again (what inotify has not seen: a
  * file written in place and not yet closed, or watch = false). */
-static void torrent_reloaded(void *state)
+static void torrent_reloaded(void *state, const void *settings)
 {
 	struct torrent_stream *ts = state;
+	const struct torrent_settings *now = settings;
 
+	if (strcmp(now->listen, ts->cfg.listen) != 0)
+		torrent_log(ts, LOG_INFO, "listening on %s from now on", now->listen);
+	apply_session_options(ts, now);
 	if (ts->session != NULL && ts->maker != NULL)
 		scan_directory(ts);
 }
@@ -372,11 +413,7 @@ static void on_figures(evutil_socket_t fd, short what, void *arg)
 static void begin_seeding(evutil_socket_t fd, short what, void *arg)
 {
 	struct torrent_stream *ts = arg;
-	struct torrent_session_options opts = {
-		.listen = ts->cfg.listen, .dht = ts->cfg.dht, .lsd = ts->cfg.lsd, .upnp = ts->cfg.upnp,
-		.natpmp = ts->cfg.natpmp, .utp = ts->cfg.utp, .upload_rate = (int)ts->cfg.upload_rate,
-		.max_peers = (int)ts->cfg.max_peers,
-	};
+	struct torrent_session_options opts = session_options(&ts->cfg);
 	const struct timeval every = { TORRENT_FIGURES_SECONDS, 0 };
 	char err[256];
 
@@ -530,18 +567,17 @@ static bool same_text(const char *a, const char *b)
 	return strcmp(a, b) == 0;
 }
 
-/* Any change restarts the session: its peers reconnect, and the torrents
- * cached in state are seeded again without hashing. */
+/* The session's own options (listen, discovery, uTP, rates, peers) are
+ * applied to it as it runs (torrent_reloaded()); any other change restarts
+ * it: its peers reconnect, and the torrents cached in state are seeded
+ * again without hashing. */
 static bool torrent_same(const void *old_settings, const void *new_settings)
 {
 	const struct torrent_settings *a = old_settings, *b = new_settings;
 
-	return same_text(a->listen, b->listen) && same_text(a->directory, b->directory) &&
-	       same_text(a->state, b->state) && same_text(a->tracker, b->tracker) &&
-	       same_text(a->web_seed, b->web_seed) && a->v1_only == b->v1_only && a->watch == b->watch && a->dht == b->dht &&
-	       a->lsd == b->lsd && a->upnp == b->upnp && a->natpmp == b->natpmp && a->utp == b->utp &&
-	       a->upload_rate == b->upload_rate && a->max_peers == b->max_peers &&
-	       a->max_torrents == b->max_torrents;
+	return same_text(a->directory, b->directory) && same_text(a->state, b->state) &&
+	       same_text(a->tracker, b->tracker) && same_text(a->web_seed, b->web_seed) && a->v1_only == b->v1_only &&
+	       a->watch == b->watch && a->max_torrents == b->max_torrents;
 }
 
 static void torrent_status(const void *state, char *buf, size_t len)

@@ -163,16 +163,41 @@ def test_sighup_keeps_the_session_and_seeds_what_is_new(start_daemon, dirs):
     assert d.log().count("successfully listening on [TCP] 127.0.0.1:%d" % port) == 1
 
 
-def test_a_changed_listen_address_restarts_the_session_on_it(start_daemon, dirs):
+def test_a_changed_listen_address_is_applied_to_the_running_session(start_daemon, dirs):
     seed, state, dl = dirs
     (seed / "a.bin").write_bytes(os.urandom(200000))
     port, port2 = free_port(), free_port()
     d = start_daemon(seeds(seed, state, port))
     torrent = made_torrent(d, str(seed / "a.bin"))
-    d.reload(seeds(seed, state, port2))
+    d.wait_log(r"a.bin: seeding as")
+    d.reload(seeds(seed, state, port2, "upload-rate = 10000000"))
     d.wait_log(r"successfully listening on \[TCP\] 127.0.0.1:%d" % port2)
+    assert "changed, restarted" not in d.log()
+    assert d.log().count("seeding as") == 1
     done = fetch(torrent, dl, port2)
     assert done.returncode == 0, done.stderr
+    # The old port is closed.
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+def test_a_changed_tracker_makes_new_torrents(start_daemon, dirs):
+    seed, state, dl = dirs
+    (seed / "a.bin").write_bytes(os.urandom(100000))
+    port = free_port()
+    d = start_daemon(seeds(seed, state, port))
+    first = made_torrent(d, str(seed / "a.bin"))
+    d.reload(seeds(seed, state, port, 'tracker = "http://127.0.0.1:1/announce"'))
+    d.wait_log(r"stream seeds: changed, restarted")
+    second = d.wait_log(r"a.bin: made (\S+\.torrent)", timeout=30)
+    for _ in range(100):
+        found = re.findall(r"a.bin: made (\S+\.torrent)", d.log())
+        if len(found) == 2:
+            break
+        time.sleep(0.05)
+    assert len(found) == 2 and found[1] != first
+    with open(found[1], "rb") as f:
+        assert b"http://127.0.0.1:1/announce" in f.read()
 
 
 def test_stop_is_prompt_and_clean(start_daemon, dirs):
