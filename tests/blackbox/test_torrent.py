@@ -446,3 +446,48 @@ def test_a_stop_while_a_torrent_is_made_is_prompt_and_clean(start_daemon, dirs):
     assert time.monotonic() - began < 5
     assert ": made " not in d.log()
     assert [f for f in os.listdir(state) if f.endswith(".torrent")] == []
+
+
+@pytest.mark.skipif(shutil.which("transmission-daemon") is None or shutil.which("ip") is None
+                    or os.geteuid() != 0, reason="needs transmission-daemon, ip and root")
+def test_transmission_downloads_through_the_tracker_in_a_namespace(start_daemon, dirs, tmp_path):
+    # transmission ignores tracker peers at 127/8 and keys peers by IP: in a
+    # namespace of its own, chassisd and transmission each get a 10.x address.
+    from test_stream import Namespace
+    seed, state, dl = dirs
+    with open(seed / "big.bin", "wb") as f:
+        f.write(os.urandom(10 << 20))
+    ns = Namespace("chassisd-bt%d" % os.getpid())
+    transmission = None
+    try:
+        for addr in ("10.21.0.1/32", "10.21.0.2/32"):
+            subprocess.run([*ns.prefix(), "ip", "addr", "add", addr, "dev", "lo"], check=True)
+        port, web = 16881, 18080    # the namespace's own ports: nothing else is there
+        d = start_daemon(
+            'stream "seeds" {\n  protocol = "torrent"\n  torrent { listen = {"10.21.0.1:%d"} directory = "%s"'
+            ' state = "%s" tracker = "http://10.21.0.1:%d/announce" }\n}\n'
+            'listener "web" {\n  protocol = "http"\n  address = "10.21.0.1:%d"\n'
+            '  http { route "/announce" { handler = "tracker"  interval = 10 } }\n}\n'
+            % (port, seed, state, web, web), wrapper=ns.prefix())
+        torrent = made_torrent(d, str(seed / "big.bin"))
+        d.wait_log(r'"GET /announce\?.*&port=%d&' % port)
+        config, watch = tmp_path / "tr-config", tmp_path / "tr-watch"
+        config.mkdir()
+        watch.mkdir()
+        log = open(tmp_path / "transmission.log", "wb")
+        transmission = subprocess.Popen(
+            [*ns.prefix(), "transmission-daemon", "-f", "-g", str(config), "-w", str(dl), "-c", str(watch),
+             "-T", "-p", "19091", "-P", "51413", "-i", "10.21.0.2", "-r", "127.0.0.1", "-O", "-Y", "-M",
+             "--no-utp", "--log-info"], stdout=log, stderr=subprocess.STDOUT)
+        time.sleep(1)
+        shutil.copy(torrent, watch / "big.torrent")
+        want = sha256(seed / "big.bin")
+        assert wait_until(lambda: os.path.exists(dl / "big.bin") and os.path.getsize(dl / "big.bin") == 10 << 20
+                          and sha256(dl / "big.bin") == want, timeout=90, interval=0.5), \
+            open(tmp_path / "transmission.log", "rb").read().decode(errors="replace")[-3000:] + d.log()[-3000:]
+        assert re.search(r'"GET /announce\?[^"]*" 200 .*Transmission', d.log())
+    finally:
+        if transmission is not None:
+            transmission.terminate()
+            transmission.wait(10)
+        ns.delete()
