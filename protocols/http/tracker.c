@@ -43,7 +43,9 @@ struct tracker {
 
 static bool tracker_configure(struct http_route *route, cfg_t *sec, struct conf_scope *scope)
 {
+	const char *stream = cfg_getstr(sec, "stream");
 	long swarms, peers, interval;
+	char name[300];
 
 	if (!conf_scope_int(scope, sec, "max-swarms", 1, 1000000, &swarms) ||
 	    !conf_scope_int(scope, sec, "max-peers", 1, 100000, &peers) ||
@@ -52,7 +54,35 @@ static bool tracker_configure(struct http_route *route, cfg_t *sec, struct conf_
 	route->tracker_swarms = (unsigned)swarms;
 	route->tracker_peers = (unsigned)peers;
 	route->tracker_interval = (unsigned)interval;
-	return true;
+	if (stream == NULL)
+		return true;
+	if (stream[0] == '\0') {
+		conf_scope_error(scope, "stream", "stream must name a torrent stream");
+		return false;
+	}
+	/* Only what that stream seeds: the list it publishes (torrents.c). */
+	snprintf(name, sizeof(name), "torrent:%s", stream);
+	route->location = strdup(name);
+	return route->location != NULL;
+}
+
+static void tracker_free(struct http_route *route)
+{
+	free(route->location);
+}
+
+/* Whether the stream the route is limited to seeds info_hash now. */
+static bool seeded_here(const struct http_exchange *ex, const struct http_route *route, const unsigned char *hash)
+{
+	const char *type, *text = chassis_published(ex->conn, route->location, &type);
+	char hex[2 * ANNOUNCE_HASH_LEN + 2];
+
+	if (text == NULL)
+		return false;
+	hex[0] = '\n';
+	for (size_t i = 0; i < ANNOUNCE_HASH_LEN; i++)
+		snprintf(hex + 1 + 2 * i, 3, "%02x", hash[i]);
+	return strstr(text, hex) != NULL;
 }
 
 static void *tracker_start(const struct http_route *route, const struct unit_env *env)
@@ -228,10 +258,13 @@ static void tracker_serve(struct http_exchange *ex, const struct http_route *rou
 	struct announce a;
 	struct swarm *s;
 
-	(void)route;
 	t->announces++;
 	if (announce_parse(ex->request.query, ex->request.query_len, &a, &reason) < 0) {
 		respond_failure(ex, t, reason);
+		return;
+	}
+	if (route->location != NULL && !seeded_here(ex, route, a.info_hash)) {
+		respond_failure(ex, t, "unknown info_hash: not seeded here");
 		return;
 	}
 	s = find_swarm(t, a.info_hash, a.event != ANNOUNCE_STOPPED);
@@ -266,9 +299,10 @@ static void tracker_status_row(const struct http_route *route, const void *route
 
 const struct http_handler http_handler_tracker = {
 	.name = "tracker",
-	.options = (const char *const[]){ "max-swarms", "max-peers", "interval", NULL },
+	.options = (const char *const[]){ "max-swarms", "max-peers", "interval", "stream", NULL },
 	.methods = HTTP_ALLOW_GET,
 	.configure = tracker_configure,
+	.free = tracker_free,
 	.serve = tracker_serve,
 	.start = tracker_start,
 	.stop = tracker_stop,

@@ -491,3 +491,18 @@ def test_transmission_downloads_through_the_tracker_in_a_namespace(start_daemon,
             transmission.terminate()
             transmission.wait(10)
         ns.delete()
+
+
+def test_a_tracker_limited_to_a_stream_knows_only_its_torrents(start_daemon, dirs):
+    seed, state, dl = dirs
+    (seed / "a.bin").write_bytes(os.urandom(100000))
+    port, web = free_port(), free_port()
+    d = start_daemon(seeds(seed, state, port, 'tracker = "http://127.0.0.1:%d/announce"' % web)
+                     + tracker_listener(web, 'stream = "seeds"'))
+    info_hash = d.wait_log(r"a.bin: seeding as ([0-9a-f]{40})").group(1)
+    d.wait_log(r'"GET /announce\?[^"]*&port=%d&[^"]*" 200 ' % port)
+    answer = announce(web, **good_announce(info_hash=bytes.fromhex(info_hash), peer_id=b"-XX0001-000000000009"))
+    assert answer.startswith(b"d8:complete")
+    assert b"5:peers6:\x7f\x00\x00\x01" + port.to_bytes(2, "big") in answer
+    other = announce(web, **good_announce(info_hash=b"\x07" * 20))
+    assert other == b"d14:failure reason34:unknown info_hash: not seeded heree"
