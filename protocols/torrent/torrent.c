@@ -128,6 +128,15 @@ static struct seeded *find_seeded(struct torrent_stream *ts, const char *path)
 	return NULL;
 }
 
+/* Drops entry i from the table, whatever the session has of it. */
+static void forget(struct torrent_stream *ts, size_t i)
+{
+	free(ts->seeded[i].path);
+	free(ts->seeded[i].cache_key);
+	ts->seeded[i] = ts->seeded[--ts->n_seeded];
+}
+
+/* A file gone from the directory. */
 static void unseed(struct torrent_stream *ts, size_t i)
 {
 	struct seeded *s = &ts->seeded[i];
@@ -139,9 +148,7 @@ static void unseed(struct torrent_stream *ts, size_t i)
 		torrent_log(ts, LOG_WARNING, "%s: cannot stop seeding: %s", s->path, err);
 	else
 		torrent_log(ts, LOG_INFO, "%s: no longer seeded", s->path);
-	free(s->path);
-	free(s->cache_key);
-	ts->seeded[i] = ts->seeded[--ts->n_seeded];
+	forget(ts, i);
 }
 
 static bool room_for_one_more(struct torrent_stream *ts)
@@ -209,13 +216,13 @@ static void seed(struct torrent_stream *ts, const char *path, char *file)
 	ts->n_seeded++;
 	if (access(file, R_OK) == 0) {
 		if (!start_seeding(ts, s))
-			unseed(ts, (size_t)(s - ts->seeded));
+			forget(ts, (size_t)(s - ts->seeded));
 		return;
 	}
 	if (torrent_maker_queue(ts->maker, path, &make, file, err, sizeof(err)) < 0) {
 		torrent_log(ts, LOG_WARNING, "%s: cannot make a torrent: %s", path, err);
 		ts->rejected++;
-		unseed(ts, (size_t)(s - ts->seeded));
+		forget(ts, (size_t)(s - ts->seeded));
 	}
 }
 
@@ -230,12 +237,12 @@ static void on_made_one(void *arg, const char *path, const char *out_file, const
 	if (error != NULL) {
 		torrent_log(ts, LOG_WARNING, "%s: cannot make a torrent: %s", path, error);
 		ts->rejected++;
-		unseed(ts, (size_t)(s - ts->seeded));
+		forget(ts, (size_t)(s - ts->seeded));
 		return;
 	}
 	torrent_log(ts, LOG_INFO, "%s: made %s", path, out_file);
 	if (!start_seeding(ts, s))
-		unseed(ts, (size_t)(s - ts->seeded));
+		forget(ts, (size_t)(s - ts->seeded));
 }
 
 static void on_made(evutil_socket_t fd, short what, void *arg)

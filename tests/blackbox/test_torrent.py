@@ -506,3 +506,15 @@ def test_a_tracker_limited_to_a_stream_knows_only_its_torrents(start_daemon, dir
     assert b"5:peers6:\x7f\x00\x00\x01" + port.to_bytes(2, "big") in answer
     other = announce(web, **good_announce(info_hash=b"\x07" * 20))
     assert other == b"d14:failure reason34:unknown info_hash: not seeded heree"
+
+
+def test_what_cannot_be_made_is_a_warning_and_counted(start_daemon, dirs):
+    seed, state, dl = dirs
+    (seed / "empty").mkdir()
+    (seed / "a.bin").write_bytes(os.urandom(1000))
+    port, web = free_port(), free_port()
+    d = start_daemon(seeds(seed, state, port) + status_listener(web))
+    d.wait_log(r"^<4>stream seeds: .*/empty: cannot make a torrent: ")
+    d.wait_log(r"a.bin: seeding as")
+    st = stream_status(web, "seeds")["module"]
+    assert st["rejected"] == 1 and st["torrents"] == 1
