@@ -130,6 +130,11 @@ static cfg_opt_t stream_common_options[] = {
 	CFG_SEC("netsim", netsim_options, CFGF_NONE),
 };
 #define N_STREAM_COMMON (sizeof(stream_common_options) / sizeof(stream_common_options[0]))
+/* The stream options about sending, which a stream its peers come to
+ * (UNIT_STREAM_SELF_BIT: torrent) has none of. */
+static const char *const sending_options[] = {
+	"destination", "interface", "ttl", "loop", "source", "packet-size", "rate", "queue", "netsim", NULL,
+};
 
 /* Options every listener has, whatever its protocol. */
 static cfg_opt_t listener_common_options[] = {
@@ -1017,9 +1022,17 @@ static bool parse_stream(struct loader *ld, cfg_t *sec, struct conf_stream *st)
 	parse_protocol(&scope, sec, &st->unit);
 	if (st->unit.module != NULL && !(st->unit.module->transports & UNIT_STREAM_BIT))
 		conf_scope_error(&scope, "protocol", "protocol \"%s\" does not run as a stream", st->unit.module->name);
-	parse_destinations(&scope, sec, st);
-	parse_stream_interface(&scope, sec, st);
-	parse_source(&scope, sec, &st->source);
+	if (st->unit.module == NULL || !(st->unit.module->transports & UNIT_STREAM_SELF_BIT)) {
+		parse_destinations(&scope, sec, st);
+		parse_stream_interface(&scope, sec, st);
+		parse_source(&scope, sec, &st->source);
+	} else {
+		for (size_t i = 0; sending_options[i] != NULL; i++)
+			if (option_written(ld, sec, sending_options[i]))
+				conf_scope_error(&scope, sending_options[i],
+						 "option \"%s\" does not apply to protocol \"%s\": its peers come to it",
+						 sending_options[i], st->unit.module->name);
+	}
 	parse_stream_sizes(&scope, sec, st);
 	parse_netsim(&scope, sec, &st->netsim);
 	if (!scope.failed)
@@ -1493,6 +1506,11 @@ static int skip_in_effective(cfg_t *cfg, cfg_opt_t *opt)
 	 * section among them, so the section's side is known by then. */
 	if (unit)
 		ld->printing_stream = !is_listener;
+	if (unit && !is_listener && listed(sending_options, opt->name)) {
+		const struct conf_module *own = module_named(ld, cfg_getstr(cfg, "protocol"));
+		if (own != NULL && (own->transports & UNIT_STREAM_SELF_BIT))
+			return 1;
+	}
 	/* Which of a module's options apply depends on its other options and
 	 * on the side (an rtp payload; a listener or a stream): the module
 	 * says. */

@@ -27,6 +27,9 @@ enum transport {
 #define TRANSPORT_BIT(t) (1u << (t))
 /* In a module's transports mask: it runs as a stream unit too. */
 #define UNIT_STREAM_BIT (1u << 8)
+/* With UNIT_STREAM_BIT: the stream is its own source and its peers come to
+ * it (torrent), so it has no "source { }" and no destination. */
+#define UNIT_STREAM_SELF_BIT (1u << 9)
 
 /* Defaults for every limit; each has an option of the same name. */
 #define CONF_DEFAULT_MAX_CONNECTIONS 16384	/* daemon-wide */

@@ -35,6 +35,12 @@ struct protocol {
 	 * that may go on outlives the settings it was started with, so it
 	 * must keep no pointer into them. */
 	bool (*same)(const void *old_settings, const void *new_settings);
+	/* After a reload that kept the unit's state (same() said so), with
+	 * the new settings, during the call only: a state applies what may
+	 * change while it runs (a torrent session's listen address), and one
+	 * that reads the world at start (a torrent stream's directory) looks
+	 * again. NULL when nothing is to be done. */
+	void (*reloaded)(void *state, const void *settings);
 	/* The module's counters for the SIGUSR1 dump and status pages,
 	 * "key=value ...", and its table, a line per row,
 	 * "KIND NAME key=value ...\n" (chassis_listener_stats). */

@@ -288,6 +288,7 @@ static void streams_commit(struct runtime *rt, struct stream_plan *plans, size_t
 			su->claimed = false;
 			if (service_kept_instance(plans[i].service, su->service)) {
 				(*kept)++;
+				service_reloaded(plans[i].service);
 			} else {
 				log_write(LOG_INFO, &ctx, "stream %s: changed, restarted", conf->unit.name);
 				(*added)++;
@@ -300,8 +301,13 @@ static void streams_commit(struct runtime *rt, struct stream_plan *plans, size_t
 				service_release(plans[i].service);
 				continue;
 			}
-			log_write(LOG_INFO, &ctx, "stream %s: sending to %zu destination%s (%s)", conf->unit.name,
-				  conf->n_destinations, conf->n_destinations == 1 ? "" : "s", conf->unit.module->name);
+			if (conf->n_destinations == 0)
+				log_write(LOG_INFO, &ctx, "stream %s: started (%s)", conf->unit.name,
+					  conf->unit.module->name);
+			else
+				log_write(LOG_INFO, &ctx, "stream %s: sending to %zu destination%s (%s)",
+					  conf->unit.name, conf->n_destinations, conf->n_destinations == 1 ? "" : "s",
+					  conf->unit.module->name);
 			(*added)++;
 		}
 		su->service = plans[i].service;
@@ -472,7 +478,8 @@ static void stream_stats(const struct stream_unit *su, struct chassis_listener_s
 		.name = conf->unit.name,
 		.protocol = conf->unit.module->name,
 		.transport = "stream",
-		.address = conf->destination_text[0],
+		/* A stream its peers come to (torrent) sends to none. */
+		.address = conf->n_destinations > 0 ? conf->destination_text[0] : "",
 		.module_counters = counters,
 		.module_rows = rows,
 		.module_text = text,

@@ -229,6 +229,14 @@ bool service_kept_instance(const struct service *svc, const struct service *prev
 	return previous != NULL && svc->instance == previous->instance;
 }
 
+void service_reloaded(const struct service *svc)
+{
+	const struct instance *in = svc->instance;
+
+	if (in->state != NULL && in->protocol->reloaded != NULL)
+		in->protocol->reloaded(in->state, svc->stream->unit.settings);
+}
+
 void service_ref(struct service *svc)
 {
 	svc->refs++;

@@ -65,6 +65,8 @@ struct service *service_new_stream(struct chassis *chassis, struct generation *g
 				   const struct service *previous);
 /* A reload handed the running instance on (the unit kept running). */
 bool service_kept_instance(const struct service *svc, const struct service *previous);
+/* Tells the module of a kept instance that the reload is done. */
+void service_reloaded(const struct service *svc);
 void service_ref(struct service *svc);
 void service_release(struct service *svc);
 /* The module's counters and rows, for status pages and the SIGUSR1 dump

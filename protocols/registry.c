@@ -14,6 +14,7 @@ extern const struct protocol protocol_exec;
 extern const struct protocol protocol_udp;
 extern const struct protocol protocol_rtp;
 extern const struct protocol protocol_srm;
+extern const struct protocol protocol_torrent;
 
 static const struct protocol *const protocols[] = {
 	&protocol_echo,
@@ -26,6 +27,7 @@ static const struct protocol *const protocols[] = {
 	&protocol_udp,
 	&protocol_rtp,
 	&protocol_srm,
+	&protocol_torrent,
 	NULL,
 };
 

@@ -92,6 +92,8 @@ struct http_route {
 	char *content_type;
 	size_t client_buffer;
 	unsigned max_clients;
+	/* tracker: its tables' bounds and the announce interval (seconds) */
+	unsigned tracker_swarms, tracker_peers, tracker_interval;
 };
 
 /* Answers with an error page (response.c's http_respond_error): how the

@@ -5,6 +5,7 @@
 
 #include "protocols/http/exchange.h"
 
-extern const struct http_handler http_handler_static, http_handler_status, http_handler_metrics, http_handler_stream;
+extern const struct http_handler http_handler_static, http_handler_status, http_handler_metrics, http_handler_stream,
+	http_handler_tracker, http_handler_torrents;
 
 #endif

@@ -355,6 +355,18 @@ static const struct {
 	{ "route", "datagrams", "Datagrams the stream route took from its listener." },
 	{ "route", "bytes_in", "Bytes the stream route took from its listener." },
 	{ "route", "bytes_out", "Bytes the stream route queued for its clients." },
+	{ "route", "swarms", "Torrents the tracker route keeps peers of now." },
+	{ "route", "tracker_peers", "Peers the tracker route keeps now, all torrents." },
+	{ "route", "announces", "Announces the tracker route has answered." },
+	{ "route", "announce_failures", "Announces answered with a failure reason (malformed, or a full table)." },
+	{ "route", "table_full", "Announces refused because max-swarms or max-peers was reached." },
+	{ "", "torrents", "Torrents seeded now." },
+	{ "", "connected_peers", "Peers connected now, all torrents." },
+	{ "", "uploaded_bytes", "Payload bytes uploaded since the session started." },
+	{ "", "rejected", "Files not seeded: the torrent could not be made or added, or max-torrents." },
+	{ "torrent", "peers", "Peers connected to the torrent now." },
+	{ "torrent", "uploaded_bytes", "Payload bytes of the torrent uploaded since the session started." },
+	{ "torrent", "upload_rate", "Payload bytes per second the torrent uploads now." },
 	{ "upstream", "connections", "Connections open to the upstream now." },
 	{ "upstream", "connects", "Connections made to the upstream." },
 	{ "upstream", "failures", "Connection attempts to the upstream that failed." },
@@ -381,7 +393,7 @@ static const struct {
  * key in _ms or _us) is a level too. */
 static const char *const gauge_keys[] = {
 	"connections", "children", "up", "clients", "receivers", "playing", "valid", "fraction_lost",
-	"highest_sequence", NULL,
+	"highest_sequence", "torrents", "connected_peers", "peers", "upload_rate", "swarms", "tracker_peers", NULL,
 };
 
 /* Status keys that name something rather than count it (an SSRC): the

@@ -33,6 +33,9 @@ cfg_opt_t http_route_options[] = {
 	CFG_STR("content-type", HTTP_DEFAULT_STREAM_TYPE, CFGF_NONE),
 	CFG_INT("client-buffer", HTTP_DEFAULT_CLIENT_BUFFER, CFGF_NONE),
 	CFG_INT("max-clients", HTTP_DEFAULT_MAX_CLIENTS, CFGF_NONE),
+	CFG_INT("max-swarms", 1000, CFGF_NONE),
+	CFG_INT("max-peers", 1000, CFGF_NONE),
+	CFG_INT("interval", 1800, CFGF_NONE),
 	CFG_SEC("fortune", fortune_options, CFGF_NONE),
 	CFG_SEC("audio-cookie", audio_cookie_options, CFGF_NONE),
 	CFG_SEC("video-cookie", video_cookie_options, CFGF_NONE),
@@ -204,7 +207,8 @@ static const struct http_handler http_handler_echo = {
 
 static const struct http_handler *const http_handlers[] = {
 	&http_handler_static, &http_handler_status, &http_handler_metrics, &http_handler_redirect,
-	&http_handler_echo, &http_handler_sdp, &http_handler_stream, NULL,
+	&http_handler_echo, &http_handler_sdp, &http_handler_stream, &http_handler_tracker,
+	&http_handler_torrents, NULL,
 };
 
 /* The modules a route can take a body from; their sections are in
@@ -228,7 +232,7 @@ static bool route_find_handler(struct http_route *route, const char *name, struc
 		}
 	conf_scope_error(scope, "handler",
 			 "unknown handler \"%s\" (known: static, fortune, audio-cookie, video-cookie, status, "
-			 "metrics, redirect, echo, sdp, stream)", name);
+			 "metrics, redirect, echo, sdp, stream, tracker, torrents)", name);
 	return false;
 }
 

@@ -46,7 +46,7 @@ def test_check_bad_file_prints_every_error_with_line(tmp_path):
     assert r.returncode == 1
     assert r.stdout == ""
     assert r.stderr.splitlines() == [
-        '%s:2: listener "a": unknown protocol "nope" (known: echo, fortune, audio-cookie, video-cookie, http, relay, exec, udp, rtp, srm)' % conf,
+        '%s:2: listener "a": unknown protocol "nope" (known: echo, fortune, audio-cookie, video-cookie, http, relay, exec, udp, rtp, srm, torrent)' % conf,
         '%s:4: listener "b": bad address "localhost:1": "localhost" is not an IPv4 address, [IPv6] address or *' % conf,
     ]
 

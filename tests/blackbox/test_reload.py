@@ -146,7 +146,7 @@ def test_broken_file_keeps_everything_serving(start_daemon):
     status = d.reload("# broken\n" + config + 'listener "x" {\n protocol = "nope"\n address = "1.2.3.4"\n}\n')
     assert "STATUS=reload failed (2 config errors), old config serving: 2 listeners, 1 connection, generation 1" in status
     log = d.wait_log(r"still serving generation 1").string
-    assert '<3>%s:15: listener "x": unknown protocol "nope" (known: echo, fortune, audio-cookie, video-cookie, http, relay, exec, udp, rtp, srm)' % d.config in log
+    assert '<3>%s:15: listener "x": unknown protocol "nope" (known: echo, fortune, audio-cookie, video-cookie, http, relay, exec, udp, rtp, srm, torrent)' % d.config in log
     assert '<3>%s:16: listener "x": bad address "1.2.3.4": missing ":port"' % d.config in log
     assert echo_once(live)
     with connect(port) as s:

@@ -1,0 +1,771 @@
+/* torrent: BitTorrent seeding, through libtorrent-rasterbar (shim.h).
+ * Kamaelia wrapped the Mainline client in a thread that polled it; here
+ * libtorrent runs its own threads and tells the loop through an eventfd
+ * when alerts wait, which are then read on the loop's thread. A stream of
+ * this protocol is its own source and its peers come to it: every file and
+ * folder of `directory` becomes a v1 torrent, made once and cached in
+ * `state` under its path, size and mtime. */
+#include <confuse.h>
+#include <dirent.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "conf/conf.h"
+#include "daemon/log.h"
+#include "daemon/protocol.h"
+#include "protocols/torrent/options.h"
+#include "protocols/torrent/shim.h"
+
+#define TORRENT_LISTEN_MAX 1024
+/* How often the per-torrent figures are asked for. */
+#define TORRENT_FIGURES_SECONDS 1
+
+struct torrent_settings {
+	char *listen;			/* joined with commas, libtorrent's way */
+	char *directory, *state, *tracker, *web_seed;
+	bool v1_only, watch, dht, lsd, upnp, natpmp, utp;
+	long upload_rate, max_peers, max_torrents;
+};
+
+/* One file or folder of the directory, seeded. */
+struct seeded {
+	char *path;
+	char *cache_key;		/* the .torrent it is seeded from */
+	char info_hash[41];
+	char name[256];
+	bool seen;			/* in the directory at the last scan */
+	bool making;			/* its .torrent is being made: not seeded yet */
+};
+
+struct torrent_stream {
+	struct torrent_settings cfg;	/* a copy: the state may outlive the settings */
+	struct event_base *base;
+	struct chassis *chassis;
+	char *unit;
+	struct torrent_session *session;
+	struct torrent_maker *maker;
+	int notify_fd, inotify_fd;
+	struct event *begin, *notified, *figures, *directory_changed, *made;
+	struct seeded *seeded;
+	size_t n_seeded, cap_seeded;
+	uint64_t rejected;		/* files that could not be made or seeded */
+};
+
+/* The wind-down of a stopped session, which the daemon waits for. */
+struct torrent_stopping {
+	struct chassis *chassis;
+	int done_fd;
+	struct event *done;
+};
+
+static void torrent_log(const struct torrent_stream *ts, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void torrent_log(const struct torrent_stream *ts, int level, const char *fmt, ...)
+{
+	struct log_context ctx = { .stream = ts->unit, .protocol = "torrent" };
+	char text[1024];
+	va_list ap;
+
+	if (!log_enabled(level))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	log_write(level, &ctx, "stream %s: %s", ts->unit, text);
+}
+
+static void publish_list(struct torrent_stream *ts);
+
+static struct torrent_session_options session_options(const struct torrent_settings *cfg)
+{
+	return (struct torrent_session_options){
+		.listen = cfg->listen, .dht = cfg->dht, .lsd = cfg->lsd, .upnp = cfg->upnp, .natpmp = cfg->natpmp,
+		.utp = cfg->utp, .upload_rate = (int)cfg->upload_rate, .max_peers = (int)cfg->max_peers,
+	};
+}
+
+/* ---- the directory ---- */
+
+static uint64_t fnv1a(uint64_t h, const char *text)
+{
+	for (; *text != '\0'; text++)
+		h = (h ^ (unsigned char)*text) * 1099511628211ull;
+	return (h ^ 0xff) * 1099511628211ull;	/* the end of a field */
+}
+
+/* The cached .torrent of path as it is now, and as the options that go
+ * into a torrent say: a changed file, tracker, web-seed or v1-only gets a
+ * new one. */
+static char *cache_file(const struct torrent_stream *ts, const char *path, const struct stat *st)
+{
+	uint64_t key = fnv1a(14695981039346656037ull, path);
+	char *file = NULL;
+
+	key = fnv1a(fnv1a(fnv1a(key, ts->cfg.tracker), ts->cfg.web_seed), ts->cfg.v1_only ? "v1" : "hybrid");
+	if (asprintf(&file, "%s/%016" PRIx64 "-%jd-%jd.torrent", ts->cfg.state, key, (intmax_t)st->st_size,
+		     (intmax_t)st->st_mtime) < 0)
+		return NULL;
+	return file;
+}
+
+static struct seeded *find_seeded(struct torrent_stream *ts, const char *path)
+{
+	for (size_t i = 0; i < ts->n_seeded; i++)
+		if (strcmp(ts->seeded[i].path, path) == 0)
+			return &ts->seeded[i];
+	return NULL;
+}
+
+/* Drops entry i from the table, whatever the session has of it. */
+static void forget(struct torrent_stream *ts, size_t i)
+{
+	free(ts->seeded[i].path);
+	free(ts->seeded[i].cache_key);
+	ts->seeded[i] = ts->seeded[--ts->n_seeded];
+}
+
+/* A file gone from the directory. */
+static void unseed(struct torrent_stream *ts, size_t i)
+{
+	struct seeded *s = &ts->seeded[i];
+	char err[256];
+
+	if (s->making)
+		torrent_log(ts, LOG_INFO, "%s: gone before its torrent was made", s->path);
+	else if (torrent_session_remove(ts->session, s->info_hash, err, sizeof(err)) < 0)
+		torrent_log(ts, LOG_WARNING, "%s: cannot stop seeding: %s", s->path, err);
+	else
+		torrent_log(ts, LOG_INFO, "%s: no longer seeded", s->path);
+	forget(ts, i);
+}
+
+static bool room_for_one_more(struct torrent_stream *ts)
+{
+	struct seeded *grown;
+	size_t cap;
+
+	if (ts->n_seeded < ts->cap_seeded)
+		return true;
+	cap = ts->cap_seeded ? 2 * ts->cap_seeded : 16;
+	grown = realloc(ts->seeded, cap * sizeof(*grown));
+	if (grown == NULL)
+		return false;
+	ts->seeded = grown;
+	ts->cap_seeded = cap;
+	return true;
+}
+
+/* Adds the made .torrent of s to the session; false when it cannot be. */
+static bool start_seeding(struct torrent_stream *ts, struct seeded *s)
+{
+	char err[256];
+
+	if (torrent_session_add(ts->session, s->cache_key, ts->cfg.directory, s->info_hash, s->name, sizeof(s->name),
+				err, sizeof(err)) < 0) {
+		torrent_log(ts, LOG_WARNING, "%s: cannot seed %s: %s", s->path, s->cache_key, err);
+		ts->rejected++;
+		return false;
+	}
+	/* The name goes into line-based status text. */
+	for (char *c = s->name; *c != '\0'; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = '?';
+	s->making = false;
+	torrent_log(ts, LOG_INFO, "%s: seeding as %s", s->path, s->info_hash);
+	return true;
+}
+
+/* A .torrent made before is seeded at once; otherwise the maker's thread
+ * hashes the file and on_made() seeds it. */
+static void seed(struct torrent_stream *ts, const char *path, char *file)
+{
+	struct torrent_make_options make = {
+		.tracker = ts->cfg.tracker, .web_seed = ts->cfg.web_seed, .v1_only = ts->cfg.v1_only,
+	};
+	struct seeded *s;
+	char err[256];
+
+	if (ts->n_seeded >= (size_t)ts->cfg.max_torrents) {
+		torrent_log(ts, LOG_WARNING, "%s: not seeded: max-torrents (%ld) reached", path, ts->cfg.max_torrents);
+		ts->rejected++;
+		free(file);
+		return;
+	}
+	if (!room_for_one_more(ts)) {
+		free(file);
+		return;
+	}
+	s = &ts->seeded[ts->n_seeded];
+	*s = (struct seeded){ .path = strdup(path), .cache_key = file, .seen = true, .making = true };
+	if (s->path == NULL) {
+		free(file);
+		return;
+	}
+	ts->n_seeded++;
+	if (access(file, R_OK) == 0) {
+		if (!start_seeding(ts, s))
+			forget(ts, (size_t)(s - ts->seeded));
+		return;
+	}
+	if (torrent_maker_queue(ts->maker, path, &make, file, err, sizeof(err)) < 0) {
+		torrent_log(ts, LOG_WARNING, "%s: cannot make a torrent: %s", path, err);
+		ts->rejected++;
+		forget(ts, (size_t)(s - ts->seeded));
+	}
+}
+
+static void on_made_one(void *arg, const char *path, const char *out_file, const char *error)
+{
+	struct torrent_stream *ts = arg;
+	struct seeded *s = find_seeded(ts, path);
+
+	/* Removed or changed while it was made: a later scan has it. */
+	if (s == NULL || !s->making || strcmp(s->cache_key, out_file) != 0)
+		return;
+	if (error != NULL) {
+		torrent_log(ts, LOG_WARNING, "%s: cannot make a torrent: %s", path, error);
+		ts->rejected++;
+		forget(ts, (size_t)(s - ts->seeded));
+		return;
+	}
+	torrent_log(ts, LOG_INFO, "%s: made %s", path, out_file);
+	if (!start_seeding(ts, s))
+		forget(ts, (size_t)(s - ts->seeded));
+}
+
+static void on_made(evutil_socket_t fd, short what, void *arg)
+{
+	struct torrent_stream *ts = arg;
+
+	torrent_maker_results(ts->maker, on_made_one, ts);
+	publish_list(ts);
+}
+
+static void scan_entry(struct torrent_stream *ts, const char *name)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	struct seeded *known;
+	char *file;
+
+	if (name[0] == '.' || snprintf(path, sizeof(path), "%s/%s", ts->cfg.directory, name) >= (int)sizeof(path))
+		return;
+	if (stat(path, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)))
+		return;
+	file = cache_file(ts, path, &st);
+	if (file == NULL)
+		return;
+	known = find_seeded(ts, path);
+	if (known != NULL && strcmp(known->cache_key, file) == 0) {
+		known->seen = true;
+		free(file);
+		return;
+	}
+	if (known != NULL)
+		unseed(ts, (size_t)(known - ts->seeded));
+	seed(ts, path, file);
+}
+
+/* What an HTTP "torrents" route lists (http/torrents.c): a line
+ * "tr\tTRACKER", then "INFOHASH\tTORRENT-FILE\tNAME" per torrent. Names
+ * have no control characters left (seed()), so tabs and newlines part. */
+static void publish_list(struct torrent_stream *ts)
+{
+	char name[300];
+	size_t len = strlen(ts->cfg.tracker) + 8, used;
+	char *text;
+
+	for (size_t i = 0; i < ts->n_seeded; i++)
+		len += 41 + strlen(ts->seeded[i].cache_key) + strlen(ts->seeded[i].name) + 3;
+	text = malloc(len);
+	if (text == NULL)
+		return;
+	used = (size_t)snprintf(text, len, "tr\t%s\n", ts->cfg.tracker);
+	for (size_t i = 0; i < ts->n_seeded && used < len; i++)
+		if (!ts->seeded[i].making)
+			used += (size_t)snprintf(text + used, len - used, "%s\t%s\t%s\n", ts->seeded[i].info_hash,
+					 ts->seeded[i].cache_key, ts->seeded[i].name);
+	snprintf(name, sizeof(name), "torrent:%s", ts->unit);
+	chassis_publish(ts->chassis, name, "text/plain", text, ts);
+	free(text);
+}
+
+/* Seeds what is new or changed in the directory, and stops what is gone. */
+static void scan_directory(struct torrent_stream *ts)
+{
+	DIR *dir = opendir(ts->cfg.directory);
+	struct dirent *e;
+
+	if (dir == NULL) {
+		torrent_log(ts, LOG_WARNING, "cannot read directory %s: %s", ts->cfg.directory, strerror(errno));
+		return;
+	}
+	for (size_t i = 0; i < ts->n_seeded; i++)
+		ts->seeded[i].seen = false;
+	while ((e = readdir(dir)) != NULL)
+		scan_entry(ts, e->d_name);
+	closedir(dir);
+	for (size_t i = ts->n_seeded; i-- > 0;)
+		if (!ts->seeded[i].seen)
+			unseed(ts, i);
+	publish_list(ts);
+}
+
+static void on_directory_changed(evutil_socket_t fd, short what, void *arg)
+{
+	char events[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+
+	/* Which file changed matters not: a scan compares them all. */
+	while (read(fd, events, sizeof(events)) > 0)
+		;
+	scan_directory(arg);
+}
+
+/* A file counts once it is whole: written and closed, or moved in. */
+static void watch_directory(struct torrent_stream *ts)
+{
+	ts->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (ts->inotify_fd < 0 ||
+	    inotify_add_watch(ts->inotify_fd, ts->cfg.directory,
+			      IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE) < 0) {
+		torrent_log(ts, LOG_WARNING, "cannot watch directory %s: %s; new files are seeded at reload",
+			    ts->cfg.directory, strerror(errno));
+		return;
+	}
+	ts->directory_changed = event_new(ts->base, ts->inotify_fd, EV_READ | EV_PERSIST, on_directory_changed, ts);
+	if (ts->directory_changed != NULL)
+		event_add(ts->directory_changed, NULL);
+}
+
+/* ---- the session ---- */
+
+/* The options the running session takes as they change (torrent_same()
+ * leaves them out). */
+static bool apply_session_options(struct torrent_stream *ts, const struct torrent_settings *now)
+{
+	struct torrent_session_options opts;
+	char *listen = strdup(now->listen), err[256];
+
+	if (listen == NULL)
+		return false;
+	free(ts->cfg.listen);
+	ts->cfg.listen = listen;
+	ts->cfg.dht = now->dht;
+	ts->cfg.lsd = now->lsd;
+	ts->cfg.upnp = now->upnp;
+	ts->cfg.natpmp = now->natpmp;
+	ts->cfg.utp = now->utp;
+	ts->cfg.upload_rate = now->upload_rate;
+	ts->cfg.max_peers = now->max_peers;
+	opts = session_options(&ts->cfg);
+	if (ts->session != NULL && torrent_session_apply(ts->session, &opts, err, sizeof(err)) < 0) {
+		torrent_log(ts, LOG_WARNING, "cannot apply the new options: %s", err);
+		return false;
+	}
+	return true;
+}
+
+/* A reload that kept the stream: the session takes the options that may
+ * change, and the directory is read again (what inotify has not seen: a
+ * file written in place and not yet closed, or watch = false). */
+static void torrent_reloaded(void *state, const void *settings)
+{
+	struct torrent_stream *ts = state;
+	const struct torrent_settings *now = settings;
+
+	if (strcmp(now->listen, ts->cfg.listen) != 0)
+		torrent_log(ts, LOG_INFO, "listening on %s from now on", now->listen);
+	apply_session_options(ts, now);
+	if (ts->session != NULL && ts->maker != NULL)
+		scan_directory(ts);
+}
+
+static void on_alert(void *arg, int level, const char *text)
+{
+	torrent_log(arg, level, "%s", text);
+}
+
+static void on_notified(evutil_socket_t fd, short what, void *arg)
+{
+	struct torrent_stream *ts = arg;
+	uint64_t count;
+
+	/* Read first: alerts that come meanwhile notify again. */
+	if (read(fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
+		torrent_log(ts, LOG_WARNING, "alert notification: %s", strerror(errno));
+	torrent_session_alerts(ts->session, on_alert, ts);
+}
+
+static void on_figures(evutil_socket_t fd, short what, void *arg)
+{
+	struct torrent_stream *ts = arg;
+
+	torrent_session_post_updates(ts->session);
+}
+
+/* Runs from the loop, so after the privilege drop: libtorrent's threads
+ * never run as root. */
+static void begin_seeding(evutil_socket_t fd, short what, void *arg)
+{
+	struct torrent_stream *ts = arg;
+	struct torrent_session_options opts = session_options(&ts->cfg);
+	const struct timeval every = { TORRENT_FIGURES_SECONDS, 0 };
+	char err[256];
+
+	if (mkdir(ts->cfg.state, 0750) < 0 && errno != EEXIST)
+		torrent_log(ts, LOG_WARNING, "cannot make state directory %s: %s", ts->cfg.state, strerror(errno));
+	ts->session = torrent_session_new(&opts, ts->notify_fd, err, sizeof(err));
+	if (ts->session == NULL) {
+		torrent_log(ts, LOG_ERR, "libtorrent would not start: %s", err);
+		return;
+	}
+	ts->maker = torrent_maker_new(err, sizeof(err));
+	if (ts->maker != NULL)
+		ts->made = event_new(ts->base, torrent_maker_fd(ts->maker), EV_READ | EV_PERSIST, on_made, ts);
+	if (ts->made == NULL || event_add(ts->made, NULL) < 0) {
+		torrent_log(ts, LOG_ERR, "cannot start making torrents: %s", ts->maker ? "out of memory" : err);
+		return;
+	}
+	event_add(ts->notified, NULL);
+	event_add(ts->figures, &every);
+	scan_directory(ts);
+	if (ts->cfg.watch)
+		watch_directory(ts);
+}
+
+/* ---- the unit ---- */
+
+static void settings_copy(struct torrent_settings *dst, const struct torrent_settings *src)
+{
+	*dst = *src;
+	dst->listen = strdup(src->listen);
+	dst->directory = strdup(src->directory);
+	dst->state = strdup(src->state);
+	dst->tracker = strdup(src->tracker);
+	dst->web_seed = strdup(src->web_seed);
+}
+
+static void settings_release(struct torrent_settings *s)
+{
+	free(s->listen);
+	free(s->directory);
+	free(s->state);
+	free(s->tracker);
+	free(s->web_seed);
+}
+
+static void torrent_free(struct torrent_stream *ts)
+{
+	for (size_t i = 0; i < ts->n_seeded; i++) {
+		free(ts->seeded[i].path);
+		free(ts->seeded[i].cache_key);
+	}
+	free(ts->seeded);
+	if (ts->begin != NULL)
+		event_free(ts->begin);
+	if (ts->notified != NULL)
+		event_free(ts->notified);
+	if (ts->figures != NULL)
+		event_free(ts->figures);
+	if (ts->directory_changed != NULL)
+		event_free(ts->directory_changed);
+	/* The event first: the maker's fd closes with it. */
+	if (ts->made != NULL)
+		event_free(ts->made);
+	torrent_maker_free(ts->maker);
+	if (ts->inotify_fd >= 0)
+		close(ts->inotify_fd);
+	if (ts->notify_fd >= 0)
+		close(ts->notify_fd);
+	settings_release(&ts->cfg);
+	free(ts->unit);
+	free(ts);
+}
+
+static void *torrent_start(const void *settings, const struct unit_env *env)
+{
+	struct torrent_stream *ts = calloc(1, sizeof(*ts));
+
+	if (ts == NULL)
+		return NULL;
+	ts->inotify_fd = -1;
+	ts->base = env->base;
+	ts->chassis = env->chassis;
+	ts->unit = strdup(env->unit);
+	settings_copy(&ts->cfg, settings);
+	ts->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (ts->notify_fd >= 0) {
+		ts->notified = event_new(env->base, ts->notify_fd, EV_READ | EV_PERSIST, on_notified, ts);
+		ts->figures = event_new(env->base, -1, EV_PERSIST, on_figures, ts);
+		ts->begin = evtimer_new(env->base, begin_seeding, ts);
+	}
+	if (ts->unit == NULL || ts->cfg.listen == NULL || ts->cfg.directory == NULL || ts->cfg.state == NULL ||
+	    ts->cfg.tracker == NULL || ts->cfg.web_seed == NULL || ts->notified == NULL || ts->figures == NULL ||
+	    ts->begin == NULL) {
+		torrent_free(ts);
+		return NULL;
+	}
+	event_active(ts->begin, EV_TIMEOUT, 0);
+	return ts;
+}
+
+static void on_stopped(evutil_socket_t fd, short what, void *arg)
+{
+	struct torrent_stopping *stopping = arg;
+
+	event_free(stopping->done);
+	close(stopping->done_fd);
+	chassis_release(stopping->chassis);
+	free(stopping);
+}
+
+/* libtorrent says goodbye to trackers and peers on its own threads; the
+ * daemon is held meanwhile (within its shutdown-grace), the loop never. */
+static void stop_session(struct torrent_stream *ts)
+{
+	struct torrent_stopping *stopping = calloc(1, sizeof(*stopping));
+
+	if (stopping != NULL) {
+		stopping->chassis = ts->chassis;
+		stopping->done_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (stopping->done_fd >= 0)
+			stopping->done = event_new(ts->base, stopping->done_fd, EV_READ, on_stopped, stopping);
+	}
+	if (stopping == NULL || stopping->done == NULL || event_add(stopping->done, NULL) < 0 ||
+	    torrent_session_stop(ts->session, stopping->done_fd) < 0) {
+		if (stopping != NULL && stopping->done != NULL)
+			event_free(stopping->done);
+		if (stopping != NULL && stopping->done_fd >= 0)
+			close(stopping->done_fd);
+		free(stopping);
+		torrent_session_stop(ts->session, -1);
+		return;
+	}
+	chassis_hold(ts->chassis);
+}
+
+static void torrent_stop(void *state)
+{
+	struct torrent_stream *ts = state;
+	char name[300];
+
+	snprintf(name, sizeof(name), "torrent:%s", ts->unit);
+	chassis_unpublish(ts->chassis, name, ts);
+
+	if (ts->session != NULL)
+		stop_session(ts);
+	torrent_free(ts);
+}
+
+static bool same_text(const char *a, const char *b)
+{
+	return strcmp(a, b) == 0;
+}
+
+/* The session's own options (listen, discovery, uTP, rates, peers) are
+ * applied to it as it runs (torrent_reloaded()); any other change restarts
+ * it: its peers reconnect, and the torrents cached in state are seeded
+ * again without hashing. */
+static bool torrent_same(const void *old_settings, const void *new_settings)
+{
+	const struct torrent_settings *a = old_settings, *b = new_settings;
+
+	return same_text(a->directory, b->directory) && same_text(a->state, b->state) &&
+	       same_text(a->tracker, b->tracker) && same_text(a->web_seed, b->web_seed) && a->v1_only == b->v1_only &&
+	       a->watch == b->watch && a->max_torrents == b->max_torrents;
+}
+
+static void torrent_status(const void *state, char *buf, size_t len)
+{
+	const struct torrent_stream *ts = state;
+	struct torrent_figures f;
+	unsigned peers = 0;
+	uint64_t uploaded = 0;
+
+	for (size_t i = 0; ts->session != NULL && i < ts->n_seeded; i++) {
+		if (torrent_session_figures(ts->session, ts->seeded[i].info_hash, &f)) {
+			peers += f.peers;
+			uploaded += f.uploaded;
+		}
+	}
+	snprintf(buf, len, "torrents=%zu connected_peers=%u uploaded_bytes=%" PRIu64 " rejected=%" PRIu64,
+		 ts->n_seeded, peers, uploaded, ts->rejected);
+}
+
+/* Appends one formatted line; false once buf is full (the line left out). */
+static bool append_line(char *buf, size_t len, size_t *used, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static bool append_line(char *buf, size_t len, size_t *used, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (*used >= len)
+		return false;
+	va_start(ap, fmt);
+	n = vsnprintf(buf + *used, len - *used, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= len - *used) {
+		buf[*used] = '\0';
+		return false;
+	}
+	*used += (size_t)n;
+	return true;
+}
+
+/* A row per torrent, named by its infohash (file names have spaces). */
+static void torrent_status_rows(const void *state, char *buf, size_t len)
+{
+	const struct torrent_stream *ts = state;
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; ts->session != NULL && i < ts->n_seeded; i++) {
+		struct torrent_figures f = { .peers = 0 };
+
+		if (ts->seeded[i].making)
+			continue;
+		torrent_session_figures(ts->session, ts->seeded[i].info_hash, &f);
+		if (!append_line(buf, len, &used, "torrent %s peers=%u uploaded_bytes=%" PRIu64 " upload_rate=%u\n",
+				 ts->seeded[i].info_hash, f.peers, f.uploaded, f.upload_rate))
+			break;
+	}
+}
+
+/* Per torrent, in words: "INFOHASH state name". */
+static void torrent_status_text(const void *state, char *buf, size_t len)
+{
+	const struct torrent_stream *ts = state;
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; ts->session != NULL && i < ts->n_seeded; i++) {
+		struct torrent_figures f = { .state = "adding" };
+
+		if (ts->seeded[i].making)
+			continue;
+		torrent_session_figures(ts->session, ts->seeded[i].info_hash, &f);
+		if (!append_line(buf, len, &used, "%s %s %s\n", ts->seeded[i].info_hash, f.state,
+				 ts->seeded[i].name))
+			break;
+	}
+}
+
+/* ---- the config ---- */
+
+static char *default_listen[] = { "0.0.0.0:6881", "[::]:6881" };
+
+static cfg_opt_t torrent_options[] = {
+	TORRENT_OPTIONS,
+	CFG_END()
+};
+
+static void torrent_settings_free(void *settings)
+{
+	struct torrent_settings *s = settings;
+
+	if (s == NULL)
+		return;
+	settings_release(s);
+	free(s);
+}
+
+static char *join_listen(cfg_t *sec, struct conf_scope *scope)
+{
+	unsigned n = sec ? cfg_size(sec, "listen") : 2;
+	char joined[TORRENT_LISTEN_MAX] = "";
+	size_t used = 0;
+
+	if (n == 0)
+		conf_scope_error(scope, "listen", "listen needs at least one address, as \"IP:PORT\"");
+	for (unsigned i = 0; i < n; i++) {
+		const char *one = sec ? cfg_getnstr(sec, "listen", i) : default_listen[i];
+		int w = snprintf(joined + used, sizeof(joined) - used, "%s%s", i ? "," : "", one);
+
+		if (strchr(one, ',') != NULL || strchr(one, ':') == NULL)
+			conf_scope_error(scope, "listen", "bad listen address \"%s\": must be IP:PORT or [IPv6]:PORT",
+					 one);
+		if (w < 0 || (size_t)w >= sizeof(joined) - used) {
+			conf_scope_error(scope, "listen", "too many listen addresses");
+			break;
+		}
+		used += (size_t)w;
+	}
+	return strdup(joined);
+}
+
+static char *absolute_path(cfg_t *sec, struct conf_scope *scope, const char *option, const char *fallback)
+{
+	const char *path = sec ? cfg_getstr(sec, option) : fallback;
+
+	if (path == NULL) {
+		conf_scope_error(scope, option, "missing \"%s\": the directory whose files are seeded", option);
+		return strdup("");
+	}
+	if (path[0] != '/')
+		conf_scope_error(scope, option, "%s must be an absolute path, not \"%s\"", option, path);
+	return strdup(path);
+}
+
+static void *torrent_configure(cfg_t *sec, struct conf_scope *scope)
+{
+	struct torrent_settings *s = calloc(1, sizeof(*s));
+
+	if (s == NULL)
+		return NULL;
+	s->listen = join_listen(sec, scope);
+	s->directory = absolute_path(sec, scope, "directory", NULL);
+	s->state = absolute_path(sec, scope, "state", TORRENT_DEFAULT_STATE);
+	s->tracker = strdup(sec ? cfg_getstr(sec, "tracker") : "");
+	s->web_seed = strdup(sec ? cfg_getstr(sec, "web-seed") : "");
+	s->v1_only = sec ? cfg_getbool(sec, "v1-only") : true;
+	s->watch = sec ? cfg_getbool(sec, "watch") : true;
+	s->dht = sec && cfg_getbool(sec, "dht");
+	s->lsd = sec && cfg_getbool(sec, "lsd");
+	s->upnp = sec && cfg_getbool(sec, "upnp");
+	s->natpmp = sec && cfg_getbool(sec, "natpmp");
+	s->utp = sec && cfg_getbool(sec, "utp");
+	s->max_peers = TORRENT_DEFAULT_MAX_PEERS;
+	s->max_torrents = TORRENT_DEFAULT_MAX_TORRENTS;
+	if (sec != NULL) {
+		conf_scope_int(scope, sec, "upload-rate", 0, INT_MAX, &s->upload_rate);
+		conf_scope_int(scope, sec, "max-peers", 1, 65535, &s->max_peers);
+		conf_scope_int(scope, sec, "max-torrents", 1, 1000000, &s->max_torrents);
+	}
+	if (s->listen == NULL || s->directory == NULL || s->state == NULL || s->tracker == NULL ||
+	    s->web_seed == NULL) {
+		torrent_settings_free(s);
+		return NULL;
+	}
+	return s;
+}
+
+const struct protocol protocol_torrent = {
+	.config = {
+		.name = "torrent",
+		.options = torrent_options,
+		.transports = UNIT_STREAM_BIT | UNIT_STREAM_SELF_BIT,
+		.configure = torrent_configure,
+		.settings_free = torrent_settings_free,
+	},
+	.start = torrent_start,
+	.stop = torrent_stop,
+	.same = torrent_same,
+	.reloaded = torrent_reloaded,
+	.status = torrent_status,
+	.status_rows = torrent_status_rows,
+	.status_text = torrent_status_text,
+};

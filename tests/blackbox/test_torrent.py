@@ -1,0 +1,520 @@
+"""torrent: chassisd seeds a directory through libtorrent, and real peers
+(Debian's python3-libtorrent) download from it, all on loopback with DHT,
+LSD, UPnP, NAT-PMP and uTP off."""
+
+import hashlib
+import os
+import re
+import socket
+import urllib.parse
+import urllib.error
+import urllib.request
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import free_port, wait_until
+from test_stream import status_listener, stream_status
+
+PYTHON = "/usr/bin/python3"
+FETCH = os.path.join(os.path.dirname(__file__), "lt_fetch.py")
+
+
+def have_python_libtorrent():
+    return subprocess.run([PYTHON, "-c", "import libtorrent"], capture_output=True).returncode == 0
+
+
+pytestmark = pytest.mark.skipif(not have_python_libtorrent(), reason="needs python3-libtorrent (Debian's)")
+
+
+def seeds(directory, state, port, extra=""):
+    return ('stream "seeds" {\n  protocol = "torrent"\n'
+            '  torrent { listen = {"127.0.0.1:%d"} directory = "%s" state = "%s" %s }\n}\n'
+            % (port, directory, state, extra))
+
+
+def tracker_listener(port, extra=""):
+    return ('listener "web" {\n  protocol = "http"\n  address = "127.0.0.1:%d"\n'
+            '  http { route "/announce" { handler = "tracker" %s }  route "/status" { handler = "status" } }\n}\n'
+            % (port, extra))
+
+
+def announce(tracker_port, host="127.0.0.1", **fields):
+    query = "&".join("%s=%s" % (k, urllib.parse.quote(v) if isinstance(v, (bytes, str)) else v)
+                     for k, v in fields.items())
+    with urllib.request.urlopen("http://%s:%d/announce?%s" % (host, tracker_port, query), timeout=5) as r:
+        return r.read()
+
+
+def good_announce(info_hash=b"\x01" * 20, peer_id=b"-XX0001-000000000000", port=6881, left=0, **more):
+    return dict(info_hash=info_hash, peer_id=peer_id, port=port, left=left, compact=1, **more)
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def made_torrent(d, path, timeout=30):
+    """The .torrent chassisd made for path, from its log line."""
+    return d.wait_log(r"%s: made (\S+\.torrent)" % re.escape(path), timeout=timeout).group(1)
+
+
+def fetch(torrent, save, port, timeout=60):
+    return subprocess.run([PYTHON, FETCH, torrent, str(save), str(port), str(timeout)], capture_output=True,
+                          text=True, timeout=timeout + 30)
+
+
+@pytest.fixture
+def dirs(tmp_path):
+    seed, state, dl = tmp_path / "seed", tmp_path / "state", tmp_path / "dl"
+    for d in (seed, state, dl):
+        d.mkdir()
+    return seed, state, dl
+
+
+def test_a_20_mib_file_downloads_whole_and_the_status_page_shows_the_upload(start_daemon, dirs):
+    seed, state, dl = dirs
+    with open(seed / "big.bin", "wb") as f:
+        f.write(os.urandom(20 << 20))
+    port, web = free_port(), free_port()
+    d = start_daemon(seeds(seed, state, port) + status_listener(web))
+    torrent = made_torrent(d, str(seed / "big.bin"))
+    assert torrent.startswith(str(state) + "/")
+    done = fetch(torrent, dl, port)
+    assert done.returncode == 0, done.stderr
+    assert sha256(dl / "big.bin") == sha256(seed / "big.bin")
+    # The figures come with libtorrent's next update, once a second.
+    assert wait_until(lambda: stream_status(web, "seeds")["module"]["torrent"][0]["uploaded_bytes"] >= 20 << 20)
+    st = stream_status(web, "seeds")
+    assert st["module"]["torrents"] == 1
+    assert st["text"][st["module"]["torrent"][0]["name"]].startswith("seeding big.bin")
+
+
+def test_a_folder_of_three_files_is_one_torrent(start_daemon, dirs):
+    seed, state, dl = dirs
+    (seed / "album").mkdir()
+    for i in range(3):
+        (seed / "album" / ("track%d.bin" % i)).write_bytes(os.urandom(300000 + i * 7777))
+    port = free_port()
+    d = start_daemon(seeds(seed, state, port))
+    done = fetch(made_torrent(d, str(seed / "album")), dl, port)
+    assert done.returncode == 0, done.stderr
+    for i in range(3):
+        name = "track%d.bin" % i
+        assert sha256(dl / "album" / name) == sha256(seed / "album" / name)
+
+
+def test_torrents_are_made_once_and_kept_in_state(start_daemon, dirs):
+    seed, state, dl = dirs
+    (seed / "a.bin").write_bytes(os.urandom(100000))
+    port = free_port()
+    d = start_daemon(seeds(seed, state, port))
+    torrent = made_torrent(d, str(seed / "a.bin"))
+    d.wait_log(r"seeding as [0-9a-f]{40}")
+    assert d.stop() == 0
+    made = os.stat(torrent).st_mtime_ns
+    d = start_daemon(seeds(seed, state, port), workdir=str(dl / "second"))
+    d.wait_log(r"a.bin: seeding as [0-9a-f]{40}")
+    assert ": made " not in d.log()
+    assert os.stat(torrent).st_mtime_ns == made
+
+
+def test_a_file_added_to_the_directory_is_seeded_without_a_restart(start_daemon, dirs):
+    seed, state, dl = dirs
+    (seed / "first.bin").write_bytes(os.urandom(50000))
+    port = free_port()
+    d = start_daemon(seeds(seed, state, port))
+    made_torrent(d, str(seed / "first.bin"))
+    # Written elsewhere and moved in: a file counts once it is whole.
+    tmp = dl / "new.part"
+    tmp.write_bytes(os.urandom(2 << 20))
+    os.rename(tmp, seed / "new.bin")
+    torrent = made_torrent(d, str(seed / "new.bin"))
+    done = fetch(torrent, dl, port)
+    assert done.returncode == 0, done.stderr
+    assert sha256(dl / "new.bin") == sha256(seed / "new.bin")
+    os.unlink(seed / "first.bin")
+    d.wait_log(r"first.bin: no longer seeded")
+
+
+def test_sighup_keeps_the_session_and_seeds_what_is_new(start_daemon, dirs):
+    seed, state, dl = dirs
+    (seed / "first.bin").write_bytes(os.urandom(50000))
+    port = free_port()
+    # watch = false: only the reload can find the new file.
+    d = start_daemon(seeds(seed, state, port, "watch = false"))
+    made_torrent(d, str(seed / "first.bin"))
+    d.reload()
+    assert "stream seeds: changed, restarted" not in d.log()
+    (seed / "later.bin").write_bytes(os.urandom(1 << 20))
+    time.sleep(0.5)
+    assert "later.bin" not in d.log()
+    d.reload()
+    done = fetch(made_torrent(d, str(seed / "later.bin")), dl, port)
+    assert done.returncode == 0, done.stderr
+    assert sha256(dl / "later.bin") == sha256(seed / "later.bin")
+    assert d.log().count("successfully listening on [TCP] 127.0.0.1:%d" % port) == 1
+
+
+def test_a_changed_listen_address_is_applied_to_the_running_session(start_daemon, dirs):
+    seed, state, dl = dirs
+    (seed / "a.bin").write_bytes(os.urandom(200000))
+    port, port2 = free_port(), free_port()
+    d = start_daemon(seeds(seed, state, port))
+    torrent = made_torrent(d, str(seed / "a.bin"))
+    d.wait_log(r"a.bin: seeding as")
+    d.reload(seeds(seed, state, port2, "upload-rate = 10000000"))
+    d.wait_log(r"successfully listening on \[TCP\] 127.0.0.1:%d" % port2)
+    assert "changed, restarted" not in d.log()
+    assert d.log().count("seeding as") == 1
+    done = fetch(torrent, dl, port2)
+    assert done.returncode == 0, done.stderr
+    # The old port is closed.
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+def test_a_changed_tracker_makes_new_torrents(start_daemon, dirs):
+    seed, state, dl = dirs
+    (seed / "a.bin").write_bytes(os.urandom(100000))
+    port = free_port()
+    d = start_daemon(seeds(seed, state, port))
+    first = made_torrent(d, str(seed / "a.bin"))
+    d.reload(seeds(seed, state, port, 'tracker = "http://127.0.0.1:1/announce"'))
+    d.wait_log(r"stream seeds: changed, restarted")
+    second = d.wait_log(r"a.bin: made (\S+\.torrent)", timeout=30)
+    for _ in range(100):
+        found = re.findall(r"a.bin: made (\S+\.torrent)", d.log())
+        if len(found) == 2:
+            break
+        time.sleep(0.05)
+    assert len(found) == 2 and found[1] != first
+    with open(found[1], "rb") as f:
+        assert b"http://127.0.0.1:1/announce" in f.read()
+
+
+def test_stop_is_prompt_and_clean(start_daemon, dirs):
+    seed, state, dl = dirs
+    (seed / "a.bin").write_bytes(os.urandom(100000))
+    port = free_port()
+    d = start_daemon(seeds(seed, state, port))
+    d.wait_log(r"successfully listening")
+    began = time.monotonic()
+    assert d.stop() == 0
+    assert time.monotonic() - began < 5
+    assert "stopped" in d.log()
+
+
+def test_a_port_in_use_is_a_warning_in_the_log(start_daemon, dirs):
+    seed, state, dl = dirs
+    (seed / "a.bin").write_bytes(b"x" * 1000)
+    port = free_port()
+    first = start_daemon(seeds(seed, state, port))
+    first.wait_log(r"successfully listening on \[TCP\]")
+    second = start_daemon(seeds(seed, state, port), workdir=str(dl / "second"))
+    second.wait_log(r"^<4>stream seeds: .*listening on .*127.0.0.1:%d.* failed" % port)
+
+
+def have_aria2c():
+    return shutil.which("aria2c") is not None
+
+
+@pytest.mark.skipif(not have_aria2c(), reason="needs aria2c")
+def test_aria2c_downloads_20_mib_through_the_daemons_own_tracker(start_daemon, dirs):
+    seed, state, dl = dirs
+    with open(seed / "big.bin", "wb") as f:
+        f.write(os.urandom(20 << 20))
+    port, web = free_port(), free_port()
+    config = (seeds(seed, state, port, 'tracker = "http://127.0.0.1:%d/announce"' % web)
+              + tracker_listener(web, "interval = 10"))
+    d = start_daemon(config)
+    torrent = made_torrent(d, str(seed / "big.bin"))
+    # chassisd's own announce, with its seeding port, comes first.
+    d.wait_log(r'"GET /announce\?info_hash=.*&port=%d&.*left=0' % port)
+    done = subprocess.run(["aria2c", "--dir", str(dl), "--enable-dht=false", "--enable-dht6=false",
+                           "--bt-enable-lpd=false", "--enable-peer-exchange=false", "--seed-time=0",
+                           "--disable-ipv6=true", "--summary-interval=0", torrent],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert sha256(dl / "big.bin") == sha256(seed / "big.bin")
+    # aria2c announced itself to the tracker, which gave it chassisd.
+    assert re.search(r'"GET /announce\?[^"]*left=%d[^"]*" 200 .*aria2' % (20 << 20), d.log())
+    # aria2c said "stopped" on its way out: only chassisd is left.
+    route = stream_status(web, "web")["module"]["route"][0]
+    assert route["swarms"] == 1 and route["tracker_peers"] == 1 and route["announce_failures"] == 0
+    assert re.search(r'"GET /announce\?[^"]*event=stopped[^"]*" 200 .*aria2', d.log())
+    assert wait_until(lambda: stream_status(web, "seeds")["module"]["uploaded_bytes"] >= 20 << 20)
+
+
+def test_the_tracker_gives_compact_peer_lists_without_the_asker(start_daemon):
+    web = free_port()
+    start_daemon(tracker_listener(web))
+    first = announce(web, **good_announce(peer_id=b"-AA0001-000000000001", port=7001, event="started"))
+    assert first == b"d8:completei1e10:downloadedi0e10:incompletei0e8:intervali1800e12:min intervali900e" \
+                    b"5:peers0:6:peers60:e"
+    second = announce(web, **good_announce(peer_id=b"-AA0001-000000000002", port=7002, left=5))
+    assert b"5:peers6:\x7f\x00\x00\x01\x1b\x59" in second
+    assert b"8:completei1e" in second and b"10:incompletei1e" in second
+    # stopped: gone from the list
+    announce(web, **good_announce(peer_id=b"-AA0001-000000000001", port=7001, event="stopped"))
+    third = announce(web, **good_announce(peer_id=b"-AA0001-000000000002", port=7002, left=5))
+    assert b"5:peers0:" in third
+
+
+@pytest.mark.parametrize("fields, reason", [
+    ({"peer_id": b"-XX0001-000000000000", "port": 1, "compact": 1}, b"missing info_hash"),
+    ({"info_hash": b"\x01" * 19, "peer_id": b"-XX0001-000000000000", "port": 1}, b"info_hash must be 20 bytes"),
+    ({"info_hash": b"\x01" * 21, "peer_id": b"-XX0001-000000000000", "port": 1}, b"info_hash must be 20 bytes"),
+    ({"info_hash": b"\x01" * 20, "peer_id": b"short", "port": 1}, b"peer_id must be 20 bytes"),
+    ({"info_hash": b"\x01" * 20, "peer_id": b"-XX0001-000000000000", "port": 0}, b"port must be from 1 to 65535"),
+    ({"info_hash": b"\x01" * 20, "peer_id": b"-XX0001-000000000000"}, b"missing port"),
+    (good_announce(numwant=10 ** 12), b"numwant must be from 0 to 65535"),
+    (good_announce(numwant="lots"), b"numwant must be from 0 to 65535"),
+    ({**good_announce(), "compact": 0}, b"only compact answers (compact=1) are given"),
+    (good_announce(event="paused"), b"event must be started, completed or stopped"),
+])
+def test_malformed_announces_get_a_bencoded_failure_reason(start_daemon, fields, reason):
+    web = free_port()
+    start_daemon(tracker_listener(web))
+    assert announce(web, **fields) == b"d14:failure reason%d:%se" % (len(reason), reason)
+    route = stream_status(web, "web")["module"]["route"][0]
+    assert route["announce_failures"] == 1 and route["swarms"] == 0
+
+
+def test_the_tracker_tables_are_bounded(start_daemon):
+    web = free_port()
+    start_daemon(tracker_listener(web, "max-swarms = 2  max-peers = 3"))
+    for i in range(2):
+        assert b"failure" not in announce(web, **good_announce(info_hash=bytes([i]) * 20))
+    assert announce(web, **good_announce(info_hash=b"\x09" * 20)) == b"d14:failure reason31:tracker full: too many torrentse"
+    for i in range(3):
+        assert b"failure" not in announce(web, **good_announce(peer_id=b"-XX0001-%012d" % i))
+    full = announce(web, **good_announce(peer_id=b"-XX0001-999999999999"))
+    assert full.startswith(b"d14:failure reason") and b"too many peers" in full
+    route = stream_status(web, "web")["module"]["route"][0]
+    assert route["swarms"] == 2 and route["tracker_peers"] == 4 and route["table_full"] == 2
+
+
+def test_ipv6_peers_come_as_peers6(start_daemon):
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    web = free_port()
+    start_daemon('listener "web6" {\n  protocol = "http"\n  address = "[::1]:%d"\n'
+                 '  http { route "/announce" { handler = "tracker" } }\n}\n' % web)
+    announce(web, host="[::1]", **good_announce(peer_id=b"-AA0001-000000000001", port=7001))
+    answer = announce(web, host="[::1]", **good_announce(peer_id=b"-AA0001-000000000002", port=7002))
+    assert b"5:peers0:6:peers618:" + socket.inet_pton(socket.AF_INET6, "::1") + b"\x1b\x59e" in answer
+
+
+def torrents_listener(port):
+    return ('listener "web" {\n  protocol = "http"\n  address = "127.0.0.1:%d"\n'
+            '  http { route "/torrents" { handler = "torrents"  stream = "seeds" } }\n}\n' % port)
+
+
+def get(url):
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, r.headers.get("Content-Type"), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("Content-Type"), e.read()
+
+
+def test_the_index_lists_torrents_escaped_with_their_files_and_magnets(start_daemon, dirs):
+    seed, state, dl = dirs
+    name = 'a <b>&"x".bin'
+    (seed / name).write_bytes(os.urandom(300000))
+    port, web = free_port(), free_port()
+    d = start_daemon(seeds(seed, state, port, 'tracker = "http://127.0.0.1:1/announce"') + torrents_listener(web))
+    torrent = made_torrent(d, str(seed / name))
+    info_hash = d.wait_log(r"seeding as ([0-9a-f]{40})").group(1)
+    status, kind, page = get("http://127.0.0.1:%d/torrents" % web)
+    assert status == 200 and kind.startswith("text/html")
+    page = page.decode()
+    assert "a &lt;b&gt;&amp;&quot;x&quot;.bin" in page and "<b>" not in page
+    assert 'href="/torrents/%s.torrent"' % info_hash in page
+    magnet = re.search(r'href="(magnet:[^"]+)"', page).group(1).replace("&amp;", "&")
+    assert magnet.startswith("magnet:?xt=urn:btih:%s&dn=a%%20%%3Cb%%3E%%26%%22x%%22.bin&tr=" % info_hash)
+    status, kind, body = get("http://127.0.0.1:%d/torrents/%s.torrent" % (web, info_hash))
+    assert status == 200 and kind == "application/x-bittorrent"
+    with open(torrent, "rb") as f:
+        assert body == f.read()
+    assert get("http://127.0.0.1:%d/torrents/%s.torrent" % (web, "0" * 40))[0] == 404
+    assert get("http://127.0.0.1:%d/torrents/../state" % web)[0] in (400, 404)
+    # The magnet alone: the metadata comes from chassisd (BEP 9).
+    done = fetch(magnet, dl, port)
+    assert done.returncode == 0, done.stderr
+    assert sha256(dl / name) == sha256(seed / name)
+
+
+def test_the_index_is_404_while_the_stream_does_not_run(start_daemon):
+    web = free_port()
+    start_daemon(torrents_listener(web))
+    assert get("http://127.0.0.1:%d/torrents" % web)[0] == 404
+
+
+@pytest.mark.skipif(not have_aria2c(), reason="needs aria2c")
+def test_a_web_seed_on_the_static_route_serves_aria2c_with_ranges(start_daemon, dirs):
+    seed, state, dl = dirs
+    with open(seed / "web.bin", "wb") as f:
+        f.write(os.urandom(3 << 20))
+    port, web = free_port(), free_port()
+    config = (seeds(seed, state, port, 'web-seed = "http://127.0.0.1:%d/seed/"' % web)
+              + 'listener "web" {\n  protocol = "http"\n  address = "127.0.0.1:%d"\n'
+                '  http { route "/seed/" { handler = "static"  root = "%s" } }\n}\n' % (web, seed))
+    d = start_daemon(config)
+    torrent = made_torrent(d, str(seed / "web.bin"))
+    # No tracker, no DHT: the url-list is the only way to the data.
+    done = subprocess.run(["aria2c", "--dir", str(dl), "--enable-dht=false", "--enable-dht6=false",
+                           "--bt-enable-lpd=false", "--enable-peer-exchange=false", "--seed-time=0",
+                           "--disable-ipv6=true", "--summary-interval=0", torrent],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert sha256(dl / "web.bin") == sha256(seed / "web.bin")
+    assert re.search(r'"GET /seed/web.bin HTTP/1.1" 206 ', d.log()), d.log()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to start as root")
+def test_libtorrents_threads_start_after_the_privilege_drop(start_daemon, tmp_path):
+    import pwd
+    import tempfile
+    nobody = pwd.getpwnam("nobody")
+    top = tempfile.mkdtemp(prefix="chassisd-torrent-")
+    try:
+        os.chmod(top, 0o755)
+        seed, state = os.path.join(top, "seed"), os.path.join(top, "state")
+        os.mkdir(seed, 0o755)
+        os.mkdir(state, 0o755)
+        os.chown(state, nobody.pw_uid, nobody.pw_gid)
+        with open(os.path.join(seed, "a.bin"), "wb") as f:
+            f.write(os.urandom(500000))
+        os.chmod(os.path.join(seed, "a.bin"), 0o644)
+        port = free_port()
+        d = start_daemon('user = "nobody"\ngroup = "nogroup"\n' + seeds(seed, state, port), config_dir=top)
+        torrent = made_torrent(d, os.path.join(seed, "a.bin"))
+        d.wait_log(r"successfully listening on \[TCP\]")
+        tasks = os.listdir("/proc/%d/task" % d.pid)
+        assert len(tasks) > 1
+        for task in tasks:
+            with open("/proc/%d/task/%s/status" % (d.pid, task)) as f:
+                uids = next(line for line in f if line.startswith("Uid:")).split()[1:]
+            assert uids == [str(nobody.pw_uid)] * 4, task
+        # The session starts, then makes the torrents, from the loop: a
+        # .torrent owned by nobody shows that came after the drop (glibc
+        # would change every thread's uid anyway, so the uids alone cannot).
+        assert os.stat(torrent).st_uid == nobody.pw_uid
+        done = fetch(torrent, tmp_path, port)
+        assert done.returncode == 0, done.stderr
+    finally:
+        shutil.rmtree(top)
+
+
+def test_the_loop_answers_while_a_large_file_is_hashed(start_daemon, dirs):
+    seed, state, dl = dirs
+    with open(seed / "huge.bin", "wb") as f:
+        f.truncate(2 << 30)    # sparse: 2 GiB to hash, nothing on disk
+    port, web = free_port(), free_port()
+    d = start_daemon(seeds(seed, state, port) + status_listener(web))
+    answered_while_hashing = 0
+    deadline = time.monotonic() + 120
+    while ": made " not in d.log() and time.monotonic() < deadline:
+        began = time.monotonic()
+        stream_status(web, "seeds")
+        assert time.monotonic() - began < 1.0
+        if ": made " not in d.log():
+            answered_while_hashing += 1
+        time.sleep(0.05)
+    assert answered_while_hashing >= 3
+    made_torrent(d, str(seed / "huge.bin"), timeout=5)
+    d.wait_log(r"huge.bin: seeding as [0-9a-f]{40}")
+
+
+def test_a_stop_while_a_torrent_is_made_is_prompt_and_clean(start_daemon, dirs):
+    seed, state, dl = dirs
+    with open(seed / "huge.bin", "wb") as f:
+        f.truncate(2 << 30)
+    d = start_daemon(seeds(seed, state, free_port()))
+    d.wait_log(r"successfully listening on \[TCP\]")
+    began = time.monotonic()
+    assert d.stop() == 0
+    assert time.monotonic() - began < 5
+    assert ": made " not in d.log()
+    assert [f for f in os.listdir(state) if f.endswith(".torrent")] == []
+
+
+@pytest.mark.skipif(shutil.which("transmission-daemon") is None or shutil.which("ip") is None
+                    or os.geteuid() != 0, reason="needs transmission-daemon, ip and root")
+def test_transmission_downloads_through_the_tracker_in_a_namespace(start_daemon, dirs, tmp_path):
+    # transmission ignores tracker peers at 127/8 and keys peers by IP: in a
+    # namespace of its own, chassisd and transmission each get a 10.x address.
+    from test_stream import Namespace
+    seed, state, dl = dirs
+    with open(seed / "big.bin", "wb") as f:
+        f.write(os.urandom(10 << 20))
+    ns = Namespace("chassisd-bt%d" % os.getpid())
+    transmission = None
+    try:
+        for addr in ("10.21.0.1/32", "10.21.0.2/32"):
+            subprocess.run([*ns.prefix(), "ip", "addr", "add", addr, "dev", "lo"], check=True)
+        port, web = 16881, 18080    # the namespace's own ports: nothing else is there
+        d = start_daemon(
+            'stream "seeds" {\n  protocol = "torrent"\n  torrent { listen = {"10.21.0.1:%d"} directory = "%s"'
+            ' state = "%s" tracker = "http://10.21.0.1:%d/announce" }\n}\n'
+            'listener "web" {\n  protocol = "http"\n  address = "10.21.0.1:%d"\n'
+            '  http { route "/announce" { handler = "tracker"  interval = 10 } }\n}\n'
+            % (port, seed, state, web, web), wrapper=ns.prefix())
+        torrent = made_torrent(d, str(seed / "big.bin"))
+        d.wait_log(r'"GET /announce\?.*&port=%d&' % port)
+        config, watch = tmp_path / "tr-config", tmp_path / "tr-watch"
+        config.mkdir()
+        watch.mkdir()
+        log = open(tmp_path / "transmission.log", "wb")
+        transmission = subprocess.Popen(
+            [*ns.prefix(), "transmission-daemon", "-f", "-g", str(config), "-w", str(dl), "-c", str(watch),
+             "-T", "-p", "19091", "-P", "51413", "-i", "10.21.0.2", "-r", "127.0.0.1", "-O", "-Y", "-M",
+             "--no-utp", "--log-info"], stdout=log, stderr=subprocess.STDOUT)
+        time.sleep(1)
+        shutil.copy(torrent, watch / "big.torrent")
+        want = sha256(seed / "big.bin")
+        assert wait_until(lambda: os.path.exists(dl / "big.bin") and os.path.getsize(dl / "big.bin") == 10 << 20
+                          and sha256(dl / "big.bin") == want, timeout=90, interval=0.5), \
+            open(tmp_path / "transmission.log", "rb").read().decode(errors="replace")[-3000:] + d.log()[-3000:]
+        assert re.search(r'"GET /announce\?[^"]*" 200 .*Transmission', d.log())
+    finally:
+        if transmission is not None:
+            transmission.terminate()
+            transmission.wait(10)
+        ns.delete()
+
+
+def test_a_tracker_limited_to_a_stream_knows_only_its_torrents(start_daemon, dirs):
+    seed, state, dl = dirs
+    (seed / "a.bin").write_bytes(os.urandom(100000))
+    port, web = free_port(), free_port()
+    d = start_daemon(seeds(seed, state, port, 'tracker = "http://127.0.0.1:%d/announce"' % web)
+                     + tracker_listener(web, 'stream = "seeds"'))
+    info_hash = d.wait_log(r"a.bin: seeding as ([0-9a-f]{40})").group(1)
+    d.wait_log(r'"GET /announce\?[^"]*&port=%d&[^"]*" 200 ' % port)
+    answer = announce(web, **good_announce(info_hash=bytes.fromhex(info_hash), peer_id=b"-XX0001-000000000009"))
+    assert answer.startswith(b"d8:complete")
+    assert b"5:peers6:\x7f\x00\x00\x01" + port.to_bytes(2, "big") in answer
+    other = announce(web, **good_announce(info_hash=b"\x07" * 20))
+    assert other == b"d14:failure reason34:unknown info_hash: not seeded heree"
+
+
+def test_what_cannot_be_made_is_a_warning_and_counted(start_daemon, dirs):
+    seed, state, dl = dirs
+    (seed / "empty").mkdir()
+    (seed / "a.bin").write_bytes(os.urandom(1000))
+    port, web = free_port(), free_port()
+    d = start_daemon(seeds(seed, state, port) + status_listener(web))
+    d.wait_log(r"^<4>stream seeds: .*/empty: cannot make a torrent: ")
+    d.wait_log(r"a.bin: seeding as")
+    st = stream_status(web, "seeds")["module"]
+    assert st["rejected"] == 1 and st["torrents"] == 1
