@@ -22,9 +22,12 @@ enum conn_end {
 	CONN_END_FILE_SHORT,		/* a queued file ended early: with a reset */
 };
 
+struct tls_context;
+
 /* What a connection runs with, copied when it opens. */
 struct conn_profile {
 	const struct conn_hooks *hooks;
+	const struct tls_context *tls;	/* NULL: plain; else the hooks run once the handshake is done */
 	const void *settings;		/* conn_settings() */
 	void *state;			/* conn_service_state() */
 	size_t buffer_size;		/* bytes queued before backpressure */
