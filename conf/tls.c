@@ -47,7 +47,8 @@ static bool parse_identity(struct conf_scope *scope, cfg_t *sec, const char *ser
 	id->certificate = strdup(certificate);
 	id->key = strdup(key);
 	id->where = conf_scope_where(scope, "certificate");
-	return id->certificate != NULL && id->key != NULL && id->where != NULL;
+	id->key_where = conf_scope_where(scope, "key");
+	return id->certificate != NULL && id->key != NULL && id->where != NULL && id->key_where != NULL;
 }
 
 /* TLS 1.2 and 1.3 only: what came before is broken or deprecated (RFC 8996). */
@@ -88,6 +89,7 @@ static void parse_client_certificate(struct conf_scope *scope, cfg_t *sec, struc
 	if (tls->client_certificate != CONF_TLS_CLIENT_CERT_OFF && cfg_getstr(sec, "ca") == NULL)
 		conf_scope_error(scope, "client-certificate", "client-certificate \"%s\" needs \"ca\"", mode);
 	tls->ca = dup_or_null(cfg_getstr(sec, "ca"));
+	tls->ca_where = conf_scope_where(scope, "ca");
 }
 
 static void parse_alpn(struct conf_scope *scope, cfg_t *sec, struct conf_tls *tls)
@@ -171,6 +173,7 @@ void conf_tls_free(struct conf_tls *tls)
 		free(tls->identities[i].certificate);
 		free(tls->identities[i].key);
 		free(tls->identities[i].where);
+		free(tls->identities[i].key_where);
 	}
 	free(tls->identities);
 	for (size_t i = 0; tls->alpn != NULL && tls->alpn[i] != NULL; i++)
@@ -178,6 +181,7 @@ void conf_tls_free(struct conf_tls *tls)
 	free(tls->alpn);
 	free(tls->ciphers);
 	free(tls->ca);
+	free(tls->ca_where);
 	free(tls->where);
 	free(tls);
 }

@@ -32,7 +32,8 @@ struct conf_tls_identity {
 	char *server_name;			/* NULL for the default */
 	char *certificate;			/* PEM: the certificate, then its chain */
 	char *key;
-	char *where;				/* "FILE:LINE: listener \"x\": tls: " */
+	char *where;				/* "FILE:LINE: listener \"x\": tls: " at certificate */
+	char *key_where;			/* ... at key */
 };
 
 struct conf_tls {
@@ -45,6 +46,7 @@ struct conf_tls {
 	bool session_tickets;
 	enum conf_tls_client_cert client_certificate;
 	char *ca;				/* the CA file client certificates are checked against */
+	char *ca_where;
 	unsigned handshake_timeout;		/* seconds */
 	char *where;				/* the section's, for errors about it as a whole */
 	/* The daemon's loaded form of it (an SSL_CTX), freed with the snapshot. */

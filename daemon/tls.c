@@ -131,23 +131,39 @@ static bool tls_check_expiry(SSL_CTX *ssl_ctx, const struct conf_tls_identity *i
 	return true;
 }
 
+/* OpenSSL says "system lib" for a file it cannot open: the errno says more. */
+static bool tls_readable(const char *where, const char *what, const char *path, struct conf_errors *errors)
+{
+	FILE *f = fopen(path, "r");
+
+	if (f == NULL) {
+		conf_errors_add(errors, "%scannot read %s %s: %s", where, what, path, strerror(errno));
+		return false;
+	}
+	fclose(f);
+	return true;
+}
+
 static bool tls_load_identity(SSL_CTX *ssl_ctx, const struct conf_tls_identity *id, struct conf *conf,
 			      struct conf_errors *errors)
 {
 	char why[256];
 
+	if (!tls_readable(id->where, "certificate", id->certificate, errors) ||
+	    !tls_readable(id->key_where, "key", id->key, errors))
+		return false;
 	if (SSL_CTX_use_certificate_chain_file(ssl_ctx, id->certificate) != 1) {
 		conf_errors_add(errors, "%scannot load certificate %s: %s", id->where, id->certificate,
 				tls_error_text(why, sizeof(why)));
 		return false;
 	}
 	if (SSL_CTX_use_PrivateKey_file(ssl_ctx, id->key, SSL_FILETYPE_PEM) != 1) {
-		conf_errors_add(errors, "%scannot load key %s: %s", id->where, id->key,
+		conf_errors_add(errors, "%scannot load key %s: %s", id->key_where, id->key,
 				tls_error_text(why, sizeof(why)));
 		return false;
 	}
 	if (SSL_CTX_check_private_key(ssl_ctx) != 1) {
-		conf_errors_add(errors, "%skey %s does not match certificate %s", id->where, id->key,
+		conf_errors_add(errors, "%skey %s does not match certificate %s", id->key_where, id->key,
 				id->certificate);
 		ERR_clear_error();
 		return false;
@@ -163,9 +179,11 @@ static bool tls_set_client_verify(SSL_CTX *ssl_ctx, const struct conf_tls *tls, 
 
 	if (tls->client_certificate == CONF_TLS_CLIENT_CERT_OFF)
 		return true;
+	if (!tls_readable(tls->ca_where, "ca", tls->ca, errors))
+		return false;
 	if (SSL_CTX_load_verify_locations(ssl_ctx, tls->ca, NULL) != 1 ||
 	    (names = SSL_load_client_CA_file(tls->ca)) == NULL) {
-		conf_errors_add(errors, "%scannot load ca %s: %s", tls->where, tls->ca,
+		conf_errors_add(errors, "%scannot load ca %s: %s", tls->ca_where, tls->ca,
 				tls_error_text(why, sizeof(why)));
 		return false;
 	}
