@@ -198,14 +198,15 @@ static void conn_update_reading(struct conn *conn)
 {
 	if ((conn->flags & CONN_IN_HOOK) || !conn_wants_reading(conn))
 		return;
+	if (!(conn->flags & CONN_READING)) {
+		event_add(conn->readable, NULL);
+		conn->flags |= CONN_READING;
+	}
 	/* Decrypted bytes left inside OpenSSL (the input buffer was full)
-	 * make no EPOLLIN: go and take them. */
+	 * make no EPOLLIN: go and take them. Only once the event is added:
+	 * event_add() does not register an event that event_active() queued. */
 	if (conn->tls != NULL && tls_pending(conn->tls))
 		event_active(conn->readable, EV_READ, 0);
-	if (conn->flags & CONN_READING)
-		return;
-	event_add(conn->readable, NULL);
-	conn->flags |= CONN_READING;
 }
 
 static void conn_free_io(struct conn *conn)
@@ -230,6 +231,7 @@ static const char *const conn_end_names[] = {
 	[CONN_END_CLOSED] = "closed at stop",
 	[CONN_END_ABORTED] = "aborted",
 	[CONN_END_FILE_SHORT] = "file cut short",
+	[CONN_END_HANDSHAKE] = "TLS handshake failed",
 };
 
 /* connection-log: what xinetd's log_on_exit gives, for every protocol. */
@@ -779,7 +781,7 @@ static void conn_on_handshake_timeout(evutil_socket_t fd, short what, void *arg)
 
 	conn_log(conn, LOG_DEBUG, "TLS handshake not done within %u s: closed",
 		 tls_handshake_timeout_ms(conn->profile.tls) / 1000);
-	conn_finish(conn, CONN_END_FAILED);
+	conn_finish(conn, CONN_END_HANDSHAKE);
 	(void)fd;
 	(void)what;
 }
@@ -809,8 +811,9 @@ static void conn_handshake_step(struct conn *conn)
 		conn_arm_writable(conn);
 		return;
 	case TLS_FAILED:
+		/* A FIN, not a reset, so the client reads the alert that says why. */
 		conn_log(conn, LOG_DEBUG, "TLS handshake failed: %s", why);
-		conn_finish(conn, CONN_END_FAILED);
+		conn_finish(conn, CONN_END_HANDSHAKE);
 		return;
 	}
 }

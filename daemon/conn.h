@@ -20,6 +20,7 @@ enum conn_end {
 	CONN_END_CLOSED,		/* conn_close_now(): grace over, exit */
 	CONN_END_ABORTED,		/* conn_abort(): with a reset */
 	CONN_END_FILE_SHORT,		/* a queued file ended early: with a reset */
+	CONN_END_HANDSHAKE,		/* TLS: the handshake failed or took too long (no hook ran) */
 };
 
 struct tls_context;

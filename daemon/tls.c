@@ -157,7 +157,9 @@ static bool tls_load_identity(SSL_CTX *ssl_ctx, const struct conf_tls_identity *
 				tls_error_text(why, sizeof(why)));
 		return false;
 	}
-	if (SSL_CTX_use_PrivateKey_file(ssl_ctx, id->key, SSL_FILETYPE_PEM) != 1) {
+	/* OpenSSL checks the pair as it loads the key. */
+	if (SSL_CTX_use_PrivateKey_file(ssl_ctx, id->key, SSL_FILETYPE_PEM) != 1 &&
+	    ERR_GET_REASON(ERR_peek_last_error()) != X509_R_KEY_VALUES_MISMATCH) {
 		conf_errors_add(errors, "%scannot load key %s: %s", id->key_where, id->key,
 				tls_error_text(why, sizeof(why)));
 		return false;
