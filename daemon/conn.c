@@ -781,6 +781,8 @@ static void conn_on_handshake_timeout(evutil_socket_t fd, short what, void *arg)
 
 	conn_log(conn, LOG_DEBUG, "TLS handshake not done within %u s: closed",
 		 tls_handshake_timeout_ms(conn->profile.tls) / 1000);
+	if (conn->owner->tls != NULL)
+		conn->owner->tls->failed_timeout++;
 	conn_finish(conn, CONN_END_HANDSHAKE);
 	(void)fd;
 	(void)what;
@@ -790,10 +792,17 @@ static void conn_on_handshake_timeout(evutil_socket_t fd, short what, void *arg)
  * done, the protocol's open hook runs as on a plain connection. */
 static void conn_handshake_step(struct conn *conn)
 {
+	struct conn_tls_counters *count = conn->owner->tls;
+	enum tls_failure failure = TLS_FAILURE_OTHER;
 	char why[256] = "";
 
-	switch (tls_handshake(conn->tls, why, sizeof(why))) {
+	switch (tls_handshake(conn->tls, why, sizeof(why), &failure)) {
 	case TLS_DONE:
+		if (count != NULL) {
+			count->handshakes++;
+			count->resumed += tls_resumed(conn->tls);
+			*(tls_is_v13(conn->tls) ? &count->tls13 : &count->tls12) += 1;
+		}
 		conn->flags &= ~CONN_HANDSHAKING;
 		event_del(conn->handshake_timer);
 		conn_log(conn, LOG_DEBUG, "TLS handshake done: %s%s", tls_version(conn->tls),
@@ -813,6 +822,11 @@ static void conn_handshake_step(struct conn *conn)
 	case TLS_FAILED:
 		/* A FIN, not a reset, so the client reads the alert that says why. */
 		conn_log(conn, LOG_DEBUG, "TLS handshake failed: %s", why);
+		if (count != NULL)
+			*(failure == TLS_FAILURE_PROTOCOL		? &count->failed_protocol
+			  : failure == TLS_FAILURE_CIPHER		? &count->failed_cipher
+			  : failure == TLS_FAILURE_CLIENT_CERTIFICATE ? &count->failed_client_certificate
+								      : &count->failed_other) += 1;
 		conn_finish(conn, CONN_END_HANDSHAKE);
 		return;
 	}

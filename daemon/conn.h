@@ -38,8 +38,15 @@ struct conn_profile {
 	void *owner_ref;		/* the owner's own, for closed() */
 };
 
+/* What the handshakes of an owner's connections came to. */
+struct conn_tls_counters {
+	uint64_t handshakes, resumed, tls12, tls13;
+	uint64_t failed_protocol, failed_cipher, failed_client_certificate, failed_timeout, failed_other;
+};
+
 struct conn_owner {
 	struct chassis *chassis;
+	struct conn_tls_counters *tls;	/* NULL: not counted */
 	/* Once per connection, after its close hook. */
 	void (*closed)(struct conn_owner *owner, struct conn *conn, enum conn_end end);
 	/* Kept by conn.c. */

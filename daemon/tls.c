@@ -314,7 +314,24 @@ unsigned tls_handshake_timeout_ms(const struct tls_context *context)
 	return context->conf->handshake_timeout * 1000u;
 }
 
-enum tls_step tls_handshake(struct tls_session *session, char *why, size_t why_len)
+static enum tls_failure tls_classify(unsigned long code)
+{
+	switch (ERR_GET_REASON(code)) {
+	case SSL_R_UNSUPPORTED_PROTOCOL:
+	case SSL_R_NO_PROTOCOLS_AVAILABLE:
+	case SSL_R_VERSION_TOO_LOW:
+		return TLS_FAILURE_PROTOCOL;
+	case SSL_R_NO_SHARED_CIPHER:
+		return TLS_FAILURE_CIPHER;
+	case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
+	case SSL_R_CERTIFICATE_VERIFY_FAILED:
+		return TLS_FAILURE_CLIENT_CERTIFICATE;
+	default:
+		return TLS_FAILURE_OTHER;
+	}
+}
+
+enum tls_step tls_handshake(struct tls_session *session, char *why, size_t why_len, enum tls_failure *failure)
 {
 	int rc = SSL_do_handshake(session->ssl);
 
@@ -328,8 +345,10 @@ enum tls_step tls_handshake(struct tls_session *session, char *why, size_t why_l
 	case SSL_ERROR_SYSCALL:
 		snprintf(why, why_len, "%s", errno ? strerror(errno) : "the peer closed");
 		ERR_clear_error();
+		*failure = TLS_FAILURE_OTHER;
 		return TLS_FAILED;
 	default:
+		*failure = tls_classify(ERR_peek_last_error());
 		tls_error_text(why, why_len);
 		return TLS_FAILED;
 	}
@@ -390,6 +409,11 @@ void tls_close_notify(struct tls_session *session)
 const char *tls_version(const struct tls_session *session)
 {
 	return SSL_get_version(session->ssl);
+}
+
+bool tls_is_v13(const struct tls_session *session)
+{
+	return SSL_version(session->ssl) == TLS1_3_VERSION;
 }
 
 bool tls_resumed(const struct tls_session *session)

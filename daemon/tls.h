@@ -35,8 +35,15 @@ enum tls_step {
 	TLS_WANT_WRITE,
 	TLS_FAILED,
 };
+/* Why a handshake failed, in the classes counted. */
+enum tls_failure {
+	TLS_FAILURE_PROTOCOL,		/* no protocol version in common */
+	TLS_FAILURE_CIPHER,		/* no cipher in common */
+	TLS_FAILURE_CLIENT_CERTIFICATE,	/* missing or not from the ca */
+	TLS_FAILURE_OTHER,		/* not TLS, a reset, anything else */
+};
 /* why: the reason of a failure (OpenSSL's, or the peer's alert). */
-enum tls_step tls_handshake(struct tls_session *session, char *why, size_t why_len);
+enum tls_step tls_handshake(struct tls_session *session, char *why, size_t why_len, enum tls_failure *failure);
 /* Plain bytes: > 0 read or written; 0 from tls_read at the peer's end
  * (close_notify, or its FIN); -1 with errno EAGAIN when the socket must be
  * waited for, else EIO (why logged by the caller from errno). */
@@ -49,5 +56,6 @@ void tls_close_notify(struct tls_session *session);
 /* "TLSv1.3" etc., for the log. */
 const char *tls_version(const struct tls_session *session);
 bool tls_resumed(const struct tls_session *session);
+bool tls_is_v13(const struct tls_session *session);
 
 #endif

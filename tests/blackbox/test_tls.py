@@ -2,6 +2,7 @@
 Python's ssl module, against a CA each test makes with openssl."""
 import hashlib
 import os
+import shutil
 import re
 import socket
 import ssl
@@ -332,3 +333,43 @@ def test_alpn_picks_a_name_both_know(start_daemon, pki):
     assert b"ALPN protocol: http/1.1" in r.stdout
     r = s_client(port, "-CAfile", pki.ca, "-alpn", "foo", data=b"")
     assert b"No ALPN negotiated" in r.stdout
+
+
+def test_handshakes_and_failures_are_counted_in_metrics(start_daemon, pki):
+    port, web = free_port(), free_port()
+    client_cert, client_key = pki.issue("client", client=True)
+    config = echo_tls(port, tls_section(pki, extra='client-certificate = "optional"  ca = "%s"' % pki.ca)) + (
+        'listener "web" { protocol = "http"  address = "127.0.0.1:%d"\n'
+        '  http { route "/metrics" { handler = "metrics" } } }\n' % web)
+    start_daemon(config)
+    sess = os.path.join(pki.dir, "session.pem")
+    assert s_client(port, "-tls1_2", "-CAfile", pki.ca, "-sess_out", sess).returncode == 0
+    assert s_client(port, "-tls1_2", "-CAfile", pki.ca, "-sess_in", sess).returncode == 0
+    assert s_client(port, "-tls1_3", "-CAfile", pki.ca).returncode == 0
+    assert s_client(port, "-tls1_1", "-CAfile", pki.ca).returncode != 0
+    assert s_client(port, "-tls1_2", "-cipher", "AES128-SHA", "-CAfile", pki.ca).returncode != 0
+    with connect(port) as s:
+        s.sendall(b"not tls at all\r\n\r\n")
+        assert is_closed_by_peer(s)
+    r = subprocess.run(["curl", "-sS", "http://127.0.0.1:%d/metrics" % web], capture_output=True, text=True,
+                       timeout=30)
+    metrics = r.stdout
+
+    def value(key):
+        m = re.search(r'^chassisd_listener_%s_total\{listener="e"[^}]*\} (\d+)$' % key, metrics, re.M)
+        assert m, key + "\n" + metrics
+        return int(m.group(1))
+
+    assert value("tls_handshakes") == 3
+    assert value("tls_resumed") == 1
+    assert value("tls_version_1_2") == 2 and value("tls_version_1_3") == 1
+    assert value("tls_failed_protocol_version") == 1
+    assert value("tls_failed_no_shared_cipher") == 1
+    assert value("tls_failed_other") == 1
+    assert value("tls_failed_client_certificate") == 0
+    assert 'chassisd_listener_tls_handshakes_total{listener="web"' not in metrics    # plain: none
+    promtool = shutil.which("promtool")
+    if promtool:
+        check = subprocess.run([promtool, "check", "metrics"], input=metrics, capture_output=True, text=True,
+                               timeout=30)
+        assert check.returncode == 0 and check.stdout + check.stderr == "", check.stdout + check.stderr
