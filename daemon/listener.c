@@ -11,12 +11,14 @@
 #include <unistd.h>
 
 #include "conf/conf.h"
+#include "conf/tls.h"
 #include "daemon/chassis.h"
 #include "daemon/core.h"
 #include "daemon/log.h"
 #include "daemon/netsim.h"
 #include "daemon/protocol.h"
 #include "daemon/service.h"
+#include "daemon/tls.h"
 #include "systemd/activation.h"
 
 /* OpenBSD httpd waits a second before accepting again when out of fds;
@@ -603,6 +605,7 @@ void listener_stats(const struct listener *ls, struct chassis_listener_stats *st
 		.tls_failed_client_certificate = c->tls.failed_client_certificate,
 		.tls_failed_timeout = c->tls.failed_timeout,
 		.tls_failed_other = c->tls.failed_other,
+		.tls_certificate_expiry_seconds = conf->tls != NULL ? tls_expiry_seconds(conf->tls->context) : 0,
 		.datagrams = d->datagrams,
 		.replies = d->replies,
 		.dropped = d->dropped,

@@ -309,6 +309,28 @@ void tls_session_free(struct tls_session *session)
 	free(session);
 }
 
+static int64_t tls_seconds_left(SSL_CTX *ssl_ctx)
+{
+	X509 *cert = SSL_CTX_get0_certificate(ssl_ctx);
+	int days = 0, seconds = 0;
+
+	if (cert == NULL || !ASN1_TIME_diff(&days, &seconds, NULL, X509_get0_notAfter(cert)))
+		return 0;
+	return (int64_t)days * 86400 + seconds;
+}
+
+uint64_t tls_expiry_seconds(const struct tls_context *context)
+{
+	int64_t least = tls_seconds_left(context->main);
+
+	for (size_t i = 1; i < context->conf->n_identities; i++) {
+		int64_t left = tls_seconds_left(context->by_name[i]);
+		if (left < least)
+			least = left;
+	}
+	return least > 0 ? (uint64_t)least : 0;
+}
+
 unsigned tls_handshake_timeout_ms(const struct tls_context *context)
 {
 	return context->conf->handshake_timeout * 1000u;

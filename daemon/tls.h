@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 struct conf;
@@ -28,6 +29,8 @@ bool tls_load(struct conf *conf, struct conf_errors *errors);
 struct tls_session *tls_session_new(const struct tls_context *context, int fd);
 void tls_session_free(struct tls_session *session);
 unsigned tls_handshake_timeout_ms(const struct tls_context *context);
+/* Seconds until the first of the context's certificates ends (0 past it). */
+uint64_t tls_expiry_seconds(const struct tls_context *context);
 
 enum tls_step {
 	TLS_DONE,

@@ -368,6 +368,8 @@ def test_handshakes_and_failures_are_counted_in_metrics(start_daemon, pki):
     assert value("tls_failed_other") == 1
     assert value("tls_failed_client_certificate") == 0
     assert 'chassisd_listener_tls_handshakes_total{listener="web"' not in metrics    # plain: none
+    m = re.search(r'^chassisd_listener_tls_certificate_expiry_seconds\{listener="e"[^}]*\} (\d+)$', metrics, re.M)
+    assert m and 29 * 86400 < int(m.group(1)) <= 30 * 86400, metrics      # the test's certificates: 30 days
     promtool = shutil.which("promtool")
     if promtool:
         check = subprocess.run([promtool, "check", "metrics"], input=metrics, capture_output=True, text=True,
