@@ -20,6 +20,7 @@
 #include "conf/file.h"
 #include "conf/include.h"
 #include "conf/text.h"
+#include "conf/tls.h"
 #include "conf/strip.h"
 
 /* Where each option was written. libconfuse keeps no per-option line, but
@@ -157,11 +158,12 @@ static cfg_opt_t listener_common_options[] = {
 	CFG_STR_LIST("allow", NULL, CFGF_NONE),
 	CFG_STR_LIST("deny", NULL, CFGF_NONE),
 	CFG_SEC("netsim", netsim_options, CFGF_NONE),
+	CFG_SEC("tls", conf_tls_server_options, CFGF_NONE),
 };
 #define N_COMMON (sizeof(listener_common_options) / sizeof(listener_common_options[0]))
 
 static const char *const tcp_only_options[] = {
-	"max-connections", "per-source", "idle-timeout", "buffer-size", "notsent-lowat", "connection-log", NULL,
+	"max-connections", "per-source", "idle-timeout", "buffer-size", "notsent-lowat", "connection-log", "tls", NULL,
 };
 static const char *const datagram_only_options[] = { "netsim", "receive-buffer", NULL };
 static const char *const multicast_only_options[] = { "interface", "ttl", "loop", "join", NULL };
@@ -409,6 +411,17 @@ void conf_scope_refer_datagram_listener(struct conf_scope *scope, const char *op
 		return;
 	}
 	ld->n_refs++;
+}
+
+char *conf_scope_where(struct conf_scope *scope, const char *option)
+{
+	char *where;
+
+	if (asprintf(&where, "%s:%d: %s \"%s\": %s", scope->loader->path,
+		     option ? conf_scope_line(scope, option) : scope->fallback_line,
+		     scope->unit_kind ? scope->unit_kind : "listener", scope->listener, scope->label) < 0)
+		return NULL;
+	return where;
 }
 
 struct conf_scope *conf_scope_enter(struct conf_scope *scope, cfg_t *section, const char *label)
@@ -784,6 +797,20 @@ static void parse_limits(struct conf_scope *scope, cfg_t *sec, struct conf_liste
 		parse_netsim(scope, sec, &l->netsim);
 }
 
+/* A module that hands the socket to a program (exec) cannot have TLS:
+ * the program would get the encrypted bytes. */
+static void parse_listener_tls(struct conf_scope *scope, cfg_t *sec, struct conf_listener *l)
+{
+	if (!option_written(scope->loader, sec, "tls"))
+		return;
+	if (l->unit.module != NULL && l->unit.module->hands_over_socket) {
+		conf_scope_error(scope, "tls", "tls does not apply to protocol \"%s\": it hands the socket to a program",
+				 l->unit.module->name);
+		return;
+	}
+	l->tls = conf_tls_parse(scope, sec);
+}
+
 static bool parse_listener(struct loader *ld, cfg_t *sec, struct conf_listener *l)
 {
 	struct conf_scope scope = {
@@ -812,6 +839,8 @@ static bool parse_listener(struct loader *ld, cfg_t *sec, struct conf_listener *
 	l->connection_log = cfg_getbool(sec, "connection-log");
 	if (!scope.failed)
 		parse_protocol_settings(&scope, sec, l);
+	if (l->transport == TRANSPORT_TCP)
+		parse_listener_tls(&scope, sec, l);
 	return !scope.failed;
 }
 
@@ -1734,6 +1763,7 @@ static void conf_listener_free(struct conf_listener *l)
 	free(l->interface);
 	free(l->allow);
 	free(l->deny);
+	conf_tls_free(l->tls);
 }
 
 void conf_free(struct conf *conf)

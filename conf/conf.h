@@ -18,6 +18,7 @@
 struct cfg_t;
 struct cfg_opt_t;
 struct conf_scope;
+struct conf_tls;
 
 enum transport {
 	TRANSPORT_TCP,
@@ -63,6 +64,8 @@ struct conf_module {
 	 * the effective config shows every option that applies with its
 	 * default, and none that configure() would refuse. NULL: all apply. */
 	bool (*option_applies)(struct cfg_t *section, bool stream, const char *option);
+	/* The socket goes to a program (exec): no tls { } on its listeners. */
+	bool hands_over_socket;
 };
 
 /* What every unit has, whatever its kind (a listener; streams to come):
@@ -119,6 +122,7 @@ struct conf_listener {
 	size_t buffer_size;
 	unsigned notsent_lowat;			/* 0 = the kernel's sysctl */
 	bool connection_log;			/* a line per closed connection */
+	struct conf_tls *tls;			/* NULL: plain TCP */
 	/* udp and multicast: applied to what is received */
 	struct conf_netsim netsim;
 };
@@ -239,6 +243,9 @@ void conf_scope_refer_datagram_listener(struct conf_scope *scope, const char *op
 /* A section nested in the scope's (an HTTP route, a module's options in it):
  * its errors read "listener \"web\": <label>: ...". Leaving frees it and
  * says whether it had no errors; the outer scope fails with it. */
+/* "FILE:LINE: listener \"x\": label: " for an option (NULL: the
+ * section), malloc'd: for errors found after loading, in the daemon. */
+char *conf_scope_where(struct conf_scope *scope, const char *option);
 struct conf_scope *conf_scope_enter(struct conf_scope *scope, struct cfg_t *section, const char *label);
 bool conf_scope_leave(struct conf_scope *inner);
 

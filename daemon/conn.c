@@ -35,6 +35,7 @@
 #include "conf/addr.h"
 #include "daemon/chassis.h"
 #include "daemon/log.h"
+#include "daemon/tls.h"
 
 /* How long a closing connection keeps reading (and discarding) after its
  * last byte went out, so that the client's unread request bytes do not turn
@@ -62,6 +63,7 @@ enum {
 	CONN_FILE_SHORT = 1 << 15,	/* with CONN_FAILED: a queued file ended early */
 	CONN_PEER_RESET = 1 << 16,	/* the peer reset: nothing to tell it */
 	CONN_HANDED_OVER = 1 << 17,	/* the socket is a program's (exec) */
+	CONN_HANDSHAKING = 1 << 18,	/* TLS: no hook has run yet */
 };
 
 /* The most memory chains the head before a file is sent from in one go. */
@@ -81,6 +83,8 @@ struct conn {
 	enum conn_end end;		/* why it ends: for the close hook */
 	struct evbuffer *in, *out;
 	struct event *readable, *writable;
+	struct tls_session *tls;	/* NULL: plain TCP */
+	struct event *handshake_timer;
 	struct conn_owner *owner;
 	struct chassis *chassis;
 	struct conn_profile profile;
@@ -192,10 +196,17 @@ static bool conn_wants_reading(const struct conn *conn)
  * answer, as nearly all do, costs no epoll_ctl pair per long answer. */
 static void conn_update_reading(struct conn *conn)
 {
-	if ((conn->flags & (CONN_IN_HOOK | CONN_READING)) || !conn_wants_reading(conn))
+	if ((conn->flags & CONN_IN_HOOK) || !conn_wants_reading(conn))
 		return;
-	event_add(conn->readable, NULL);
-	conn->flags |= CONN_READING;
+	if (!(conn->flags & CONN_READING)) {
+		event_add(conn->readable, NULL);
+		conn->flags |= CONN_READING;
+	}
+	/* Decrypted bytes left inside OpenSSL (the input buffer was full)
+	 * make no EPOLLIN: go and take them. Only once the event is added:
+	 * event_add() does not register an event that event_active() queued. */
+	if (conn->tls != NULL && tls_pending(conn->tls))
+		event_active(conn->readable, EV_READ, 0);
 }
 
 static void conn_free_io(struct conn *conn)
@@ -208,6 +219,9 @@ static void conn_free_io(struct conn *conn)
 		evbuffer_free(conn->in);
 	if (conn->out)
 		evbuffer_free(conn->out);
+	if (conn->handshake_timer)
+		event_free(conn->handshake_timer);
+	tls_session_free(conn->tls);
 }
 
 static const char *const conn_end_names[] = {
@@ -217,6 +231,7 @@ static const char *const conn_end_names[] = {
 	[CONN_END_CLOSED] = "closed at stop",
 	[CONN_END_ABORTED] = "aborted",
 	[CONN_END_FILE_SHORT] = "file cut short",
+	[CONN_END_HANDSHAKE] = "TLS handshake failed",
 };
 
 /* connection-log: what xinetd's log_on_exit gives, for every protocol. */
@@ -242,8 +257,11 @@ static void conn_finish(struct conn *conn, enum conn_end end)
 	struct chassis *ch = conn->chassis;
 
 	conn->end = end;
-	if (conn->profile.hooks->close != NULL)
+	/* A connection whose handshake never finished ran no hook. */
+	if (conn->profile.hooks->close != NULL && !(conn->flags & CONN_HANDSHAKING))
 		conn->profile.hooks->close(conn);
+	if (conn->tls != NULL && end == CONN_END_DONE)
+		tls_close_notify(conn->tls);
 	if (conn->profile.connection_log)
 		conn_log_closed(conn);
 	else
@@ -324,9 +342,45 @@ static void conn_arm_writable(struct conn *conn)
 	conn->flags |= CONN_WRITING;
 }
 
+static void conn_write_plain(struct conn *conn);
+static void conn_after_write(struct conn *conn, int n, int write_errno, bool sent);
+
+/* Through OpenSSL, a chunk at a time: file segments are in memory here
+ * (the output of a TLS connection does not drain to the fd, so libevent
+ * maps them). Returns as evbuffer_write() does. */
+static int conn_write_tls(struct conn *conn, size_t *total)
+{
+	struct evbuffer_iovec front;
+	ssize_t n = 0;
+
+	while (evbuffer_peek(conn->out, -1, NULL, &front, 1) > 0 && *total < CONN_WRITE_SHARE) {
+		n = tls_write(conn->tls, front.iov_base, front.iov_len);
+		if (n <= 0)
+			return n < 0 ? -1 : 0;
+		evbuffer_drain(conn->out, (size_t)n);
+		conn->bytes_out += (uint64_t)n;
+		*total += (size_t)n;
+	}
+	return (int)n;
+}
+
 /* Writes up to a turn's share now and keeps EPOLLOUT armed while a rest
  * waits. */
 static void conn_write_out(struct conn *conn)
+{
+	if (conn->tls != NULL) {
+		size_t total = 0;
+		int n;
+
+		errno = 0;
+		n = conn_write_tls(conn, &total);
+		conn_after_write(conn, n, errno, total > 0);
+		return;
+	}
+	conn_write_plain(conn);
+}
+
+static void conn_write_plain(struct conn *conn)
 {
 	/* The head counts under the share, so that a turn ends where the
 	 * shortened first file chunk ends. */
@@ -352,12 +406,18 @@ static void conn_write_out(struct conn *conn)
 		conn_note_file_short(conn);
 		return;
 	}
+	conn_after_write(conn, n, write_errno, n > 0);
+}
+
+/* A failed write ends the connection; a rest arms EPOLLOUT. */
+static void conn_after_write(struct conn *conn, int n, int write_errno, bool sent)
+{
 	if (n < 0 && write_errno != EAGAIN && write_errno != EWOULDBLOCK && write_errno != EINTR) {
 		conn_log(conn, LOG_DEBUG, "write failed: %s", strerror(write_errno));
 		conn->flags |= CONN_FAILED;
 		return;
 	}
-	if (n > 0)
+	if (sent)
 		conn_touch(conn);
 	if (evbuffer_get_length(conn->out) > 0) {
 		conn_arm_writable(conn);
@@ -410,6 +470,8 @@ static bool conn_linger(struct conn *conn)
 
 	conn->flags |= CONN_LINGERING;
 	conn->idle_ms = CONN_LINGER_MS;
+	if (conn->tls != NULL)
+		tls_close_notify(conn->tls);
 	shutdown(conn->fd, SHUT_WR);
 	/* A client that knew the answer was the last (Connection: close) has
 	 * often closed already: then no loop turn is needed to see it. Into
@@ -463,6 +525,8 @@ static bool conn_settle(struct conn *conn)
 	if (evbuffer_get_length(conn->out) > 0)
 		return true;
 	if ((conn->flags & (CONN_SHUT_PENDING | CONN_WRITE_SHUT)) == CONN_SHUT_PENDING) {
+		if (conn->tls != NULL)
+			tls_close_notify(conn->tls);
 		shutdown(conn->fd, SHUT_WR);
 		conn->flags |= CONN_WRITE_SHUT;
 	}
@@ -506,6 +570,34 @@ static void conn_on_eof(struct conn *conn)
 	conn_after_hook(conn);
 }
 
+/* Decrypts into the reserved space until OpenSSL wants the socket or the
+ * space is full: bytes it keeps decrypted would wake no epoll. Returns as
+ * readv() does, or 1 with something read. */
+static ssize_t conn_read_tls(struct conn *conn, struct evbuffer_iovec *vec, int n_vec)
+{
+	size_t total = 0;
+	ssize_t n = 0;
+
+	for (int i = 0; i < n_vec; i++) {
+		size_t used = 0;
+
+		while (used < vec[i].iov_len && (n = tls_read(conn->tls, (char *)vec[i].iov_base + used,
+							      vec[i].iov_len - used)) > 0)
+			used += (size_t)n;
+		vec[i].iov_len = used;
+		total += used;
+		if (n <= 0) {
+			n_vec = i + 1;
+			break;
+		}
+	}
+	evbuffer_commit_space(conn->in, vec, total > 0 ? n_vec : 0);
+	if (total == 0)
+		return n;
+	conn->bytes_in += (uint64_t)total;
+	return 1;
+}
+
 /* Reads into the input buffer's own free space: no FIONREAD, no copy. */
 static ssize_t conn_read(struct conn *conn)
 {
@@ -520,6 +612,8 @@ static ssize_t conn_read(struct conn *conn)
 		errno = room == 0 ? EAGAIN : ENOMEM;
 		return -1;
 	}
+	if (conn->tls != NULL)
+		return conn_read_tls(conn, vec, n_vec);
 	for (int i = 0; i < n_vec; i++) {
 		iov[i].iov_base = vec[i].iov_base;
 		iov[i].iov_len = vec[i].iov_len;
@@ -539,11 +633,17 @@ static ssize_t conn_read(struct conn *conn)
 	return 1;
 }
 
+static void conn_handshake_step(struct conn *conn);
+
 static void conn_on_readable(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *conn = arg;
 	ssize_t n;
 
+	if (conn->flags & CONN_HANDSHAKING) {
+		conn_handshake_step(conn);
+		return;
+	}
 	if (!conn_wants_reading(conn)) {
 		event_del(conn->readable);
 		conn->flags &= ~CONN_READING;
@@ -596,6 +696,12 @@ static void conn_on_writable(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *conn = arg;
 
+	if (conn->flags & CONN_HANDSHAKING) {
+		event_del(conn->writable);
+		conn->flags &= ~CONN_WRITING;
+		conn_handshake_step(conn);
+		return;
+	}
 	if (!(conn->flags & (CONN_FAILED | CONN_ABORTING)))
 		conn_write_out(conn);
 	conn_after_hook(conn);
@@ -653,8 +759,10 @@ static int conn_init_io(struct conn *conn, struct event_base *base)
 	conn->writable = event_new(base, conn->fd, EV_WRITE | EV_PERSIST, conn_on_writable, conn);
 	if (conn->in == NULL || conn->out == NULL || conn->readable == NULL || conn->writable == NULL)
 		return -1;
-	/* Lets evbuffer_write() send file segments with sendfile. */
-	evbuffer_set_flags(conn->out, EVBUFFER_FLAG_DRAINS_TO_FD);
+	/* Lets evbuffer_write() send file segments with sendfile; through
+	 * TLS libevent maps them into memory instead. */
+	if (conn->profile.tls == NULL)
+		evbuffer_set_flags(conn->out, EVBUFFER_FLAG_DRAINS_TO_FD);
 	return 0;
 }
 
@@ -665,14 +773,94 @@ void conn_owner_init(struct conn_owner *owner, struct chassis *chassis,
 	TAILQ_INIT(&owner->conns);
 }
 
+static void conn_begin(struct conn *conn);
+
+static void conn_on_handshake_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *conn = arg;
+
+	conn_log(conn, LOG_DEBUG, "TLS handshake not done within %u s: closed",
+		 tls_handshake_timeout_ms(conn->profile.tls) / 1000);
+	if (conn->owner->tls != NULL)
+		conn->owner->tls->failed_timeout++;
+	conn_finish(conn, CONN_END_HANDSHAKE);
+	(void)fd;
+	(void)what;
+}
+
+/* One step of the handshake, whenever the socket is ready for it; when
+ * done, the protocol's open hook runs as on a plain connection. */
+static void conn_handshake_step(struct conn *conn)
+{
+	struct conn_tls_counters *count = conn->owner->tls;
+	enum tls_failure failure = TLS_FAILURE_OTHER;
+	char why[256] = "";
+
+	switch (tls_handshake(conn->tls, why, sizeof(why), &failure)) {
+	case TLS_DONE:
+		if (count != NULL) {
+			count->handshakes++;
+			count->resumed += tls_resumed(conn->tls);
+			*(tls_is_v13(conn->tls) ? &count->tls13 : &count->tls12) += 1;
+		}
+		conn->flags &= ~CONN_HANDSHAKING;
+		event_del(conn->handshake_timer);
+		conn_log(conn, LOG_DEBUG, "TLS handshake done: %s%s", tls_version(conn->tls),
+			 tls_resumed(conn->tls) ? ", resumed" : "");
+		conn_touch(conn);
+		conn_begin(conn);
+		return;
+	case TLS_WANT_READ:
+		if (!(conn->flags & CONN_READING)) {
+			event_add(conn->readable, NULL);
+			conn->flags |= CONN_READING;
+		}
+		return;
+	case TLS_WANT_WRITE:
+		conn_arm_writable(conn);
+		return;
+	case TLS_FAILED:
+		/* A FIN, not a reset, so the client reads the alert that says why. */
+		conn_log(conn, LOG_DEBUG, "TLS handshake failed: %s", why);
+		if (count != NULL)
+			*(failure == TLS_FAILURE_PROTOCOL		? &count->failed_protocol
+			  : failure == TLS_FAILURE_CIPHER		? &count->failed_cipher
+			  : failure == TLS_FAILURE_CLIENT_CERTIFICATE ? &count->failed_client_certificate
+								      : &count->failed_other) += 1;
+		conn_finish(conn, CONN_END_HANDSHAKE);
+		return;
+	}
+}
+
+static void conn_start_tls(struct conn *conn)
+{
+	struct timeval deadline;
+	unsigned ms = tls_handshake_timeout_ms(conn->profile.tls);
+
+	conn->tls = tls_session_new(conn->profile.tls, conn->fd);
+	conn->handshake_timer = event_new(conn->chassis->base, -1, 0, conn_on_handshake_timeout, conn);
+	conn->flags |= CONN_HANDSHAKING;
+	if (conn->tls == NULL || conn->handshake_timer == NULL) {
+		conn_log(conn, LOG_WARNING, "TLS session: out of memory");
+		conn_finish(conn, CONN_END_FAILED);
+		return;
+	}
+	deadline.tv_sec = ms / 1000;
+	deadline.tv_usec = (ms % 1000) * 1000;
+	event_add(conn->handshake_timer, &deadline);
+	conn_handshake_step(conn);
+}
+
 int conn_open(struct conn_owner *owner, const struct conn_profile *profile, int fd, const struct sockaddr *peer,
 	      socklen_t peer_len, void *data)
 {
 	struct chassis *ch = owner->chassis;
 	struct conn *conn = calloc(1, sizeof(*conn));
 
-	if (conn != NULL)
+	if (conn != NULL) {
 		conn->fd = fd;
+		conn->profile = *profile;
+	}
 	if (conn == NULL || conn_init_io(conn, ch->base) < 0 || conn_start_idle_sweep(ch) < 0) {
 		if (conn != NULL)
 			conn_free_io(conn);
@@ -695,6 +883,18 @@ int conn_open(struct conn_owner *owner, const struct conn_profile *profile, int 
 	ch->connections++;
 	chassis_hold(ch);
 	conn_log(conn, profile->connection_log ? LOG_INFO : LOG_DEBUG, "connection open");
+	if (profile->tls != NULL)
+		conn_start_tls(conn);
+	else
+		conn_begin(conn);
+	return 0;
+}
+
+/* The open hook, then a first read: the connection is the protocol's. */
+static void conn_begin(struct conn *conn)
+{
+	const struct conn_profile *profile = &conn->profile;
+	int fd = conn->fd;
 
 	if (profile->hooks->open != NULL) {
 		conn->flags |= CONN_IN_HOOK;
@@ -714,7 +914,6 @@ int conn_open(struct conn_owner *owner, const struct conn_profile *profile, int 
 		conn_on_readable(fd, EV_READ, conn);
 	else
 		conn_after_hook(conn);
-	return 0;
 }
 
 void conn_close_now(struct conn *conn)

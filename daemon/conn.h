@@ -20,11 +20,15 @@ enum conn_end {
 	CONN_END_CLOSED,		/* conn_close_now(): grace over, exit */
 	CONN_END_ABORTED,		/* conn_abort(): with a reset */
 	CONN_END_FILE_SHORT,		/* a queued file ended early: with a reset */
+	CONN_END_HANDSHAKE,		/* TLS: the handshake failed or took too long (no hook ran) */
 };
+
+struct tls_context;
 
 /* What a connection runs with, copied when it opens. */
 struct conn_profile {
 	const struct conn_hooks *hooks;
+	const struct tls_context *tls;	/* NULL: plain; else the hooks run once the handshake is done */
 	const void *settings;		/* conn_settings() */
 	void *state;			/* conn_service_state() */
 	size_t buffer_size;		/* bytes queued before backpressure */
@@ -34,8 +38,15 @@ struct conn_profile {
 	void *owner_ref;		/* the owner's own, for closed() */
 };
 
+/* What the handshakes of an owner's connections came to. */
+struct conn_tls_counters {
+	uint64_t handshakes, resumed, tls12, tls13;
+	uint64_t failed_protocol, failed_cipher, failed_client_certificate, failed_timeout, failed_other;
+};
+
 struct conn_owner {
 	struct chassis *chassis;
+	struct conn_tls_counters *tls;	/* NULL: not counted */
 	/* Once per connection, after its close hook. */
 	void (*closed)(struct conn_owner *owner, struct conn *conn, enum conn_end end);
 	/* Kept by conn.c. */

@@ -11,12 +11,14 @@
 #include <unistd.h>
 
 #include "conf/conf.h"
+#include "conf/tls.h"
 #include "daemon/chassis.h"
 #include "daemon/core.h"
 #include "daemon/log.h"
 #include "daemon/netsim.h"
 #include "daemon/protocol.h"
 #include "daemon/service.h"
+#include "daemon/tls.h"
 #include "systemd/activation.h"
 
 /* OpenBSD httpd waits a second before accepting again when out of fds;
@@ -260,6 +262,7 @@ struct listener *listener_open(struct chassis *chassis, struct service *svc, cha
 	ls->service = svc;
 	service_ref(svc);
 	conn_owner_init(&ls->owner, chassis, listener_on_closed);
+	ls->owner.tls = &ls->counters.tls;
 	return ls;
 }
 
@@ -614,6 +617,17 @@ void listener_stats(const struct listener *ls, struct chassis_listener_stats *st
 		.refused_per_source = c->refused_per_source,
 		.idle_closed = c->idle_closed,
 		.accept_paused = c->accept_paused,
+		.tls = conf->tls != NULL,
+		.tls_handshakes = c->tls.handshakes,
+		.tls_resumed = c->tls.resumed,
+		.tls_version_1_2 = c->tls.tls12,
+		.tls_version_1_3 = c->tls.tls13,
+		.tls_failed_protocol_version = c->tls.failed_protocol,
+		.tls_failed_no_shared_cipher = c->tls.failed_cipher,
+		.tls_failed_client_certificate = c->tls.failed_client_certificate,
+		.tls_failed_timeout = c->tls.failed_timeout,
+		.tls_failed_other = c->tls.failed_other,
+		.tls_certificate_expiry_seconds = conf->tls != NULL ? tls_expiry_seconds(conf->tls->context) : 0,
 		.datagrams = d->datagrams,
 		.replies = d->replies,
 		.dropped = d->dropped,

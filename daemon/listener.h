@@ -26,6 +26,7 @@ struct listener_counters {
 	uint64_t refused_per_source;
 	uint64_t idle_closed;
 	uint64_t accept_paused;		/* times accepting paused for lack of fds */
+	struct conn_tls_counters tls;
 };
 
 struct listener {

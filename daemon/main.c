@@ -14,6 +14,7 @@
 #include "daemon/log.h"
 #include "daemon/privileges.h"
 #include "daemon/runtime.h"
+#include "daemon/tls.h"
 #include "protocols/registry.h"
 #include "daemon/child.h"
 #include "daemon/control.h"
@@ -184,6 +185,19 @@ static bool reopen_log(void)
 	return true;
 }
 
+/* The snapshot with its TLS contexts loaded: a certificate that does not
+ * load fails the whole config, before anything is swapped. */
+static struct conf *load_config(const char *path, struct conf_errors *errors)
+{
+	struct conf *conf = conf_load(path, protocol_config_table(), errors);
+
+	if (conf != NULL && !tls_load(conf, errors)) {
+		conf_free(conf);
+		return NULL;
+	}
+	return conf;
+}
+
 /* True when the new config runs; false when the old one still does. */
 static bool reload(struct daemon *d)
 {
@@ -196,7 +210,7 @@ static bool reload(struct daemon *d)
 
 	notify_reloading();
 	log_info("reloading %s", d->config_path);
-	conf = conf_load(d->config_path, protocol_config_table(), &errors);
+	conf = load_config(d->config_path, &errors);
 	if (conf == NULL) {
 		log_config_errors(&errors, d->config_path, LOG_ERR, LOG_EVENT_RELOAD_FAILED);
 		log_write(LOG_ERR, &failed, "reload failed: %zu error%s in %s; still serving generation %u",
@@ -510,7 +524,7 @@ int main(int argc, char **argv)
 		return print_effective(d.config_path);
 	signal(SIGPIPE, SIG_IGN);
 	log_init();
-	conf = conf_load(d.config_path, protocol_config_table(), &errors);
+	conf = load_config(d.config_path, &errors);
 	if (test) {
 		status = check_only(d.config_path, conf, &errors);
 	} else if (conf == NULL) {

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "conf/conf.h"
+#include "conf/tls.h"
 #include "daemon/netsim.h"
 #include "daemon/protocol.h"
 #include "systemd/notify.h"
@@ -134,6 +135,7 @@ static void service_profiles(struct service *svc, struct chassis *chassis)
 	svc->profile = (struct conn_profile){
 		.hooks = &protocol->conn,
 		.settings = conf->unit.settings,
+		.tls = conf->tls != NULL ? conf->tls->context : NULL,
 		.state = svc->instance->state,
 		.buffer_size = conf->buffer_size,
 		.idle_ms = conf->idle_timeout * 1000u,

@@ -401,6 +401,7 @@ static void exec_status(const void *p, char *buf, size_t len)
 const struct protocol protocol_exec = {
 	.config = {
 		.name = "exec",
+		.hands_over_socket = true,
 		.transports = TRANSPORT_BIT(TRANSPORT_TCP) | TRANSPORT_BIT(TRANSPORT_UDP),
 		.options = exec_options,
 		.configure = exec_configure,

@@ -582,6 +582,24 @@ static void metrics_rows(struct evbuffer *out, const struct info_snapshot *snap)
 	}
 }
 
+static void metrics_tls_expiry(struct evbuffer *out, const struct info_snapshot *snap)
+{
+	bool head = false;
+
+	for (size_t i = 0; i < snap->count; i++) {
+		const struct chassis_listener_stats *s = &snap->listeners[i].stats;
+
+		if (!s->tls)
+			continue;
+		if (!head)
+			evbuffer_add_printf(out, "# HELP chassisd_listener_tls_certificate_expiry_seconds Seconds until "
+						 "the listener's first certificate to end ends (0 once past).\n"
+						 "# TYPE chassisd_listener_tls_certificate_expiry_seconds gauge\n");
+		head = true;
+		sample(out, "chassisd_listener_tls_certificate_expiry_seconds", s, s->tls_certificate_expiry_seconds);
+	}
+}
+
 /* The chassis's counters, a family each, with a sample for each unit
  * whose transport has it; a family no unit has is left out. */
 static void metrics_chassis_counters(struct evbuffer *out, const struct info_snapshot *snap)
@@ -599,6 +617,7 @@ static void metrics_chassis_counters(struct evbuffer *out, const struct info_sna
 		head = true;
 		sample(out, "chassisd_listener_connections", s, s->connections);
 	}
+	metrics_tls_expiry(out, snap);
 	for (size_t c = 0; c < info_n_counters; c++) {
 		char family[96];
 

@@ -20,6 +20,16 @@ const struct info_counter info_counters[] = {
 	INFO_COUNTER(refused_per_source, INFO_CONNECTED, "Connections refused at per-source."),
 	INFO_COUNTER(idle_closed, INFO_CONNECTED, "Connections closed at idle-timeout."),
 	INFO_COUNTER(accept_paused, INFO_CONNECTED, "Times accepting paused for lack of file descriptors."),
+	INFO_COUNTER(tls_handshakes, INFO_TLS, "TLS handshakes completed."),
+	INFO_COUNTER(tls_resumed, INFO_TLS, "TLS handshakes that resumed a session."),
+	INFO_COUNTER(tls_version_1_2, INFO_TLS, "TLS handshakes completed with TLS 1.2."),
+	INFO_COUNTER(tls_version_1_3, INFO_TLS, "TLS handshakes completed with TLS 1.3."),
+	INFO_COUNTER(tls_failed_protocol_version, INFO_TLS, "TLS handshakes failed: no protocol version in common."),
+	INFO_COUNTER(tls_failed_no_shared_cipher, INFO_TLS, "TLS handshakes failed: no cipher in common."),
+	INFO_COUNTER(tls_failed_client_certificate, INFO_TLS,
+		     "TLS handshakes failed: client certificate missing or not from the ca."),
+	INFO_COUNTER(tls_failed_timeout, INFO_TLS, "TLS handshakes cut at handshake-timeout."),
+	INFO_COUNTER(tls_failed_other, INFO_TLS, "TLS handshakes failed otherwise (not TLS, a reset, ...)."),
 	INFO_COUNTER(datagrams, INFO_DATAGRAMS, "Datagrams received."),
 	INFO_COUNTER(replies, INFO_DATAGRAMS, "Datagrams sent in reply."),
 	INFO_COUNTER(dropped, INFO_DATAGRAMS, "Datagrams dropped."),
@@ -31,7 +41,7 @@ const size_t info_n_counters = sizeof(info_counters) / sizeof(info_counters[0]);
 static unsigned transport_counts(const struct chassis_listener_stats *s)
 {
 	if (strcmp(s->transport, "tcp") == 0)
-		return INFO_CONNECTED;
+		return INFO_CONNECTED | (s->tls ? INFO_TLS : 0);
 	if (strcmp(s->transport, "udp") == 0 || strcmp(s->transport, "multicast") == 0)
 		return INFO_DATAGRAMS;
 	return 0;

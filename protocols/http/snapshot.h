@@ -42,6 +42,7 @@ struct info_counter {
 };
 #define INFO_CONNECTED 1u
 #define INFO_DATAGRAMS 2u
+#define INFO_TLS 4u			/* tcp listeners with tls { } */
 extern const struct info_counter info_counters[];
 extern const size_t info_n_counters;
 bool info_counter_applies(const struct info_counter *counter, const struct chassis_listener_stats *s);

@@ -97,8 +97,11 @@ def test_a_unit_kept_off_is_still_checked(tmp_path):
     assert r.returncode == 1 and ':4: listener "off": bad address' in r.stderr
 
 
+# tls.conf names certificates that -t loads and no machine has:
+# test_tls.py round-trips a TLS config with certificates it makes.
 CORPUS = [os.path.join(ROOT, "tests", "conf", "good", f) for f in sorted(os.listdir(
-    os.path.join(ROOT, "tests", "conf", "good"))) if f.endswith(".conf")] + [os.path.join(ROOT, "conf", "chassisd.conf")]
+    os.path.join(ROOT, "tests", "conf", "good"))) if f.endswith(".conf") and f != "tls.conf"] + [
+    os.path.join(ROOT, "conf", "chassisd.conf")]
 
 
 @pytest.mark.parametrize("config", CORPUS, ids=os.path.basename)

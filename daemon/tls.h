@@ -1,0 +1,64 @@
+/* TLS on the chassis's own connections (OpenSSL 3).
+ *
+ * A listener's tls { } becomes a context when the config is loaded, before
+ * anything is swapped: a certificate that does not load, or a key that
+ * does not match it, makes the whole load fail with FILE:LINE, so a reload
+ * leaves the old contexts serving. Each connection then runs a session on
+ * its own socket (a socket BIO on conn.c's fd: no copy through memory
+ * BIOs, and what kernel TLS would need); a live connection's SSL holds a
+ * reference to its context, which outlives a reload. */
+#ifndef CHASSISD_TLS_H
+#define CHASSISD_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct conf;
+struct conf_errors;
+struct tls_context;
+struct tls_session;
+
+/* Loads the context of every listener that has tls { } (into its
+ * conf_tls->context). False, with errors added, when any fails;
+ * certificates that expire within 14 days add warnings. */
+bool tls_load(struct conf *conf, struct conf_errors *errors);
+
+/* A server session on fd; NULL when out of memory. */
+struct tls_session *tls_session_new(const struct tls_context *context, int fd);
+void tls_session_free(struct tls_session *session);
+unsigned tls_handshake_timeout_ms(const struct tls_context *context);
+/* Seconds until the first of the context's certificates ends (0 past it). */
+uint64_t tls_expiry_seconds(const struct tls_context *context);
+
+enum tls_step {
+	TLS_DONE,
+	TLS_WANT_READ,
+	TLS_WANT_WRITE,
+	TLS_FAILED,
+};
+/* Why a handshake failed, in the classes counted. */
+enum tls_failure {
+	TLS_FAILURE_PROTOCOL,		/* no protocol version in common */
+	TLS_FAILURE_CIPHER,		/* no cipher in common */
+	TLS_FAILURE_CLIENT_CERTIFICATE,	/* missing or not from the ca */
+	TLS_FAILURE_OTHER,		/* not TLS, a reset, anything else */
+};
+/* why: the reason of a failure (OpenSSL's, or the peer's alert). */
+enum tls_step tls_handshake(struct tls_session *session, char *why, size_t why_len, enum tls_failure *failure);
+/* Plain bytes: > 0 read or written; 0 from tls_read at the peer's end
+ * (close_notify, or its FIN); -1 with errno EAGAIN when the socket must be
+ * waited for, else EIO (why logged by the caller from errno). */
+ssize_t tls_read(struct tls_session *session, void *buf, size_t len);
+ssize_t tls_write(struct tls_session *session, const void *buf, size_t len);
+/* Decrypted bytes wait inside OpenSSL: epoll will not say so. */
+bool tls_pending(const struct tls_session *session);
+/* Sends close_notify once; never blocks. */
+void tls_close_notify(struct tls_session *session);
+/* "TLSv1.3" etc., for the log. */
+const char *tls_version(const struct tls_session *session);
+bool tls_resumed(const struct tls_session *session);
+bool tls_is_v13(const struct tls_session *session);
+
+#endif

@@ -1,0 +1,377 @@
+"""TLS on TCP listeners (issue 24), spoken to by curl, openssl s_client and
+Python's ssl module, against a CA each test makes with openssl."""
+import hashlib
+import os
+import shutil
+import re
+import socket
+import ssl
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import BINARY, connect, free_port, is_closed_by_peer
+
+pytestmark = pytest.mark.skipif(subprocess.run(["which", "openssl"], capture_output=True).returncode != 0,
+                                reason="needs openssl")
+
+
+def openssl(*args, cwd):
+    r = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    return r
+
+
+class Pki:
+    """A CA and certificates it signs, as PEM files in a folder."""
+
+    def __init__(self, folder):
+        self.dir = str(folder)
+        os.makedirs(self.dir, exist_ok=True)
+        self.ca = self.path("ca.pem")
+        openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                "-keyout", "ca.key", "-out", "ca.pem", "-days", "30", "-subj", "/CN=chassisd test CA", cwd=self.dir)
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def issue(self, name, days=30, client=False):
+        """name.pem (certificate) and name.key for DNS name `name`."""
+        with open(self.path(name + ".ext"), "w") as f:
+            f.write("subjectAltName=DNS:%s\n" % name if not client else "extendedKeyUsage=clientAuth\n")
+        openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", name + ".key",
+                "-out", name + ".csr", "-subj", "/CN=" + name, cwd=self.dir)
+        openssl("x509", "-req", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+                "-days", str(days), "-extfile", name + ".ext", "-out", name + ".pem", cwd=self.dir)
+        return self.path(name + ".pem"), self.path(name + ".key")
+
+
+@pytest.fixture
+def pki(tmp_path):
+    return Pki(tmp_path / "pki")
+
+
+def tls_section(pki, name="a.test", extra=""):
+    cert, key = pki.issue(name) if not os.path.exists(pki.path(name + ".pem")) else (
+        pki.path(name + ".pem"), pki.path(name + ".key"))
+    return 'tls { certificate = "%s"  key = "%s"  %s }' % (cert, key, extra)
+
+
+def echo_tls(port, tls, extra=""):
+    return ('log-level = "debug"\n'
+            'listener "e" { protocol = "echo"  address = "127.0.0.1:%d"  %s\n  %s\n}\n' % (port, extra, tls))
+
+
+def web_tls(port, root, tls):
+    return ('log-level = "debug"\n'
+            'listener "web" {\n  protocol = "http"  address = "127.0.0.1:%d"\n'
+            '  http { route "/" { handler = "static"  root = "%s" } }\n  %s\n}\n' % (port, root, tls))
+
+
+def s_client(port, *args, data=b"", timeout=10, linger=0.0):
+    """linger: seconds s_client stays connected before its input ends (a
+    TLS 1.3 ticket comes after the handshake)."""
+    p = subprocess.Popen(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port, *args], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(linger)
+    out, err = p.communicate(data, timeout=timeout)
+    return subprocess.CompletedProcess(p.args, p.returncode, out, err)
+
+
+def client_context(pki, name=None):
+    ctx = ssl.create_default_context(cafile=pki.ca)
+    ctx.check_hostname = name is not None
+    return ctx
+
+
+def tls_connect(port, pki, name="a.test"):
+    ctx = client_context(pki, name)
+    raw = connect(port, timeout=10)
+    return ctx.wrap_socket(raw, server_hostname=name)
+
+
+def peer_common_name(sock):
+    subject = dict(x[0] for x in sock.getpeercert()["subject"])
+    return subject["commonName"]
+
+
+@pytest.mark.parametrize("version", ["1.2", "1.3"])
+def test_curl_gets_a_static_file_byte_exact_over_tls(start_daemon, pki, tmp_path, version):
+    port = free_port()
+    root = tmp_path / "www"
+    root.mkdir()
+    body = os.urandom(3 * 1024 * 1024 + 17)
+    (root / "big.bin").write_bytes(body)
+    (root / "small.txt").write_bytes(b"hello over tls\n")
+    start_daemon(web_tls(port, root, tls_section(pki)))
+    url = "https://a.test:%d/" % port
+    common = ["curl", "-sS", "--http1.1", "--cacert", pki.ca, "--resolve", "a.test:%d:127.0.0.1" % port,
+              "--tlsv" + version, "--tls-max", version, "-w", "%{ssl_verify_result} %{http_version}"]
+    r = subprocess.run([*common, "-o", str(tmp_path / "got"), url + "big.bin"], capture_output=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == b"0 1.1"
+    assert hashlib.sha256((tmp_path / "got").read_bytes()).hexdigest() == hashlib.sha256(body).hexdigest()
+    r = subprocess.run([*common, "-v", url + "small.txt", url + "small.txt"], capture_output=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(b"hello over tls\n")
+    assert b"TLSv%s" % version.encode() in r.stderr
+    assert b"Re-using existing connection" in r.stderr          # keep-alive through TLS
+
+
+def test_sni_chooses_the_certificate_and_a_wrong_name_fails(start_daemon, pki):
+    port = free_port()
+    b_cert, b_key = pki.issue("b.test")
+    start_daemon(echo_tls(port, tls_section(pki, extra='sni "b.test" { certificate = "%s" key = "%s" }' %
+                                            (b_cert, b_key))))
+    for name in ("a.test", "b.test"):
+        r = s_client(port, "-servername", name, "-verify_hostname", name, "-CAfile", pki.ca,
+                     "-verify_return_error", data=b"")
+        assert r.returncode == 0, r.stderr
+        assert b"subject=CN = %s" % name.encode() in r.stdout
+        assert b"Verify return code: 0 (ok)" in r.stdout
+    # An unknown name gets the default certificate, which the client refuses.
+    r = subprocess.run(["curl", "-sS", "--cacert", pki.ca, "--resolve", "wrong.test:%d:127.0.0.1" % port,
+                        "https://wrong.test:%d/" % port], capture_output=True, timeout=30)
+    assert r.returncode == 60, r.stderr     # peer certificate cannot be authenticated
+    assert b"wrong.test" in r.stderr
+
+
+def test_old_protocols_are_refused(start_daemon, pki):
+    port = free_port()
+    d = start_daemon(echo_tls(port, tls_section(pki)))
+    r = s_client(port, "-tls1_1", "-CAfile", pki.ca)
+    assert r.returncode != 0
+    assert b"alert protocol version" in r.stderr, r.stderr
+    assert b"Cipher is (NONE)" in r.stdout
+    d.wait_log(r"TLS handshake failed: .*(unsupported protocol|no protocols available)")
+
+
+def test_protocols_tls13_only_refuses_tls12(start_daemon, pki):
+    port = free_port()
+    start_daemon(echo_tls(port, tls_section(pki, extra='protocols = "TLSv1.3"')))
+    assert s_client(port, "-tls1_2", "-CAfile", pki.ca).returncode != 0
+    r = s_client(port, "-tls1_3", "-CAfile", pki.ca)
+    assert r.returncode == 0 and b"TLSv1.3" in r.stdout
+
+
+@pytest.mark.parametrize("version", ["-tls1_2", "-tls1_3"])
+def test_sessions_resume(start_daemon, pki, tmp_path, version):
+    port = free_port()
+    start_daemon(echo_tls(port, tls_section(pki)))
+    sess = str(tmp_path / "session.pem")
+    # The client saves the session (with TLS 1.3, the ticket that comes
+    # right after the handshake).
+    first = s_client(port, version, "-CAfile", pki.ca, "-sess_out", sess, data=b"", linger=0.5)
+    assert first.returncode == 0, first.stderr
+    assert b"New, TLSv1" in first.stdout
+    again = s_client(port, version, "-CAfile", pki.ca, "-sess_in", sess, data=b"")
+    assert again.returncode == 0, again.stderr
+    assert b"Reused, TLSv1" in again.stdout
+
+
+def test_session_tickets_off_still_resumes_tls12_by_id_but_sends_no_ticket(start_daemon, pki):
+    port = free_port()
+    start_daemon(echo_tls(port, tls_section(pki, extra="session-tickets = false")))
+    r = s_client(port, "-tls1_2", "-CAfile", pki.ca, data=b"")
+    assert r.returncode == 0
+    assert b"TLS session ticket:" not in r.stdout
+
+
+def test_mutual_tls_required(start_daemon, pki):
+    port = free_port()
+    client_cert, client_key = pki.issue("client", client=True)
+    other = Pki(os.path.join(pki.dir, "other"))
+    stranger_cert, stranger_key = other.issue("stranger", client=True)
+    d = start_daemon(echo_tls(port, tls_section(pki, extra='client-certificate = "required"  ca = "%s"' % pki.ca)))
+    ctx = client_context(pki, "a.test")
+    ctx.load_cert_chain(client_cert, client_key)
+    with ctx.wrap_socket(connect(port), server_hostname="a.test") as s:
+        s.sendall(b"with a certificate")
+        assert s.recv(100) == b"with a certificate"
+    for chain in (None, (stranger_cert, stranger_key)):
+        ctx = client_context(pki, "a.test")
+        if chain:
+            ctx.load_cert_chain(*chain)
+        # TLS 1.3: the client's handshake ends before the server has
+        # checked its certificate; the refusal is the alert that follows.
+        with pytest.raises((ssl.SSLError, ConnectionError)) as refused:
+            with ctx.wrap_socket(connect(port), server_hostname="a.test") as s:
+                s.recv(100)     # no write first: it could meet a closed socket, and a reset drops the alert
+        assert "ALERT" in str(refused.value).upper(), refused.value
+    d.wait_log(r"TLS handshake failed: .*peer did not return a certificate")
+    d.wait_log(r"TLS handshake failed: .*certificate verify failed")
+
+
+def test_echo_over_tls_is_byte_exact_and_closes_with_close_notify(start_daemon, pki):
+    port = free_port()
+    start_daemon(echo_tls(port, tls_section(pki)))
+    payload = os.urandom(2 * 1024 * 1024)
+    s = tls_connect(port, pki)
+    got = bytearray()
+
+    def send():
+        s.sendall(payload)
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    while len(got) < len(payload):
+        chunk = s.recv(65536)
+        assert chunk, "closed after %d bytes" % len(got)
+        got += chunk
+    sender.join()
+    assert bytes(got) == payload
+    assert s.version() == "TLSv1.3"
+    # Our close_notify, then theirs: unwrap() returns only when both went.
+    raw = s.unwrap()
+    raw.close()
+
+
+def test_fortune_over_tls_with_s_client(start_daemon, pki):
+    port = free_port()
+    start_daemon('listener "f" { protocol = "fortune"  address = "127.0.0.1:%d"\n  %s\n}\n' %
+                 (port, tls_section(pki)))
+    r = s_client(port, "-CAfile", pki.ca, "-quiet", data=b"")
+    assert r.returncode == 0, r.stderr
+    assert len(r.stdout.strip()) > 0
+
+
+def test_a_stalled_handshake_is_cut_at_the_deadline(start_daemon, pki):
+    port = free_port()
+    d = start_daemon(echo_tls(port, tls_section(pki, extra="handshake-timeout = 1")))
+    with connect(port) as silent, connect(port) as half:
+        half.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")   # a ClientHello's first bytes
+        start = time.monotonic()
+        assert is_closed_by_peer(silent, timeout=5)
+        assert is_closed_by_peer(half, timeout=5)
+        assert 0.8 < time.monotonic() - start < 3.5
+    d.wait_log(r"TLS handshake not done within 1 s")
+    # The listener serves on.
+    with tls_connect(port, pki) as s:
+        s.sendall(b"still here")
+        assert s.recv(100) == b"still here"
+
+
+def test_reload_with_a_new_certificate_keeps_live_connections(start_daemon, pki):
+    port = free_port()
+    d = start_daemon(echo_tls(port, tls_section(pki, "a.test")))
+    clients = [tls_connect(port, pki, "a.test") for _ in range(20)]
+    for c in clients:
+        c.sendall(b"before")
+        assert c.recv(100) == b"before"
+    new_cert, new_key = pki.issue("a.test.new")
+    # Same name, new certificate: a.test.new's file, served for a.test too.
+    status = d.reload(echo_tls(port, 'tls { certificate = "%s"  key = "%s" }' % (new_cert, new_key)))
+    assert "reload applied" in status
+    for c in clients:
+        c.sendall(b"after")
+        assert c.recv(100) == b"after"
+        assert peer_common_name(c) == "a.test"
+    with tls_connect(port, pki, None) as fresh:
+        assert peer_common_name(fresh) == "a.test.new"
+    for c in clients:
+        c.close()
+
+
+def test_a_mismatched_key_is_a_reload_error_and_the_old_certificate_serves(start_daemon, pki):
+    port = free_port()
+    d = start_daemon(echo_tls(port, tls_section(pki, "a.test")))
+    b_cert, b_key = pki.issue("b.test")
+    status = d.reload(echo_tls(port, 'tls {\n certificate = "%s"\n key = "%s"\n}' % (pki.path("a.test.pem"), b_key)))
+    assert "reload failed" in status
+    d.wait_log(r'chassisd\.conf:5: listener "e": tls: key %s does not match certificate %s' %
+               (b_key, pki.path("a.test.pem")))
+    with tls_connect(port, pki, "a.test") as s:
+        assert peer_common_name(s) == "a.test"
+        s.sendall(b"old one")
+        assert s.recv(100) == b"old one"
+
+
+def run_check(*args):
+    return subprocess.run([BINARY, *args], capture_output=True, text=True, timeout=30)
+
+
+def test_config_check_loads_the_certificates(pki, tmp_path):
+    port = free_port()
+    conf = tmp_path / "c.conf"
+    conf.write_text(echo_tls(port, tls_section(pki)))
+    r = run_check("-t", "-c", str(conf))
+    assert r.returncode == 0, r.stderr
+    conf.write_text(echo_tls(port, 'tls {\n certificate = "%s"\n key = "%s"\n}' %
+                             (pki.path("nonexistent.pem"), pki.path("a.test.key"))))
+    r = run_check("-t", "-c", str(conf))
+    assert r.returncode == 1
+    assert r.stderr == ('%s:4: listener "e": tls: cannot read certificate %s: No such file or directory\n' %
+                        (conf, pki.path("nonexistent.pem")))
+    # A certificate about to expire is a warning, not an error.
+    short_cert, short_key = pki.issue("short.test", days=3)
+    conf.write_text(echo_tls(port, 'tls { certificate = "%s" key = "%s" }' % (short_cert, short_key)))
+    r = run_check("-t", "-c", str(conf))
+    assert r.returncode == 0
+    assert re.search(r"warning: certificate %s expires in [23] days" % re.escape(short_cert), r.stderr), r.stderr
+
+
+def test_effective_config_with_tls_reads_back_as_itself(pki, tmp_path):
+    conf = tmp_path / "c.conf"
+    b_cert, b_key = pki.issue("b.test")
+    conf.write_text(echo_tls(free_port(), tls_section(pki, extra='alpn = {"x-echo"} sni "b.test" { certificate = "%s" '
+                                                                  'key = "%s" }' % (b_cert, b_key))))
+    first = run_check("-T", "-c", str(conf))
+    assert first.returncode == 0, first.stderr
+    assert 'protocols="TLSv1.2 TLSv1.3"' in first.stdout and "handshake-timeout=10" in first.stdout
+    again = tmp_path / "effective.conf"
+    again.write_text(first.stdout)
+    assert run_check("-t", "-c", str(again)).returncode == 0
+    assert run_check("-T", "-c", str(again)).stdout == first.stdout
+
+
+def test_alpn_picks_a_name_both_know(start_daemon, pki):
+    port = free_port()
+    start_daemon(echo_tls(port, tls_section(pki, extra='alpn = {"x-echo", "http/1.1"}')))
+    r = s_client(port, "-CAfile", pki.ca, "-alpn", "foo,http/1.1", data=b"")
+    assert b"ALPN protocol: http/1.1" in r.stdout
+    r = s_client(port, "-CAfile", pki.ca, "-alpn", "foo", data=b"")
+    assert b"No ALPN negotiated" in r.stdout
+
+
+def test_handshakes_and_failures_are_counted_in_metrics(start_daemon, pki):
+    port, web = free_port(), free_port()
+    client_cert, client_key = pki.issue("client", client=True)
+    config = echo_tls(port, tls_section(pki, extra='client-certificate = "optional"  ca = "%s"' % pki.ca)) + (
+        'listener "web" { protocol = "http"  address = "127.0.0.1:%d"\n'
+        '  http { route "/metrics" { handler = "metrics" } } }\n' % web)
+    start_daemon(config)
+    sess = os.path.join(pki.dir, "session.pem")
+    assert s_client(port, "-tls1_2", "-CAfile", pki.ca, "-sess_out", sess).returncode == 0
+    assert s_client(port, "-tls1_2", "-CAfile", pki.ca, "-sess_in", sess).returncode == 0
+    assert s_client(port, "-tls1_3", "-CAfile", pki.ca).returncode == 0
+    assert s_client(port, "-tls1_1", "-CAfile", pki.ca).returncode != 0
+    assert s_client(port, "-tls1_2", "-cipher", "AES128-SHA", "-CAfile", pki.ca).returncode != 0
+    with connect(port) as s:
+        s.sendall(b"not tls at all\r\n\r\n")
+        assert is_closed_by_peer(s)
+    r = subprocess.run(["curl", "-sS", "http://127.0.0.1:%d/metrics" % web], capture_output=True, text=True,
+                       timeout=30)
+    metrics = r.stdout
+
+    def value(key):
+        m = re.search(r'^chassisd_listener_%s_total\{listener="e"[^}]*\} (\d+)$' % key, metrics, re.M)
+        assert m, key + "\n" + metrics
+        return int(m.group(1))
+
+    assert value("tls_handshakes") == 3
+    assert value("tls_resumed") == 1
+    assert value("tls_version_1_2") == 2 and value("tls_version_1_3") == 1
+    assert value("tls_failed_protocol_version") == 1
+    assert value("tls_failed_no_shared_cipher") == 1
+    assert value("tls_failed_other") == 1
+    assert value("tls_failed_client_certificate") == 0
+    assert 'chassisd_listener_tls_handshakes_total{listener="web"' not in metrics    # plain: none
+    m = re.search(r'^chassisd_listener_tls_certificate_expiry_seconds\{listener="e"[^}]*\} (\d+)$', metrics, re.M)
+    assert m and 29 * 86400 < int(m.group(1)) <= 30 * 86400, metrics      # the test's certificates: 30 days
+    promtool = shutil.which("promtool")
+    if promtool:
+        check = subprocess.run([promtool, "check", "metrics"], input=metrics, capture_output=True, text=True,
+                               timeout=30)
+        assert check.returncode == 0 and check.stdout + check.stderr == "", check.stdout + check.stderr
