@@ -132,7 +132,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		shutdown(pair[1], SHUT_WR);
 		/* Bounded: each step either reads input or ends. */
 		for (int step = 0; step < 16; step++) {
-			enum tls_step result = tls_handshake(session, why, sizeof(why));
+			enum tls_failure failure;
+			enum tls_step result = tls_handshake(session, why, sizeof(why), &failure);
 
 			drain(pair[1]);
 			if (result == TLS_DONE) {
