@@ -122,6 +122,7 @@ struct rtp_stream {
 	uint64_t garbage;		/* cut since the last packet sent */
 	bool garbage_logged;
 	bool synced;
+	bool resyncing;		/* cut garbage; the next sync byte is not yet confirmed */
 	/* Source offsets of the discontinuities ahead, oldest first: a ring. */
 	uint64_t markers[RTP_MARKERS];
 	unsigned marker_head, marker_count;
@@ -252,19 +253,23 @@ static void rtp_fill(struct rtp_stream *st)
 /* Sync lost at `scanned` (a corrupt or cut packet): the bytes up to the
  * next place where packets line up again are cut out, so that what is
  * sent stays whole TS packets. Counted; a source of nothing but garbage
- * is noticed by rtp_tick. */
-static void rtp_cut_garbage(struct rtp_stream *st)
+ * is noticed by rtp_tick. A place counts only once three sync bytes are
+ * seen there: near the end of what has been read, one 0x47 in random
+ * bytes would pass, so the scan waits for more (false) unless the source
+ * has ended. */
+static bool rtp_cut_garbage(struct rtp_stream *st)
 {
 	size_t at = (size_t)(st->scanned - st->base), rest = st->ts_len - at;
 	uint8_t *bytes = rtp_bytes(st);
 	size_t skip = ts_resync(bytes + at, rest, 3);
+	bool confirmed = rest - skip >= 3 * TS_PACKET_SIZE || source_ended(st->source);
 
-	if (skip == 0)
-		skip = 1;		/* a lone sync byte that leads nowhere */
 	memmove(bytes + at, bytes + at + skip, rest - skip);
 	st->ts_len -= skip;
 	st->cut += skip;
 	st->garbage += skip;
+	st->resyncing = !confirmed;
+	return confirmed;
 }
 
 /* The first PID with a PCR is the PCR PID; another takes over when the
@@ -291,8 +296,9 @@ static void rtp_scan(struct rtp_stream *st)
 		 * scanned before it goes. */
 		if (st->pcr_pid_known && ts_clock_time(&st->clock, st->base + RTP_PAYLOAD_MAX, false, &head_time))
 			return;
-		if (p[0] != TS_SYNC_BYTE) {
-			rtp_cut_garbage(st);
+		if (p[0] != TS_SYNC_BYTE || st->resyncing) {
+			if (!rtp_cut_garbage(st))
+				return;
 			continue;
 		}
 		if (ts_packet_pcr(p, &pcr, &pid) && rtp_takes_pcr_pid(st, pid)) {
@@ -319,9 +325,12 @@ static void rtp_consume(struct rtp_stream *st, size_t n)
 
 /* ---- sending ---- */
 
+/* Only scanned bytes go out: past `scanned` there may be garbage that a
+ * resync has not yet cut. */
 static size_t rtp_next_payload(const struct rtp_stream *st)
 {
-	size_t whole = st->ts_len / TS_PACKET_SIZE * TS_PACKET_SIZE;
+	size_t ready = st->scanned - st->base < st->ts_len ? (size_t)(st->scanned - st->base) : st->ts_len;
+	size_t whole = ready / TS_PACKET_SIZE * TS_PACKET_SIZE;
 
 	if (whole >= RTP_PAYLOAD_MAX)
 		return RTP_PAYLOAD_MAX;
