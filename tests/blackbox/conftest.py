@@ -4,6 +4,7 @@ A test writes a config, starts the daemon with a NOTIFY_SOCKET of its own and
 waits for READY=1 (never a sleep), then talks to it with real clients.
 """
 import os
+import random
 import re
 import shutil
 import signal
@@ -19,19 +20,47 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BINARY = os.environ.get("CHASSISD", os.path.join(ROOT, "build", "daemon", "chassisd"))
 
 
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+# Ports are drawn below the kernel's ephemeral range: a port from bind(0)
+# can be taken, between the draw and the daemon's bind, as the source
+# port of any outbound connection the test itself makes.
+_PORT_RANGE = (10000, max(10002, _ephemeral_low()))
+_ports = random.Random()
+
+
+def _bindable(port, host, kinds):
+    try:
+        for kind in kinds:
+            with socket.socket(socket.AF_INET, kind) as s:
+                s.bind((host, port))
+        return True
+    except OSError:
+        return False
+
+
 def free_port(kind=socket.SOCK_STREAM, host="127.0.0.1"):
     """A port free for both TCP and UDP on host, so tests can use either."""
-    while True:
-        with socket.socket(socket.AF_INET, kind) as s:
-            s.bind((host, 0))
-            port = s.getsockname()[1]
-        other = socket.SOCK_DGRAM if kind == socket.SOCK_STREAM else socket.SOCK_STREAM
-        try:
-            with socket.socket(socket.AF_INET, other) as s:
-                s.bind((host, port))
+    for _ in range(1000):
+        port = _ports.randrange(*_PORT_RANGE)
+        if _bindable(port, host, (socket.SOCK_STREAM, socket.SOCK_DGRAM)):
             return port
-        except OSError:
-            continue
+    raise AssertionError("no free port in %d..%d" % _PORT_RANGE)
+
+
+def even_port(host="127.0.0.1"):
+    """A free even port whose odd neighbour is free too (RTP, RTCP)."""
+    for _ in range(1000):
+        port = _ports.randrange(_PORT_RANGE[0], _PORT_RANGE[1] - 1, 2)
+        if all(_bindable(p, host, (socket.SOCK_STREAM, socket.SOCK_DGRAM)) for p in (port, port + 1)):
+            return port
+    raise AssertionError("no free even port pair in %d..%d" % _PORT_RANGE)
 
 
 def have_ipv6():

@@ -8,8 +8,7 @@ import subprocess
 
 import pytest
 
-from conftest import BINARY, ROOT, connect, echo_listener, echo_once, free_port, wait_until
-from test_rtp import even_port
+from conftest import BINARY, ROOT, connect, echo_listener, echo_once, even_port, free_port, wait_until
 
 
 def run(*args):

@@ -16,8 +16,7 @@ import time
 
 import pytest
 
-from conftest import free_port, wait_until
-from test_rtp import even_port
+from conftest import even_port, free_port, wait_until
 from test_stream import Namespace, have_netns, make_ts, stream_status, stream_unit
 
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffprobe") is None, reason="needs ffmpeg")

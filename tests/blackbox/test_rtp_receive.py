@@ -14,8 +14,7 @@ import urllib.request
 
 import pytest
 
-from conftest import free_port, wait_until
-from test_rtp import even_port
+from conftest import even_port, free_port, wait_until
 from test_stream import Receiver, make_ts, netns, status_listener, stream_status, stream_unit  # noqa: F401 (a fixture)
 
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffprobe") is None, reason="needs ffmpeg")
