@@ -19,50 +19,18 @@
 
 #include "conf/file.h"
 #include "conf/include.h"
+#include "conf/marks.h"
+#include "conf/pass.h"
 #include "conf/text.h"
 #include "conf/tls.h"
 #include "conf/strip.h"
 
-/* Where each option was written. libconfuse keeps no per-option line, but
- * it calls a validator right after parsing each value, while its line
- * counter still points at it. */
-struct line_mark {
-	const cfg_t *section;
-	const char *option;
-	int line;
-};
-
-/* A module's word that it needs a datagram listener by name (an HTTP
- * stream route's): checked once every listener is known. */
-struct listener_ref {
-	char *where;				/* "FILE:LINE: listener \"web\": route \"/tv\": " */
-	char *name;
-};
-
 struct loader {
-	const char *path;
+	struct conf_pass pass;			/* first: a scope's pass is its loader's */
 	const struct conf_module *const *modules;
-	struct conf_errors *errors;
-	struct line_mark *marks;
-	size_t n_marks, cap_marks;
-	struct listener_ref *refs;
-	size_t n_refs;
 	int parse_error_line;			/* where libconfuse stopped; 0 = it did not */
 	bool printing_stream;			/* -T: the unit printed now is a stream */
 	struct conf_text text;			/* lines below are lines of text */
-};
-
-struct conf_scope {
-	struct loader *loader;
-	cfg_t *section;
-	const char *listener;			/* the unit's name */
-	const char *unit_kind;			/* "listener" or "stream" */
-	const struct conf_stream *stream;	/* a stream's, parsed before its module's section */
-	enum transport transport;
-	int fallback_line;
-	bool failed;
-	char label[160];		/* a nested section: "route \"/\": " */
-	struct conf_scope *outer;
 };
 
 /* libconfuse's validators and error hook carry no user pointer; loading is
@@ -183,57 +151,35 @@ const char *log_level_name(int level)
 
 /* ---- line marks ---- */
 
-static void mark_line(struct loader *ld, const cfg_t *section, const char *option, int line)
-{
-	for (size_t i = 0; i < ld->n_marks; i++)
-		if (ld->marks[i].section == section && strcmp(ld->marks[i].option, option) == 0)
-			return;
-	if (ld->n_marks == ld->cap_marks) {
-		size_t cap = ld->cap_marks ? ld->cap_marks * 2 : 64;
-		struct line_mark *marks = realloc(ld->marks, cap * sizeof(*marks));
-		if (marks == NULL)
-			return;
-		ld->marks = marks;
-		ld->cap_marks = cap;
-	}
-	ld->marks[ld->n_marks++] = (struct line_mark){ section, option, line };
-}
-
-static int find_line(const struct loader *ld, const cfg_t *section, const char *option)
-{
-	if (option == NULL)
-		return 0;
-	for (size_t i = 0; i < ld->n_marks; i++)
-		if (ld->marks[i].section == section && strcmp(ld->marks[i].option, option) == 0)
-			return ld->marks[i].line;
-	return 0;
-}
-
-/* The first line of a section: its earliest option, else its closing brace. */
 static int section_line(const struct loader *ld, const cfg_t *section)
 {
-	int first = 0;
-
-	for (size_t i = 0; i < ld->n_marks; i++)
-		if (ld->marks[i].section == section && (first == 0 || ld->marks[i].line < first))
-			first = ld->marks[i].line;
-	return first;
+	return conf_marks_section_line(&ld->pass.marks, section);
 }
 
 static int line_or(const struct loader *ld, const cfg_t *section, const char *option, int fallback)
 {
-	int line = find_line(ld, section, option);
-	return line ? line : fallback;
+	return conf_marks_line_or(&ld->pass.marks, section, option, fallback);
+}
+
+/* 0 when the option was not written (a global, left at its default). */
+static int find_line(const struct loader *ld, const cfg_t *section, const char *option)
+{
+	return line_or(ld, section, option, 0);
 }
 
 static bool option_written(const struct loader *ld, const cfg_t *section, const char *option)
 {
-	return find_line(ld, section, option) != 0;
+	return conf_marks_written(&ld->pass.marks, section, option);
+}
+
+static struct loader *loader_of(const struct conf_scope *scope)
+{
+	return (struct loader *)((char *)scope->pass - offsetof(struct loader, pass));
 }
 
 static int record_value_line(cfg_t *cfg, cfg_opt_t *opt)
 {
-	mark_line(active_loader, cfg, opt->name, cfg->line);
+	conf_marks_add(&active_loader->pass.marks, cfg, opt->name, cfg->line);
 	return 0;
 }
 
@@ -242,8 +188,8 @@ static int record_section_line(cfg_t *cfg, cfg_opt_t *opt)
 {
 	cfg_t *section = cfg_opt_getnsec(opt, cfg_opt_size(opt) - 1);
 
-	mark_line(active_loader, section, "}", cfg->line);
-	mark_line(active_loader, cfg, opt->name, cfg->line);
+	conf_marks_add(&active_loader->pass.marks, section, "}", cfg->line);
+	conf_marks_add(&active_loader->pass.marks, cfg, opt->name, cfg->line);
 	return 0;
 }
 
@@ -323,132 +269,10 @@ static void report_libconfuse_error(cfg_t *cfg, const char *fmt, va_list ap)
 	if (active_loader->parse_error_line == 0)
 		active_loader->parse_error_line = line ? line : -1;
 	if (suggestion != NULL)
-		conf_errors_add(active_loader->errors, "%s:%d: %s (did you mean '%s'?)", active_loader->path, line,
+		conf_errors_add(active_loader->pass.errors, "%s:%d: %s (did you mean '%s'?)", active_loader->pass.path, line,
 				message, suggestion);
 	else
-		conf_errors_add(active_loader->errors, "%s:%d: %s", active_loader->path, line, message);
-}
-
-/* ---- scope: errors against file and line ---- */
-
-static void scope_verror(struct conf_scope *scope, int line, const char *fmt, va_list ap)
-	__attribute__((format(printf, 3, 0)));
-
-static void scope_verror(struct conf_scope *scope, int line, const char *fmt, va_list ap)
-{
-	char message[512];
-
-	vsnprintf(message, sizeof(message), fmt, ap);
-	conf_errors_add(scope->loader->errors, "%s:%d: %s \"%s\": %s%s", scope->loader->path, line,
-			scope->unit_kind ? scope->unit_kind : "listener", scope->listener, scope->label, message);
-	scope->failed = true;
-}
-
-int conf_scope_line(const struct conf_scope *scope, const char *option)
-{
-	return line_or(scope->loader, scope->section, option, scope->fallback_line);
-}
-
-void conf_scope_error(struct conf_scope *scope, const char *option, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	scope_verror(scope, conf_scope_line(scope, option), fmt, ap);
-	va_end(ap);
-}
-
-const char *conf_scope_listener(const struct conf_scope *scope)
-{
-	return scope->listener;
-}
-
-const struct conf_stream *conf_scope_stream(const struct conf_scope *scope)
-{
-	return scope->stream;
-}
-
-enum transport conf_scope_transport(const struct conf_scope *scope)
-{
-	return scope->transport;
-}
-
-bool conf_scope_is_stream(const struct conf_scope *scope)
-{
-	return scope->unit_kind != NULL && strcmp(scope->unit_kind, "stream") == 0;
-}
-
-bool conf_scope_int(struct conf_scope *scope, cfg_t *sec, const char *option, long min, long max, long *value)
-{
-	*value = cfg_getint(sec, option);
-	if (*value >= min && *value <= max)
-		return true;
-	conf_scope_error(scope, option, "%s must be from %ld to %ld", option, min, max);
-	return false;
-}
-
-bool conf_scope_written(const struct conf_scope *scope, const char *option)
-{
-	return option_written(scope->loader, scope->section, option);
-}
-
-void conf_scope_refer_datagram_listener(struct conf_scope *scope, const char *option, const char *name)
-{
-	struct loader *ld = scope->loader;
-	struct listener_ref *refs = realloc(ld->refs, (ld->n_refs + 1) * sizeof(*refs));
-	struct listener_ref *ref;
-
-	if (refs == NULL)
-		return;
-	ld->refs = refs;
-	ref = &refs[ld->n_refs];
-	if (asprintf(&ref->where, "%s:%d: %s \"%s\": %s", ld->path, conf_scope_line(scope, option),
-		     scope->unit_kind ? scope->unit_kind : "listener", scope->listener, scope->label) < 0)
-		return;
-	ref->name = strdup(name);
-	if (ref->name == NULL) {
-		free(ref->where);
-		return;
-	}
-	ld->n_refs++;
-}
-
-char *conf_scope_where(struct conf_scope *scope, const char *option)
-{
-	char *where;
-
-	if (asprintf(&where, "%s:%d: %s \"%s\": %s", scope->loader->path,
-		     option ? conf_scope_line(scope, option) : scope->fallback_line,
-		     scope->unit_kind ? scope->unit_kind : "listener", scope->listener, scope->label) < 0)
-		return NULL;
-	return where;
-}
-
-struct conf_scope *conf_scope_enter(struct conf_scope *scope, cfg_t *section, const char *label)
-{
-	struct conf_scope *inner = malloc(sizeof(*inner));
-	int line = section_line(scope->loader, section);
-
-	if (inner == NULL)
-		return NULL;
-	*inner = *scope;
-	inner->section = section;
-	inner->fallback_line = line ? line : scope->fallback_line;
-	inner->failed = false;
-	inner->outer = scope;
-	if (snprintf(inner->label, sizeof(inner->label), "%s%s: ", scope->label, label) >= (int)sizeof(inner->label))
-		strcpy(inner->label + sizeof(inner->label) - 6, "...: ");
-	return inner;
-}
-
-bool conf_scope_leave(struct conf_scope *inner)
-{
-	bool ok = !inner->failed;
-
-	if (!ok)
-		inner->outer->failed = true;
-	free(inner);
-	return ok;
+		conf_errors_add(active_loader->pass.errors, "%s:%d: %s", active_loader->pass.path, line, message);
 }
 
 /* ---- schema ---- */
@@ -520,10 +344,10 @@ static void report_runaway_string(struct loader *ld, int error_line)
 	if (start == 0 || (error_line > 0 && start >= error_line))
 		return;
 	if (ends)
-		conf_errors_add(ld->errors, "%s:%d: this string runs on to %s: is its closing quote missing?",
-				ld->path, start, place(ld, ends, where, sizeof(where)));
+		conf_errors_add(ld->pass.errors, "%s:%d: this string runs on to %s: is its closing quote missing?",
+				ld->pass.path, start, place(ld, ends, where, sizeof(where)));
 	else
-		conf_errors_add(ld->errors, "%s:%d: this string is never closed", ld->path, start);
+		conf_errors_add(ld->pass.errors, "%s:%d: this string is never closed", ld->pass.path, start);
 }
 
 /* libconfuse stops at its first error. When that line holds a single
@@ -600,7 +424,7 @@ static void reject_written(struct conf_scope *scope, cfg_t *sec, const char *con
 			   const char *why)
 {
 	for (size_t i = 0; options[i] != NULL; i++)
-		if (option_written(scope->loader, sec, options[i]))
+		if (option_written(loader_of(scope), sec, options[i]))
 			conf_scope_error(scope, options[i], "option \"%s\" %s", options[i], why);
 }
 
@@ -660,7 +484,7 @@ static const struct conf_module *find_module(const struct conf_module *const *al
 static void parse_protocol(struct conf_scope *scope, cfg_t *sec, struct conf_unit *unit)
 {
 	const char *name = cfg_getstr(sec, "protocol");
-	const struct conf_module *const *all = scope->loader->modules;
+	const struct conf_module *const *all = loader_of(scope)->modules;
 
 	if (name == NULL) {
 		conf_scope_error(scope, NULL, "missing \"protocol\"");
@@ -676,7 +500,7 @@ static void parse_protocol(struct conf_scope *scope, cfg_t *sec, struct conf_uni
 	}
 	/* A section for another protocol would be silently ignored. */
 	for (size_t i = 0; all[i] != NULL; i++)
-		if (all[i] != unit->module && option_written(scope->loader, sec, all[i]->name))
+		if (all[i] != unit->module && option_written(loader_of(scope), sec, all[i]->name))
 			conf_scope_error(scope, all[i]->name,
 					 "section \"%s { }\" does not apply to protocol \"%s\"",
 					 all[i]->name, name);
@@ -690,7 +514,7 @@ static void configure_module(struct conf_scope *scope, cfg_t *sec, struct conf_u
 	if (unit->module->configure == NULL)
 		return;
 	inner.section = cfg_getsec(sec, unit->module->name);
-	inner.fallback_line = line_or(scope->loader, sec, unit->module->name, scope->fallback_line);
+	inner.fallback_line = line_or(loader_of(scope), sec, unit->module->name, scope->fallback_line);
 	inner.failed = false;
 	inner.transport = transport;
 	unit->settings = unit->module->configure(inner.section, &inner);
@@ -730,7 +554,7 @@ static void parse_netsim(struct conf_scope *outer, cfg_t *unit_sec, struct conf_
 	unsigned max_held = 0;
 	long seed;
 
-	if (!option_written(outer->loader, unit_sec, "netsim"))
+	if (!option_written(loader_of(outer), unit_sec, "netsim"))
 		return;
 	scope = conf_scope_enter(outer, sec, "netsim");
 	if (scope == NULL)
@@ -801,7 +625,7 @@ static void parse_limits(struct conf_scope *scope, cfg_t *sec, struct conf_liste
  * the program would get the encrypted bytes. */
 static void parse_listener_tls(struct conf_scope *scope, cfg_t *sec, struct conf_listener *l)
 {
-	if (!option_written(scope->loader, sec, "tls"))
+	if (!option_written(loader_of(scope), sec, "tls"))
 		return;
 	if (l->unit.module != NULL && l->unit.module->hands_over_socket) {
 		conf_scope_error(scope, "tls", "tls does not apply to protocol \"%s\": it hands the socket to a program",
@@ -814,7 +638,7 @@ static void parse_listener_tls(struct conf_scope *scope, cfg_t *sec, struct conf
 static bool parse_listener(struct loader *ld, cfg_t *sec, struct conf_listener *l)
 {
 	struct conf_scope scope = {
-		.loader = ld,
+		.pass = &ld->pass,
 		.section = sec,
 		.listener = cfg_title(sec),
 		.unit_kind = "listener",
@@ -930,7 +754,7 @@ static void parse_source_kind(struct conf_scope *scope, cfg_t *sec, struct conf_
 	unsigned written = 0;
 
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
-		if (option_written(scope->loader, sec, kinds[i])) {
+		if (option_written(loader_of(scope), sec, kinds[i])) {
 			written++;
 			src->kind = (enum source_kind)i;
 		}
@@ -939,9 +763,9 @@ static void parse_source_kind(struct conf_scope *scope, cfg_t *sec, struct conf_
 				 written ? " (several are written)" : "");
 		return;
 	}
-	if (src->kind != SOURCE_FILE && option_written(scope->loader, sec, "loop"))
+	if (src->kind != SOURCE_FILE && option_written(loader_of(scope), sec, "loop"))
 		conf_scope_error(scope, "loop", "\"loop\" applies to a file source only");
-	if (src->kind != SOURCE_URL && option_written(scope->loader, sec, "icecast"))
+	if (src->kind != SOURCE_URL && option_written(loader_of(scope), sec, "icecast"))
 		conf_scope_error(scope, "icecast", "\"icecast\" applies to a url source only");
 }
 
@@ -978,7 +802,7 @@ static void parse_source(struct conf_scope *outer, cfg_t *stream_sec, struct con
 	struct conf_scope *scope;
 	unsigned read_ahead = 0, connect = 0, stall = 0, backoff = 0, backoff_max = 0;
 
-	if (!option_written(outer->loader, stream_sec, "source")) {
+	if (!option_written(loader_of(outer), stream_sec, "source")) {
 		conf_scope_error(outer, NULL, "missing \"source { }\"");
 		return;
 	}
@@ -1036,7 +860,7 @@ static void parse_stream_sizes(struct conf_scope *scope, cfg_t *sec, struct conf
 static bool parse_stream(struct loader *ld, cfg_t *sec, struct conf_stream *st)
 {
 	struct conf_scope scope = {
-		.loader = ld,
+		.pass = &ld->pass,
 		.section = sec,
 		.listener = cfg_title(sec),
 		.unit_kind = "stream",
@@ -1087,47 +911,38 @@ static void check_stream_names(struct loader *ld, struct conf *conf)
 		const struct conf_listener *l = st->unit.name ? find_listener(conf, st->unit.name) : NULL;
 
 		if (l != NULL)
-			conf_errors_add(ld->errors, "%s:%d: stream \"%s\": the name is taken by listener \"%s\" (%s)",
-					ld->path, st->unit.line, st->unit.name, l->unit.name,
+			conf_errors_add(ld->pass.errors, "%s:%d: stream \"%s\": the name is taken by listener \"%s\" (%s)",
+					ld->pass.path, st->unit.line, st->unit.name, l->unit.name,
 					place(ld, l->unit.line, where, sizeof(where)));
 		if (st->source.kind != SOURCE_LISTENER || st->source.listener == NULL)
 			continue;
 		l = find_listener(conf, st->source.listener);
 		if (l != NULL && !l->unit.enabled && st->unit.enabled)
-			conf_errors_add(ld->errors, "%s:%d: stream \"%s\": source: listener \"%s\" is not enabled",
-					ld->path, st->unit.line, st->unit.name, l->unit.name);
+			conf_errors_add(ld->pass.errors, "%s:%d: stream \"%s\": source: listener \"%s\" is not enabled",
+					ld->pass.path, st->unit.line, st->unit.name, l->unit.name);
 		else if (l == NULL)
-			conf_errors_add(ld->errors, "%s:%d: stream \"%s\": source: no listener \"%s\"", ld->path,
+			conf_errors_add(ld->pass.errors, "%s:%d: stream \"%s\": source: no listener \"%s\"", ld->pass.path,
 					st->unit.line, st->unit.name, st->source.listener);
 		else if (l->transport == TRANSPORT_TCP)
-			conf_errors_add(ld->errors,
+			conf_errors_add(ld->pass.errors,
 					"%s:%d: stream \"%s\": source: listener \"%s\" is tcp; a stream sends what "
-					"a udp or multicast listener receives", ld->path, st->unit.line, st->unit.name,
+					"a udp or multicast listener receives", ld->pass.path, st->unit.line, st->unit.name,
 					l->unit.name);
 	}
 }
 
 static void check_listener_refs(struct loader *ld, const struct conf *conf)
 {
-	for (size_t i = 0; i < ld->n_refs; i++) {
-		const struct listener_ref *ref = &ld->refs[i];
+	for (size_t i = 0; i < ld->pass.n_refs; i++) {
+		const struct conf_listener_ref *ref = &ld->pass.refs[i];
 		const struct conf_listener *l = find_listener(conf, ref->name);
 
 		if (l == NULL)
-			conf_errors_add(ld->errors, "%sno listener \"%s\"", ref->where, ref->name);
+			conf_errors_add(ld->pass.errors, "%sno listener \"%s\"", ref->where, ref->name);
 		else if (l->transport == TRANSPORT_TCP)
-			conf_errors_add(ld->errors, "%slistener \"%s\" is tcp; only what a udp or multicast listener "
+			conf_errors_add(ld->pass.errors, "%slistener \"%s\" is tcp; only what a udp or multicast listener "
 					"receives can be streamed", ref->where, ref->name);
 	}
-}
-
-static void listener_refs_free(struct loader *ld)
-{
-	for (size_t i = 0; i < ld->n_refs; i++) {
-		free(ld->refs[i].where);
-		free(ld->refs[i].name);
-	}
-	free(ld->refs);
 }
 
 /* Two binds that the kernel would refuse, found before anything is bound. */
@@ -1157,10 +972,10 @@ static void check_collisions(struct loader *ld, struct conf *conf)
 			struct conf_listener *o = &conf->listeners[j];
 			if (o->endpoint.len == 0 || !o->unit.enabled || !endpoints_collide(l, o))
 				continue;
-			conf_errors_add(ld->errors,
+			conf_errors_add(ld->pass.errors,
 					"%s:%d: listener \"%s\": address %s (%s) overlaps listener "
 					"\"%s\" (%s)",
-					ld->path, l->unit.line, l->unit.name, l->address,
+					ld->pass.path, l->unit.line, l->unit.name, l->address,
 					transport_name(l->transport), o->unit.name,
 					place(ld, o->unit.line, where, sizeof(where)));
 			break;
@@ -1176,8 +991,8 @@ static bool parse_log_file(struct loader *ld, cfg_t *cfg, struct conf *conf)
 
 	conf->log_file = strdup(path);
 	if (path[0] != '\0' && path[0] != '/') {
-		conf_errors_add(ld->errors, "%s:%d: log-file must be an absolute path, or \"\" for stderr", ld->path,
-				find_line(ld, cfg, "log-file"));
+		conf_errors_add(ld->pass.errors, "%s:%d: log-file must be an absolute path, or \"\" for stderr",
+				ld->pass.path, find_line(ld, cfg, "log-file"));
 		return false;
 	}
 	return conf->log_file != NULL;
@@ -1196,23 +1011,23 @@ static bool parse_globals(struct loader *ld, cfg_t *cfg, struct conf *conf)
 		if (strcmp(level, log_levels[i].name) == 0)
 			conf->log_level = log_levels[i].level;
 	if (conf->log_level < 0) {
-		conf_errors_add(ld->errors, "%s:%d: log-level must be debug, info, notice, warning or err, not \"%s\"",
-				ld->path, find_line(ld, cfg, "log-level"), level);
+		conf_errors_add(ld->pass.errors, "%s:%d: log-level must be debug, info, notice, warning or err, not \"%s\"",
+				ld->pass.path, find_line(ld, cfg, "log-level"), level);
 		ok = false;
 	}
 	if (max < 1 || max > 10000000) {
-		conf_errors_add(ld->errors, "%s:%d: max-connections must be from 1 to 10000000",
-				ld->path, find_line(ld, cfg, "max-connections"));
+		conf_errors_add(ld->pass.errors, "%s:%d: max-connections must be from 1 to 10000000",
+				ld->pass.path, find_line(ld, cfg, "max-connections"));
 		ok = false;
 	}
 	if (grace < 0 || grace > 86400) {
-		conf_errors_add(ld->errors, "%s:%d: shutdown-grace must be from 0 to 86400 seconds",
-				ld->path, find_line(ld, cfg, "shutdown-grace"));
+		conf_errors_add(ld->pass.errors, "%s:%d: shutdown-grace must be from 0 to 86400 seconds",
+				ld->pass.path, find_line(ld, cfg, "shutdown-grace"));
 		ok = false;
 	}
 	if (children < 1 || children > 100000) {
-		conf_errors_add(ld->errors, "%s:%d: max-children must be from 1 to 100000",
-				ld->path, find_line(ld, cfg, "max-children"));
+		conf_errors_add(ld->pass.errors, "%s:%d: max-children must be from 1 to 100000",
+				ld->pass.path, find_line(ld, cfg, "max-children"));
 		ok = false;
 	}
 	if (!parse_log_file(ld, cfg, conf))
@@ -1233,17 +1048,17 @@ static bool parse_control(struct loader *ld, cfg_t *cfg, struct conf *conf)
 	bool ok = true;
 
 	if (path[0] != '\0' && (path[0] != '/' || strlen(path) >= CONF_CONTROL_PATH_MAX)) {
-		conf_errors_add(ld->errors, "%s:%d: control-socket must be an absolute path shorter than %d bytes, "
-				"or \"\" for none", ld->path, find_line(ld, cfg, "control-socket"), CONF_CONTROL_PATH_MAX);
+		conf_errors_add(ld->pass.errors, "%s:%d: control-socket must be an absolute path shorter than %d bytes, "
+				"or \"\" for none", ld->pass.path, find_line(ld, cfg, "control-socket"), CONF_CONTROL_PATH_MAX);
 		ok = false;
 	}
 	if (timeout < 1 || timeout > 3600) {
-		conf_errors_add(ld->errors, "%s:%d: control-timeout must be from 1 to 3600 seconds", ld->path,
+		conf_errors_add(ld->pass.errors, "%s:%d: control-timeout must be from 1 to 3600 seconds", ld->pass.path,
 				find_line(ld, cfg, "control-timeout"));
 		ok = false;
 	}
 	if (clients < 1 || clients > 1000) {
-		conf_errors_add(ld->errors, "%s:%d: control-max-clients must be from 1 to 1000", ld->path,
+		conf_errors_add(ld->pass.errors, "%s:%d: control-max-clients must be from 1 to 1000", ld->pass.path,
 				find_line(ld, cfg, "control-max-clients"));
 		ok = false;
 	}
@@ -1291,7 +1106,7 @@ static void warn_hidden_paths(struct loader *ld, cfg_t *section, struct conf *co
 				warn_hidden_paths(ld, cfg_opt_getnsec(opt, i), conf);
 			else if (why != NULL)
 				conf_errors_add(&conf->warnings, "%s:%d: warning: %s \"%s\" is hidden from chassisd "
-						"under the shipped systemd unit (%s)", ld->path,
+						"under the shipped systemd unit (%s)", ld->pass.path,
 						find_line(ld, section, opt->name), opt->name, value, why);
 		}
 	}
@@ -1301,14 +1116,14 @@ static void collect_warnings(struct loader *ld, cfg_t *cfg, struct conf *conf)
 {
 	if (conf->n_listeners == 0 && conf->n_streams == 0)
 		conf_errors_add(&conf->warnings, "%s: warning: no listener and no stream: chassisd would serve nothing",
-				ld->path);
+				ld->pass.path);
 	warn_hidden_paths(ld, cfg, conf);
 	/* Under the shipped unit the daemon starts as its DynamicUser, not
 	 * root, and -t (ExecStartPre=) runs as that user too. */
 	if (conf->user != NULL && geteuid() != 0 && geteuid() != conf->uid)
 		conf_errors_add(&conf->warnings, "%s:%d: warning: user \"%s\": running as uid %u, not root, chassisd "
 				"cannot change user; under systemd the unit chooses it (User=, DynamicUser=): remove "
-				"\"user\" and \"group\" here", ld->path, find_line(ld, cfg, "user"), conf->user,
+				"\"user\" and \"group\" here", ld->pass.path, find_line(ld, cfg, "user"), conf->user,
 				(unsigned)geteuid());
 }
 
@@ -1323,7 +1138,7 @@ static bool parse_identity(struct loader *ld, cfg_t *cfg, struct conf *conf)
 	if (user != NULL) {
 		pw = getpwnam(user);
 		if (pw == NULL) {
-			conf_errors_add(ld->errors, "%s:%d: no such user \"%s\"", ld->path,
+			conf_errors_add(ld->pass.errors, "%s:%d: no such user \"%s\"", ld->pass.path,
 					find_line(ld, cfg, "user"), user);
 			ok = false;
 		} else {
@@ -1335,11 +1150,11 @@ static bool parse_identity(struct loader *ld, cfg_t *cfg, struct conf *conf)
 	if (group != NULL) {
 		gr = getgrnam(group);
 		if (gr == NULL) {
-			conf_errors_add(ld->errors, "%s:%d: no such group \"%s\"", ld->path,
+			conf_errors_add(ld->pass.errors, "%s:%d: no such group \"%s\"", ld->pass.path,
 					find_line(ld, cfg, "group"), group);
 			ok = false;
 		} else if (user == NULL) {
-			conf_errors_add(ld->errors, "%s:%d: \"group\" needs \"user\" too", ld->path,
+			conf_errors_add(ld->pass.errors, "%s:%d: \"group\" needs \"user\" too", ld->pass.path,
 					find_line(ld, cfg, "group"));
 			ok = false;
 		} else {
@@ -1379,11 +1194,11 @@ static void drop_disabled(struct conf *conf)
 static struct conf *conf_build(struct loader *ld, cfg_t *cfg)
 {
 	struct conf *conf = calloc(1, sizeof(*conf));
-	size_t before = ld->errors->count;
+	size_t before = ld->pass.errors->count;
 
 	if (conf == NULL)
 		return NULL;
-	conf->path = strdup(ld->path);
+	conf->path = strdup(ld->pass.path);
 	parse_globals(ld, cfg, conf);
 	parse_identity(ld, cfg, conf);
 	parse_control(ld, cfg, conf);
@@ -1398,7 +1213,7 @@ static struct conf *conf_build(struct loader *ld, cfg_t *cfg)
 		parse_stream(ld, cfg_getnsec(cfg, "stream", (unsigned)i), &conf->streams[i]);
 	check_stream_names(ld, conf);
 	check_listener_refs(ld, conf);
-	if (conf->listeners == NULL || conf->streams == NULL || ld->errors->count > before) {
+	if (conf->listeners == NULL || conf->streams == NULL || ld->pass.errors->count > before) {
 		conf_free(conf);
 		return NULL;
 	}
@@ -1410,7 +1225,7 @@ static struct conf *conf_build(struct loader *ld, cfg_t *cfg)
 /* The hint goes before libconfuse's error, which it explains. */
 static void report_runaway_string_first(struct loader *ld, size_t first)
 {
-	struct conf_errors *errors = ld->errors;
+	struct conf_errors *errors = ld->pass.errors;
 	size_t count = errors->count;
 	char *hint;
 
@@ -1432,11 +1247,11 @@ static cfg_t *parse_passes(struct loader *ld, cfg_opt_t *listener_opts, cfg_opt_
 {
 	char *text = ld->text.text;
 	cfg_t *cfg = NULL;
-	size_t first = ld->errors->count;
+	size_t first = ld->pass.errors->count;
 
 	*clean = false;
 	for (int pass = 0; pass < CONF_MAX_PARSE_PASSES; pass++) {
-		ld->n_marks = 0;	/* marks name sections of the pass before */
+		conf_marks_clear(&ld->pass.marks);	/* marks name sections of the pass before */
 		ld->parse_error_line = 0;
 		if (cfg != NULL)
 			cfg_free(cfg);
@@ -1458,14 +1273,14 @@ static cfg_t *parse_passes(struct loader *ld, cfg_opt_t *listener_opts, cfg_opt_
  * line it was written on. */
 static void map_error_lines(struct loader *ld, size_t from)
 {
-	size_t len = strlen(ld->path);
+	size_t len = strlen(ld->pass.path);
 
-	for (size_t i = from; i < ld->errors->count; i++) {
-		char *error = ld->errors->lines[i], *rest, *mapped;
+	for (size_t i = from; i < ld->pass.errors->count; i++) {
+		char *error = ld->pass.errors->lines[i], *rest, *mapped;
 		const struct conf_origin *o;
 		long line;
 
-		if (strncmp(error, ld->path, len) != 0 || error[len] != ':')
+		if (strncmp(error, ld->pass.path, len) != 0 || error[len] != ':')
 			continue;
 		line = strtol(error + len + 1, &rest, 10);
 		o = conf_text_origin(&ld->text, (int)line);
@@ -1474,7 +1289,7 @@ static void map_error_lines(struct loader *ld, size_t from)
 		if (asprintf(&mapped, "%s:%d%s", o->file, o->line, rest) < 0)
 			continue;
 		free(error);
-		ld->errors->lines[i] = mapped;
+		ld->pass.errors->lines[i] = mapped;
 	}
 }
 
@@ -1482,7 +1297,7 @@ static bool localise(const struct loader *ld, int *line, char **file)
 {
 	const struct conf_origin *o = conf_text_origin(&ld->text, *line);
 
-	*file = strdup(o ? o->file : ld->path);
+	*file = strdup(o ? o->file : ld->pass.path);
 	*line = o ? o->line : *line;
 	return *file != NULL;
 }
@@ -1583,7 +1398,7 @@ static void print_effective(cfg_t *cfg, FILE *out)
 static struct conf *load(const char *path, const struct conf_module *const *modules, struct conf_errors *errors,
 			 FILE *print)
 {
-	struct loader ld = { .path = path, .modules = modules, .errors = errors };
+	struct loader ld = { .pass = { .path = path, .errors = errors }, .modules = modules };
 	cfg_opt_t *listener_opts, *stream_opts;
 	struct conf *conf = NULL;
 	cfg_t *cfg = NULL;
@@ -1619,8 +1434,8 @@ static struct conf *load(const char *path, const struct conf_module *const *modu
 		cfg_free(cfg);
 	free(listener_opts);
 	free(stream_opts);
-	free(ld.marks);
-	listener_refs_free(&ld);
+	conf_marks_free(&ld.pass.marks);
+	conf_pass_refs_free(&ld.pass);
 	conf_text_free(&ld.text);
 	return conf;
 }
@@ -1628,7 +1443,7 @@ static struct conf *load(const char *path, const struct conf_module *const *modu
 char *conf_control_socket(const char *path, const struct conf_module *const *modules)
 {
 	struct conf_errors errors = { 0 };
-	struct loader ld = { .path = path, .modules = modules, .errors = &errors };
+	struct loader ld = { .pass = { .path = path, .errors = &errors }, .modules = modules };
 	cfg_opt_t *listener_opts = NULL, *stream_opts = NULL;
 	char *found = NULL;
 	cfg_t *cfg = NULL;
@@ -1652,7 +1467,7 @@ char *conf_control_socket(const char *path, const struct conf_module *const *mod
 	active_loader = NULL;
 	free(listener_opts);
 	free(stream_opts);
-	free(ld.marks);
+	conf_marks_free(&ld.pass.marks);
 	conf_text_free(&ld.text);
 	conf_errors_clear(&errors);
 	return found;

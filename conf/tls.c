@@ -7,7 +7,7 @@
 
 #include <confuse.h>
 
-#include "conf/conf.h"
+#include "conf/scope.h"
 
 static cfg_opt_t sni_options[] = {
 	CFG_STR("certificate", NULL, CFGF_NODEFAULT),
