@@ -1,6 +1,7 @@
 """TLS on TCP listeners (issue 24), spoken to by curl, openssl s_client and
 Python's ssl module, against a CA each test makes with openssl."""
 import hashlib
+import json
 import os
 import shutil
 import re
@@ -37,10 +38,12 @@ class Pki:
     def path(self, name):
         return os.path.join(self.dir, name)
 
-    def issue(self, name, days=30, client=False):
+    def issue(self, name, days=30, client=False, crl=None):
         """name.pem (certificate) and name.key for DNS name `name`."""
         with open(self.path(name + ".ext"), "w") as f:
             f.write("subjectAltName=DNS:%s\n" % name if not client else "extendedKeyUsage=clientAuth\n")
+            if crl is not None:
+                f.write("crlDistributionPoints=URI:%s\n" % crl)
         openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", name + ".key",
                 "-out", name + ".csr", "-subj", "/CN=" + name, cwd=self.dir)
         openssl("x509", "-req", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
@@ -375,3 +378,37 @@ def test_handshakes_and_failures_are_counted_in_metrics(start_daemon, pki):
         check = subprocess.run([promtool, "check", "metrics"], input=metrics, capture_output=True, text=True,
                                timeout=30)
         assert check.returncode == 0 and check.stdout + check.stderr == "", check.stdout + check.stderr
+
+
+SEVERE = ("MEDIUM", "HIGH", "CRITICAL")
+
+
+@pytest.mark.skipif(shutil.which("testssl") is None, reason="needs testssl.sh")
+def test_testssl_finds_nothing_above_low_with_the_defaults(start_daemon, pki, tmp_path):
+    """testssl.sh's TLS checks (protocols, ciphers, forward secrecy,
+    server defaults, preferences, vulnerabilities) against an http listener
+    with nothing but a certificate and key. Not its HTTP header checks
+    (-h): those judge the answers' headers, not TLS. The certificate is
+    a year long, names a CRL and chains to a CA testssl is given, so that
+    what is judged is the server."""
+    port = free_port()
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "index.html").write_text("hello\n")
+    cert, key = pki.issue("a.test", days=365, crl="http://127.0.0.1/ca.crl")
+    start_daemon(web_tls(port, www, 'tls { certificate = "%s"  key = "%s" }' % (cert, key)))
+    report = tmp_path / "testssl.json"
+    r = subprocess.run(["testssl", "--quiet", "--color", "0", "--warnings", "off", "-p", "-s", "-f", "-P", "-S",
+                        "-U", "--add-ca", pki.ca, "--jsonfile", str(report), "--ip", "127.0.0.1",
+                        "https://a.test:%d/" % port], capture_output=True, text=True, timeout=600)
+    findings = {f["id"]: f for f in json.loads(report.read_text())}
+    assert findings, r.stdout + r.stderr
+    severe = ["%s %s: %s" % (f["severity"], f["id"], f["finding"]) for f in findings.values()
+              if f["severity"] in SEVERE]
+    assert severe == []
+    # It spoke to us: what it saw is what the defaults offer.
+    assert findings["TLS1_3"]["finding"].startswith("offered")
+    assert findings["TLS1_2"]["finding"] == "offered"
+    for old in ("SSLv2", "SSLv3", "TLS1", "TLS1_1"):
+        assert findings[old]["finding"] == "not offered", old
+    assert findings["cert_chain_of_trust"]["finding"].startswith("passed")
