@@ -10,11 +10,14 @@
 #include <time.h>
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
 #include "conf/conf.h"
 #include "conf/tls.h"
+#include "daemon/tls_tickets.h"
 
 /* A certificate closer to its end than this is worth a warning. */
 #define TLS_EXPIRY_WARNING_SECONDS (14 * 86400)
@@ -196,6 +199,26 @@ static bool tls_set_client_verify(SSL_CTX *ssl_ctx, const struct conf_tls *tls, 
 	return true;
 }
 
+/* Sessions resume only where they began: on the same listener, under the
+ * same client certificate rules. Ticket keys are shared by every listener
+ * and outlive reloads (tls_tickets.c), so without the rules in the context
+ * a ticket from before "client-certificate = required" would skip it. */
+static bool tls_set_session_context(SSL_CTX *ssl_ctx, const struct conf_tls *tls, const char *unit)
+{
+	unsigned char digest[SHA256_DIGEST_LENGTH];
+	char rules[64];
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	bool ok;
+
+	snprintf(rules, sizeof(rules), "|%d|", (int)tls->client_certificate);
+	ok = md != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
+	     EVP_DigestUpdate(md, unit, strlen(unit) + 1) == 1 && EVP_DigestUpdate(md, rules, strlen(rules)) == 1 &&
+	     (tls->ca == NULL || EVP_DigestUpdate(md, tls->ca, strlen(tls->ca)) == 1) &&
+	     EVP_DigestFinal_ex(md, digest, NULL) == 1;
+	EVP_MD_CTX_free(md);
+	return ok && SSL_CTX_set_session_id_context(ssl_ctx, digest, sizeof(digest)) == 1;
+}
+
 /* Everything but the identity: the same for the default and each SNI one,
  * since a switch by name keeps the first context's handshake settings. */
 static SSL_CTX *tls_new_ssl_ctx(const struct conf_tls *tls, struct tls_context *ctx, const char *unit,
@@ -220,9 +243,13 @@ static SSL_CTX *tls_new_ssl_ctx(const struct conf_tls *tls, struct tls_context *
 	SSL_CTX_set_mode(ssl_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 					  SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_dh_auto(ssl_ctx, 1);
-	SSL_CTX_set_session_id_context(ssl_ctx, (const unsigned char *)unit,
-				       (unsigned)(strlen(unit) < SSL_MAX_SID_CTX_LENGTH ? strlen(unit)
-												: SSL_MAX_SID_CTX_LENGTH));
+	if (!tls_set_session_context(ssl_ctx, tls, unit)) {
+		conf_errors_add(errors, "%s%s", tls->where, tls_error_text(why, sizeof(why)));
+		SSL_CTX_free(ssl_ctx);
+		return NULL;
+	}
+	if (tls->session_tickets)
+		tls_tickets_attach(ssl_ctx);
 	if (SSL_CTX_set_cipher_list(ssl_ctx, tls->ciphers) != 1) {
 		conf_errors_add(errors, "%sciphers \"%s\": %s", tls->where, tls->ciphers,
 				tls_error_text(why, sizeof(why)));

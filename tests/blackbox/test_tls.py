@@ -174,6 +174,37 @@ def test_sessions_resume(start_daemon, pki, tmp_path, version):
     assert b"Reused, TLSv1" in again.stdout
 
 
+@pytest.mark.parametrize("version", ["-tls1_2", "-tls1_3"])
+def test_tickets_resume_across_a_reload(start_daemon, pki, tmp_path, version):
+    """A reload builds new TLS contexts; the ticket keys are the process's,
+    so a session from before it still resumes."""
+    port = free_port()
+    config = echo_tls(port, tls_section(pki))
+    d = start_daemon(config)
+    sess = str(tmp_path / "session.pem")
+    first = s_client(port, version, "-CAfile", pki.ca, "-sess_out", sess, data=b"", linger=0.5)
+    assert b"New, TLSv1" in first.stdout, first.stderr
+    assert "reload applied" in d.reload(config + "# reloaded\n")
+    again = s_client(port, version, "-CAfile", pki.ca, "-sess_in", sess, data=b"")
+    assert again.returncode == 0, again.stderr
+    assert b"Reused, TLSv1" in again.stdout
+
+
+def test_a_session_does_not_resume_past_a_new_client_certificate_rule(start_daemon, pki, tmp_path):
+    """Once a reload requires client certificates, a session from before
+    it must not resume: resuming would skip the certificate."""
+    port = free_port()
+    d = start_daemon(echo_tls(port, tls_section(pki)))
+    sess = str(tmp_path / "session.pem")
+    first = s_client(port, "-tls1_2", "-CAfile", pki.ca, "-sess_out", sess, data=b"")
+    assert b"New, TLSv1" in first.stdout, first.stderr
+    d.reload(echo_tls(port, tls_section(pki, extra='client-certificate = "required"  ca = "%s"' % pki.ca)))
+    again = s_client(port, "-tls1_2", "-CAfile", pki.ca, "-sess_in", sess, data=b"")
+    assert b"Reused, TLSv1" not in again.stdout
+    assert again.returncode != 0
+    d.wait_log(r"TLS handshake failed: .*peer did not return a certificate")
+
+
 def test_session_tickets_off_still_resumes_tls12_by_id_but_sends_no_ticket(start_daemon, pki):
     port = free_port()
     start_daemon(echo_tls(port, tls_section(pki, extra="session-tickets = false")))
