@@ -15,6 +15,17 @@ static cfg_opt_t sni_options[] = {
 	CFG_END()
 };
 
+cfg_opt_t conf_tls_client_options[] = {
+	CFG_BOOL("verify", cfg_true, CFGF_NONE),
+	CFG_STR("ca", NULL, CFGF_NODEFAULT),
+	CFG_STR("server-name", NULL, CFGF_NODEFAULT),
+	CFG_STR("certificate", NULL, CFGF_NODEFAULT),
+	CFG_STR("key", NULL, CFGF_NODEFAULT),
+	CFG_STR("protocols", "TLSv1.2 TLSv1.3", CFGF_NONE),
+	CFG_STR("ciphers", CONF_TLS_DEFAULT_CIPHERS, CFGF_NONE),
+	CFG_END()
+};
+
 cfg_opt_t conf_tls_server_options[] = {
 	CFG_STR("certificate", NULL, CFGF_NODEFAULT),
 	CFG_STR("key", NULL, CFGF_NODEFAULT),
@@ -52,7 +63,7 @@ static bool parse_identity(struct conf_scope *scope, cfg_t *sec, const char *ser
 }
 
 /* TLS 1.2 and 1.3 only: what came before is broken or deprecated (RFC 8996). */
-static void parse_protocols(struct conf_scope *scope, cfg_t *sec, struct conf_tls *tls)
+static void parse_protocols(struct conf_scope *scope, cfg_t *sec, bool *min_tls13, bool *max_tls12)
 {
 	char *text = strdup(cfg_getstr(sec, "protocols")), *save = NULL;
 	bool v12 = false, v13 = false;
@@ -69,8 +80,8 @@ static void parse_protocols(struct conf_scope *scope, cfg_t *sec, struct conf_tl
 	free(text);
 	if (!v12 && !v13)
 		conf_scope_error(scope, "protocols", "protocols names none of TLSv1.2, TLSv1.3");
-	tls->min_tls13 = v13 && !v12;
-	tls->max_tls12 = v12 && !v13;
+	*min_tls13 = v13 && !v12;
+	*max_tls12 = v12 && !v13;
 }
 
 static void parse_client_certificate(struct conf_scope *scope, cfg_t *sec, struct conf_tls *tls)
@@ -147,7 +158,7 @@ struct conf_tls *conf_tls_parse(struct conf_scope *outer, cfg_t *unit_section)
 		return NULL;
 	}
 	parse_identities(scope, sec, tls);
-	parse_protocols(scope, sec, tls);
+	parse_protocols(scope, sec, &tls->min_tls13, &tls->max_tls12);
 	tls->ciphers = strdup(cfg_getstr(sec, "ciphers"));
 	parse_alpn(scope, sec, tls);
 	tls->session_tickets = cfg_getbool(sec, "session-tickets");
@@ -183,5 +194,72 @@ void conf_tls_free(struct conf_tls *tls)
 	free(tls->ca);
 	free(tls->ca_where);
 	free(tls->where);
+	free(tls);
+}
+
+/* ---- the outbound side ---- */
+
+static bool parse_client_identity(struct conf_scope *scope, cfg_t *sec, struct conf_tls_client *tls)
+{
+	const char *certificate = cfg_getstr(sec, "certificate"), *key = cfg_getstr(sec, "key");
+
+	if ((certificate == NULL) != (key == NULL)) {
+		conf_scope_error(scope, certificate ? "key" : "certificate",
+				 "a client certificate needs both \"certificate\" and \"key\"");
+		return false;
+	}
+	tls->certificate = dup_or_null(certificate);
+	tls->key = dup_or_null(key);
+	return true;
+}
+
+struct conf_tls_client *conf_tls_client_parse(struct conf_scope *outer, cfg_t *section)
+{
+	cfg_t *sec = cfg_getsec(section, "tls");
+	struct conf_tls_client *tls;
+	struct conf_scope *scope;
+	const char *name;
+
+	if (!conf_scope_written(outer, "tls") || sec == NULL)
+		return NULL;
+	scope = conf_scope_enter(outer, sec, "tls");
+	tls = calloc(1, sizeof(*tls));
+	if (scope == NULL || tls == NULL) {
+		free(tls);
+		if (scope != NULL)
+			conf_scope_leave(scope);
+		return NULL;
+	}
+	tls->verify = cfg_getbool(sec, "verify");
+	tls->ca = dup_or_null(cfg_getstr(sec, "ca"));
+	name = cfg_getstr(sec, "server-name");
+	if (name != NULL && (name[0] == '\0' || strlen(name) > 253))
+		conf_scope_error(scope, "server-name", "server-name must be a host name of 1 to 253 bytes");
+	tls->server_name = dup_or_null(name);
+	parse_client_identity(scope, sec, tls);
+	parse_protocols(scope, sec, &tls->min_tls13, &tls->max_tls12);
+	tls->ciphers = strdup(cfg_getstr(sec, "ciphers"));
+	tls->where = conf_scope_where(scope, NULL);
+	tls->ca_where = conf_scope_where(scope, "ca");
+	tls->certificate_where = conf_scope_where(scope, "certificate");
+	if (!conf_scope_leave(scope)) {
+		conf_tls_client_free(tls);
+		return NULL;
+	}
+	return tls;
+}
+
+void conf_tls_client_free(struct conf_tls_client *tls)
+{
+	if (tls == NULL)
+		return;
+	free(tls->ca);
+	free(tls->server_name);
+	free(tls->certificate);
+	free(tls->key);
+	free(tls->ciphers);
+	free(tls->where);
+	free(tls->ca_where);
+	free(tls->certificate_where);
 	free(tls);
 }

@@ -1,4 +1,5 @@
-/* The tls { } section of a TCP listener: what the snapshot keeps of it.
+/* The tls { } section of a TCP listener, and of a module's outbound side:
+ * what the snapshot keeps of it.
  *
  * conf/ checks only its shape (names, values, which may go together); the
  * daemon (daemon/tls.c) loads the certificates into a context once the
@@ -54,11 +55,29 @@ struct conf_tls {
 	void (*context_free)(void *context);
 };
 
+/* The tls { } of a module's outbound side (the relay's upstreams): how
+ * chassisd, as the client, checks the peer. The module builds its context
+ * (daemon/tls.c) while it is configured, so a CA that does not load is an
+ * error at its line. */
+struct conf_tls_client {
+	bool verify;				/* the peer's chain, and its name */
+	char *ca;				/* NULL: the system's store */
+	char *server_name;			/* SNI and the name checked; NULL: the peer's host */
+	char *certificate, *key;		/* ours, for a peer that asks; NULL: none */
+	bool min_tls13, max_tls12;
+	char *ciphers;
+	char *where, *ca_where, *certificate_where;
+};
+
 extern cfg_opt_t conf_tls_server_options[];
+extern cfg_opt_t conf_tls_client_options[];
 
 /* NULL when the section was not written or is invalid (the error is then
  * reported through the scope). */
 struct conf_tls *conf_tls_parse(struct conf_scope *scope, struct cfg_t *unit_section);
 void conf_tls_free(struct conf_tls *tls);
+/* NULL when not written or invalid; `section` holds the tls { }. */
+struct conf_tls_client *conf_tls_client_parse(struct conf_scope *scope, struct cfg_t *section);
+void conf_tls_client_free(struct conf_tls_client *tls);
 
 #endif

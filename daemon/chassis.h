@@ -17,6 +17,7 @@ struct conf_stream;
 struct conn;
 struct conn_owner;
 struct conn_profile;
+struct tls_context;
 struct connect;
 struct evdns_base;
 struct datagram;
@@ -143,6 +144,13 @@ void conn_set_idle_timeout(struct conn *conn, unsigned seconds);
 typedef void connect_failed_fn(void *arg, int error);
 struct connect *conn_connect(const struct unit_env *env, const char *host, unsigned port, unsigned timeout_ms,
 			     const struct conn_hooks *hooks, connect_failed_fn *failed, void *arg);
+/* The same over TLS with a client context (tls_client_context_new()):
+ * the connect succeeds once the handshake has, the peer's certificate
+ * checked against host (or the context's server-name); a failed
+ * handshake is failed(arg, EPROTO), a slow one ETIMEDOUT. */
+struct connect *conn_connect_tls(const struct unit_env *env, const char *host, unsigned port,
+				 unsigned timeout_ms, const struct tls_context *tls, const struct conn_hooks *hooks,
+				 connect_failed_fn *failed, void *arg);
 /* Stops a connect in progress; nothing more is called. A module's stop()
  * cancels those it still has. */
 void conn_connect_cancel(struct connect *connect);

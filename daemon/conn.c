@@ -222,6 +222,8 @@ static void conn_free_io(struct conn *conn)
 	if (conn->handshake_timer)
 		event_free(conn->handshake_timer);
 	tls_session_free(conn->tls);
+	if (conn->profile.tls != NULL)
+		tls_context_release(conn->profile.tls);
 }
 
 static const char *const conn_end_names[] = {
@@ -249,6 +251,15 @@ static void conn_log_closed(const struct conn *conn)
 		 (unsigned long long)(ms / 1000), (unsigned long long)(ms % 1000), conn_end_names[conn->end]);
 }
 
+/* How an outbound handshake ended, to whoever started it. Once: the pointer is cleared before the call. */
+static bool conn_tell_handshake(struct conn *conn, int error)
+{
+	bool (*outcome)(void *arg, int error) = conn->profile.handshake_outcome;
+
+	conn->profile.handshake_outcome = NULL;
+	return outcome == NULL || outcome(conn->profile.handshake_arg, error);
+}
+
 /* The owner hears last, once the socket is closed: what it frees (the
  * profile's settings, a retired listener) the close hook may still use. */
 static void conn_finish(struct conn *conn, enum conn_end end)
@@ -257,6 +268,8 @@ static void conn_finish(struct conn *conn, enum conn_end end)
 	struct chassis *ch = conn->chassis;
 
 	conn->end = end;
+	if (conn->flags & CONN_HANDSHAKING)
+		conn_tell_handshake(conn, ECONNABORTED);
 	/* A connection whose handshake never finished ran no hook. */
 	if (conn->profile.hooks->close != NULL && !(conn->flags & CONN_HANDSHAKING))
 		conn->profile.hooks->close(conn);
@@ -699,7 +712,10 @@ static void conn_on_writable(evutil_socket_t fd, short what, void *arg)
 	if (conn->flags & CONN_HANDSHAKING) {
 		event_del(conn->writable);
 		conn->flags &= ~CONN_WRITING;
-		conn_handshake_step(conn);
+		if (conn->flags & CONN_ABORTING)
+			conn_finish(conn, CONN_END_ABORTED);
+		else
+			conn_handshake_step(conn);
 		return;
 	}
 	if (!(conn->flags & (CONN_FAILED | CONN_ABORTING)))
@@ -779,6 +795,8 @@ static void conn_on_handshake_timeout(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *conn = arg;
 
+	conn_tell_handshake(conn, ETIMEDOUT);
+
 	conn_log(conn, LOG_DEBUG, "TLS handshake not done within %u s: closed",
 		 tls_handshake_timeout_ms(conn->profile.tls) / 1000);
 	if (conn->owner->tls != NULL)
@@ -803,10 +821,14 @@ static void conn_handshake_step(struct conn *conn)
 			count->resumed += tls_resumed(conn->tls);
 			*(tls_is_v13(conn->tls) ? &count->tls13 : &count->tls12) += 1;
 		}
-		conn->flags &= ~CONN_HANDSHAKING;
 		event_del(conn->handshake_timer);
 		conn_log(conn, LOG_DEBUG, "TLS handshake done: %s%s", tls_version(conn->tls),
 			 tls_resumed(conn->tls) ? ", resumed" : "");
+		if (!conn_tell_handshake(conn, 0)) {
+			conn_finish(conn, CONN_END_ABORTED);
+			return;
+		}
+		conn->flags &= ~CONN_HANDSHAKING;
 		conn_touch(conn);
 		conn_begin(conn);
 		return;
@@ -820,8 +842,11 @@ static void conn_handshake_step(struct conn *conn)
 		conn_arm_writable(conn);
 		return;
 	case TLS_FAILED:
-		/* A FIN, not a reset, so the client reads the alert that says why. */
-		conn_log(conn, LOG_DEBUG, "TLS handshake failed: %s", why);
+		/* A FIN, not a reset, so the client reads the alert that says why.
+		 * Ours to a peer we chose: worth a warning. */
+		conn_log(conn, conn->profile.handshake_outcome != NULL ? LOG_WARNING : LOG_DEBUG,
+			 "TLS handshake failed: %s", why);
+		conn_tell_handshake(conn, EPROTO);
 		if (count != NULL)
 			*(failure == TLS_FAILURE_PROTOCOL		? &count->failed_protocol
 			  : failure == TLS_FAILURE_CIPHER		? &count->failed_cipher
@@ -837,18 +862,20 @@ static void conn_start_tls(struct conn *conn)
 	struct timeval deadline;
 	unsigned ms = tls_handshake_timeout_ms(conn->profile.tls);
 
-	conn->tls = tls_session_new(conn->profile.tls, conn->fd);
+	conn->tls = tls_session_new(conn->profile.tls, conn->fd, conn->profile.tls_peer_name);
 	conn->handshake_timer = event_new(conn->chassis->base, -1, 0, conn_on_handshake_timeout, conn);
 	conn->flags |= CONN_HANDSHAKING;
 	if (conn->tls == NULL || conn->handshake_timer == NULL) {
 		conn_log(conn, LOG_WARNING, "TLS session: out of memory");
-		conn_finish(conn, CONN_END_FAILED);
-		return;
+		conn->flags |= CONN_ABORTING;
+	} else {
+		deadline.tv_sec = ms / 1000;
+		deadline.tv_usec = (ms % 1000) * 1000;
+		event_add(conn->handshake_timer, &deadline);
 	}
-	deadline.tv_sec = ms / 1000;
-	deadline.tv_usec = (ms % 1000) * 1000;
-	event_add(conn->handshake_timer, &deadline);
-	conn_handshake_step(conn);
+	/* The first step from the loop: whoever opened the connection hears
+	 * of the handshake after conn_open() has returned. */
+	event_active(conn->writable, EV_WRITE, 0);
 }
 
 int conn_open(struct conn_owner *owner, const struct conn_profile *profile, int fd, const struct sockaddr *peer,
@@ -860,6 +887,8 @@ int conn_open(struct conn_owner *owner, const struct conn_profile *profile, int 
 	if (conn != NULL) {
 		conn->fd = fd;
 		conn->profile = *profile;
+		if (profile->tls != NULL)
+			tls_context_hold(profile->tls);
 	}
 	if (conn == NULL || conn_init_io(conn, ch->base) < 0 || conn_start_idle_sweep(ch) < 0) {
 		if (conn != NULL)

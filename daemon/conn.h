@@ -36,6 +36,14 @@ struct conn_profile {
 	const char *unit, *protocol, *transport;	/* the log context */
 	bool connection_log;		/* an info line at close: bytes, duration */
 	void *owner_ref;		/* the owner's own, for closed() */
+	/* An outbound TLS connection's: the name its peer must prove, and
+	 * who hears how the handshake ended, once, never from inside
+	 * conn_open(): error 0 before the open hook runs (returning false
+	 * closes it instead, no hook run), else EPROTO, ETIMEDOUT or
+	 * ECONNABORTED as it closes. */
+	const char *tls_peer_name;
+	bool (*handshake_outcome)(void *arg, int error);
+	void *handshake_arg;
 };
 
 /* What the handshakes of an owner's connections came to. */

@@ -37,6 +37,10 @@ struct connect {
 	struct event *step;		/* start, and each try after a failed one */
 	struct event *writable;
 	struct event *deadline;
+	/* Over TLS the connect lasts until the handshake's outcome: the
+	 * module hears failed() for a peer that cannot prove its name. */
+	bool handshaking;
+	bool cancelled;			/* conn_connect_cancel() during the handshake */
 };
 
 static void connect_free(struct connect *c)
@@ -67,7 +71,23 @@ static void connect_fail(struct connect *c, int error)
 	failed(arg, error);
 }
 
-/* The socket is connected: it becomes a connection of the owner's. */
+/* conn.c's word on the handshake, once. A cancelled connect's connection
+ * is closed, never handed to the module. */
+static bool connect_on_handshake(void *arg, int error)
+{
+	struct connect *c = arg;
+	bool cancelled = c->cancelled;
+
+	c->handshaking = false;
+	if (cancelled || error == 0)
+		connect_free(c);
+	else
+		connect_fail(c, error);
+	return !cancelled;
+}
+
+/* The socket is connected: it becomes a connection of the owner's (over
+ * TLS, once the handshake is done: connect_on_handshake()). */
 static void connect_done(struct connect *c)
 {
 	struct sockaddr_storage peer;
@@ -76,11 +96,20 @@ static void connect_done(struct connect *c)
 
 	memcpy(&peer, c->next->ai_addr, peer_len);
 	c->fd = -1;
+	if (c->profile.tls != NULL) {
+		c->profile.tls_peer_name = c->host;
+		c->profile.handshake_outcome = connect_on_handshake;
+		c->profile.handshake_arg = c;
+		event_del(c->deadline);		/* the handshake has a deadline of its own */
+	}
+	c->handshaking = c->profile.tls != NULL;
 	if (conn_open(c->owner, &c->profile, fd, (struct sockaddr *)&peer, peer_len, c->arg) < 0) {
+		c->handshaking = false;
 		connect_fail(c, ENOMEM);
 		return;
 	}
-	connect_free(c);
+	if (!c->handshaking)
+		connect_free(c);
 }
 
 static void connect_on_writable(evutil_socket_t fd, short what, void *arg)
@@ -214,6 +243,13 @@ static int connect_resolve(struct connect *c)
 struct connect *conn_connect(const struct unit_env *env, const char *host, unsigned port, unsigned timeout_ms,
 			     const struct conn_hooks *hooks, connect_failed_fn *failed, void *arg)
 {
+	return conn_connect_tls(env, host, port, timeout_ms, NULL, hooks, failed, arg);
+}
+
+struct connect *conn_connect_tls(const struct unit_env *env, const char *host, unsigned port,
+				 unsigned timeout_ms, const struct tls_context *tls, const struct conn_hooks *hooks,
+				 connect_failed_fn *failed, void *arg)
+{
 	struct chassis *ch = env->chassis;
 	struct timeval deadline = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
 	struct connect *c = calloc(1, sizeof(*c));
@@ -224,6 +260,7 @@ struct connect *conn_connect(const struct unit_env *env, const char *host, unsig
 	c->chassis = ch;
 	c->profile = *env->outbound_profile;
 	c->profile.hooks = hooks;
+	c->profile.tls = tls;
 	c->failed = failed;
 	c->arg = arg;
 	c->fd = -1;
@@ -243,5 +280,11 @@ struct connect *conn_connect(const struct unit_env *env, const char *host, unsig
 
 void conn_connect_cancel(struct connect *c)
 {
+	/* Its connection finishes the handshake or fails it within the
+	 * handshake's deadline, and is closed then: the outcome frees c. */
+	if (c->handshaking) {
+		c->cancelled = true;
+		return;
+	}
 	connect_free(c);
 }

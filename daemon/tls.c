@@ -2,12 +2,14 @@
  * byte of the protocol is OpenSSL's: nothing here touches records. */
 #include "daemon/tls.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -23,11 +25,19 @@
 #define TLS_EXPIRY_WARNING_SECONDS (14 * 86400)
 
 struct tls_context {
-	SSL_CTX *main;			/* the default identity */
+	unsigned refs;			/* the snapshot's or module's, and one per connection */
+	SSL_CTX *main;			/* the default identity; a client's only one */
 	SSL_CTX **by_name;		/* one per sni "name" { }, same order as names */
-	const struct conf_tls *conf;	/* the snapshot's, which outlives every session */
+	const struct conf_tls *conf;	/* a server's: the snapshot's, which outlives every session */
 	unsigned char *alpn_wire;	/* the alpn list, length-prefixed */
 	size_t alpn_wire_len;
+	size_t n_identities;		/* the conf's, which a connection may outlive */
+	unsigned handshake_timeout_ms;
+	/* A client's (an outbound side): */
+	bool client;
+	bool verify;
+	char *server_name;		/* NULL: the name connected to */
+	SSL_SESSION *last_session;	/* offered by the next connection, as nginx's proxy_ssl_session_reuse */
 };
 
 struct tls_session {
@@ -52,13 +62,15 @@ static void tls_context_free(void *arg)
 {
 	struct tls_context *ctx = arg;
 
-	if (ctx == NULL)
+	if (ctx == NULL || --ctx->refs > 0)
 		return;
 	SSL_CTX_free(ctx->main);
-	for (size_t i = 1; ctx->by_name != NULL && i < ctx->conf->n_identities; i++)
+	for (size_t i = 1; ctx->by_name != NULL && i < ctx->n_identities; i++)
 		SSL_CTX_free(ctx->by_name[i]);
 	free(ctx->by_name);
 	free(ctx->alpn_wire);
+	SSL_SESSION_free(ctx->last_session);
+	free(ctx->server_name);
 	free(ctx);
 }
 
@@ -274,7 +286,10 @@ static struct tls_context *tls_context_build(struct conf_listener *l, struct con
 
 	if (ctx == NULL)
 		return NULL;
+	ctx->refs = 1;
 	ctx->conf = tls;
+	ctx->n_identities = tls->n_identities;
+	ctx->handshake_timeout_ms = tls->handshake_timeout * 1000u;
 	ctx->by_name = calloc(tls->n_identities, sizeof(*ctx->by_name));
 	if (ctx->by_name == NULL || !tls_build_alpn(ctx)) {
 		tls_context_free(ctx);
@@ -313,18 +328,154 @@ bool tls_load(struct conf *conf, struct conf_errors *errors)
 	return errors->count == before;
 }
 
-struct tls_session *tls_session_new(const struct tls_context *context, int fd)
+/* ---- the client side ---- */
+
+/* A new session from the peer: the next connection offers it. A copy:
+ * OpenSSL marks a connection's own session not resumable when that
+ * connection ends without close_notify (a reset on either side), which
+ * says nothing about a TLS 1.3 ticket's worth. */
+static int tls_on_new_session(SSL *ssl, SSL_SESSION *sess)
+{
+	struct tls_context *ctx = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
+	SSL_SESSION *copy = SSL_SESSION_dup(sess);
+
+	if (copy != NULL) {
+		SSL_SESSION_free(ctx->last_session);
+		ctx->last_session = copy;
+	}
+	return 0;	/* sess stays the connection's */
+}
+
+/* A file OpenSSL would only call "system lib". */
+static bool tls_client_file_readable(const char *what, const char *path, char *why, size_t why_len)
+{
+	if (access(path, R_OK) == 0)
+		return true;
+	snprintf(why, why_len, "cannot read %s %s: %s", what, path, strerror(errno));
+	return false;
+}
+
+static bool tls_client_failed(const char *what, const char *path, char *why, size_t why_len)
+{
+	char reason[200];
+
+	snprintf(why, why_len, "cannot load %s %s: %s", what, path, tls_error_text(reason, sizeof(reason)));
+	return false;
+}
+
+/* Sets *option to the option at fault, for the error's line. */
+static bool tls_client_load(struct tls_context *ctx, const struct conf_tls_client *conf, const char **option,
+			    char *why, size_t why_len)
+{
+	SSL_CTX *ssl_ctx = ctx->main;
+
+	*option = "ciphers";
+	if (SSL_CTX_set_cipher_list(ssl_ctx, conf->ciphers) != 1)
+		return tls_client_failed("ciphers", conf->ciphers, why, why_len);
+	*option = "ca";
+	if (ctx->verify && conf->ca != NULL) {
+		if (!tls_client_file_readable("ca", conf->ca, why, why_len))
+			return false;
+		if (SSL_CTX_load_verify_locations(ssl_ctx, conf->ca, NULL) != 1)
+			return tls_client_failed("ca", conf->ca, why, why_len);
+	} else if (ctx->verify && SSL_CTX_set_default_verify_paths(ssl_ctx) != 1) {
+		return tls_client_failed("the system's CAs", "", why, why_len);
+	}
+	if (conf->certificate == NULL)
+		return true;
+	*option = "certificate";
+	if (!tls_client_file_readable("certificate", conf->certificate, why, why_len))
+		return false;
+	if (SSL_CTX_use_certificate_chain_file(ssl_ctx, conf->certificate) != 1)
+		return tls_client_failed("certificate", conf->certificate, why, why_len);
+	*option = "key";
+	if (!tls_client_file_readable("key", conf->key, why, why_len))
+		return false;
+	if (SSL_CTX_use_PrivateKey_file(ssl_ctx, conf->key, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(ssl_ctx) != 1)
+		return tls_client_failed("key", conf->key, why, why_len);
+	return true;
+}
+
+struct tls_context *tls_client_context_new(const struct conf_tls_client *conf, unsigned handshake_timeout_ms,
+					   const char **option, char *why, size_t why_len)
+{
+	struct tls_context *ctx = calloc(1, sizeof(*ctx));
+
+	*option = NULL;
+	snprintf(why, why_len, "out of memory");
+	if (ctx == NULL)
+		return NULL;
+	ctx->refs = 1;
+	ctx->client = true;
+	ctx->verify = conf->verify;
+	ctx->handshake_timeout_ms = handshake_timeout_ms;
+	ctx->main = SSL_CTX_new(TLS_client_method());
+	if (ctx->main == NULL || (conf->server_name != NULL && (ctx->server_name = strdup(conf->server_name)) == NULL)) {
+		tls_context_free(ctx);
+		return NULL;
+	}
+	SSL_CTX_set_app_data(ctx->main, ctx);
+	SSL_CTX_set_min_proto_version(ctx->main, conf->min_tls13 ? TLS1_3_VERSION : TLS1_2_VERSION);
+	SSL_CTX_set_max_proto_version(ctx->main, conf->max_tls12 ? TLS1_2_VERSION : TLS1_3_VERSION);
+	SSL_CTX_set_options(ctx->main, SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF);
+	SSL_CTX_set_mode(ctx->main, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+					    SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_verify(ctx->main, ctx->verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
+	SSL_CTX_set_session_cache_mode(ctx->main, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+	SSL_CTX_sess_set_new_cb(ctx->main, tls_on_new_session);
+	if (!tls_client_load(ctx, conf, option, why, why_len)) {
+		tls_context_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+const struct tls_context *tls_context_hold(const struct tls_context *context)
+{
+	((struct tls_context *)context)->refs++;
+	return context;
+}
+
+void tls_context_release(const struct tls_context *context)
+{
+	tls_context_free((struct tls_context *)context);
+}
+
+/* SNI, and the name or address the peer's certificate must carry. */
+static bool tls_client_session_setup(SSL *ssl, const struct tls_context *ctx, const char *peer_name)
+{
+	const char *name = ctx->server_name != NULL ? ctx->server_name : peer_name;
+	struct in6_addr addr;
+	bool literal = name != NULL && (inet_pton(AF_INET, name, &addr) == 1 || inet_pton(AF_INET6, name, &addr) == 1);
+
+	SSL_set_connect_state(ssl);
+	if (ctx->last_session != NULL)
+		SSL_set_session(ssl, ctx->last_session);
+	if (name == NULL)
+		return true;
+	/* RFC 6066: no address in SNI. */
+	if (!literal && SSL_set_tlsext_host_name(ssl, name) != 1)
+		return false;
+	if (!ctx->verify)
+		return true;
+	return literal ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name) == 1 : SSL_set1_host(ssl, name) == 1;
+}
+
+struct tls_session *tls_session_new(const struct tls_context *context, int fd, const char *peer_name)
 {
 	struct tls_session *session = calloc(1, sizeof(*session));
 
 	if (session == NULL)
 		return NULL;
 	session->ssl = SSL_new(context->main);
-	if (session->ssl == NULL || SSL_set_fd(session->ssl, fd) != 1) {
+	if (session->ssl == NULL || SSL_set_fd(session->ssl, fd) != 1 ||
+	    (context->client && !tls_client_session_setup(session->ssl, context, peer_name))) {
 		tls_session_free(session);
 		return NULL;
 	}
-	SSL_set_accept_state(session->ssl);
+	if (!context->client)
+		SSL_set_accept_state(session->ssl);
 	return session;
 }
 
@@ -350,7 +501,7 @@ uint64_t tls_expiry_seconds(const struct tls_context *context)
 {
 	int64_t least = tls_seconds_left(context->main);
 
-	for (size_t i = 1; i < context->conf->n_identities; i++) {
+	for (size_t i = 1; i < context->n_identities; i++) {
 		int64_t left = tls_seconds_left(context->by_name[i]);
 		if (left < least)
 			least = left;
@@ -360,7 +511,7 @@ uint64_t tls_expiry_seconds(const struct tls_context *context)
 
 unsigned tls_handshake_timeout_ms(const struct tls_context *context)
 {
-	return context->conf->handshake_timeout * 1000u;
+	return context->handshake_timeout_ms;
 }
 
 static enum tls_failure tls_classify(unsigned long code)
@@ -378,6 +529,17 @@ static enum tls_failure tls_classify(unsigned long code)
 	default:
 		return TLS_FAILURE_OTHER;
 	}
+}
+
+/* "certificate verify failed" says too little to an administrator: the
+ * chain's own reason (hostname mismatch, unknown CA, expired) follows. */
+static void tls_add_verify_result(struct tls_session *session, char *why, size_t why_len)
+{
+	long result = SSL_get_verify_result(session->ssl);
+	size_t len = strlen(why);
+
+	if (result != X509_V_OK && len < why_len)
+		snprintf(why + len, why_len - len, " (%s)", X509_verify_cert_error_string(result));
 }
 
 enum tls_step tls_handshake(struct tls_session *session, char *why, size_t why_len, enum tls_failure *failure)
@@ -399,6 +561,7 @@ enum tls_step tls_handshake(struct tls_session *session, char *why, size_t why_l
 	default:
 		*failure = tls_classify(ERR_peek_last_error());
 		tls_error_text(why, why_len);
+		tls_add_verify_result(session, why, why_len);
 		return TLS_FAILED;
 	}
 }

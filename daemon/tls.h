@@ -17,6 +17,7 @@
 
 struct conf;
 struct conf_errors;
+struct conf_tls_client;
 struct tls_context;
 struct tls_session;
 
@@ -25,8 +26,22 @@ struct tls_session;
  * certificates that expire within 14 days add warnings. */
 bool tls_load(struct conf *conf, struct conf_errors *errors);
 
-/* A server session on fd; NULL when out of memory. */
-struct tls_session *tls_session_new(const struct tls_context *context, int fd);
+/* The context of a module's outbound side (a relay's upstreams), built
+ * while the module is configured. NULL when it cannot be: *option names
+ * the option at fault (NULL: out of memory) and why says why. */
+struct tls_context *tls_client_context_new(const struct conf_tls_client *conf, unsigned handshake_timeout_ms,
+					   const char **option, char *why, size_t why_len);
+/* A connection holds its context while it lives: the snapshot or module
+ * settings that made it may be freed first. Release also frees what the
+ * builder made (a client context's only reference). */
+const struct tls_context *tls_context_hold(const struct tls_context *context);
+void tls_context_release(const struct tls_context *context);
+
+/* A session on fd: a server's, or a client's of a client context, which
+ * names peer_name in SNI and checks the peer's certificate against it
+ * (unless the context has a server-name of its own). NULL when out of
+ * memory. */
+struct tls_session *tls_session_new(const struct tls_context *context, int fd, const char *peer_name);
 void tls_session_free(struct tls_session *session);
 unsigned tls_handshake_timeout_ms(const struct tls_context *context);
 /* Seconds until the first of the context's certificates ends (0 past it). */

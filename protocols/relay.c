@@ -29,8 +29,10 @@
 #include <string.h>
 
 #include "conf/addr.h"
+#include "conf/tls.h"
 #include "daemon/log.h"
 #include "daemon/protocol.h"
+#include "daemon/tls.h"
 
 #define RELAY_HOST_MAX 256
 #define PROXY_V2_SIGNATURE "\r\n\r\n\0\r\nQUIT\n"
@@ -50,6 +52,7 @@ struct relay_settings {
 	bool round_robin;
 	enum relay_proxy proxy;
 	unsigned backoff_ms, backoff_max_ms;
+	const struct tls_context *tls;	/* to the upstreams; NULL: plain */
 };
 
 /* One upstream as the running relay knows it. Copies, not pointers into
@@ -92,6 +95,7 @@ static cfg_opt_t relay_options[] = {
 	CFG_STR("proxy-protocol", "off", CFGF_NONE),
 	CFG_INT("backoff", 1, CFGF_NONE),
 	CFG_INT("backoff-max", 30, CFGF_NONE),
+	CFG_SEC("tls", conf_tls_client_options, CFGF_NONE),
 	CFG_END()
 };
 
@@ -110,6 +114,8 @@ static void relay_settings_free(void *p)
 	for (size_t i = 0; i < settings->n_upstreams; i++)
 		relay_target_free(&settings->upstreams[i]);
 	free(settings->upstreams);
+	if (settings->tls != NULL)
+		tls_context_release(settings->tls);
 	free(settings);
 }
 
@@ -166,6 +172,32 @@ static bool relay_configure_choice(struct conf_scope *scope, cfg_t *sec, const c
 	return false;
 }
 
+/* The context is built here, so that a CA or certificate that does not
+ * load is an error at the tls line, and a reload with one keeps the old
+ * settings serving. */
+static bool relay_configure_tls(struct relay_settings *settings, cfg_t *sec, struct conf_scope *scope,
+				unsigned handshake_timeout_ms)
+{
+	struct conf_tls_client *conf = conf_tls_client_parse(scope, sec);
+	const char *option;
+	char why[256];
+
+	if (conf == NULL)
+		return !conf_scope_written(scope, "tls");
+	settings->tls = tls_client_context_new(conf, handshake_timeout_ms, &option, why, sizeof(why));
+	conf_tls_client_free(conf);
+	if (settings->tls == NULL) {
+		struct conf_scope *inner = conf_scope_enter(scope, cfg_getsec(sec, "tls"), "tls");
+
+		if (inner != NULL) {
+			conf_scope_error(inner, option, "%s", why);
+			conf_scope_leave(inner);
+		}
+		return false;
+	}
+	return true;
+}
+
 static void *relay_configure(cfg_t *sec, struct conf_scope *scope)
 {
 	static const char *const balances[] = { "round-robin", "first", NULL };
@@ -196,6 +228,10 @@ static void *relay_configure(cfg_t *sec, struct conf_scope *scope)
 		return NULL;
 	}
 	settings->connect_timeout_ms = (unsigned)timeout * 1000u;
+	if (!relay_configure_tls(settings, sec, scope, settings->connect_timeout_ms)) {
+		relay_settings_free(settings);
+		return NULL;
+	}
 	settings->backoff_ms = (unsigned)backoff * 1000u;
 	settings->backoff_max_ms = (unsigned)backoff_max * 1000u;
 	settings->round_robin = balance == 0;
@@ -340,8 +376,8 @@ static void relay_connect_next(struct relay_pair *pair)
 	while ((pair->current = relay_pick(pair)) != NULL) {
 		struct relay_target *t = &pair->current->target;
 
-		pair->connecting = conn_connect(pair->state->env, t->host, t->port, s->connect_timeout_ms,
-						&relay_upstream_hooks, relay_connect_failed, pair);
+		pair->connecting = conn_connect_tls(pair->state->env, t->host, t->port, s->connect_timeout_ms, s->tls,
+						    &relay_upstream_hooks, relay_connect_failed, pair);
 		if (pair->connecting != NULL)
 			return;
 		relay_note_failure(pair, strerror(errno));
@@ -358,7 +394,9 @@ static void relay_connect_failed(void *arg, int error)
 
 	pair->connecting = NULL;
 	snprintf(what, sizeof(what), "connect failed: %s",
-		 error == ENOENT ? "the name has no address" : strerror(error));
+		 error == ENOENT   ? "the name has no address"
+		 : error == EPROTO ? "TLS handshake failed"
+				   : strerror(error));
 	relay_note_failure(pair, what);
 	pair->state->retried++;
 	relay_connect_next(pair);

@@ -443,3 +443,151 @@ def test_testssl_finds_nothing_above_low_with_the_defaults(start_daemon, pki, tm
     for old in ("SSLv2", "SSLv3", "TLS1", "TLS1_1"):
         assert findings[old]["finding"] == "not offered", old
     assert findings["cert_chain_of_trust"]["finding"].startswith("passed")
+
+
+# ---- the relay's upstream side ----
+
+class Nginx:
+    """nginx serving root over TLS with a certificate for `name`, logging
+    each request's TLS session reuse ("r" or ".")."""
+
+    def __init__(self, folder, port, root, cert, key):
+        self.dir = str(folder)
+        self.log = os.path.join(self.dir, "access.log")
+        os.makedirs(self.dir, exist_ok=True)
+        conf = os.path.join(self.dir, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write("""daemon off; master_process off; worker_processes 1;
+pid {d}/nginx.pid; error_log {d}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d};
+    uwsgi_temp_path {d}; scgi_temp_path {d};
+    log_format tls "$ssl_protocol $ssl_session_reused $request";
+    access_log {log} tls;
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        ssl_certificate {cert}; ssl_certificate_key {key};
+        ssl_protocols TLSv1.2 TLSv1.3;
+        root {root};
+    }}
+}}
+""".format(d=self.dir, log=self.log, port=port, cert=cert, key=key, root=root))
+        self.proc = subprocess.Popen(["nginx", "-c", conf, "-p", self.dir], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE)
+        deadline = time.time() + 10
+        while not _listening(port):
+            assert self.proc.poll() is None and time.time() < deadline, self.proc.stderr.read()
+            time.sleep(0.05)
+
+    def requests(self):
+        with open(self.log) as f:
+            return [line.split() for line in f]
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def _listening(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def backend(pki, tmp_path):
+    if shutil.which("nginx") is None and not os.path.exists("/usr/sbin/nginx"):
+        pytest.skip("needs nginx")
+    root = tmp_path / "backend-www"
+    root.mkdir()
+    (root / "big.bin").write_bytes(os.urandom(3 << 20))
+    cert, key = pki.issue("backend.test")
+    port = free_port()
+    server = Nginx(tmp_path / "nginx", port, root, cert, key)
+    server.port, server.root = port, root
+    yield server
+    server.stop()
+
+
+def relay_tls(port, upstream_port, tls, extra=""):
+    return ('log-level = "debug"\n'
+            'listener "r" { protocol = "relay"  address = "127.0.0.1:%d"  %s\n'
+            '  relay { upstream = {"127.0.0.1:%d"}  %s }\n}\n' % (port, extra, upstream_port, tls))
+
+
+def curl(*args):
+    return subprocess.run(["curl", "-sS", "--max-time", "20", *args], capture_output=True, timeout=30)
+
+
+def test_the_relay_speaks_tls_to_an_nginx_upstream_and_resumes(start_daemon, pki, backend):
+    port = free_port()
+    start_daemon(relay_tls(port, backend.port, 'tls { ca = "%s"  server-name = "backend.test" }' % pki.ca))
+    for _ in range(3):
+        r = curl("http://127.0.0.1:%d/big.bin" % port)
+        assert r.returncode == 0, r.stderr
+        assert hashlib.sha256(r.stdout).digest() == hashlib.sha256((backend.root / "big.bin").read_bytes()).digest()
+    seen = backend.requests()
+    assert [line[0] for line in seen] == ["TLSv1.3"] * 3
+    # The first connection's session is offered by the next ones.
+    assert [line[1] for line in seen] == [".", "r", "r"]
+
+
+def test_an_upstream_with_the_wrong_name_is_refused_and_said_why(start_daemon, pki, backend):
+    port = free_port()
+    d = start_daemon(relay_tls(port, backend.port, 'tls { ca = "%s"  server-name = "other.test" }' % pki.ca))
+    r = curl("http://127.0.0.1:%d/big.bin" % port)
+    assert r.stdout == b"" and r.returncode != 0
+    d.wait_log(r"<4>TLS handshake failed: .*certificate verify failed \(hostname mismatch\)")
+    d.wait_log(r"upstream 127\.0\.0\.1:%d.*TLS handshake failed" % backend.port)
+    assert backend.requests() == []
+
+
+def test_an_upstream_from_another_ca_is_refused(start_daemon, pki, backend, tmp_path):
+    other = Pki(tmp_path / "other")
+    port = free_port()
+    d = start_daemon(relay_tls(port, backend.port, 'tls { ca = "%s"  server-name = "backend.test" }' % other.ca))
+    assert curl("http://127.0.0.1:%d/big.bin" % port).stdout == b""
+    d.wait_log(r"TLS handshake failed: .*certificate verify failed \(unable to get local issuer certificate\)")
+
+
+def test_verify_false_takes_any_certificate(start_daemon, pki, backend):
+    port = free_port()
+    start_daemon(relay_tls(port, backend.port, "tls { verify = false }"))
+    r = curl("http://127.0.0.1:%d/big.bin" % port)
+    assert r.returncode == 0 and len(r.stdout) == 3 << 20, r.stderr
+
+
+def test_tls_at_both_ends_of_the_relay(start_daemon, pki, backend):
+    """TLS from curl to chassisd, and from chassisd to nginx."""
+    port = free_port()
+    start_daemon(relay_tls(port, backend.port, 'tls { ca = "%s"  server-name = "backend.test" }' % pki.ca,
+                           extra=tls_section(pki)))
+    r = curl("--cacert", pki.ca, "--resolve", "a.test:%d:127.0.0.1" % port, "https://a.test:%d/big.bin" % port)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == (backend.root / "big.bin").read_bytes()
+
+
+def test_tls_termination_in_front_of_a_plain_upstream(start_daemon, pki, tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "page.html").write_bytes(b"plain upstream\n" * 1000)
+    web, port = free_port(), free_port()
+    start_daemon('listener "web" { protocol = "http"  address = "127.0.0.1:%d"\n'
+                 '  http { route "/" { handler = "static"  root = "%s" } } }\n' % (web, site) +
+                 'listener "front" { protocol = "relay"  address = "127.0.0.1:%d"  %s\n'
+                 '  relay { upstream = {"127.0.0.1:%d"} } }\n' % (port, tls_section(pki), web))
+    r = curl("--cacert", pki.ca, "--resolve", "a.test:%d:127.0.0.1" % port, "https://a.test:%d/page.html" % port)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == b"plain upstream\n" * 1000
+
+
+def test_an_upstream_ca_that_does_not_load_is_a_config_error(pki, tmp_path):
+    conf = tmp_path / "c.conf"
+    conf.write_text(relay_tls(free_port(), free_port(), 'tls {\n  ca = "%s"\n}' % (tmp_path / "missing.pem")))
+    r = subprocess.run([BINARY, "-t", "-c", str(conf)], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 1
+    assert r.stderr == '%s:4: listener "r": tls: cannot read ca %s: No such file or directory\n' % (
+        conf, tmp_path / "missing.pem")

@@ -127,7 +127,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, pair) < 0)
 		return 0;
-	session = tls_session_new(context, pair[0]);
+	session = tls_session_new(context, pair[0], NULL);
 	if (session != NULL && (size == 0 || write(pair[1], data, size) == (ssize_t)size)) {
 		shutdown(pair[1], SHUT_WR);
 		/* Bounded: each step either reads input or ends. */
