@@ -68,11 +68,17 @@ void chassis_release(struct chassis *chassis);
 void conn_write(struct conn *conn, const void *data, size_t len);
 /* Moves every byte of `data` to the output without copying. */
 void conn_write_buffer(struct conn *conn, struct evbuffer *data);
-/* Queues len bytes of fd from offset, sent with sendfile; takes the fd. */
+/* Queues len bytes of fd from offset, sent with sendfile (over TLS read
+ * with pread as it is sent); takes the fd. */
 int conn_write_file(struct conn *conn, int fd, off_t offset, off_t len);
 /* The same from a segment the caller keeps (an open-file cache): the
- * output takes its own reference. */
-int conn_write_file_segment(struct conn *conn, struct evbuffer_file_segment *segment, off_t offset, off_t len);
+ * output takes its own reference. fd is the segment's file, which TLS
+ * reads with pread: libevent gives no segment's fd, and would map the
+ * file, which kills the daemon when the file is cut short under the map.
+ * -1 only for a memory file of the module's own that nothing else can
+ * truncate: mapped over TLS. */
+int conn_write_file_segment(struct conn *conn, struct evbuffer_file_segment *segment, int fd, off_t offset,
+			    off_t len);
 /* True once the output has reached the buffer limit: a producer should
  * stop and wait for its drained() hook. */
 bool conn_output_full(const struct conn *conn);

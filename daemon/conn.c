@@ -27,6 +27,7 @@
 #include <netinet/tcp.h>
 #include <linux/sockios.h>
 #include <sys/ioctl.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -76,6 +77,30 @@ enum {
  * 1.5x the throughput of whole-file writes (the turn lighttpd takes). */
 #define CONN_FILE_CHUNK ((off_t)256 * 1024)
 #define CONN_WRITE_SHARE ((size_t)256 * 1024)
+/* A file over TLS is read this much at a time: one TLS record's worth. */
+#define CONN_TLS_FILE_CHUNK 16384
+
+/* A file over TLS, not yet read. The output of a TLS connection cannot
+ * drain to the fd, and libevent maps a file segment added to such a
+ * buffer: a file cut short under the map (a new version copied over it)
+ * raised SIGBUS when the pages past its new end were read, and the daemon
+ * died. So the file waits here, as a range, and is read with pread a
+ * chunk at a time just before it is encrypted: a cut shows as a short
+ * read, and memory holds a chunk, not the file. `gap` is the memory
+ * queued between the previous range (or the output's front) and this one:
+ * what was written behind a file goes out behind it. */
+struct conn_range {
+	TAILQ_ENTRY(conn_range) link;
+	int fd;
+	/* NULL: the range owns fd (conn_write_file). Else a chain holding the
+	 * caller's segment, and so its fd, open for as long as the range
+	 * reads it: no descriptor of its own per download. */
+	struct evbuffer *anchor;
+	const struct evbuffer_file_segment *segment;	/* anchored: to extend */
+	off_t offset, left;
+	size_t gap;
+};
+TAILQ_HEAD(conn_ranges, conn_range);
 
 struct conn {
 	int fd;
@@ -89,6 +114,9 @@ struct conn {
 	struct chassis *chassis;
 	struct conn_profile profile;
 	size_t head_len;		/* memory bytes at the front, before a file */
+	struct conn_ranges ranges;	/* TLS: files still to read, in order */
+	size_t range_memory;		/* memory bytes before the last range (the gaps) */
+	uint64_t range_bytes;		/* file bytes the ranges have left */
 	uint64_t last_active_ms;
 	uint64_t opened_ms;
 	uint64_t bytes_in, bytes_out;	/* for connection-log */
@@ -209,8 +237,23 @@ static void conn_update_reading(struct conn *conn)
 		event_active(conn->readable, EV_READ, 0);
 }
 
+static void conn_range_free(struct conn_range *range)
+{
+	if (range->anchor != NULL)
+		evbuffer_free(range->anchor);
+	else
+		close(range->fd);
+	free(range);
+}
+
 static void conn_free_io(struct conn *conn)
 {
+	struct conn_range *range;
+
+	while ((range = TAILQ_FIRST(&conn->ranges)) != NULL) {
+		TAILQ_REMOVE(&conn->ranges, range, link);
+		conn_range_free(range);
+	}
 	if (conn->readable)
 		event_free(conn->readable);
 	if (conn->writable)
@@ -224,6 +267,13 @@ static void conn_free_io(struct conn *conn)
 	tls_session_free(conn->tls);
 	if (conn->profile.tls != NULL)
 		tls_context_release(conn->profile.tls);
+}
+
+/* Bytes still to send: the output's memory and, over TLS, what the files
+ * queued have left to read. */
+static uint64_t conn_pending(const struct conn *conn)
+{
+	return evbuffer_get_length(conn->out) + conn->range_bytes;
 }
 
 static const char *const conn_end_names[] = {
@@ -333,9 +383,10 @@ static bool conn_send_head(struct conn *conn)
 
 /* libevent's evbuffer_write() gives 0 both for sendfile's EAGAIN and for
  * sendfile finding the end of the file: a file truncated under a queued
- * segment. Only EAGAIN sets errno. Waiting on would stall the client until
- * the idle timeout; the connection ends at once, with a reset, so that
- * the client knows the answer is cut. */
+ * segment. Only EAGAIN sets errno. (Over TLS, pread finds the end.)
+ * Waiting on would stall the client until the idle timeout; the
+ * connection ends at once, with a reset, so that the client knows the
+ * answer is cut. */
 static void conn_note_file_short(struct conn *conn)
 {
 	conn_log(conn, LOG_INFO, "a file ended before its length (changed while being sent): connection reset");
@@ -358,21 +409,87 @@ static void conn_arm_writable(struct conn *conn)
 static void conn_write_plain(struct conn *conn);
 static void conn_after_write(struct conn *conn, int n, int write_errno, bool sent);
 
-/* Through OpenSSL, a chunk at a time: file segments are in memory here
- * (the output of a TLS connection does not drain to the fd, so libevent
- * maps them). Returns as evbuffer_write() does. */
+/* A range read to its end leaves; the memory before it (its last chunk
+ * among it) is now before the next one. */
+static void conn_range_done(struct conn *conn, struct conn_range *range)
+{
+	struct conn_range *next = TAILQ_NEXT(range, link);
+
+	if (next != NULL)
+		next->gap += range->gap;
+	else
+		conn->range_memory -= range->gap;
+	TAILQ_REMOVE(&conn->ranges, range, link);
+	conn_range_free(range);
+}
+
+/* The first range's next chunk, put at the output's front (everything
+ * before the range has been sent). From there it is memory like any
+ * other: an SSL_write that must be retried finds the same bytes. False
+ * when the file came up short or could not be read: the connection ends,
+ * with no byte sent past what the file has. */
+static bool conn_range_read(struct conn *conn)
+{
+	struct conn_range *range = TAILQ_FIRST(&conn->ranges);
+	char chunk[CONN_TLS_FILE_CHUNK];
+	size_t want = range->left < (off_t)sizeof(chunk) ? (size_t)range->left : sizeof(chunk);
+	ssize_t n;
+
+	do
+		n = pread(range->fd, chunk, want, range->offset);
+	while (n < 0 && errno == EINTR);
+	if (n == 0) {
+		conn_note_file_short(conn);
+		return false;
+	}
+	if (n < 0 || evbuffer_prepend(conn->out, chunk, (size_t)n) < 0) {
+		conn_log(conn, LOG_WARNING, "reading a file to send failed: %s",
+			 n < 0 ? strerror(errno) : "out of memory");
+		conn->flags |= CONN_FAILED;
+		return false;
+	}
+	range->offset += n;
+	range->left -= n;
+	range->gap = (size_t)n;
+	conn->range_memory += (size_t)n;
+	conn->range_bytes -= (uint64_t)n;
+	if (range->left == 0)
+		conn_range_done(conn, range);
+	return true;
+}
+
+/* Through OpenSSL, a chunk at a time, memory up to the next file's place
+ * and then the file's next chunk. The length offered never shrinks
+ * between a write that OpenSSL must retry and its retry (the front chunk
+ * and the gap only shrink by what was sent), as SSL_write requires.
+ * Returns as evbuffer_write() does; 0 with CONN_FAILED when a file failed. */
 static int conn_write_tls(struct conn *conn, size_t *total)
 {
 	struct evbuffer_iovec front;
 	ssize_t n = 0;
 
-	while (evbuffer_peek(conn->out, -1, NULL, &front, 1) > 0 && *total < CONN_WRITE_SHARE) {
-		n = tls_write(conn->tls, front.iov_base, front.iov_len);
+	while (*total < CONN_WRITE_SHARE) {
+		struct conn_range *range = TAILQ_FIRST(&conn->ranges);
+		size_t len;
+
+		if (range != NULL && range->gap == 0) {
+			if (!conn_range_read(conn))
+				return 0;
+			continue;
+		}
+		if (evbuffer_peek(conn->out, -1, NULL, &front, 1) <= 0)
+			break;
+		len = range != NULL && range->gap < front.iov_len ? range->gap : front.iov_len;
+		n = tls_write(conn->tls, front.iov_base, len);
 		if (n <= 0)
 			return n < 0 ? -1 : 0;
 		evbuffer_drain(conn->out, (size_t)n);
 		conn->bytes_out += (uint64_t)n;
 		*total += (size_t)n;
+		if (range != NULL) {
+			range->gap -= (size_t)n;
+			conn->range_memory -= (size_t)n;
+		}
 	}
 	return (int)n;
 }
@@ -387,7 +504,8 @@ static void conn_write_out(struct conn *conn)
 
 		errno = 0;
 		n = conn_write_tls(conn, &total);
-		conn_after_write(conn, n, errno, total > 0);
+		if (!(conn->flags & CONN_FAILED))	/* else a file failed: ends now */
+			conn_after_write(conn, n, errno, total > 0);
 		return;
 	}
 	conn_write_plain(conn);
@@ -432,7 +550,7 @@ static void conn_after_write(struct conn *conn, int n, int write_errno, bool sen
 	}
 	if (sent)
 		conn_touch(conn);
-	if (evbuffer_get_length(conn->out) > 0) {
+	if (conn_pending(conn) > 0) {
 		conn_arm_writable(conn);
 	} else {
 		if (conn->flags & CONN_WRITING)
@@ -444,14 +562,14 @@ static void conn_after_write(struct conn *conn, int n, int write_errno, bool sen
 /* While EPOLLOUT is armed the kernel buffer is full: nothing to try. */
 static void conn_flush(struct conn *conn)
 {
-	if (!(conn->flags & (CONN_WRITING | CONN_FAILED | CONN_ABORTING)) && evbuffer_get_length(conn->out) > 0)
+	if (!(conn->flags & (CONN_WRITING | CONN_FAILED | CONN_ABORTING)) && conn_pending(conn) > 0)
 		conn_write_out(conn);
 }
 
 /* Output at the limit stops reading; draining to half resumes it. */
 static void conn_check_output(struct conn *conn)
 {
-	size_t pending = evbuffer_get_length(conn->out);
+	uint64_t pending = conn_pending(conn);
 
 	if (!(conn->flags & CONN_FULL) && pending >= conn->profile.buffer_size) {
 		conn->flags |= CONN_FULL;
@@ -469,7 +587,7 @@ static void conn_check_output(struct conn *conn)
 			 * leave the output marked full with nothing to come
 			 * back for. Not event_active() either: that runs in this
 			 * same pass, and a fast reader would hold the loop. */
-			if (evbuffer_get_length(conn->out) > 0)
+			if (conn_pending(conn) > 0)
 				conn_arm_writable(conn);
 		}
 	}
@@ -535,7 +653,7 @@ static bool conn_settle(struct conn *conn)
 								  : CONN_END_FAILED);
 		return false;
 	}
-	if (evbuffer_get_length(conn->out) > 0)
+	if (conn_pending(conn) > 0)
 		return true;
 	if ((conn->flags & (CONN_SHUT_PENDING | CONN_WRITE_SHUT)) == CONN_SHUT_PENDING) {
 		if (conn->tls != NULL)
@@ -769,6 +887,7 @@ static int conn_start_idle_sweep(struct chassis *ch)
 
 static int conn_init_io(struct conn *conn, struct event_base *base)
 {
+	TAILQ_INIT(&conn->ranges);
 	conn->in = evbuffer_new();
 	conn->out = evbuffer_new();
 	conn->readable = event_new(base, conn->fd, EV_READ | EV_PERSIST, conn_on_readable, conn);
@@ -776,7 +895,7 @@ static int conn_init_io(struct conn *conn, struct event_base *base)
 	if (conn->in == NULL || conn->out == NULL || conn->readable == NULL || conn->writable == NULL)
 		return -1;
 	/* Lets evbuffer_write() send file segments with sendfile; through
-	 * TLS libevent maps them into memory instead. */
+	 * TLS files wait as ranges instead (a segment would be mapped). */
 	if (conn->profile.tls == NULL)
 		evbuffer_set_flags(conn->out, EVBUFFER_FLAG_DRAINS_TO_FD);
 	return 0;
@@ -971,7 +1090,7 @@ void *conn_owner_ref(const struct conn *conn)
  * still hear drained(). */
 static void conn_queued(struct conn *conn)
 {
-	if (evbuffer_get_length(conn->out) >= conn->profile.buffer_size)
+	if (conn_pending(conn) >= conn->profile.buffer_size)
 		conn->flags |= CONN_FULL;
 	conn_request_flush(conn);
 }
@@ -999,18 +1118,63 @@ static void conn_file_queued(struct conn *conn, size_t memory_before, off_t len)
 	conn_queued(conn);
 }
 
-int conn_write_file(struct conn *conn, int fd, off_t offset, off_t len)
+/* Over TLS: a range behind what the output holds. anchor NULL: takes fd. */
+static int conn_range_add(struct conn *conn, int fd, struct evbuffer *anchor,
+			  const struct evbuffer_file_segment *segment, off_t offset, off_t len)
 {
-	struct evbuffer_file_segment *segment = evbuffer_file_segment_new(fd, offset, len, EVBUF_FS_CLOSE_ON_FREE);
-	int rc;
+	struct conn_range *range = malloc(sizeof(*range));
+	size_t memory = evbuffer_get_length(conn->out);
 
-	if (segment == NULL) {
-		close(fd);
+	if (range == NULL) {
+		if (anchor != NULL)
+			evbuffer_free(anchor);
+		else
+			close(fd);
 		return -1;
 	}
-	rc = conn_write_file_segment(conn, segment, 0, len);
-	evbuffer_file_segment_free(segment);
-	return rc;
+	*range = (struct conn_range){ .fd = fd, .anchor = anchor, .segment = segment, .offset = offset,
+				      .left = len, .gap = memory - conn->range_memory };
+	TAILQ_INSERT_TAIL(&conn->ranges, range, link);
+	conn->range_memory = memory;
+	conn->range_bytes += (uint64_t)len;
+	conn_queued(conn);
+	return 0;
+}
+
+/* The segment's next piece right behind its last one, nothing queued in
+ * between (a download refilled as the output drains): the same range,
+ * longer. One range, and one anchor, per download. */
+static bool conn_range_extend(struct conn *conn, const struct evbuffer_file_segment *segment, off_t offset,
+			      off_t len)
+{
+	struct conn_range *last = TAILQ_LAST(&conn->ranges, conn_ranges);
+
+	if (last == NULL || last->anchor == NULL || last->segment != segment ||
+	    last->offset + last->left != offset || evbuffer_get_length(conn->out) != conn->range_memory)
+		return false;
+	last->left += len;
+	conn->range_bytes += (uint64_t)len;
+	conn_queued(conn);
+	return true;
+}
+
+/* The anchor is a buffer that drains to an fd, so that libevent does not
+ * map the file for it; it is never written. */
+static int conn_range_add_segment(struct conn *conn, struct evbuffer_file_segment *segment, int fd, off_t offset,
+				  off_t len)
+{
+	struct evbuffer *anchor;
+
+	if (conn_range_extend(conn, segment, offset, len))
+		return 0;
+	anchor = evbuffer_new();
+	if (anchor == NULL || evbuffer_set_flags(anchor, EVBUFFER_FLAG_DRAINS_TO_FD) < 0 ||
+	    evbuffer_add_file_segment(anchor, segment, offset, len) < 0) {
+		if (anchor != NULL)
+			evbuffer_free(anchor);
+		return -1;
+	}
+	return conn_range_add(conn, fd, anchor, segment, offset, len);
 }
 
 /* Chunks end at multiples of CONN_FILE_CHUNK counted from the start of the
@@ -1020,7 +1184,7 @@ int conn_write_file(struct conn *conn, int fd, off_t offset, off_t len)
  * file offsets made the kernel's 64 KiB splice rounds leave 53 bytes past
  * each 65483-byte segment, sent alone: 15% more segments and 3x the
  * reader's wakeups per answer. */
-int conn_write_file_segment(struct conn *conn, struct evbuffer_file_segment *segment, off_t offset, off_t len)
+static int conn_add_segment(struct conn *conn, struct evbuffer_file_segment *segment, off_t offset, off_t len)
 {
 	size_t before = evbuffer_get_length(conn->out);
 	off_t piece = CONN_FILE_CHUNK - (off_t)(before % (size_t)CONN_FILE_CHUNK);
@@ -1035,14 +1199,45 @@ int conn_write_file_segment(struct conn *conn, struct evbuffer_file_segment *seg
 	return 0;
 }
 
+int conn_write_file_segment(struct conn *conn, struct evbuffer_file_segment *segment, int fd, off_t offset,
+			    off_t len)
+{
+	/* Over TLS with no fd (a memory file of the daemon's own, which no
+	 * one else can cut short) the segment is mapped, as libevent does. */
+	if (conn->profile.tls != NULL && fd >= 0)
+		return len > 0 ? conn_range_add_segment(conn, segment, fd, offset, len) : 0;
+	return conn_add_segment(conn, segment, offset, len);
+}
+
+int conn_write_file(struct conn *conn, int fd, off_t offset, off_t len)
+{
+	struct evbuffer_file_segment *segment;
+	int rc;
+
+	if (conn->profile.tls != NULL) {
+		if (len > 0)
+			return conn_range_add(conn, fd, NULL, NULL, offset, len);
+		close(fd);
+		return 0;
+	}
+	segment = evbuffer_file_segment_new(fd, offset, len, EVBUF_FS_CLOSE_ON_FREE);
+	if (segment == NULL) {
+		close(fd);
+		return -1;
+	}
+	rc = conn_add_segment(conn, segment, 0, len);
+	evbuffer_file_segment_free(segment);
+	return rc;
+}
+
 bool conn_output_full(const struct conn *conn)
 {
-	return evbuffer_get_length(conn->out) >= conn->profile.buffer_size;
+	return conn_pending(conn) >= conn->profile.buffer_size;
 }
 
 size_t conn_output_length(const struct conn *conn)
 {
-	return evbuffer_get_length(conn->out);
+	return (size_t)conn_pending(conn);
 }
 
 void conn_close_after_flush(struct conn *conn)
@@ -1087,7 +1282,7 @@ int conn_hand_over_socket(struct conn *conn)
 	int flags = fcntl(conn->fd, F_GETFL);
 
 	if ((conn->flags & (CONN_READING | CONN_WRITING | CONN_CLOSING | CONN_HANDED_OVER)) ||
-	    evbuffer_get_length(conn->in) > 0 || evbuffer_get_length(conn->out) > 0 || flags < 0 ||
+	    evbuffer_get_length(conn->in) > 0 || conn_pending(conn) > 0 || flags < 0 ||
 	    fcntl(conn->fd, F_SETFL, flags & ~O_NONBLOCK) < 0)
 		return -1;
 	conn_local(conn);		/* while the socket is still ours to ask */

@@ -607,7 +607,7 @@ static bool http_file_refill(struct http_exchange *ex)
 
 		if (piece > ex->file_left)
 			piece = ex->file_left;
-		if (conn_write_file_segment(ex->conn, ex->file_segment, ex->file_next, piece) < 0) {
+		if (conn_write_file_segment(ex->conn, ex->file_segment, ex->file_fd, ex->file_next, piece) < 0) {
 			conn_abort(ex->conn);	/* the length promised cannot be kept */
 			ex->keep_alive = false;
 			ex->file_left = 0;
@@ -619,10 +619,11 @@ static bool http_file_refill(struct http_exchange *ex)
 	return ex->file_left == 0;
 }
 
-void http_finish_with_file(struct http_exchange *ex, struct evbuffer_file_segment *segment, off_t offset,
+void http_finish_with_file(struct http_exchange *ex, struct evbuffer_file_segment *segment, int fd, off_t offset,
 			   off_t len)
 {
 	ex->file_segment = segment;
+	ex->file_fd = fd;
 	ex->file_next = offset;
 	ex->file_left = len;
 	/* The rest waits: its chains must not outlive the segment. One chain

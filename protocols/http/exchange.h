@@ -191,6 +191,7 @@ struct http_exchange {
 	/* a file body still to queue, window by window as the output drains */
 	struct evbuffer *file_anchor;	/* one chain: keeps the segment alive */
 	struct evbuffer_file_segment *file_segment;
+	int file_fd;			/* the segment's, for TLS to read */
 	off_t file_next, file_left;
 };
 
@@ -204,10 +205,10 @@ uint64_t http_started_ns(const struct http_exchange *ex);
 
 /* http_finish(): the answer is complete; the next request is read. */
 void http_finish(struct http_exchange *ex);
-/* Queues len bytes of the segment from offset as the output drains, never
- * much more than buffer-size ahead whatever the file's size, then
- * finishes the answer. */
-void http_finish_with_file(struct http_exchange *ex, struct evbuffer_file_segment *segment, off_t offset,
+/* Queues len bytes of the segment (whose file is fd) from offset as the
+ * output drains, never much more than buffer-size ahead whatever the
+ * file's size, then finishes the answer. */
+void http_finish_with_file(struct http_exchange *ex, struct evbuffer_file_segment *segment, int fd, off_t offset,
 			   off_t len);
 /* The wall-clock second that Date headers and the access log name. */
 time_t http_now(void);

@@ -250,21 +250,24 @@ void http_respond_prepared(struct http_exchange *ex, struct evbuffer_file_segmen
 			   off_t body_len)
 {
 	ex->head_written = true;
-	if (conn_write_file_segment(ex->conn, answer, 0, (off_t)head_len + body_len) < 0)
+	/* No fd: a memfd the daemon filled and that no one else holds, so
+	 * that no one can cut it short; over TLS it may be mapped. */
+	if (conn_write_file_segment(ex->conn, answer, -1, 0, (off_t)head_len + body_len) < 0)
 		ex->keep_alive = false;		/* part may be queued: end there */
 	else
 		ex->bytes_out = (uint64_t)body_len;
 	http_finish(ex);
 }
 
-void http_respond_file(struct http_exchange *ex, struct evbuffer_file_segment *segment, off_t offset, off_t len)
+void http_respond_file(struct http_exchange *ex, struct evbuffer_file_segment *segment, int fd, off_t offset,
+		       off_t len)
 {
 	if (ex->head_only || len == 0) {
 		http_finish(ex);
 		return;
 	}
 	ex->bytes_out = (uint64_t)len;
-	http_finish_with_file(ex, segment, offset, len);
+	http_finish_with_file(ex, segment, fd, offset, len);
 }
 
 /* "Allow: GET, HEAD\r\n" from a handler's method bits. */

@@ -29,17 +29,18 @@ void http_respond_head(struct http_exchange *ex, int status, const char *type, o
 size_t http_head_format(struct http_exchange *ex, int status, const char *type, off_t length, const char *extra,
 			char head[HTTP_HEAD_MAX]);
 void http_respond_formatted_head(struct http_exchange *ex, const char *head, size_t len);
-/* Head and body as one file (a prepared answer): head_len + body_len bytes
- * from its start. */
+/* Head and body as one file (a prepared answer: a memory file of the
+ * module's own): head_len + body_len bytes from its start. */
 void http_respond_prepared(struct http_exchange *ex, struct evbuffer_file_segment *answer, size_t head_len,
 			   off_t body_len);
 void http_respond_bytes(struct http_exchange *ex, int status, const char *type, const void *body,
 			size_t len, const char *extra);
 void http_respond_buffer(struct http_exchange *ex, int status, const char *type, struct evbuffer *body,
 			 const char *extra);
-/* Queues len bytes of the segment for sendfile (none for HEAD); the
- * output takes its own reference. */
-void http_respond_file(struct http_exchange *ex, struct evbuffer_file_segment *segment, off_t offset, off_t len);
+/* Queues len bytes of the segment, whose file is fd, for sendfile (none
+ * for HEAD); the output takes its own reference. */
+void http_respond_file(struct http_exchange *ex, struct evbuffer_file_segment *segment, int fd, off_t offset,
+		       off_t len);
 /* An HTML error page; `detail` is escaped. */
 void http_respond_error(struct http_exchange *ex, int status, const char *detail);
 /* 301 to the request's path with a "/" added, its query kept: a directory

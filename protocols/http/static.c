@@ -250,6 +250,7 @@ static int static_openat(const struct http_static *files, const char *rel)
 
 struct static_file {
 	struct evbuffer_file_segment *segment;	/* a regular file */
+	int segment_fd;				/* its file: TLS reads it */
 	bool borrowed;				/* the cache's reference */
 	struct static_cached *slot;		/* when borrowed */
 	int fd;					/* anything else: a directory */
@@ -311,6 +312,7 @@ static int static_file_segment(const char *rel, struct static_cached *slot, uint
 		errno = ENOMEM;
 		return -1;
 	}
+	file->segment_fd = file->fd;	/* the segment's now, closed with it */
 	static_validators_set(&file->validators, &file->st);
 	if (key != NULL) {
 		static_cache_evict(slot);
@@ -350,6 +352,7 @@ static int static_open(const struct http_static *files, const char *rel, uint64_
 	if (slot != NULL && slot->rel != NULL && strcmp(slot->rel, rel) == 0) {
 		if (static_cached_current(files, slot, began)) {
 			file->segment = slot->segment;
+			file->segment_fd = slot->fd;
 			file->borrowed = true;
 			file->slot = slot;
 			file->fd = -1;
@@ -529,7 +532,7 @@ static void static_send_whole(struct http_exchange *ex, const struct http_static
 	if (prepared == NULL || ex->head_only || file->st.st_size > files->prepared_max ||
 	    (len = http_head_format(ex, 200, type, file->st.st_size, headers, head)) == 0) {
 		http_respond_head(ex, 200, type, file->st.st_size, headers);
-		http_respond_file(ex, file->segment, 0, file->st.st_size);
+		http_respond_file(ex, file->segment, file->segment_fd, 0, file->st.st_size);
 		return;
 	}
 	if (prepared->counted != now) {
@@ -544,7 +547,7 @@ static void static_send_whole(struct http_exchange *ex, const struct http_static
 		return;
 	}
 	http_respond_formatted_head(ex, head, len);
-	http_respond_file(ex, file->segment, 0, file->st.st_size);
+	http_respond_file(ex, file->segment, file->segment_fd, 0, file->st.st_size);
 }
 
 static void static_send(struct http_exchange *ex, const struct http_static *files, struct static_file *file)
@@ -587,7 +590,7 @@ static void static_send(struct http_exchange *ex, const struct http_static *file
 		snprintf(range_header, sizeof(range_header), "%sContent-Range: bytes %lld-%lld/%lld\r\n", headers,
 			 (long long)start, (long long)end, (long long)file->st.st_size);
 		http_respond_head(ex, 206, type, end - start + 1, range_header);
-		http_respond_file(ex, file->segment, start, end - start + 1);
+		http_respond_file(ex, file->segment, file->segment_fd, start, end - start + 1);
 	} else {
 		static_send_whole(ex, files, file, type, headers);
 	}

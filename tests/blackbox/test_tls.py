@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import BINARY, connect, free_port, is_closed_by_peer
+from conftest import BINARY, connect, free_port, is_closed_by_peer, wait_until
 
 pytestmark = pytest.mark.skipif(subprocess.run(["which", "openssl"], capture_output=True).returncode != 0,
                                 reason="needs openssl")
@@ -67,10 +67,11 @@ def echo_tls(port, tls, extra=""):
             'listener "e" { protocol = "echo"  address = "127.0.0.1:%d"  %s\n  %s\n}\n' % (port, extra, tls))
 
 
-def web_tls(port, root, tls):
+def web_tls(port, root, tls, routes=""):
+    """routes: more routes, ahead of the static one at "/"."""
     return ('log-level = "debug"\n'
             'listener "web" {\n  protocol = "http"  address = "127.0.0.1:%d"\n'
-            '  http { route "/" { handler = "static"  root = "%s" } }\n  %s\n}\n' % (port, root, tls))
+            '  http { %s route "/" { handler = "static"  root = "%s" } }\n  %s\n}\n' % (port, routes, root, tls))
 
 
 def s_client(port, *args, data=b"", timeout=10, linger=0.0):
@@ -591,3 +592,133 @@ def test_an_upstream_ca_that_does_not_load_is_a_config_error(pki, tmp_path):
     assert r.returncode == 1
     assert r.stderr == '%s:4: listener "r": tls: cannot read ca %s: No such file or directory\n' % (
         conf, tmp_path / "missing.pem")
+
+
+def https(pki, port, path, *args):
+    """curl's stdout for https://a.test:port/path."""
+    r = subprocess.run(["curl", "-sS", "--max-time", "30", "--cacert", pki.ca, "--resolve",
+                        "a.test:%d:127.0.0.1" % port, *args, "https://a.test:%d%s" % (port, path)],
+                       capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def test_a_file_truncated_during_a_tls_download_ends_the_connection_at_once(start_daemon, pki, tmp_path):
+    """Over TLS libevent used to map the file: cut short under the map, the
+    pages past its new end raised SIGBUS and the daemon died. The file is
+    read with pread now, and the cut ends the connection as on plain TCP
+    (test_http's test_a_file_truncated_during_a_download_...)."""
+    port = free_port()
+    root = tmp_path / "www"
+    root.mkdir()
+    body = os.urandom(50 << 20)
+    (root / "big.bin").write_bytes(body)
+    (root / "a.txt").write_bytes(b"still serving\n")
+    d = start_daemon(web_tls(port, root, tls_section(pki), 'route "/status" { handler = "status" }'))
+    raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)     # a slow reader: little in flight
+    raw.settimeout(10)
+    raw.connect(("127.0.0.1", port))
+    got = b""
+    with client_context(pki, "a.test").wrap_socket(raw, server_hostname="a.test") as s:
+        s.sendall(b"GET /big.bin HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        while b"\r\n\r\n" not in got:
+            got += s.recv(4096)
+        head, _, got = got.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 ") and b"\r\nContent-Length: %d\r\n" % len(body) in head
+        os.truncate(root / "big.bin", 1 << 20)
+        try:
+            while True:
+                chunk = s.recv(1 << 16)
+                if not chunk:
+                    break
+                got += chunk
+        except (ConnectionError, ssl.SSLError):     # the reset (SSLEOFError is an SSLError)
+            pass
+    # Cut, never beyond what the file still has, and every byte the file's.
+    assert len(got) <= 1 << 20 and got == body[:len(got)], len(got)
+    assert wait_until(lambda: "a file ended before its length" in d.log() or d.proc.poll() is not None)
+    assert d.proc.poll() is None, "the daemon died: %s" % d.proc.returncode
+    d.wait_log(r"<6>a file ended before its length \(changed while being sent\): connection reset")
+    status = json.loads(https(pki, port, "/status"))
+    assert [l for l in status["listeners"] if l["name"] == "web"][0]["module"]["files_cut_short"] == 1
+    assert https(pki, port, "/a.txt") == b"still serving\n"
+
+
+def read_answers(data, heads):
+    """Splits pipelined answers; heads: which of them answer a HEAD (no
+    body). Bodies by Content-Length or chunked."""
+    answers = []
+    for is_head in heads:
+        head, sep, data = data.partition(b"\r\n\r\n")
+        assert sep, "an incomplete head: %r" % head[:200]
+        lines = head.decode("latin-1").split("\r\n")
+        headers = {l.split(":", 1)[0].lower(): l.split(":", 1)[1].strip() for l in lines[1:]}
+        body = b""
+        if is_head:
+            pass
+        elif headers.get("transfer-encoding") == "chunked":
+            while True:
+                size, _, data = data.partition(b"\r\n")
+                n = int(size, 16)
+                assert data[n:n + 2] == b"\r\n", "chunk framing"
+                body, data = body + data[:n], data[n + 2:]
+                if n == 0:
+                    break
+        else:
+            n = int(headers.get("content-length", "0"))
+            body, data = data[:n], data[n:]
+        answers.append((int(lines[0].split()[1]), headers, body))
+    assert data == b"", "bytes after the last answer: %r" % data[:200]
+    return answers
+
+
+def test_pipelined_tls_answers_from_files_are_byte_exact_and_in_order(start_daemon, pki, tmp_path):
+    """Memory queued behind a file (the next answer's head, a chunk's CRLF)
+    goes out behind the file's bytes, which are read as they are sent."""
+    port = free_port()
+    root, clips = tmp_path / "www", tmp_path / "clips"
+    root.mkdir()
+    clips.mkdir()
+    large = os.urandom(6 * 1024 * 1024 + 4321)          # beyond buffer-size and prepared answers
+    blob = os.urandom(1000)                             # small: prepared (a memory file) once asked often
+    clip = os.urandom(2 * 1024 * 1024 + 99)             # a feed's file: chunked, from a descriptor
+    (root / "large.bin").write_bytes(large)
+    (root / "blob.bin").write_bytes(blob)
+    (root / "a.txt").write_bytes(b"hello\n")
+    (clips / "only.wav").write_bytes(clip)
+    routes = ('route "/status" { handler = "status" }\n'
+              'route "/clip" { handler = "audio-cookie"  audio-cookie { directory = "%s"  extensions = {"wav"} } }\n'
+              % clips)
+    start_daemon(web_tls(port, root, tls_section(pki), routes))
+    asked = [("GET", "/a.txt", ""), ("GET", "/large.bin", ""), ("HEAD", "/large.bin", ""),
+             ("GET", "/large.bin", "Range: bytes=100000-2500000\r\n"), ("GET", "/clip", ""),
+             ("GET", "/nothing-here", "")] + [("GET", "/blob.bin", "")] * 12 + [
+             ("GET", "/clip", ""), ("GET", "/large.bin", ""), ("GET", "/a.txt", "Connection: close\r\n")]
+    requests = b"".join(b"%s %s HTTP/1.1\r\nHost: a.test\r\n%s\r\n" % (m.encode(), p.encode(), x.encode())
+                        for m, p, x in asked)
+    r = s_client(port, "-CAfile", pki.ca, "-quiet", data=requests, timeout=120)
+    assert r.returncode == 0, r.stderr
+    answers = read_answers(r.stdout, [m == "HEAD" for m, _, _ in asked])
+    expected = [(200, b"hello\n"), (200, large), (200, b""), (206, large[100000:2500001]), (200, clip),
+                (404, None)] + [(200, blob)] * 12 + [(200, clip), (200, large), (200, b"hello\n")]
+    for (status, body), (got_status, headers, got_body), what in zip(expected, answers, asked):
+        assert got_status == status, what
+        assert body is None or got_body == body, what
+    assert answers[2][1]["content-length"] == str(len(large))
+    assert answers[-1][1]["connection"] == "close"
+    status = json.loads(https(pki, port, "/status"))
+    assert [l for l in status["listeners"] if l["name"] == "web"][0]["module"]["prepared_answers"] >= 1
+
+
+def test_a_large_tls_download_by_a_slow_reader_is_byte_exact(start_daemon, pki, tmp_path):
+    """A reader slower than the daemon: writes that OpenSSL must retry, the
+    file read a chunk at a time in between."""
+    port = free_port()
+    root = tmp_path / "www"
+    root.mkdir()
+    body = os.urandom(9 * 1024 * 1024 + 5)
+    (root / "big.bin").write_bytes(body)
+    start_daemon(web_tls(port, root, tls_section(pki)))
+    got = https(pki, port, "/big.bin", "--limit-rate", "20M")
+    assert hashlib.sha256(got).hexdigest() == hashlib.sha256(body).hexdigest()
