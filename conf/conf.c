@@ -81,6 +81,7 @@ static cfg_opt_t source_options[] = {
 	CFG_INT("max-redirects", 5, CFGF_NONE),
 	CFG_INT("backoff", 1, CFGF_NONE),
 	CFG_INT("backoff-max", 30, CFGF_NONE),
+	CFG_SEC("tls", conf_tls_client_options, CFGF_NONE),
 	CFG_END()
 };
 
@@ -767,6 +768,20 @@ static void parse_source_kind(struct conf_scope *scope, cfg_t *sec, struct conf_
 		conf_scope_error(scope, "loop", "\"loop\" applies to a file source only");
 	if (src->kind != SOURCE_URL && option_written(loader_of(scope), sec, "icecast"))
 		conf_scope_error(scope, "icecast", "\"icecast\" applies to a url source only");
+	if (src->kind != SOURCE_URL && option_written(loader_of(scope), sec, "tls"))
+		conf_scope_error(scope, "tls", "\"tls\" applies to a url source only");
+}
+
+/* libcurl checks the URL's own host name: there is no other to check. */
+static void parse_source_tls(struct conf_scope *scope, cfg_t *sec, struct conf_source *src)
+{
+	cfg_t *tls = cfg_getsec(sec, "tls");
+
+	if (src->kind != SOURCE_URL || !option_written(loader_of(scope), sec, "tls"))
+		return;
+	if (tls != NULL && option_written(loader_of(scope), tls, "server-name"))
+		conf_scope_error(scope, "tls", "server-name does not apply to a url source: the url's host is checked");
+	src->tls = conf_tls_client_parse(scope, sec);
 }
 
 static void parse_source_value(struct conf_scope *scope, cfg_t *sec, struct conf_source *src)
@@ -810,8 +825,10 @@ static void parse_source(struct conf_scope *outer, cfg_t *stream_sec, struct con
 	if (scope == NULL)
 		return;
 	parse_source_kind(scope, sec, src);
-	if (!scope->failed)
+	if (!scope->failed) {
 		parse_source_value(scope, sec, src);
+		parse_source_tls(scope, sec, src);
+	}
 	src->loop = cfg_getbool(sec, "loop");
 	src->icecast = cfg_getbool(sec, "icecast");
 	check_range(scope, sec, "read-ahead", 4096, 64 * 1024 * 1024, &read_ahead);
@@ -1500,6 +1517,7 @@ static void source_fields_free(struct conf_source *src)
 	free_argv(src->command);
 	free(src->url);
 	free(src->listener);
+	conf_tls_client_free(src->tls);
 }
 
 void conf_source_free(struct conf_source *src)
@@ -1546,6 +1564,9 @@ struct conf_source *conf_source_copy(const struct conf_source *src)
 	ok = strdup_into(&copy->file, src->file);
 	ok = strdup_into(&copy->url, src->url) && ok;
 	ok = strdup_into(&copy->listener, src->listener) && ok;
+	copy->tls = NULL;
+	if (src->tls != NULL)
+		ok = (copy->tls = conf_tls_client_copy(src->tls)) != NULL && ok;
 	if (ok && src->command != NULL)
 		ok = (copy->command = argv_copy(src->command)) != NULL;
 	if (!ok) {

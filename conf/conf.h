@@ -20,6 +20,7 @@ struct cfg_t;
 struct cfg_opt_t;
 struct conf_scope;
 struct conf_tls;
+struct conf_tls_client;
 
 #define TRANSPORT_BIT(t) (1u << (t))
 /* In a module's transports mask: it runs as a stream unit too. */
@@ -144,6 +145,7 @@ struct conf_source {
 	unsigned low_speed_time_ms;		/* url: below 1 byte/s this long is a stall */
 	unsigned max_redirects;			/* url */
 	unsigned backoff_ms, backoff_max_ms;	/* url, command: restart delay, doubled */
+	struct conf_tls_client *tls;		/* url: how an https server is checked; NULL: verified against the system's CAs */
 };
 
 struct conf_stream {

@@ -2,8 +2,10 @@
  * the daemon when it builds the context (daemon/tls.c). */
 #include "conf/tls.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <confuse.h>
 
@@ -199,6 +201,15 @@ void conf_tls_free(struct conf_tls *tls)
 
 /* ---- the outbound side ---- */
 
+/* Found at its line now, rather than as OpenSSL's "system lib" later. */
+static void check_readable(struct conf_scope *scope, cfg_t *sec, const char *option)
+{
+	const char *path = cfg_getstr(sec, option);
+
+	if (path != NULL && access(path, R_OK) != 0)
+		conf_scope_error(scope, option, "cannot read %s %s: %s", option, path, strerror(errno));
+}
+
 static bool parse_client_identity(struct conf_scope *scope, cfg_t *sec, struct conf_tls_client *tls)
 {
 	const char *certificate = cfg_getstr(sec, "certificate"), *key = cfg_getstr(sec, "key");
@@ -208,6 +219,8 @@ static bool parse_client_identity(struct conf_scope *scope, cfg_t *sec, struct c
 				 "a client certificate needs both \"certificate\" and \"key\"");
 		return false;
 	}
+	check_readable(scope, sec, "certificate");
+	check_readable(scope, sec, "key");
 	tls->certificate = dup_or_null(certificate);
 	tls->key = dup_or_null(key);
 	return true;
@@ -231,6 +244,7 @@ struct conf_tls_client *conf_tls_client_parse(struct conf_scope *outer, cfg_t *s
 		return NULL;
 	}
 	tls->verify = cfg_getbool(sec, "verify");
+	check_readable(scope, sec, "ca");
 	tls->ca = dup_or_null(cfg_getstr(sec, "ca"));
 	name = cfg_getstr(sec, "server-name");
 	if (name != NULL && (name[0] == '\0' || strlen(name) > 253))
@@ -262,4 +276,26 @@ void conf_tls_client_free(struct conf_tls_client *tls)
 	free(tls->ca_where);
 	free(tls->certificate_where);
 	free(tls);
+}
+
+struct conf_tls_client *conf_tls_client_copy(const struct conf_tls_client *tls)
+{
+	struct conf_tls_client *copy = calloc(1, sizeof(*copy));
+	bool ok;
+
+	if (copy == NULL)
+		return NULL;
+	copy->verify = tls->verify;
+	copy->min_tls13 = tls->min_tls13;
+	copy->max_tls12 = tls->max_tls12;
+	ok = (tls->ca == NULL || (copy->ca = strdup(tls->ca)) != NULL) &&
+	     (tls->server_name == NULL || (copy->server_name = strdup(tls->server_name)) != NULL) &&
+	     (tls->certificate == NULL || (copy->certificate = strdup(tls->certificate)) != NULL) &&
+	     (tls->key == NULL || (copy->key = strdup(tls->key)) != NULL) &&
+	     (tls->ciphers == NULL || (copy->ciphers = strdup(tls->ciphers)) != NULL);
+	if (!ok) {
+		conf_tls_client_free(copy);
+		return NULL;
+	}
+	return copy;
 }

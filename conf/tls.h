@@ -79,5 +79,7 @@ void conf_tls_free(struct conf_tls *tls);
 /* NULL when not written or invalid; `section` holds the tls { }. */
 struct conf_tls_client *conf_tls_client_parse(struct conf_scope *scope, struct cfg_t *section);
 void conf_tls_client_free(struct conf_tls_client *tls);
+/* Without where strings: for a copy that outlives the snapshot. */
+struct conf_tls_client *conf_tls_client_copy(const struct conf_tls_client *tls);
 
 #endif

@@ -23,6 +23,7 @@
 
 #include "build_config.h"
 #include "conf/conf.h"
+#include "conf/tls.h"
 #include "conf/text.h"
 #include "daemon/log.h"
 #include "sources/icy.h"
@@ -309,6 +310,30 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 
 /* ---- transfers ---- */
 
+/* https: TLS 1.2 at least, as on every TLS side of the daemon; the
+ * server checked against the system's CAs unless tls { } says otherwise. */
+static bool set_tls_options(const struct conf_tls_client *tls, CURL *easy)
+{
+	long version = tls != NULL && tls->min_tls13 ? CURL_SSLVERSION_TLSv1_3 : CURL_SSLVERSION_TLSv1_2;
+	bool ok = true;
+
+	if (tls != NULL && tls->max_tls12)
+		version |= CURL_SSLVERSION_MAX_TLSv1_2;
+	ok &= curl_easy_setopt(easy, CURLOPT_SSLVERSION, version) == CURLE_OK;
+	if (tls == NULL)
+		return ok;
+	ok &= curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, tls->verify ? 1L : 0L) == CURLE_OK;
+	ok &= curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, tls->verify ? 2L : 0L) == CURLE_OK;
+	if (tls->ca != NULL)
+		ok &= curl_easy_setopt(easy, CURLOPT_CAINFO, tls->ca) == CURLE_OK;
+	if (tls->certificate != NULL) {
+		ok &= curl_easy_setopt(easy, CURLOPT_SSLCERT, tls->certificate) == CURLE_OK;
+		ok &= curl_easy_setopt(easy, CURLOPT_SSLKEY, tls->key) == CURLE_OK;
+	}
+	ok &= curl_easy_setopt(easy, CURLOPT_SSL_CIPHER_LIST, tls->ciphers) == CURLE_OK;
+	return ok;
+}
+
 static bool set_transfer_options(struct url_source *us, CURL *easy)
 {
 	const struct conf_source *conf = us->src->conf;
@@ -332,6 +357,7 @@ static bool set_transfer_options(struct url_source *us, CURL *easy)
 	ok &= curl_easy_setopt(easy, CURLOPT_HEADERDATA, us) == CURLE_OK;
 	ok &= curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_body) == CURLE_OK;
 	ok &= curl_easy_setopt(easy, CURLOPT_WRITEDATA, us) == CURLE_OK;
+	ok &= set_tls_options(conf->tls, easy);
 	if (conf->icecast) {
 		ok &= curl_easy_setopt(easy, CURLOPT_HTTPHEADER, us->request_headers) == CURLE_OK;
 		/* SHOUTcast answers "ICY 200 OK". An alias makes curl read it

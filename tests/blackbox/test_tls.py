@@ -722,3 +722,42 @@ def test_a_large_tls_download_by_a_slow_reader_is_byte_exact(start_daemon, pki, 
     start_daemon(web_tls(port, root, tls_section(pki)))
     got = https(pki, port, "/big.bin", "--limit-rate", "20M")
     assert hashlib.sha256(got).hexdigest() == hashlib.sha256(body).hexdigest()
+
+
+# ---- a stream's https source (libcurl) ----
+
+def test_an_https_source_is_checked_against_its_ca_and_streamed(start_daemon, pki, tmp_path):
+    """chassisd's own https listener is the origin: a source that trusts
+    its CA sends the file's bytes; one that trusts another CA sends
+    nothing and says why."""
+    from test_stream import Receiver, stream_unit
+    root = tmp_path / "www"
+    root.mkdir()
+    data = os.urandom(1316 * 300 + 5)
+    (root / "radio.ts").write_bytes(data)
+    cert, key = pki.issue("localhost")
+    other = Pki(tmp_path / "other")
+    origin, port, bad = free_port(), free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM)
+    rx, rx_bad = Receiver(port), Receiver(bad)
+    url = 'url = "https://localhost:%d/radio.ts"  backoff = 30' % origin
+    d = start_daemon(web_tls(origin, root, 'tls { certificate = "%s"  key = "%s" }' % (cert, key)) +
+                     stream_unit("tv", ["127.0.0.1:%d" % port], url + '  tls { ca = "%s" }' % pki.ca,
+                                 "  rate = 8000000\n") +
+                     stream_unit("untrusted", ["127.0.0.1:%d" % bad], url + '  tls { ca = "%s" }' % other.ca))
+    wait_until(lambda: sum(map(len, rx.datagrams)) >= len(data), 15)
+    assert rx.stop() == data
+    d.wait_log(r"certificate.*stream=untrusted")
+    assert rx_bad.stop() == b""
+
+
+@pytest.mark.parametrize("source, error", [
+    ('file = "/etc/hostname"  tls { verify = false }', ':3: stream "s": source: "tls" applies to a url source only'),
+    ('url = "https://localhost/"  tls { server-name = "x" }',
+     ':3: stream "s": source: server-name does not apply to a url source: the url\'s host is checked'),
+])
+def test_tls_in_a_source_is_checked(tmp_path, source, error):
+    conf = tmp_path / "c.conf"
+    conf.write_text('stream "s" {\n  protocol = "udp"  destination = {"127.0.0.1:9"}\n  source { %s }\n}\n' % source)
+    r = subprocess.run([BINARY, "-t", "-c", str(conf)], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 1
+    assert r.stderr == str(conf) + error + "\n"
