@@ -309,6 +309,32 @@ def test_reload_with_a_new_certificate_keeps_live_connections(start_daemon, pki)
         c.close()
 
 
+def test_reload_with_a_new_certificate_while_20_curls_download(start_daemon, pki, tmp_path):
+    """20 curl downloads over TLS, slowed so that a reload with a new
+    certificate comes in the middle of every one: each ends byte-exact,
+    and a connection after the reload is shown the new certificate."""
+    port = free_port()
+    root = tmp_path / "www"
+    root.mkdir()
+    body = os.urandom(6 << 20)      # 6 s at 1 MB/s: the reload lands in the middle
+    (root / "big.bin").write_bytes(body)
+    d = start_daemon(web_tls(port, root, tls_section(pki, "a.test")))
+    outs = [tmp_path / ("got%d" % i) for i in range(20)]
+    curls = [subprocess.Popen(["curl", "-sS", "--max-time", "60", "--limit-rate", "1M", "--cacert", pki.ca,
+                               "--resolve", "a.test:%d:127.0.0.1" % port, "-o", str(out),
+                               "https://a.test:%d/big.bin" % port], stderr=subprocess.PIPE) for out in outs]
+    wait_until(lambda: all(out.exists() and out.stat().st_size > 0 for out in outs), 20)
+    new_cert, new_key = pki.issue("a.test.new")
+    status = d.reload(web_tls(port, root, 'tls { certificate = "%s"  key = "%s" }' % (new_cert, new_key)))
+    assert "reload applied" in status
+    assert all(c.poll() is None for c in curls), "every download was still going at the reload"
+    for c, out in zip(curls, outs):
+        assert c.wait(90) == 0, c.stderr.read()
+        assert out.read_bytes() == body
+    with tls_connect(port, pki, None) as fresh:
+        assert peer_common_name(fresh) == "a.test.new"
+
+
 def test_a_mismatched_key_is_a_reload_error_and_the_old_certificate_serves(start_daemon, pki):
     port = free_port()
     d = start_daemon(echo_tls(port, tls_section(pki, "a.test")))
