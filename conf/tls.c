@@ -35,6 +35,7 @@ cfg_opt_t conf_tls_server_options[] = {
 	CFG_STR("ciphers", CONF_TLS_DEFAULT_CIPHERS, CFGF_NONE),
 	CFG_STR_LIST("alpn", NULL, CFGF_NODEFAULT),
 	CFG_BOOL("session-tickets", cfg_true, CFGF_NONE),
+	CFG_BOOL("kernel-tls", cfg_false, CFGF_NONE),
 	CFG_STR("client-certificate", "off", CFGF_NONE),
 	CFG_STR("ca", NULL, CFGF_NODEFAULT),
 	CFG_INT("handshake-timeout", CONF_TLS_DEFAULT_HANDSHAKE_TIMEOUT, CFGF_NONE),
@@ -164,6 +165,7 @@ struct conf_tls *conf_tls_parse(struct conf_scope *outer, cfg_t *unit_section)
 	tls->ciphers = strdup(cfg_getstr(sec, "ciphers"));
 	parse_alpn(scope, sec, tls);
 	tls->session_tickets = cfg_getbool(sec, "session-tickets");
+	tls->kernel_tls = cfg_getbool(sec, "kernel-tls");
 	parse_client_certificate(scope, sec, tls);
 	if (conf_scope_int(scope, sec, "handshake-timeout", 1, 3600, &timeout))
 		tls->handshake_timeout = (unsigned)timeout;

@@ -45,6 +45,7 @@ struct conf_tls {
 	char *ciphers;
 	char **alpn;				/* NULL-terminated; none: no ALPN */
 	bool session_tickets;
+	bool kernel_tls;			/* ask OpenSSL for kTLS (SSL_OP_ENABLE_KTLS) */
 	enum conf_tls_client_cert client_certificate;
 	char *ca;				/* the CA file client certificates are checked against */
 	char *ca_where;

@@ -211,6 +211,7 @@ struct chassis_listener_stats {
 	uint64_t accepted, denied, refused_limit, refused_per_source, idle_closed, accept_paused;
 	bool tls;			/* a tls { } listener: the tls_ counters apply */
 	uint64_t tls_handshakes, tls_resumed, tls_version_1_2, tls_version_1_3;
+	uint64_t tls_kernel_send;		/* handshakes after which the kernel sent the records (kTLS) */
 	uint64_t tls_failed_protocol_version, tls_failed_no_shared_cipher, tls_failed_client_certificate;
 	uint64_t tls_failed_timeout, tls_failed_other;
 	uint64_t tls_certificate_expiry_seconds;	/* the soonest of its certificates */

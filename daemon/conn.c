@@ -939,10 +939,11 @@ static void conn_handshake_step(struct conn *conn)
 			count->handshakes++;
 			count->resumed += tls_resumed(conn->tls);
 			*(tls_is_v13(conn->tls) ? &count->tls13 : &count->tls12) += 1;
+			count->kernel_send += tls_kernel_sends(conn->tls);
 		}
 		event_del(conn->handshake_timer);
-		conn_log(conn, LOG_DEBUG, "TLS handshake done: %s%s", tls_version(conn->tls),
-			 tls_resumed(conn->tls) ? ", resumed" : "");
+		conn_log(conn, LOG_DEBUG, "TLS handshake done: %s%s%s", tls_version(conn->tls),
+			 tls_resumed(conn->tls) ? ", resumed" : "", tls_kernel_sends(conn->tls) ? ", kTLS" : "");
 		if (!conn_tell_handshake(conn, 0)) {
 			conn_finish(conn, CONN_END_ABORTED);
 			return;

@@ -48,7 +48,7 @@ struct conn_profile {
 
 /* What the handshakes of an owner's connections came to. */
 struct conn_tls_counters {
-	uint64_t handshakes, resumed, tls12, tls13;
+	uint64_t handshakes, resumed, tls12, tls13, kernel_send;
 	uint64_t failed_protocol, failed_cipher, failed_client_certificate, failed_timeout, failed_other;
 };
 

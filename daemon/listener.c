@@ -622,6 +622,7 @@ void listener_stats(const struct listener *ls, struct chassis_listener_stats *st
 		.tls_resumed = c->tls.resumed,
 		.tls_version_1_2 = c->tls.tls12,
 		.tls_version_1_3 = c->tls.tls13,
+		.tls_kernel_send = c->tls.kernel_send,
 		.tls_failed_protocol_version = c->tls.failed_protocol,
 		.tls_failed_no_shared_cipher = c->tls.failed_cipher,
 		.tls_failed_client_certificate = c->tls.failed_client_certificate,

@@ -249,7 +249,8 @@ static SSL_CTX *tls_new_ssl_ctx(const struct conf_tls *tls, struct tls_context *
 	 * framing tells a cut answer), not an error per client that skips
 	 * close_notify. */
 	SSL_CTX_set_options(ssl_ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
-					     SSL_OP_IGNORE_UNEXPECTED_EOF | (tls->session_tickets ? 0 : SSL_OP_NO_TICKET));
+					     SSL_OP_IGNORE_UNEXPECTED_EOF | (tls->kernel_tls ? SSL_OP_ENABLE_KTLS : 0) |
+					     (tls->session_tickets ? 0 : SSL_OP_NO_TICKET));
 	/* Partial writes: the output is an evbuffer drained by what was
 	 * sent; moving: its front chunk may be a different address on retry. */
 	SSL_CTX_set_mode(ssl_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
@@ -626,6 +627,11 @@ const char *tls_version(const struct tls_session *session)
 bool tls_is_v13(const struct tls_session *session)
 {
 	return SSL_version(session->ssl) == TLS1_3_VERSION;
+}
+
+bool tls_kernel_sends(const struct tls_session *session)
+{
+	return BIO_get_ktls_send(SSL_get_wbio(session->ssl)) > 0;
 }
 
 bool tls_resumed(const struct tls_session *session)

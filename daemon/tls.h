@@ -75,5 +75,9 @@ void tls_close_notify(struct tls_session *session);
 const char *tls_version(const struct tls_session *session);
 bool tls_resumed(const struct tls_session *session);
 bool tls_is_v13(const struct tls_session *session);
+/* Kernel TLS took over sending: SSL_write hands plain bytes to the
+ * kernel. Only with kernel-tls = true, where the kernel has the tls
+ * module and the cipher is one it knows. */
+bool tls_kernel_sends(const struct tls_session *session);
 
 #endif

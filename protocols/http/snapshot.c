@@ -24,6 +24,8 @@ const struct info_counter info_counters[] = {
 	INFO_COUNTER(tls_resumed, INFO_TLS, "TLS handshakes that resumed a session."),
 	INFO_COUNTER(tls_version_1_2, INFO_TLS, "TLS handshakes completed with TLS 1.2."),
 	INFO_COUNTER(tls_version_1_3, INFO_TLS, "TLS handshakes completed with TLS 1.3."),
+	INFO_COUNTER(tls_kernel_send, INFO_TLS,
+		     "TLS handshakes after which the kernel encrypted what was sent (kTLS); the others, OpenSSL."),
 	INFO_COUNTER(tls_failed_protocol_version, INFO_TLS, "TLS handshakes failed: no protocol version in common."),
 	INFO_COUNTER(tls_failed_no_shared_cipher, INFO_TLS, "TLS handshakes failed: no cipher in common."),
 	INFO_COUNTER(tls_failed_client_certificate, INFO_TLS,

@@ -787,3 +787,38 @@ def test_tls_in_a_source_is_checked(tmp_path, source, error):
     r = subprocess.run([BINARY, "-t", "-c", str(conf)], capture_output=True, text=True, timeout=10)
     assert r.returncode == 1
     assert r.stderr == str(conf) + error + "\n"
+
+
+def kernel_tls_available():
+    """Whether this kernel can take a TLS socket over (the tls ULP)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    try:
+        with socket.create_connection(listener.getsockname()) as client:
+            client.setsockopt(socket.IPPROTO_TCP, 31, b"tls")      # TCP_ULP
+            return True
+    except OSError:
+        return False
+    finally:
+        listener.close()
+
+
+def test_kernel_tls_where_there_is_none_falls_back_and_says_so(start_daemon, pki, tmp_path):
+    port, web = free_port(), free_port()
+    root = tmp_path / "www"
+    root.mkdir()
+    body = os.urandom(1 << 20)
+    (root / "f.bin").write_bytes(body)
+    d = start_daemon(web_tls(port, root, tls_section(pki, extra="kernel-tls = true"),
+                             'route "/metrics" { handler = "metrics" }'))
+    assert https(pki, port, "/f.bin") == body
+    metrics = https(pki, port, "/metrics").decode()
+    sent_by_kernel = int(re.search(r'^chassisd_listener_tls_kernel_send_total\{[^}]*listener="web"[^}]*\} (\d+)', metrics,
+                                   re.M).group(1))
+    if kernel_tls_available():
+        assert sent_by_kernel in (0, 1, 2)
+    else:
+        assert sent_by_kernel == 0
+        assert "kTLS" not in d.log()
+    d.wait_log(r"TLS handshake done: TLSv1\.3")
