@@ -143,23 +143,35 @@ static void parse_identities(struct conf_scope *scope, cfg_t *sec, struct conf_t
 	}
 }
 
+/* The tls { } of `parent`, entered as *scope, and a zeroed struct of
+ * `size` for it; NULL when not written or out of memory. */
+static void *tls_section_enter(struct conf_scope *outer, cfg_t *parent, size_t size, cfg_t **sec,
+			       struct conf_scope **scope)
+{
+	void *tls;
+
+	*sec = cfg_getsec(parent, "tls");
+	if (!conf_scope_written(outer, "tls") || *sec == NULL)
+		return NULL;
+	*scope = conf_scope_enter(outer, *sec, "tls");
+	tls = calloc(1, size);
+	if (*scope != NULL && tls != NULL)
+		return tls;
+	free(tls);
+	if (*scope != NULL)
+		conf_scope_leave(*scope);
+	return NULL;
+}
+
 struct conf_tls *conf_tls_parse(struct conf_scope *outer, cfg_t *unit_section)
 {
-	cfg_t *sec = cfg_getsec(unit_section, "tls");
 	struct conf_scope *scope;
-	struct conf_tls *tls;
 	long timeout = 0;
+	cfg_t *sec;
+	struct conf_tls *tls = tls_section_enter(outer, unit_section, sizeof(*tls), &sec, &scope);
 
-	if (!conf_scope_written(outer, "tls") || sec == NULL)
+	if (tls == NULL)
 		return NULL;
-	scope = conf_scope_enter(outer, sec, "tls");
-	tls = calloc(1, sizeof(*tls));
-	if (scope == NULL || tls == NULL) {
-		free(tls);
-		if (scope != NULL)
-			conf_scope_leave(scope);
-		return NULL;
-	}
 	parse_identities(scope, sec, tls);
 	parse_protocols(scope, sec, &tls->min_tls13, &tls->max_tls12);
 	tls->ciphers = strdup(cfg_getstr(sec, "ciphers"));
@@ -230,21 +242,13 @@ static bool parse_client_identity(struct conf_scope *scope, cfg_t *sec, struct c
 
 struct conf_tls_client *conf_tls_client_parse(struct conf_scope *outer, cfg_t *section)
 {
-	cfg_t *sec = cfg_getsec(section, "tls");
-	struct conf_tls_client *tls;
 	struct conf_scope *scope;
 	const char *name;
+	cfg_t *sec;
+	struct conf_tls_client *tls = tls_section_enter(outer, section, sizeof(*tls), &sec, &scope);
 
-	if (!conf_scope_written(outer, "tls") || sec == NULL)
+	if (tls == NULL)
 		return NULL;
-	scope = conf_scope_enter(outer, sec, "tls");
-	tls = calloc(1, sizeof(*tls));
-	if (scope == NULL || tls == NULL) {
-		free(tls);
-		if (scope != NULL)
-			conf_scope_leave(scope);
-		return NULL;
-	}
 	tls->verify = cfg_getbool(sec, "verify");
 	check_readable(scope, sec, "ca");
 	tls->ca = dup_or_null(cfg_getstr(sec, "ca"));
