@@ -11,6 +11,7 @@
 #define TORRENT_OPTIONS                                                         \
 	CFG_STR_LIST("listen", "{0.0.0.0:6881,[::]:6881}", CFGF_NONE),          \
 	CFG_STR("directory", NULL, CFGF_NODEFAULT),                             \
+	CFG_STR_LIST("torrents", NULL, CFGF_NODEFAULT),                         \
 	CFG_STR("state", TORRENT_DEFAULT_STATE, CFGF_NONE),                     \
 	CFG_STR("tracker", "", CFGF_NONE),                                      \
 	CFG_STR("web-seed", "", CFGF_NONE),                                     \

@@ -5,16 +5,22 @@
 #include <libtorrent/add_torrent_params.hpp>
 #include <libtorrent/alert_types.hpp>
 #include <libtorrent/create_torrent.hpp>
+#include <libtorrent/read_resume_data.hpp>
 #include <libtorrent/session.hpp>
 #include <libtorrent/settings_pack.hpp>
 #include <libtorrent/torrent_info.hpp>
 #include <libtorrent/torrent_status.hpp>
+#include <libtorrent/write_resume_data.hpp>
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
@@ -24,15 +30,38 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <sstream>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
+
+// libtorrent's own bound on a .torrent it loads from a file.
+#define TORRENT_FILE_MAX 10000000
+// A resume file is a few bytes a piece and a peer list.
+#define TORRENT_RESUME_MAX (16 << 20)
+
+// A checked torrent (torrent_add.check) from its add to the verdict on its
+// data, which the first status after libtorrent's check gives.
+struct pending_check {
+	std::string name, save_dir;
+	int pieces = 0;
+	bool hashed = false;	// its data was hashed, not taken on resume data's word
+	bool checked = false;	// torrent_checked_alert came
+};
 
 struct torrent_session {
 	std::unique_ptr<lt::session> session;
 	std::map<std::string, lt::torrent_handle> handles;	// by v1 infohash, hex
 	std::map<std::string, torrent_figures> figures;
+	std::map<std::string, pending_check> checking;		// by v1 infohash
+	std::set<std::string> mismatched;			// checked, data did not match: paused
+	// Of a checked torrent, when its data was last known to match: its
+	// resume file gets it as mtime, so that a file changed since, even
+	// while the daemon ran, is hashed at the next start.
+	std::map<std::string, struct timespec> verified;
+	std::string resume_dir, resume_tag;
 };
 
 namespace {
@@ -91,14 +120,53 @@ const char *state_name(lt::torrent_status::state_t state)
 	}
 }
 
-void record_figures(torrent_session *s, const lt::state_update_alert *update)
+std::string resume_file(const torrent_session *s, const std::string &hash)
+{
+	return s->resume_dir + "/" + s->resume_tag + "-" + hash + ".resume";
+}
+
+// The verdict on a checked torrent's data, once libtorrent has checked it:
+// whole, it is seeded; otherwise paused, so that no peer is offered a
+// torrent this seeder cannot finish, and its resume data dropped, so that
+// the next start hashes the data again.
+void judge(torrent_session *s, const lt::torrent_status &st, const std::string &hash, torrent_alert_fn *fn, void *arg)
+{
+	auto it = s->checking.find(hash);
+	char text[1024];
+
+	if (it == s->checking.end() || !it->second.checked || st.state == lt::torrent_status::checking_files ||
+	    st.state == lt::torrent_status::checking_resume_data)
+		return;
+	const pending_check &p = it->second;
+	if (st.is_seeding) {
+		std::snprintf(text, sizeof(text), "%s: %s: seeding", p.name.c_str(),
+			      p.hashed ? "data hashed, every piece matches"
+				       : "resume data taken, files unchanged since: not hashed again");
+		fn(arg, LOG_INFO, text);
+	} else {
+		st.handle.pause();
+		s->mismatched.insert(hash);
+		std::remove(resume_file(s, hash).c_str());
+		std::snprintf(text, sizeof(text),
+			      "%s: the data under %s does not match the torrent (%d of %d pieces missing or different): not served",
+			      p.name.c_str(), p.save_dir.c_str(), p.pieces - st.num_pieces, p.pieces);
+		fn(arg, LOG_WARNING, text);
+	}
+	s->checking.erase(it);
+}
+
+void record_figures(torrent_session *s, const lt::state_update_alert *update, torrent_alert_fn *fn, void *arg)
 {
 	for (const lt::torrent_status &st : update->status) {
 		torrent_figures f{};
 		std::string hash = hex_of(st.info_hashes.v1);
 
+		judge(s, st, hash, fn, arg);
 		copy_text(f.info_hash, sizeof(f.info_hash), hash);
-		copy_text(f.state, sizeof(f.state), (st.flags & lt::torrent_flags::paused) ? "paused" : state_name(st.state));
+		copy_text(f.state, sizeof(f.state),
+			  s->mismatched.count(hash)		       ? "mismatch"
+			  : (st.flags & lt::torrent_flags::paused) ? "paused"
+								   : state_name(st.state));
 		f.peers = static_cast<unsigned>(st.num_peers);
 		f.uploaded = static_cast<uint64_t>(st.all_time_upload);
 		f.upload_rate = static_cast<unsigned>(st.upload_payload_rate);
@@ -120,16 +188,40 @@ int level_of(const lt::alert *a)
 	return LOG_DEBUG;
 }
 
+// What a checked torrent goes through: hashed or not (a state it passes),
+// then checked, when the status update asked for now brings the verdict
+// (judge()).
+void follow_check(torrent_session *s, const lt::alert *a)
+{
+	const auto *changed = lt::alert_cast<lt::state_changed_alert>(a);
+	const auto *checked = lt::alert_cast<lt::torrent_checked_alert>(a);
+	const lt::torrent_alert *ta = changed ? static_cast<const lt::torrent_alert *>(changed) : checked;
+
+	if (ta == nullptr)
+		return;
+	auto it = s->checking.find(hex_of(ta->handle.info_hashes().v1));
+	if (it == s->checking.end())
+		return;
+	if (changed != nullptr && changed->state == lt::torrent_status::checking_files)
+		it->second.hashed = true;
+	if (checked != nullptr) {
+		it->second.checked = true;
+		// Its state changed with the check: the next update has it.
+		s->session->post_torrent_updates();
+	}
+}
+
 void handle_alert(torrent_session *s, const lt::alert *a, torrent_alert_fn *fn, void *arg)
 {
 	if (const auto *update = lt::alert_cast<lt::state_update_alert>(a)) {
-		record_figures(s, update);
+		record_figures(s, update, fn, arg);
 		return;
 	}
 	if (const auto *added = lt::alert_cast<lt::add_torrent_alert>(a)) {
 		if (!added->error && added->params.ti)
 			s->handles[hex_of(added->params.ti->info_hashes().v1)] = added->handle;
 	}
+	follow_check(s, a);
 	fn(arg, level_of(a), a->message().c_str());
 }
 
@@ -140,6 +232,275 @@ std::string parent_of(const std::string &path)
 	return slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
 }
 
+struct owned_fd {
+	int fd;
+	~owned_fd()
+	{
+		if (fd >= 0)
+			close(fd);
+	}
+};
+
+// A small file whole and its mtime. Opened without blocking, so that a
+// FIFO in its place cannot hold the loop: it is refused as not regular.
+void read_small_file(const std::string &path, size_t max, std::vector<char> &out, struct timespec *mtime)
+{
+	owned_fd f{ open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC) };
+	struct stat st;
+	size_t got = 0;
+
+	if (f.fd < 0 || fstat(f.fd, &st) < 0)
+		throw std::system_error(errno, std::generic_category(), "cannot open");
+	if (!S_ISREG(st.st_mode))
+		throw std::runtime_error("not a regular file");
+	if (static_cast<uint64_t>(st.st_size) > max)
+		throw std::runtime_error("larger than " + std::to_string(max) + " bytes");
+	out.resize(static_cast<size_t>(st.st_size));
+	while (got < out.size()) {
+		ssize_t n = read(f.fd, out.data() + got, out.size() - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			throw std::system_error(n < 0 ? errno : EIO, std::generic_category(), "cannot read");
+		got += static_cast<size_t>(n);
+	}
+	if (mtime != nullptr)
+		*mtime = st.st_mtim;
+}
+
+// A .torrent as this daemon seeds it: one that libtorrent takes, with a v1
+// infohash, by which torrents are known here.
+std::shared_ptr<lt::torrent_info> load_torrent(const char *path)
+{
+	std::vector<char> bytes;
+	lt::error_code ec;
+
+	read_small_file(path, TORRENT_FILE_MAX, bytes, nullptr);
+	auto ti = std::make_shared<lt::torrent_info>(lt::span<const char>(bytes.data(), static_cast<long>(bytes.size())),
+						     ec, lt::from_span);
+	if (ec)
+		throw std::runtime_error("not a valid .torrent: " + ec.message());
+	if (!ti->info_hashes().has_v1())
+		throw std::runtime_error("a v2-only torrent (torrents are known by their v1 infohash)");
+	return ti;
+}
+
+bool later(const struct timespec &a, const struct timespec &b)
+{
+	return a.tv_sec != b.tv_sec ? a.tv_sec > b.tv_sec : a.tv_nsec > b.tv_nsec;
+}
+
+// A file of ti changed (or gone) since when: libtorrent 2.0 takes resume
+// data on the files' sizes alone, and would seed a file rewritten in place
+// as the pieces it had.
+bool changed_since(const lt::torrent_info &ti, const std::string &save_dir, const struct timespec &when)
+{
+	const lt::file_storage &fs = ti.files();
+	struct stat st;
+
+	for (lt::file_index_t i : fs.file_range()) {
+		if (fs.pad_file_at(i))
+			continue;
+		if (stat(fs.file_path(i, save_dir).c_str(), &st) < 0 || later(st.st_mtim, when))
+			return true;
+	}
+	return false;
+}
+
+// The resume data of ti into atp, when there is some to trust: its own
+// infohash, and for a checked torrent written after its files last
+// changed. Trackers and web seeds come from the .torrent (a changed
+// tracker option is a new .torrent of the same infohash).
+bool read_resume(torrent_session *s, const lt::torrent_info &ti, const torrent_add *add, lt::add_torrent_params &atp)
+{
+	std::vector<char> bytes;
+	struct timespec written;
+	lt::error_code ec;
+	std::string hash = hex_of(ti.info_hashes().v1);
+
+	try {
+		read_small_file(resume_file(s, hash), TORRENT_RESUME_MAX, bytes, &written);
+	} catch (const std::exception &) {
+		return false;	// none (or none readable): the torrent starts afresh
+	}
+	if (add->check && changed_since(ti, add->save_dir, written))
+		return false;
+	lt::add_torrent_params rd = lt::read_resume_data(bytes, ec);
+	if (ec || rd.info_hashes.v1 != ti.info_hashes().v1)
+		return false;
+	rd.trackers.clear();
+	rd.tracker_tiers.clear();
+	rd.url_seeds.clear();
+	rd.http_seeds.clear();
+	atp = std::move(rd);
+	if (add->check)
+		s->verified[hash] = written;
+	return true;
+}
+
+void note_failure(torrent_stop_report *report, const std::string &why)
+{
+	if (report->error[0] == '\0')
+		copy_text(report->error, sizeof(report->error), why);
+}
+
+bool write_all(int fd, const std::vector<char> &bytes)
+{
+	size_t done = 0;
+
+	while (done < bytes.size()) {
+		ssize_t n = write(fd, bytes.data() + done, bytes.size() - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return false;
+		done += static_cast<size_t>(n);
+	}
+	return true;
+}
+
+// Written to a temporary file, synced, then renamed over the old one: the
+// next start reads the old data or the new, never a part of either. A
+// checked torrent's file is dated when its data was last known to match.
+void write_resume_file(const torrent_session *s, const lt::add_torrent_params &params, torrent_stop_report *report)
+{
+	std::string hash = hex_of(params.info_hashes.v1), path = resume_file(s, hash), tmp = path + ".tmp";
+	std::vector<char> bytes = lt::write_resume_data_buf(params);
+	int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	auto verified = s->verified.find(hash);
+	struct timespec dates[2];
+
+	if (verified != s->verified.end())
+		dates[0] = dates[1] = verified->second;
+	bool ok = fd >= 0 && write_all(fd, bytes) &&
+		  (verified == s->verified.end() || futimens(fd, dates) == 0) && fsync(fd) == 0;
+	int error = errno;
+
+	if (fd >= 0 && close(fd) < 0 && ok) {
+		ok = false;
+		error = errno;
+	}
+	if (ok && std::rename(tmp.c_str(), path.c_str()) == 0) {
+		report->saved++;
+		return;
+	}
+	if (ok)
+		error = errno;
+	std::remove(tmp.c_str());
+	report->failed++;
+	note_failure(report, path + ": " + std::strerror(error));
+}
+
+// Asks for the resume data of every torrent that seeds (one still being
+// checked, or whose data did not match, keeps what it had: its next start
+// checks again) and writes each as it comes, until all are in or the
+// time is up. The infohashes of all the session's torrents go to kept.
+void save_resume_files(torrent_session *s, std::set<std::string> &kept, torrent_stop_report *report)
+{
+	auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(TORRENT_RESUME_SECONDS);
+	std::vector<lt::alert *> alerts;
+	unsigned waiting = 0;
+
+	for (const lt::torrent_handle &h : s->session->get_torrents()) {
+		lt::torrent_status st = h.status({});
+		std::string hash = hex_of(st.info_hashes.v1);
+
+		kept.insert(hash);
+		if (!st.has_metadata || !st.is_seeding || s->mismatched.count(hash) || s->checking.count(hash))
+			continue;
+		h.save_resume_data();
+		waiting++;
+	}
+	while (waiting > 0) {
+		auto left = deadline - std::chrono::steady_clock::now();
+		if (left <= std::chrono::steady_clock::duration::zero()) {
+			report->failed += waiting;
+			note_failure(report, "timed out after " + std::to_string(TORRENT_RESUME_SECONDS) + " s");
+			return;
+		}
+		if (s->session->wait_for_alert(std::chrono::duration_cast<lt::time_duration>(left)) == nullptr)
+			continue;
+		s->session->pop_alerts(&alerts);
+		for (const lt::alert *a : alerts) {
+			if (const auto *saved = lt::alert_cast<lt::save_resume_data_alert>(a)) {
+				waiting--;
+				write_resume_file(s, saved->params, report);
+			} else if (const auto *failed = lt::alert_cast<lt::save_resume_data_failed_alert>(a)) {
+				waiting--;
+				report->failed++;
+				note_failure(report, failed->torrent_name() + std::string(": ") + failed->error.message());
+			}
+		}
+	}
+}
+
+// TAG-INFOHASH.resume (or .resume.tmp, left by a crash) of this tag: the
+// infohash, else "".
+std::string resume_hash_of(const torrent_session *s, const std::string &name)
+{
+	const std::string &tag = s->resume_tag;
+	size_t at = tag.size() + 1, end = at + 40;
+
+	if (name.compare(0, tag.size(), tag) != 0 || name.size() <= end || name[tag.size()] != '-')
+		return "";
+	if (name.compare(end, std::string::npos, ".resume") != 0 && name.compare(end, std::string::npos, ".resume.tmp") != 0)
+		return "";
+	if (name.find_first_not_of("0123456789abcdef", at) < end)
+		return "";
+	return name.substr(at, 40);
+}
+
+// One resume file per torrent seeded: those of this tag's torrents that are
+// gone (removed while the daemon was down, or by a reload that changed
+// the stream) go.
+void drop_stale_resume_files(const torrent_session *s, const std::set<std::string> &kept, torrent_stop_report *report)
+{
+	DIR *dir = opendir(s->resume_dir.c_str());
+	std::vector<std::string> stale;
+
+	if (dir == nullptr)
+		return;
+	while (const struct dirent *e = readdir(dir)) {
+		std::string hash = resume_hash_of(s, e->d_name);
+		if (!hash.empty() && !kept.count(hash))
+			stale.push_back(s->resume_dir + "/" + e->d_name);
+	}
+	closedir(dir);
+	for (const std::string &path : stale)
+		if (std::remove(path.c_str()) == 0)
+			report->dropped++;
+}
+
+// On the wind-down thread (or, failing one, the caller's): the loop no
+// longer touches s. The resume data first, while the session runs, then
+// libtorrent's goodbye to trackers and peers.
+void wind_down(std::unique_ptr<torrent_session> s, int done_fd, torrent_stop_report *report) noexcept
+{
+	torrent_stop_report ignored{};
+
+	if (report == nullptr)
+		report = &ignored;
+	try {
+		std::set<std::string> kept;
+		save_resume_files(s.get(), kept, report);
+		drop_stale_resume_files(s.get(), kept, report);
+	} catch (const std::exception &e) {
+		note_failure(report, e.what());
+	} catch (...) {
+		note_failure(report, "unknown error from libtorrent");
+	}
+	try {
+		lt::session_proxy proxy = s->session->abort();
+		s.reset();
+		// proxy's destructor waits for libtorrent's threads here.
+	} catch (...) {
+		s.reset();
+	}
+	uint64_t one = 1;
+	if (done_fd >= 0 && write(done_fd, &one, sizeof(one)) < 0)
+		return;
+}
+
 } // namespace
 
 extern "C" {
@@ -148,6 +509,8 @@ torrent_session *torrent_session_new(const torrent_session_options *opts, int no
 {
 	try {
 		auto s = std::make_unique<torrent_session>();
+		s->resume_dir = opts->resume_dir;
+		s->resume_tag = opts->resume_tag;
 		s->session = std::make_unique<lt::session>(lt::session_params(settings_of(opts)));
 		s->session->set_alert_notify([notify_fd] {
 			uint64_t one = 1;
@@ -213,17 +576,54 @@ int torrent_make(const char *path, const torrent_make_options *opts, const char 
 	return -1;
 }
 
-int torrent_session_add(torrent_session *s, const char *torrent_file, const char *save_dir, char info_hash[41],
-			char *name, size_t name_len, char *err, size_t err_len)
+int torrent_file_read(const char *torrent_file, char info_hash[41], char *name, size_t name_len, char *err,
+		      size_t err_len)
+{
+	try {
+		std::shared_ptr<lt::torrent_info> ti = load_torrent(torrent_file);
+		copy_text(info_hash, 41, hex_of(ti->info_hashes().v1));
+		copy_text(name, name_len, ti->name());
+		return 0;
+	} catch (const std::exception &e) {
+		set_error(err, err_len, e.what());
+	} catch (...) {
+		set_error(err, err_len, "unknown error from libtorrent");
+	}
+	return -1;
+}
+
+int torrent_session_add(torrent_session *s, const torrent_add *add, char info_hash[41], char *name, size_t name_len,
+			bool *resumed, char *err, size_t err_len)
 {
 	try {
 		lt::add_torrent_params atp;
-		atp.ti = std::make_shared<lt::torrent_info>(std::string(torrent_file));
-		atp.save_path = save_dir;
-		atp.flags |= lt::torrent_flags::seed_mode;
-		atp.flags &= ~(lt::torrent_flags::paused | lt::torrent_flags::auto_managed);
-		copy_text(info_hash, 41, hex_of(atp.ti->info_hashes().v1));
-		copy_text(name, name_len, atp.ti->name());
+		std::shared_ptr<lt::torrent_info> ti = load_torrent(add->torrent_file);
+		std::string hash = hex_of(ti->info_hashes().v1);
+		struct timespec now;
+
+		// Before it is hashed: a file changed meanwhile counts as changed.
+		clock_gettime(CLOCK_REALTIME, &now);
+		s->verified[hash] = now;
+		*resumed = read_resume(s, *ti, add, atp);
+		atp.ti = ti;
+		atp.save_path = add->save_dir;
+		atp.flags &= ~(lt::torrent_flags::paused | lt::torrent_flags::auto_managed | lt::torrent_flags::seed_mode);
+		if (add->check) {
+			// A seeder only: what does not match is never fetched into
+			// the administrator's files.
+			atp.flags |= lt::torrent_flags::upload_mode;
+			pending_check &p = s->checking[hash];
+			p = pending_check{};
+			p.name = ti->name();
+			p.save_dir = add->save_dir;
+			p.pieces = ti->num_pieces();
+		} else {
+			atp.flags |= lt::torrent_flags::seed_mode;
+			s->verified.erase(hash);
+		}
+		s->mismatched.erase(hash);
+		copy_text(info_hash, 41, hash);
+		copy_text(name, name_len, ti->name());
 		s->session->async_add_torrent(std::move(atp));
 		return 0;
 	} catch (const std::exception &e) {
@@ -245,6 +645,11 @@ int torrent_session_remove(torrent_session *s, const char *info_hash, char *err,
 		s->session->remove_torrent(it->second);
 		s->handles.erase(it);
 		s->figures.erase(info_hash);
+		s->checking.erase(info_hash);
+		s->mismatched.erase(info_hash);
+		s->verified.erase(info_hash);
+		// Resume data of a torrent no longer seeded is dead weight.
+		std::remove(resume_file(s, info_hash).c_str());
 		return 0;
 	} catch (const std::exception &e) {
 		set_error(err, err_len, e.what());
@@ -290,25 +695,29 @@ bool torrent_session_figures(const torrent_session *s, const char *info_hash, to
 	}
 }
 
-int torrent_session_stop(torrent_session *s, int done_fd)
+int torrent_session_stop(torrent_session *s, int done_fd, torrent_stop_report *report)
 {
-	std::unique_ptr<torrent_session> owned(s);
+	torrent_session *raw = s;
 
 	try {
-		owned->session->set_alert_notify([] {});
-		auto proxy = std::make_shared<lt::session_proxy>(owned->session->abort());
-		owned.reset();
-		// The proxy's destructor waits for libtorrent's threads: not on
-		// the loop's.
-		std::thread([proxy, done_fd]() mutable {
-			proxy.reset();
-			uint64_t one = 1;
-			if (write(done_fd, &one, sizeof(one)) < 0)
-				return;
-		}).detach();
+		// The loop no longer reads alerts: the wind-down takes them.
+		s->session->set_alert_notify([] {});
+	} catch (...) {
+		// No alert left unread is worth a stop that fails.
+	}
+	if (done_fd < 0) {
+		wind_down(std::unique_ptr<torrent_session>(raw), -1, report);
+		return -1;
+	}
+	try {
+		// The session's proxy waits for libtorrent's threads, and resume
+		// data comes as alerts: neither on the loop's thread.
+		std::thread([raw, done_fd, report] { wind_down(std::unique_ptr<torrent_session>(raw), done_fd, report); })
+			.detach();
 		return 0;
 	} catch (...) {
-		owned.reset();
+		// No thread: raw is still ours.
+		wind_down(std::unique_ptr<torrent_session>(raw), -1, report);
 		return -1;
 	}
 }

@@ -19,6 +19,11 @@ struct torrent_session_options {
 	bool dht, lsd, upnp, natpmp, utp;
 	int upload_rate;		/* bytes per second, 0 = unlimited */
 	int max_peers;			/* connections per session */
+	/* Where the resume data is kept, one file per torrent:
+	 * RESUME_DIR/RESUME_TAG-INFOHASH.resume. Taken at
+	 * torrent_session_new() only; the tag keeps apart the streams that
+	 * share a state directory. */
+	const char *resume_dir, *resume_tag;
 };
 
 /* What a made torrent carries beyond its files (each may be NULL). */
@@ -59,11 +64,32 @@ typedef void torrent_made_fn(void *arg, const char *path, const char *out_file, 
 void torrent_maker_results(struct torrent_maker *m, torrent_made_fn *fn, void *arg);
 void torrent_maker_free(struct torrent_maker *m);
 
-/* Seeds torrent_file with its data in save_dir, in seed mode (pieces are
- * checked when first asked for, so a large folder starts at once). The
- * 40-hex v1 infohash and the name go to info_hash and name. */
-int torrent_session_add(struct torrent_session *s, const char *torrent_file, const char *save_dir,
-			char info_hash[41], char *name, size_t name_len, char *err, size_t err_len);
+/* Reads a .torrent file as torrent_session_add() would, for the config
+ * check: its 40-hex v1 infohash and its name; -1 with the reason in err
+ * when libtorrent does not take it (a v2-only torrent neither: torrents
+ * are known by their v1 infohash). */
+int torrent_file_read(const char *torrent_file, char info_hash[41], char *name, size_t name_len, char *err,
+		      size_t err_len);
+
+struct torrent_add {
+	const char *torrent_file;
+	const char *save_dir;		/* where its data is */
+	/* false: a torrent made here from its data, added in seed mode
+	 * (pieces checked when first asked for, so a large folder starts at
+	 * once). true: a .torrent given by the administrator, which may not
+	 * match the data: hashed before it is served, never downloaded to,
+	 * and paused with a warning when pieces are missing or differ. */
+	bool check;
+};
+
+/* Seeds add->torrent_file, with its resume data when there is some (and,
+ * for a checked torrent, when it was written after every file of the
+ * torrent last changed: libtorrent compares sizes only). The 40-hex v1
+ * infohash and the name go to info_hash and name; resumed says whether
+ * resume data was taken. */
+int torrent_session_add(struct torrent_session *s, const struct torrent_add *add, char info_hash[41], char *name,
+			size_t name_len, bool *resumed, char *err, size_t err_len);
+/* Stops seeding the torrent and drops its resume data. */
 int torrent_session_remove(struct torrent_session *s, const char *info_hash, char *err, size_t err_len);
 
 /* Hands every waiting alert to fn on the caller's thread: a syslog level
@@ -76,19 +102,32 @@ void torrent_session_post_updates(struct torrent_session *s);
 
 struct torrent_figures {
 	char info_hash[41];
-	char state[24];			/* "seeding", "checking" ... */
+	char state[24];			/* "seeding", "checking" ..., "mismatch":
+					 * a checked torrent whose data did not match */
 	unsigned peers;
-	uint64_t uploaded;		/* payload bytes, since added */
+	uint64_t uploaded;		/* payload bytes, all time (resume data) */
 	unsigned upload_rate;		/* bytes per second */
 };
 /* The last figures of the torrent with info_hash; false when unknown. */
 bool torrent_session_figures(const struct torrent_session *s, const char *info_hash, struct torrent_figures *out);
 
-/* Stops the session without blocking: libtorrent winds down on a thread
- * of its own, which writes 1 to done_fd when it is over. The session is
- * gone on return. -1 when no thread could be started (it was then stopped
- * here, blocking). */
-int torrent_session_stop(struct torrent_session *s, int done_fd);
+/* What a stop did with the resume data, for the log. */
+struct torrent_stop_report {
+	unsigned saved;			/* files written */
+	unsigned failed;		/* torrents whose resume data was not written */
+	unsigned dropped;		/* files of torrents no longer seeded, removed */
+	char error[256];		/* the first failure */
+};
+
+/* Stops the session without blocking: on a thread of its own, the resume
+ * data of every seeding torrent is written (each file atomically, within
+ * TORRENT_RESUME_SECONDS), the files of this tag's torrents no longer in
+ * the session are dropped, then libtorrent says goodbye to trackers and
+ * peers. The report is filled in, then 1 written to done_fd. The session
+ * is gone on return. -1 when it was all done here, blocking: done_fd < 0,
+ * or no thread could be started. */
+#define TORRENT_RESUME_SECONDS 5
+int torrent_session_stop(struct torrent_session *s, int done_fd, struct torrent_stop_report *report);
 
 #ifdef __cplusplus
 }

@@ -4,7 +4,10 @@
  * when alerts wait, which are then read on the loop's thread. A stream of
  * this protocol is its own source and its peers come to it: every file and
  * folder of `directory` becomes a v1 torrent, made once and cached in
- * `state` under its path, size and mtime. */
+ * `state` under its path, size and mtime; or, with `torrents`, only the
+ * .torrent files listed are seeded, their data under `directory`, checked
+ * before it is served. The resume data of every torrent is written to
+ * `state` when the stream stops, and read when it is added again. */
 #include <confuse.h>
 #include <dirent.h>
 #include <errno.h>
@@ -36,6 +39,13 @@ struct torrent_settings {
 	char *directory, *state, *tracker, *web_seed;
 	bool v1_only, watch, dht, lsd, upnp, natpmp, utp;
 	long upload_rate, max_peers, max_torrents;
+	/* torrents = {...}: the .torrent files seeded instead of the
+	 * directory's files, and their v1 infohashes as read at config time
+	 * (a reload compares them: a file that names another torrent now is
+	 * seeded anew). n_torrents 0: the directory's files. */
+	char **torrents;
+	char (*torrent_hashes)[41];
+	size_t n_torrents;
 };
 
 /* One file or folder of the directory, seeded. */
@@ -44,8 +54,9 @@ struct seeded {
 	char *cache_key;		/* the .torrent it is seeded from */
 	char info_hash[41];
 	char name[256];
-	bool seen;			/* in the directory at the last scan */
+	bool seen;			/* in the directory (or torrents) at the last look */
 	bool making;			/* its .torrent is being made: not seeded yet */
+	bool given;			/* listed in torrents: path is the .torrent */
 };
 
 struct torrent_stream {
@@ -60,30 +71,53 @@ struct torrent_stream {
 	struct seeded *seeded;
 	size_t n_seeded, cap_seeded;
 	uint64_t rejected;		/* files that could not be made or seeded */
+	char resume_tag[17];		/* its resume files' prefix in state */
 };
 
 /* The wind-down of a stopped session, which the daemon waits for. */
 struct torrent_stopping {
 	struct chassis *chassis;
+	char *unit;			/* for the log line of the report */
 	int done_fd;
 	struct event *done;
+	struct torrent_stop_report report;	/* written by the wind-down's thread before done_fd */
 };
+
+static void torrent_vlog(const char *unit, int level, const char *fmt, va_list ap) __attribute__((format(printf, 3, 0)));
+
+static void torrent_vlog(const char *unit, int level, const char *fmt, va_list ap)
+{
+	struct log_context ctx = { .stream = unit, .protocol = "torrent" };
+	char text[1024];
+
+	if (!log_enabled(level))
+		return;
+	vsnprintf(text, sizeof(text), fmt, ap);
+	log_write(level, &ctx, "stream %s: %s", unit, text);
+}
 
 static void torrent_log(const struct torrent_stream *ts, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 static void torrent_log(const struct torrent_stream *ts, int level, const char *fmt, ...)
 {
-	struct log_context ctx = { .stream = ts->unit, .protocol = "torrent" };
-	char text[1024];
 	va_list ap;
 
-	if (!log_enabled(level))
-		return;
 	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
+	torrent_vlog(ts->unit, level, fmt, ap);
 	va_end(ap);
-	log_write(level, &ctx, "stream %s: %s", ts->unit, text);
+}
+
+/* The same for a stream already gone: its wind-down's report. */
+static void stopped_log(const char *unit, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void stopped_log(const char *unit, int level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	torrent_vlog(unit, level, fmt, ap);
+	va_end(ap);
 }
 
 static void publish_list(struct torrent_stream *ts);
@@ -167,13 +201,16 @@ static bool room_for_one_more(struct torrent_stream *ts)
 	return true;
 }
 
-/* Adds the made .torrent of s to the session; false when it cannot be. */
+/* Adds the .torrent of s (made, or given) to the session; false when it
+ * cannot be. */
 static bool start_seeding(struct torrent_stream *ts, struct seeded *s)
 {
+	struct torrent_add add = { .torrent_file = s->cache_key, .save_dir = ts->cfg.directory, .check = s->given };
+	bool resumed = false;
 	char err[256];
 
-	if (torrent_session_add(ts->session, s->cache_key, ts->cfg.directory, s->info_hash, s->name, sizeof(s->name),
-				err, sizeof(err)) < 0) {
+	if (torrent_session_add(ts->session, &add, s->info_hash, s->name, sizeof(s->name), &resumed, err,
+				sizeof(err)) < 0) {
 		torrent_log(ts, LOG_WARNING, "%s: cannot seed %s: %s", s->path, s->cache_key, err);
 		ts->rejected++;
 		return false;
@@ -183,13 +220,19 @@ static bool start_seeding(struct torrent_stream *ts, struct seeded *s)
 		if ((unsigned char)*c < 0x20 || *c == 0x7f)
 			*c = '?';
 	s->making = false;
-	torrent_log(ts, LOG_INFO, "%s: seeding as %s", s->path, s->info_hash);
+	if (s->given)
+		torrent_log(ts, LOG_INFO, "%s: added as %s, served once its data is checked%s", s->path, s->info_hash,
+			    resumed ? " (against its resume data)" : "");
+	else
+		torrent_log(ts, LOG_INFO, "%s: seeding as %s%s", s->path, s->info_hash,
+			    resumed ? " (with its resume data)" : "");
 	return true;
 }
 
-/* A .torrent made before is seeded at once; otherwise the maker's thread
- * hashes the file and on_made() seeds it. */
-static void seed(struct torrent_stream *ts, const char *path, char *file)
+/* A .torrent made before, or given in torrents, is seeded at once;
+ * otherwise the maker's thread hashes the file and on_made() seeds it.
+ * Takes file. */
+static void seed(struct torrent_stream *ts, const char *path, char *file, bool given)
 {
 	struct torrent_make_options make = {
 		.tracker = ts->cfg.tracker, .web_seed = ts->cfg.web_seed, .v1_only = ts->cfg.v1_only,
@@ -208,13 +251,13 @@ static void seed(struct torrent_stream *ts, const char *path, char *file)
 		return;
 	}
 	s = &ts->seeded[ts->n_seeded];
-	*s = (struct seeded){ .path = strdup(path), .cache_key = file, .seen = true, .making = true };
+	*s = (struct seeded){ .path = strdup(path), .cache_key = file, .seen = true, .making = true, .given = given };
 	if (s->path == NULL) {
 		free(file);
 		return;
 	}
 	ts->n_seeded++;
-	if (access(file, R_OK) == 0) {
+	if (given || access(file, R_OK) == 0) {
 		if (!start_seeding(ts, s))
 			forget(ts, (size_t)(s - ts->seeded));
 		return;
@@ -275,7 +318,7 @@ static void scan_entry(struct torrent_stream *ts, const char *name)
 	}
 	if (known != NULL)
 		unseed(ts, (size_t)(known - ts->seeded));
-	seed(ts, path, file);
+	seed(ts, path, file, false);
 }
 
 /* What an HTTP "torrents" route lists (http/torrents.c): a line
@@ -317,6 +360,44 @@ static void scan_directory(struct torrent_stream *ts)
 	while ((e = readdir(dir)) != NULL)
 		scan_entry(ts, e->d_name);
 	closedir(dir);
+	for (size_t i = ts->n_seeded; i-- > 0;)
+		if (!ts->seeded[i].seen)
+			unseed(ts, i);
+	publish_list(ts);
+}
+
+/* Whether the given torrent s is to be added anew: its file names another
+ * torrent now, or its data did not match (it may have been put right). */
+static bool given_changed(const struct torrent_stream *ts, const struct seeded *s, const char *hash)
+{
+	struct torrent_figures f;
+
+	if (strcmp(s->info_hash, hash) != 0)
+		return true;
+	return torrent_session_figures(ts->session, s->info_hash, &f) && strcmp(f.state, "mismatch") == 0;
+}
+
+/* torrents = {...}: seeds what is new or changed in the list, and stops
+ * what is no longer in it; the others go on untouched. */
+static void sync_given(struct torrent_stream *ts)
+{
+	for (size_t i = 0; i < ts->n_seeded; i++)
+		ts->seeded[i].seen = false;
+	for (size_t j = 0; j < ts->cfg.n_torrents; j++) {
+		const char *path = ts->cfg.torrents[j];
+		struct seeded *known = find_seeded(ts, path);
+		char *file;
+
+		if (known != NULL && !given_changed(ts, known, ts->cfg.torrent_hashes[j])) {
+			known->seen = true;
+			continue;
+		}
+		if (known != NULL)
+			unseed(ts, (size_t)(known - ts->seeded));
+		file = strdup(path);
+		if (file != NULL)
+			seed(ts, path, file, true);
+	}
 	for (size_t i = ts->n_seeded; i-- > 0;)
 		if (!ts->seeded[i].seen)
 			unseed(ts, i);
@@ -377,9 +458,13 @@ static bool apply_session_options(struct torrent_stream *ts, const struct torren
 	return true;
 }
 
+static bool copy_given(struct torrent_settings *dst, const struct torrent_settings *src);
+static void release_given(struct torrent_settings *s);
+
 /* A reload that kept the stream: the session takes the options that may
  * change, and the directory is read again (what inotify has not seen: a
- * file written in place and not yet closed, or watch = false). */
+ * file written in place and not yet closed, or watch = false), or the
+ * torrents list taken as it is now. */
 static void torrent_reloaded(void *state, const void *settings)
 {
 	struct torrent_stream *ts = state;
@@ -388,6 +473,22 @@ static void torrent_reloaded(void *state, const void *settings)
 	if (strcmp(now->listen, ts->cfg.listen) != 0)
 		torrent_log(ts, LOG_INFO, "listening on %s from now on", now->listen);
 	apply_session_options(ts, now);
+	if (ts->cfg.n_torrents > 0) {
+		struct torrent_settings list = { .n_torrents = 0 };
+
+		/* The old list stays when the new one cannot be copied. */
+		if (!copy_given(&list, now)) {
+			torrent_log(ts, LOG_WARNING, "out of memory: the torrents list is as before");
+			return;
+		}
+		release_given(&ts->cfg);
+		ts->cfg.torrents = list.torrents;
+		ts->cfg.torrent_hashes = list.torrent_hashes;
+		ts->cfg.n_torrents = list.n_torrents;
+		if (ts->session != NULL)
+			sync_given(ts);
+		return;
+	}
 	if (ts->session != NULL && ts->maker != NULL)
 		scan_directory(ts);
 }
@@ -426,6 +527,8 @@ static void begin_seeding(evutil_socket_t fd, short what, void *arg)
 
 	if (mkdir(ts->cfg.state, 0750) < 0 && errno != EEXIST)
 		torrent_log(ts, LOG_WARNING, "cannot make state directory %s: %s", ts->cfg.state, strerror(errno));
+	opts.resume_dir = ts->cfg.state;
+	opts.resume_tag = ts->resume_tag;
 	ts->session = torrent_session_new(&opts, ts->notify_fd, err, sizeof(err));
 	if (ts->session == NULL) {
 		torrent_log(ts, LOG_ERR, "libtorrent would not start: %s", err);
@@ -440,6 +543,10 @@ static void begin_seeding(evutil_socket_t fd, short what, void *arg)
 	}
 	event_add(ts->notified, NULL);
 	event_add(ts->figures, &every);
+	if (ts->cfg.n_torrents > 0) {
+		sync_given(ts);
+		return;
+	}
 	scan_directory(ts);
 	if (ts->cfg.watch)
 		watch_directory(ts);
@@ -447,7 +554,51 @@ static void begin_seeding(evutil_socket_t fd, short what, void *arg)
 
 /* ---- the unit ---- */
 
-static void settings_copy(struct torrent_settings *dst, const struct torrent_settings *src)
+static void release_given(struct torrent_settings *s)
+{
+	for (size_t i = 0; i < s->n_torrents; i++)
+		free(s->torrents[i]);
+	free(s->torrents);
+	free(s->torrent_hashes);
+	s->torrents = NULL;
+	s->torrent_hashes = NULL;
+	s->n_torrents = 0;
+}
+
+/* The torrents list of src into dst (which holds none); false, with
+ * none, when out of memory. */
+static bool copy_given(struct torrent_settings *dst, const struct torrent_settings *src)
+{
+	size_t n = src->n_torrents;
+
+	dst->torrents = NULL;
+	dst->torrent_hashes = NULL;
+	dst->n_torrents = 0;
+	if (n == 0)
+		return true;
+	dst->torrents = calloc(n, sizeof(*dst->torrents));
+	dst->torrent_hashes = calloc(n, sizeof(*dst->torrent_hashes));
+	if (dst->torrents == NULL || dst->torrent_hashes == NULL) {
+		free(dst->torrents);
+		free(dst->torrent_hashes);
+		dst->torrents = NULL;
+		dst->torrent_hashes = NULL;
+		return false;
+	}
+	for (dst->n_torrents = 0; dst->n_torrents < n; dst->n_torrents++) {
+		dst->torrents[dst->n_torrents] = strdup(src->torrents[dst->n_torrents]);
+		if (dst->torrents[dst->n_torrents] == NULL) {
+			release_given(dst);
+			return false;
+		}
+		memcpy(dst->torrent_hashes[dst->n_torrents], src->torrent_hashes[dst->n_torrents], 41);
+	}
+	return true;
+}
+
+/* Any copy that fails leaves a NULL (a list: none of it), which
+ * torrent_start() checks. */
+static bool settings_copy(struct torrent_settings *dst, const struct torrent_settings *src)
 {
 	*dst = *src;
 	dst->listen = strdup(src->listen);
@@ -455,6 +606,7 @@ static void settings_copy(struct torrent_settings *dst, const struct torrent_set
 	dst->state = strdup(src->state);
 	dst->tracker = strdup(src->tracker);
 	dst->web_seed = strdup(src->web_seed);
+	return copy_given(dst, src);
 }
 
 static void settings_release(struct torrent_settings *s)
@@ -464,6 +616,7 @@ static void settings_release(struct torrent_settings *s)
 	free(s->state);
 	free(s->tracker);
 	free(s->web_seed);
+	release_given(s);
 }
 
 static void torrent_free(struct torrent_stream *ts)
@@ -497,6 +650,7 @@ static void torrent_free(struct torrent_stream *ts)
 static void *torrent_start(const void *settings, const struct unit_env *env)
 {
 	struct torrent_stream *ts = calloc(1, sizeof(*ts));
+	bool listed;
 
 	if (ts == NULL)
 		return NULL;
@@ -504,53 +658,91 @@ static void *torrent_start(const void *settings, const struct unit_env *env)
 	ts->base = env->base;
 	ts->chassis = env->chassis;
 	ts->unit = strdup(env->unit);
-	settings_copy(&ts->cfg, settings);
+	listed = settings_copy(&ts->cfg, settings);
 	ts->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (ts->notify_fd >= 0) {
 		ts->notified = event_new(env->base, ts->notify_fd, EV_READ | EV_PERSIST, on_notified, ts);
 		ts->figures = event_new(env->base, -1, EV_PERSIST, on_figures, ts);
 		ts->begin = evtimer_new(env->base, begin_seeding, ts);
 	}
-	if (ts->unit == NULL || ts->cfg.listen == NULL || ts->cfg.directory == NULL || ts->cfg.state == NULL ||
+	if (!listed || ts->unit == NULL || ts->cfg.listen == NULL || ts->cfg.directory == NULL || ts->cfg.state == NULL ||
 	    ts->cfg.tracker == NULL || ts->cfg.web_seed == NULL || ts->notified == NULL || ts->figures == NULL ||
 	    ts->begin == NULL) {
 		torrent_free(ts);
 		return NULL;
 	}
+	/* Resume files by stream: two streams may share a state directory,
+	 * and each drops only its own stale ones. */
+	snprintf(ts->resume_tag, sizeof(ts->resume_tag), "%016" PRIx64, fnv1a(14695981039346656037ull, ts->unit));
 	event_active(ts->begin, EV_TIMEOUT, 0);
 	return ts;
+}
+
+/* What the wind-down did with the resume data. */
+static void log_report(const char *unit, const struct torrent_stop_report *r)
+{
+	if (r->saved > 0 || r->dropped > 0)
+		stopped_log(unit, LOG_INFO, "resume data saved for %u torrents, %u files of torrents no longer seeded dropped",
+			    r->saved, r->dropped);
+	if (r->failed > 0)
+		stopped_log(unit, LOG_WARNING, "resume data of %u torrents not saved: %s", r->failed, r->error);
+}
+
+static void stopping_free(struct torrent_stopping *stopping)
+{
+	if (stopping->done != NULL)
+		event_free(stopping->done);
+	if (stopping->done_fd >= 0)
+		close(stopping->done_fd);
+	free(stopping->unit);
+	free(stopping);
 }
 
 static void on_stopped(evutil_socket_t fd, short what, void *arg)
 {
 	struct torrent_stopping *stopping = arg;
 
-	event_free(stopping->done);
-	close(stopping->done_fd);
+	log_report(stopping->unit, &stopping->report);
 	chassis_release(stopping->chassis);
-	free(stopping);
+	stopping_free(stopping);
 }
 
-/* libtorrent says goodbye to trackers and peers on its own threads; the
- * daemon is held meanwhile (within its shutdown-grace), the loop never. */
-static void stop_session(struct torrent_stream *ts)
+/* What the loop waits on for a stopping session; NULL when it cannot. */
+static struct torrent_stopping *stopping_new(struct torrent_stream *ts)
 {
 	struct torrent_stopping *stopping = calloc(1, sizeof(*stopping));
 
-	if (stopping != NULL) {
-		stopping->chassis = ts->chassis;
-		stopping->done_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-		if (stopping->done_fd >= 0)
-			stopping->done = event_new(ts->base, stopping->done_fd, EV_READ, on_stopped, stopping);
+	if (stopping == NULL)
+		return NULL;
+	stopping->chassis = ts->chassis;
+	stopping->unit = strdup(ts->unit);
+	stopping->done_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (stopping->done_fd >= 0)
+		stopping->done = event_new(ts->base, stopping->done_fd, EV_READ, on_stopped, stopping);
+	if (stopping->unit == NULL || stopping->done == NULL || event_add(stopping->done, NULL) < 0) {
+		stopping_free(stopping);
+		return NULL;
 	}
-	if (stopping == NULL || stopping->done == NULL || event_add(stopping->done, NULL) < 0 ||
-	    torrent_session_stop(ts->session, stopping->done_fd) < 0) {
-		if (stopping != NULL && stopping->done != NULL)
-			event_free(stopping->done);
-		if (stopping != NULL && stopping->done_fd >= 0)
-			close(stopping->done_fd);
-		free(stopping);
-		torrent_session_stop(ts->session, -1);
+	return stopping;
+}
+
+/* The resume data is written and libtorrent says goodbye to trackers and
+ * peers on a thread of its own; the daemon is held meanwhile (within its
+ * shutdown-grace), the loop never. Short of memory or a thread, it is all
+ * done here, blocking. */
+static void stop_session(struct torrent_stream *ts)
+{
+	struct torrent_stopping *stopping = stopping_new(ts);
+	struct torrent_stop_report report = { .saved = 0 };
+
+	if (stopping == NULL) {
+		torrent_session_stop(ts->session, -1, &report);
+		log_report(ts->unit, &report);
+		return;
+	}
+	if (torrent_session_stop(ts->session, stopping->done_fd, &stopping->report) < 0) {
+		log_report(ts->unit, &stopping->report);
+		stopping_free(stopping);
 		return;
 	}
 	chassis_hold(ts->chassis);
@@ -574,15 +766,17 @@ static bool same_text(const char *a, const char *b)
 	return strcmp(a, b) == 0;
 }
 
-/* The session's own options (listen, discovery, uTP, rates, peers) are
- * applied to it as it runs (torrent_reloaded()); any other change restarts
- * it: its peers reconnect, and the torrents cached in state are seeded
- * again without hashing. */
+/* The session's own options (listen, discovery, uTP, rates, peers) and
+ * the entries of torrents are applied to it as it runs
+ * (torrent_reloaded()); any other change restarts it, as does going from
+ * the directory's files to torrents or back: its peers reconnect, and the
+ * torrents are seeded again from their resume data without hashing. */
 static bool torrent_same(const void *old_settings, const void *new_settings)
 {
 	const struct torrent_settings *a = old_settings, *b = new_settings;
 
-	return same_text(a->directory, b->directory) && same_text(a->state, b->state) &&
+	return (a->n_torrents > 0) == (b->n_torrents > 0) && same_text(a->directory, b->directory) &&
+	       same_text(a->state, b->state) &&
 	       same_text(a->tracker, b->tracker) && same_text(a->web_seed, b->web_seed) && a->v1_only == b->v1_only &&
 	       a->watch == b->watch && a->max_torrents == b->max_torrents;
 }
@@ -720,6 +914,57 @@ static char *absolute_path(cfg_t *sec, struct conf_scope *scope, const char *opt
 	return strdup(path);
 }
 
+/* One entry of torrents, read now: a mistake is an error at its line in
+ * `chassisd -t` and a refused reload, not a warning once running. */
+static void read_given_one(struct conf_scope *scope, struct torrent_settings *s, const char *path)
+{
+	char *hash = s->torrent_hashes[s->n_torrents], name[256], err[256];
+
+	if (path[0] != '/') {
+		conf_scope_error(scope, "torrents", "torrents must be absolute paths, not \"%s\"", path);
+		return;
+	}
+	if (torrent_file_read(path, hash, name, sizeof(name), err, sizeof(err)) < 0) {
+		conf_scope_error(scope, "torrents", "torrent file \"%s\": %s", path, err);
+		return;
+	}
+	for (size_t i = 0; i < s->n_torrents; i++)
+		if (strcmp(s->torrent_hashes[i], hash) == 0) {
+			if (strcmp(s->torrents[i], path) == 0)
+				conf_scope_error(scope, "torrents", "torrent file \"%s\" is listed twice", path);
+			else
+				conf_scope_error(scope, "torrents", "torrent file \"%s\" is the same torrent as \"%s\"",
+						 path, s->torrents[i]);
+			return;
+		}
+	s->torrents[s->n_torrents] = strdup(path);
+	if (s->torrents[s->n_torrents] != NULL)
+		s->n_torrents++;
+}
+
+/* torrents = {...}: only those .torrent files are seeded, their data
+ * under directory. Written but empty is a mistake, not the directory. */
+static void read_given(cfg_t *sec, struct conf_scope *scope, struct torrent_settings *s)
+{
+	unsigned n = sec ? cfg_size(sec, "torrents") : 0;
+
+	if (n == 0) {
+		/* A list written as {} is only marked modified (libconfuse
+		 * records no line for it: the error is at the section's). */
+		if (sec != NULL && (cfg_getopt(sec, "torrents")->flags & CFGF_MODIFIED))
+			conf_scope_error(scope, "torrents", "torrents needs at least one .torrent file");
+		return;
+	}
+	s->torrents = calloc(n, sizeof(*s->torrents));
+	s->torrent_hashes = calloc(n, sizeof(*s->torrent_hashes));
+	if (s->torrents == NULL || s->torrent_hashes == NULL) {
+		conf_scope_error(scope, "torrents", "out of memory");
+		return;
+	}
+	for (unsigned i = 0; i < n; i++)
+		read_given_one(scope, s, cfg_getnstr(sec, "torrents", i));
+}
+
 static void *torrent_configure(cfg_t *sec, struct conf_scope *scope)
 {
 	struct torrent_settings *s = calloc(1, sizeof(*s));
@@ -731,6 +976,7 @@ static void *torrent_configure(cfg_t *sec, struct conf_scope *scope)
 	s->state = absolute_path(sec, scope, "state", TORRENT_DEFAULT_STATE);
 	s->tracker = strdup(sec ? cfg_getstr(sec, "tracker") : "");
 	s->web_seed = strdup(sec ? cfg_getstr(sec, "web-seed") : "");
+	read_given(sec, scope, s);
 	s->v1_only = sec ? cfg_getbool(sec, "v1-only") : true;
 	s->watch = sec ? cfg_getbool(sec, "watch") : true;
 	s->dht = sec && cfg_getbool(sec, "dht");

@@ -518,3 +518,250 @@ def test_what_cannot_be_made_is_a_warning_and_counted(start_daemon, dirs):
     d.wait_log(r"a.bin: seeding as")
     st = stream_status(web, "seeds")["module"]
     assert st["rejected"] == 1 and st["torrents"] == 1
+
+
+# ---- torrents = {...}: .torrent files given by the administrator ----
+
+MAKE_TORRENT = """
+import sys, libtorrent as lt
+data, out, tracker, flags = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+fs = lt.file_storage()
+lt.add_files(fs, data)
+t = lt.create_torrent(fs, 0, lt.create_torrent.v2_only if flags == "v2" else lt.create_torrent.v1_only)
+if tracker:
+    t.add_tracker(tracker)
+lt.set_piece_hashes(t, data.rsplit("/", 1)[0])
+open(out, "wb").write(lt.bencode(t.generate()))
+print(t.generate()[b"info"] and lt.torrent_info(out).info_hashes().v1)
+"""
+
+
+def make_torrent(data, out, tracker="", v2_only=False):
+    """A .torrent of data made outside chassisd (python3-libtorrent's
+    create_torrent); returns its v1 infohash (zeros for v2-only)."""
+    done = subprocess.run([PYTHON, "-c", MAKE_TORRENT, str(data), str(out), tracker, "v2" if v2_only else "v1"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def given(seed, state, port, torrents, extra=""):
+    return seeds(seed, state, port, "torrents = {%s} %s" % (", ".join('"%s"' % t for t in torrents), extra))
+
+
+def web_listener(port):
+    """The tracker, status, metrics and torrents routes on one listener."""
+    return ('listener "web" {\n  protocol = "http"\n  address = "127.0.0.1:%d"\n'
+            '  http { route "/announce" { handler = "tracker"  interval = 10 }\n'
+            '    route "/status" { handler = "status" }  route "/metrics" { handler = "metrics" }\n'
+            '    route "/torrents" { handler = "torrents"  stream = "seeds" } }\n}\n' % port)
+
+
+def aria2c(torrent, dl, *more, timeout=120):
+    return subprocess.run(["aria2c", "--dir", str(dl), "--enable-dht=false", "--enable-dht6=false",
+                           "--bt-enable-lpd=false", "--enable-peer-exchange=false", "--seed-time=0",
+                           "--disable-ipv6=true", "--summary-interval=0", *more, str(torrent)],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def admin(tmp_path):
+    """Where the administrator keeps .torrent files: not the data folder."""
+    path = tmp_path / "admin"
+    path.mkdir()
+    return path
+
+
+@pytest.mark.skipif(not have_aria2c(), reason="needs aria2c")
+def test_a_torrent_made_elsewhere_is_checked_then_seeded_to_aria2c(start_daemon, dirs, admin):
+    seed, state, dl = dirs
+    with open(seed / "given.bin", "wb") as f:
+        f.write(os.urandom(5 << 20))
+    (seed / "other.bin").write_bytes(os.urandom(1000))
+    port, web = free_port(), free_port()
+    torrent = admin / "given.torrent"
+    info_hash = make_torrent(seed / "given.bin", torrent, tracker="http://127.0.0.1:%d/announce" % web)
+    d = start_daemon(given(seed, state, port, [torrent]) + web_listener(web))
+    d.wait_log(r"%s: added as %s, served once its data is checked stream=" % (re.escape(str(torrent)), info_hash))
+    d.wait_log(r"^<6>stream seeds: given.bin: data hashed, every piece matches: seeding", timeout=30)
+    d.wait_log(r'"GET /announce\?info_hash=.*&port=%d&.*left=0' % port)
+    done = aria2c(torrent, dl)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert sha256(dl / "given.bin") == sha256(seed / "given.bin")
+    # Only the listed torrent: the directory is its data's root, not scanned.
+    assert "other.bin" not in d.log() and ": made " not in d.log()
+    assert wait_until(lambda: stream_status(web, "seeds")["module"]["torrent"][0]["uploaded_bytes"] >= 5 << 20)
+    st = stream_status(web, "seeds")
+    assert st["module"]["torrents"] == 1 and st["module"]["rejected"] == 0
+    assert st["text"][info_hash] == "seeding given.bin"
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % web, timeout=5) as r:
+        metrics = r.read().decode()
+    assert re.search(r'^\S*torrent\S*uploaded_bytes\S*\{[^}]*%s[^}]*\} \d+' % info_hash, metrics, re.M), metrics
+    status, kind, page = get("http://127.0.0.1:%d/torrents" % web)
+    assert status == 200 and "given.bin" in page.decode()
+    assert get("http://127.0.0.1:%d/torrents/%s.torrent" % (web, info_hash))[2] == torrent.read_bytes()
+
+
+@pytest.mark.skipif(not have_aria2c(), reason="needs aria2c")
+def test_a_given_torrent_whose_data_changed_is_a_warning_and_not_served(start_daemon, dirs, admin):
+    seed, state, dl = dirs
+    with open(seed / "changed.bin", "wb") as f:
+        f.write(os.urandom(2 << 20))
+    port, web = free_port(), free_port()
+    torrent = admin / "changed.torrent"
+    info_hash = make_torrent(seed / "changed.bin", torrent, tracker="http://127.0.0.1:%d/announce" % web)
+    # The same size, other bytes in the middle: only a hash check tells.
+    wrong = b"not what the torrent says"
+    with open(seed / "changed.bin", "r+b") as f:
+        f.seek(1 << 20)
+        right = f.read(len(wrong))
+        f.seek(1 << 20)
+        f.write(wrong)
+    d = start_daemon(given(seed, state, port, [torrent]) + web_listener(web))
+    d.wait_log(r"^<4>stream seeds: changed.bin: the data under %s does not match the torrent "
+               r"\(1 of \d+ pieces missing or different\): not served" % re.escape(str(seed)), timeout=30)
+    assert "every piece matches" not in d.log()
+    assert wait_until(lambda: stream_status(web, "seeds")["text"].get(info_hash) == "mismatch changed.bin")
+    # aria2c, told of no seeder by the tracker, gives up; a peer that knows
+    # the port finds nothing to fetch either.
+    done = aria2c(torrent, dl, "--bt-stop-timeout=5", timeout=60)
+    assert done.returncode != 0
+    fetched = fetch(str(torrent), dl / "lt", port, timeout=8)
+    assert fetched.returncode == 1, fetched.stdout
+    assert not (dl / "lt" / "changed.bin").exists() or sha256(dl / "lt" / "changed.bin") != sha256(seed / "changed.bin")
+    assert os.listdir(state) == []
+    # Put right, it is checked again at the next reload, and served.
+    with open(seed / "changed.bin", "r+b") as f:
+        f.seek(1 << 20)
+        f.write(right)
+    d.reload()
+    d.wait_log(r"changed.bin: data hashed, every piece matches: seeding", timeout=30)
+    fetched = fetch(str(torrent), dl / "again", port)
+    assert fetched.returncode == 0, fetched.stderr
+    assert sha256(dl / "again" / "changed.bin") == sha256(seed / "changed.bin")
+
+
+def test_torrents_mistakes_are_config_errors_at_their_line(dirs, admin):
+    from conftest import BINARY
+    seed, state, dl = dirs
+    (seed / "a.bin").write_bytes(os.urandom(100000))
+    good, copy, v2, garbage = (admin / n for n in ("good.torrent", "copy.torrent", "v2.torrent", "garbage.torrent"))
+    make_torrent(seed / "a.bin", good)
+    shutil.copy(good, copy)
+    make_torrent(seed / "a.bin", v2, v2_only=True)
+    garbage.write_bytes(b"<html>not a torrent</html>")
+    conf = admin / "bad.conf"
+    conf.write_text(
+        'stream "seeds" {\n'
+        '  protocol = "torrent"\n'
+        '  torrent {\n'
+        '    directory = "%s"  state = "%s"\n'
+        '\n'
+        '    torrents = {"relative.torrent", "%s", "%s", "%s", "%s",\n'
+        '                "%s", "%s", "%s"}\n'
+        '  }\n'
+        '}\n'
+        'stream "empty" {\n'
+        '  protocol = "torrent"\n'
+        '  torrent { directory = "%s"  state = "%s"\n'
+        '    torrents = {} }\n'
+        '}\n' % (seed, state, admin / "missing.torrent", garbage, seed, v2, good, good, copy, seed, state))
+    r = subprocess.run([BINARY, "-t", "-c", str(conf)], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1
+    errors = [line for line in r.stderr.splitlines() if ": warning: " not in line]
+    assert errors == [
+        '%s:6: stream "seeds": torrents must be absolute paths, not "relative.torrent"' % conf,
+        '%s:6: stream "seeds": torrent file "%s": cannot open: No such file or directory' % (conf, admin / "missing.torrent"),
+        '%s:6: stream "seeds": torrent file "%s": not a valid .torrent: '
+        'expected value (list, dict, int or string) in bencoded string' % (conf, garbage),
+        '%s:6: stream "seeds": torrent file "%s": not a regular file' % (conf, seed),
+        '%s:6: stream "seeds": torrent file "%s": a v2-only torrent (torrents are known by their v1 infohash)'
+        % (conf, v2),
+        '%s:6: stream "seeds": torrent file "%s" is listed twice' % (conf, good),
+        '%s:6: stream "seeds": torrent file "%s" is the same torrent as "%s"' % (conf, copy, good),
+        '%s:13: stream "empty": torrents needs at least one .torrent file' % conf,
+    ]
+
+
+def test_a_reload_starts_and_stops_torrents_entries_alone(start_daemon, dirs, admin):
+    seed, state, dl = dirs
+    names = ("a.bin", "b.bin")
+    for name in names:
+        (seed / name).write_bytes(os.urandom(300000))
+    torrents = [admin / "a.torrent", admin / "b.torrent"]
+    hashes = [make_torrent(seed / n, t) for n, t in zip(names, torrents)]
+    port, web = free_port(), free_port()
+    d = start_daemon(given(seed, state, port, torrents[:1]) + status_listener(web))
+    d.wait_log(r"a.bin: data hashed, every piece matches: seeding", timeout=30)
+    # Added: b starts, a goes on as it was.
+    d.reload(given(seed, state, port, torrents) + status_listener(web))
+    d.wait_log(r"b.bin: data hashed, every piece matches: seeding", timeout=30)
+    assert "changed, restarted" not in d.log()
+    assert d.log().count("%s: added as" % torrents[0]) == 1
+    done = fetch(str(torrents[1]), dl, port)
+    assert done.returncode == 0, done.stderr
+    assert sha256(dl / "b.bin") == sha256(seed / "b.bin")
+    # Removed: a stops, b goes on as it was.
+    d.reload(given(seed, state, port, torrents[1:]) + status_listener(web))
+    d.wait_log(r"%s: no longer seeded" % re.escape(str(torrents[0])))
+    assert "changed, restarted" not in d.log()
+    assert d.log().count("%s: added as" % torrents[1]) == 1
+    assert d.log().count("successfully listening on [TCP] 127.0.0.1:%d" % port) == 1
+    st = stream_status(web, "seeds")
+    assert st["module"]["torrents"] == 1 and list(st["text"]) == [hashes[1]]
+
+
+def resume_files(state):
+    return sorted(f for f in os.listdir(state) if f.endswith(".resume"))
+
+
+def test_resume_data_spares_a_recheck_and_keeps_the_upload_total(start_daemon, dirs, admin, tmp_path):
+    seed, state, dl = dirs
+    (seed / "r.bin").write_bytes(os.urandom(3 << 20))
+    (seed / "s.bin").write_bytes(os.urandom(100000))
+    torrent, other = admin / "r.torrent", admin / "s.torrent"
+    info_hash = make_torrent(seed / "r.bin", torrent)
+    other_hash = make_torrent(seed / "s.bin", other)
+    port, web = free_port(), free_port()
+    config = given(seed, state, port, [torrent]) + status_listener(web)
+    d = start_daemon(config)
+    d.wait_log(r"r.bin: data hashed, every piece matches: seeding", timeout=30)
+    done = fetch(str(torrent), dl, port)
+    assert done.returncode == 0, done.stderr
+    uploaded = lambda: stream_status(web, "seeds")["module"]["uploaded_bytes"]
+    assert wait_until(lambda: uploaded() >= 3 << 20)
+    assert resume_files(state) == []
+    assert d.stop() == 0
+    assert "resume data saved for 1 torrents" in d.log()
+    [resume] = resume_files(state)
+    assert resume.endswith("-%s.resume" % info_hash)
+    # Again: the files are as they were, so the resume data is taken.
+    d = start_daemon(config, workdir=str(tmp_path / "second"))
+    d.wait_log(r"added as %s, served once its data is checked \(against its resume data\)" % info_hash)
+    d.wait_log(r"^<6>stream seeds: r.bin: resume data taken, files unchanged since: not hashed again: seeding")
+    assert "every piece matches" not in d.log()
+    assert wait_until(lambda: uploaded() >= 3 << 20)
+    assert stream_status(web, "seeds")["text"][info_hash] == "seeding r.bin"
+    # One file per torrent seeded: a removed entry's goes with it.
+    d.reload(given(seed, state, port, [other]) + status_listener(web))
+    d.wait_log(r"%s: no longer seeded" % re.escape(str(torrent)))
+    assert resume_files(state) == []
+    d.wait_log(r"s.bin: data hashed, every piece matches: seeding", timeout=30)
+    assert d.stop() == 0
+    assert resume_files(state) == [resume.replace(info_hash, other_hash)]
+
+
+def test_made_torrents_keep_their_upload_total_in_resume_data(start_daemon, dirs, tmp_path):
+    seed, state, dl = dirs
+    (seed / "m.bin").write_bytes(os.urandom(1 << 20))
+    port, web = free_port(), free_port()
+    d = start_daemon(seeds(seed, state, port) + status_listener(web))
+    done = fetch(made_torrent(d, str(seed / "m.bin")), dl, port)
+    assert done.returncode == 0, done.stderr
+    uploaded = lambda: stream_status(web, "seeds")["module"]["uploaded_bytes"]
+    assert wait_until(lambda: uploaded() >= 1 << 20)
+    assert d.stop() == 0
+    assert len(resume_files(state)) == 1
+    d = start_daemon(seeds(seed, state, port) + status_listener(web), workdir=str(tmp_path / "second"))
+    d.wait_log(r"m.bin: seeding as [0-9a-f]{40} \(with its resume data\)")
+    assert wait_until(lambda: uploaded() >= 1 << 20)
