@@ -98,14 +98,11 @@ static bool srm_send_data(struct srm_sender *st)
 
 static void srm_send_end(struct srm_sender *st)
 {
-	uint8_t body[SRM_END_BODY_SIZE];
 	struct srm_end end = { .size = st->offset, .crc = st->crc };
 	struct srm_header h = { .type = SRM_END, .flags = SRM_FLAG_LAST, .object = st->object };
 
-	srm_write_end(body, &end);
-	memcpy(st->packet + SRM_HEADER_SIZE, body, sizeof(body));
 	h.payload = st->packet + SRM_HEADER_SIZE;
-	h.payload_len = sizeof(body);
+	h.payload_len = srm_write_end(st->packet + SRM_HEADER_SIZE, sizeof(st->packet) - SRM_HEADER_SIZE, &end);
 	srm_send_sequenced(st, &h);
 	st->ended = true;
 	srm_log(st->unit, NULL, LOG_INFO, "end", st->session,
