@@ -808,17 +808,21 @@ static void parse_source_value(struct conf_scope *scope, cfg_t *sec, struct conf
 	case SOURCE_LISTENER:
 		src->listener = strdup(cfg_getstr(sec, "listener"));
 		break;
+	case SOURCE_NONE:
+		break;
 	}
 }
 
-static void parse_source(struct conf_scope *outer, cfg_t *stream_sec, struct conf_source *src)
+static void parse_source(struct conf_scope *outer, cfg_t *stream_sec, struct conf_source *src, bool optional)
 {
 	cfg_t *sec = cfg_getsec(stream_sec, "source");
 	struct conf_scope *scope;
 	unsigned read_ahead = 0, connect = 0, stall = 0, backoff = 0, backoff_max = 0;
 
 	if (!option_written(loader_of(outer), stream_sec, "source")) {
-		conf_scope_error(outer, NULL, "missing \"source { }\"");
+		src->kind = SOURCE_NONE;
+		if (!optional)
+			conf_scope_error(outer, NULL, "missing \"source { }\"");
 		return;
 	}
 	scope = conf_scope_enter(outer, sec, "source");
@@ -895,7 +899,8 @@ static bool parse_stream(struct loader *ld, cfg_t *sec, struct conf_stream *st)
 	if (st->unit.module == NULL || !(st->unit.module->transports & UNIT_STREAM_SELF_BIT)) {
 		parse_destinations(&scope, sec, st);
 		parse_stream_interface(&scope, sec, st);
-		parse_source(&scope, sec, &st->source);
+		parse_source(&scope, sec, &st->source,
+			     st->unit.module != NULL && (st->unit.module->transports & UNIT_STREAM_SOURCE_OPTIONAL_BIT));
 	} else {
 		for (size_t i = 0; sending_options[i] != NULL; i++)
 			if (option_written(ld, sec, sending_options[i]))
@@ -1121,7 +1126,9 @@ static void warn_hidden_paths(struct loader *ld, cfg_t *section, struct conf *co
 
 			if (opt->type == CFGT_SEC)
 				warn_hidden_paths(ld, cfg_opt_getnsec(opt, i), conf);
-			else if (why != NULL)
+			/* A spool's files are the daemon's own, unnamed:
+			 * a private /var/tmp is no harm to them. */
+			else if (why != NULL && strcmp(opt->name, "spool") != 0)
 				conf_errors_add(&conf->warnings, "%s:%d: warning: %s \"%s\" is hidden from chassisd "
 						"under the shipped systemd unit (%s)", ld->pass.path,
 						find_line(ld, section, opt->name), opt->name, value, why);

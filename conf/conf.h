@@ -28,6 +28,10 @@ struct conf_tls_client;
 /* With UNIT_STREAM_BIT: the stream is its own source and its peers come to
  * it (torrent), so it has no "source { }" and no destination. */
 #define UNIT_STREAM_SELF_BIT (1u << 9)
+/* With UNIT_STREAM_BIT: the stream may leave "source { }" out and read
+ * what it sends itself (srm's directory); its source is then SOURCE_NONE,
+ * and the module's configure() says whether that will do. */
+#define UNIT_STREAM_SOURCE_OPTIONAL_BIT (1u << 10)
 
 /* Defaults for every limit; each has an option of the same name. */
 #define CONF_DEFAULT_MAX_CONNECTIONS 16384	/* daemon-wide */
@@ -130,6 +134,7 @@ enum source_kind {
 	SOURCE_COMMAND,
 	SOURCE_URL,
 	SOURCE_LISTENER,
+	SOURCE_NONE,				/* none written (UNIT_STREAM_SOURCE_OPTIONAL_BIT) */
 };
 
 struct conf_source {

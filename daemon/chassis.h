@@ -63,6 +63,11 @@ struct unit_env {
  * something before a stop (a stream flushing) holds it until done. */
 void chassis_hold(struct chassis *chassis);
 void chassis_release(struct chassis *chassis);
+/* True once the daemon stops (not for a reload), with its shutdown-grace
+ * in seconds: a holder that cannot finish by then gives up. The stop
+ * begins just after the units are stopped, so a holder looks from a
+ * timer of its own. */
+bool chassis_stopping(const struct chassis *chassis, unsigned *grace_s);
 
 /* Connections (tcp). */
 void conn_write(struct conn *conn, const void *data, size_t len);

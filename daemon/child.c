@@ -355,10 +355,10 @@ static char **child_environment_for(const struct child_io *io)
 	return env;
 }
 
-/* The fds a program starts with: 0 and 1 the socket, or /dev/null and
- * the stdout pipe; 2 the stderr pipe. */
+/* The fds a program starts with: 0 and 1 the socket, or the input file
+ * (else /dev/null) and the stdout pipe; 2 the stderr pipe. */
 struct child_fds {
-	int socket, out_w, err_w;
+	int socket, input, out_w, err_w;
 };
 
 static int spawn_process(const struct child_spec *spec, const struct child_fds *fds, char *const envp[],
@@ -377,7 +377,10 @@ static int spawn_process(const struct child_spec *spec, const struct child_fds *
 		posix_spawn_file_actions_adddup2(&actions, fds->socket, STDIN_FILENO);
 		posix_spawn_file_actions_adddup2(&actions, fds->socket, STDOUT_FILENO);
 	} else {
-		posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+		if (fds->input >= 0)
+			posix_spawn_file_actions_adddup2(&actions, fds->input, STDIN_FILENO);
+		else
+			posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
 		posix_spawn_file_actions_adddup2(&actions, fds->out_w, STDOUT_FILENO);
 	}
 	posix_spawn_file_actions_adddup2(&actions, fds->err_w, STDERR_FILENO);
@@ -401,7 +404,7 @@ static void forked_child(const struct child_spec *spec, const struct child_fds *
 			 int report)
 {
 	sigset_t none;
-	int in = fds->socket >= 0 ? fds->socket : open("/dev/null", O_RDONLY);
+	int in = fds->socket >= 0 ? fds->socket : fds->input >= 0 ? fds->input : open("/dev/null", O_RDONLY);
 	int out = fds->socket >= 0 ? fds->socket : fds->out_w;
 	int rc;
 
@@ -448,7 +451,8 @@ static int fork_process(const struct child_spec *spec, const struct child_fds *f
 
 static int child_start_process(struct child *child, const struct child_spec *spec, const struct child_io *io)
 {
-	struct child_fds fds = { .socket = io != NULL ? io->socket : -1, .out_w = -1 };
+	struct child_fds fds = { .socket = io != NULL ? io->socket : -1, .out_w = -1,
+				 .input = io != NULL && io->has_input ? io->input : -1 };
 	int out[2] = { -1, -1 }, err[2], rc;
 	char **envp = child_environment_for(io);
 
@@ -608,6 +612,11 @@ void child_abandon(struct child *child)
 		child_finish_if_done(child);
 	else
 		child_kill(child);
+}
+
+int child_wait_status(const struct child *child)
+{
+	return child->exited ? child->status : 0;
 }
 
 void child_kill_all(void)

@@ -44,6 +44,11 @@ struct child_io {
 	/* "KEY=value" entries on top of the runner's few (PATH, LANG, HOME),
 	 * replacing one of the same name; NULL-terminated, or NULL. */
 	char *const *environment;
+	/* With has_input (and no socket): `input`, a readable fd (a spooled
+	 * file), as stdin instead of /dev/null; the program reads it from the
+	 * fd's offset to its end. The caller keeps (and closes) its own copy. */
+	bool has_input;
+	int input;
 };
 
 /* Per listener generation: the cap and the counters. A pool outlives its
@@ -89,6 +94,9 @@ void child_pause_output(struct child *child);
 void child_resume_output(struct child *child);
 /* The owner is gone: no more hooks; the process is killed and reaped. */
 void child_abandon(struct child *child);
+/* In the finished() hook: the wait status waitpid gave (WIFEXITED ...),
+ * 0 when the process was never reaped as such. */
+int child_wait_status(const struct child *child);
 
 /* Daemon-wide cap on children alive at once (global max-children). */
 void child_set_global_limit(unsigned max);

@@ -222,6 +222,12 @@ void chassis_hold(struct chassis *ch)
 	ch->holds++;
 }
 
+bool chassis_stopping(const struct chassis *ch, unsigned *grace_s)
+{
+	*grace_s = ch->shutdown_grace;
+	return ch->stopping;
+}
+
 void chassis_release(struct chassis *ch)
 {
 	if (ch->holds > 0)

@@ -34,6 +34,7 @@ struct chassis {
 	 * that one sweep closes the idle ones. */
 	unsigned connections;
 	unsigned max_connections;		/* the runtime's, from the config */
+	unsigned shutdown_grace;		/* the same: seconds a stop gives what holds it */
 	struct conn_list by_activity;
 	struct event *idle_sweep;
 	struct evdns_base *dns;			/* connect.c's, made at first need */

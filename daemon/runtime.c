@@ -359,6 +359,7 @@ int runtime_apply(struct runtime *rt, struct conf *conf)
 	generation_release(rt->current);
 	rt->current = gen;
 	rt->chassis.max_connections = conf->max_connections;
+	rt->chassis.shutdown_grace = conf->shutdown_grace;
 	child_set_global_limit(conf->max_children);
 	rt->generation_number = gen->number;
 	plan_commit(rt, plans, n, &kept, &added, &removed);

@@ -27,6 +27,8 @@ static const struct source_ops *source_ops_of(enum source_kind kind)
 		return &source_url_ops;
 	case SOURCE_LISTENER:
 		return &source_listener_ops;
+	case SOURCE_NONE:
+		break;
 	}
 	return NULL;
 }
@@ -77,6 +79,11 @@ struct source *source_open(const struct conf_source *conf, const struct unit_env
 	src->low = src->high / 2;
 	src->state = "starting";
 	src->ops = source_ops_of(conf->kind);
+	if (src->ops == NULL) {
+		snprintf(err, err_len, "no source { }");
+		source_free(src);
+		return NULL;
+	}
 	if (src->ops->start(src, err, err_len) < 0) {
 		src->ops->stop(src);
 		source_free(src);

@@ -298,6 +298,13 @@ static const struct {
 	{ "", "malformed_padding", "Datagrams dropped for an RTP padding count of 0 or past the payload." },
 	{ "", "probation", "RTP packets dropped while their sender was not yet valid (RFC 3550 A.1)." },
 	{ "", "not_played", "RTP packets of valid senders other than the one played." },
+	{ "", "names_refused", "srm objects whose name was refused as a file name (stored as object-SESSION-N)." },
+	{ "", "command_delivered", "srm objects the command took: its run exited with status 0." },
+	{ "", "command_failed", "srm objects whose command run failed: a non-zero exit, a signal, a timeout." },
+	{ "", "command_dropped", "srm objects dropped because the command's queue was full." },
+	{ "", "command_waiting", "srm objects waiting for the command now." },
+	{ "", "files_sent", "Files an srm stream sent whole, with their END." },
+	{ "", "files_waiting", "Files an srm stream has still to send." },
 	{ "", "sender_switches", "Times another sender started to be played." },
 	{ "", "recorded_bytes", "Payload bytes appended to the record file." },
 	{ "", "record_errors", "Failed writes to the record file." },
@@ -393,7 +400,8 @@ static const struct {
  * key in _ms or _us) is a level too. */
 static const char *const gauge_keys[] = {
 	"connections", "children", "up", "clients", "receivers", "playing", "valid", "fraction_lost",
-	"highest_sequence", "torrents", "connected_peers", "peers", "upload_rate", "swarms", "tracker_peers", NULL,
+	"highest_sequence", "torrents", "connected_peers", "peers", "upload_rate", "swarms", "tracker_peers",
+	"command_waiting", "files_waiting", NULL,
 };
 
 /* Status keys that name something rather than count it (an SSRC): the

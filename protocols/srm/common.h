@@ -5,8 +5,10 @@
 #ifndef CHASSISD_SRM_COMMON_H
 #define CHASSISD_SRM_COMMON_H
 
+#include <stddef.h>
 #include <stdint.h>
 
+#include "daemon/child.h"
 #include "protocols/srm/wire.h"
 
 #define SRM_NS_PER_MS 1000000ull
@@ -19,19 +21,29 @@ enum srm_wire { SRM_WIRE_CHASSISD, SRM_WIRE_KAMAELIA };
 struct srm_settings {
 	enum srm_wire wire;
 	uint32_t session;
+	/* a stream's: what it sends from (NULL: its source { }), and the
+	 * listener's: where it writes (NULL: to command) */
+	char *directory;
 	unsigned window;
 	unsigned long long window_bytes;
 	unsigned hold_off_ms, heartbeat_ms;
+	unsigned max_files;		/* stream with a directory: files per run */
 	/* listener */
-	char *directory;
 	unsigned sessions, reorder;
 	unsigned long long reorder_bytes;
 	unsigned backoff_ms, retry_ms, timeout_s;
+	struct child_spec command;	/* argv NULL: none */
+	char *spool;			/* with command: where objects are spooled */
+	unsigned command_queue;		/* objects waiting for the command at most */
 };
 
 /* "WHAT: session N object M"; stream or listener is the unit's name. */
 void srm_log(const char *stream, const char *listener, int level, const char *what, uint32_t session,
 	     uint32_t object);
+/* The same with ` name "NAME"` after it, the name escaped (a peer's bytes),
+ * when name_len is not 0. */
+void srm_log_named(const char *stream, const char *listener, int level, const char *what, uint32_t session,
+		   uint32_t object, const uint8_t *name, size_t name_len);
 uint32_t srm_random32(void);
 
 #endif

@@ -1,8 +1,11 @@
 /* srm, the receiver: a multicast listener follows sessions through a
  * reorder window each (reorder.c), multicasts NAKs, and writes each object
  * to `directory`: a temporary name first, renamed once its size and CRC32C
- * match the END. In kamaelia wire mode it dechunks the §7.2 stream into
- * one file instead. Wire format: wire.h. */
+ * match the END, to the name the END carries if it is a safe one, else to
+ * object-SESSION-N. With `command` instead, each object is written to an
+ * unnamed file in `spool` and, once verified, queued for the program
+ * (command.c). In kamaelia wire mode it dechunks the §7.2 stream into one
+ * file instead. Wire format: wire.h. */
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
@@ -17,6 +20,7 @@
 #include "daemon/log.h"
 #include "daemon/pacer.h"
 #include "daemon/protocol.h"
+#include "protocols/srm/command.h"
 #include "protocols/srm/receive.h"
 #include "protocols/srm/reorder.h"
 #include "protocols/srm/common.h"
@@ -37,7 +41,9 @@ struct srm_session;
 
 struct srm_receiver {
 	const char *unit_name;
-	char *unit, *directory;
+	char *unit, *directory;		/* directory NULL: to command */
+	char *spool;
+	struct srm_command *command;
 	struct srm_settings settings;
 	uint32_t receiver_id;
 	int nak_fd;
@@ -53,7 +59,7 @@ struct srm_receiver {
 	uint64_t last_datagram_ns;
 	uint64_t frames, frames_bad, frames_late, frames_missed;
 	uint64_t datagrams, bad, sessions_refused, naks_sent, naks_heard, delivered_objects, unrecoverable,
-		bad_crc, incomplete, gone_heard;
+		bad_crc, incomplete, gone_heard, names_refused, store_failed;
 };
 
 struct srm_session {
@@ -67,7 +73,7 @@ struct srm_session {
 	uint64_t size;
 	uint32_t crc;
 	bool lost;
-	char part[4096], final[4096];
+	char part[4096];		/* its name; "" for an unnamed spool file */
 };
 
 static void srm_object_discard(struct srm_session *ss)
@@ -75,8 +81,26 @@ static void srm_object_discard(struct srm_session *ss)
 	if (ss->fd < 0)
 		return;
 	close(ss->fd);
-	unlink(ss->part);
+	if (ss->part[0] != '\0')
+		unlink(ss->part);
 	ss->fd = -1;
+}
+
+/* A file of no name in the spool directory: O_TMPFILE, or where the file
+ * system has none a named one unlinked at once. Either way nothing is
+ * left behind, whatever happens to the daemon. */
+static int srm_spool_open(const char *spool)
+{
+	char path[4096];
+	int fd = open(spool, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+
+	if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL))
+		return fd;
+	snprintf(path, sizeof(path), "%s/.chassisd-srm-XXXXXX", spool);
+	fd = mkostemp(path, O_CLOEXEC);
+	if (fd >= 0)
+		unlink(path);
+	return fd;
 }
 
 static void srm_object_open(struct srm_session *ss, uint32_t object)
@@ -86,10 +110,14 @@ static void srm_object_open(struct srm_session *ss, uint32_t object)
 	ss->size = 0;
 	ss->crc = 0;
 	ss->lost = false;
-	snprintf(ss->part, sizeof(ss->part), "%s/.object-%" PRIu32 "-%" PRIu32 ".part", ss->rx->directory, ss->id,
-		 object);
-	snprintf(ss->final, sizeof(ss->final), "%s/object-%" PRIu32 "-%" PRIu32, ss->rx->directory, ss->id, object);
-	ss->fd = open(ss->part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	ss->part[0] = '\0';
+	if (ss->rx->command != NULL) {
+		ss->fd = srm_spool_open(ss->rx->spool);
+	} else {
+		snprintf(ss->part, sizeof(ss->part), "%s/.object-%" PRIu32 "-%" PRIu32 ".part", ss->rx->directory,
+			 ss->id, object);
+		ss->fd = open(ss->part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	}
 	if (ss->fd < 0) {
 		srm_log(NULL, ss->rx->unit_name, LOG_ERR, strerror(errno),
 			ss->id, object);
@@ -113,31 +141,87 @@ static void srm_object_data(struct srm_session *ss, const struct srm_header *h)
 	ss->crc = srm_crc32c(ss->crc, h->payload, h->payload_len);
 }
 
+/* The name an END carries, if the receiver takes it (srm_name_refusal):
+ * else none, and the refusal is counted and logged. */
+static void srm_object_name(struct srm_session *ss, const struct srm_end *end, const uint8_t **name,
+			    size_t *name_len)
+{
+	struct srm_receiver *rx = ss->rx;
+	const char *why = end->name_len > 0 ? srm_name_refusal(end->name, end->name_len) : NULL;
+	char what[160];
+
+	*name = NULL;
+	*name_len = 0;
+	if (end->name_len == 0)
+		return;
+	if (why == NULL) {
+		*name = end->name;
+		*name_len = end->name_len;
+		return;
+	}
+	rx->names_refused++;
+	if (rx->command != NULL)
+		snprintf(what, sizeof(what), "name refused (%s), no SRM_NAME", why);
+	else
+		snprintf(what, sizeof(what), "name refused (%s), stored as object-%" PRIu32 "-%" PRIu32, why, ss->id,
+			 ss->object);
+	srm_log_named(NULL, rx->unit_name, LOG_WARNING, what, ss->id, ss->object, end->name, end->name_len);
+}
+
+/* The temporary file renamed in the directory: to the name, which has no
+ * "/" and is not "." or "..", so it stays in the directory (a symlink of
+ * that name is replaced, not followed). */
+static bool srm_object_store(struct srm_session *ss, const uint8_t *name, size_t name_len)
+{
+	struct srm_receiver *rx = ss->rx;
+	char final[4096 + SRM_NAME_STORE_MAX];
+	int fd = ss->fd;
+
+	if (name_len > 0)
+		snprintf(final, sizeof(final), "%s/%.*s", rx->directory, (int)name_len, (const char *)name);
+	else
+		snprintf(final, sizeof(final), "%s/object-%" PRIu32 "-%" PRIu32, rx->directory, ss->id, ss->object);
+	ss->fd = -1;
+	if (close(fd) == 0 && rename(ss->part, final) == 0) {
+		rx->delivered_objects++;
+		srm_log_named(NULL, rx->unit_name, LOG_INFO, "delivered", ss->id, ss->object, name, name_len);
+		return true;
+	}
+	rx->store_failed++;
+	snprintf(final, sizeof(final), "not stored (%s)", strerror(errno));
+	srm_log_named(NULL, rx->unit_name, LOG_ERR, final, ss->id, ss->object, name, name_len);
+	unlink(ss->part);
+	return false;
+}
+
 static void srm_object_end(struct srm_session *ss, const struct srm_header *h)
 {
 	struct srm_receiver *rx = ss->rx;
 	struct srm_end end;
+	const uint8_t *name;
+	size_t name_len;
 
 	srm_read_end(h, &end);
 	if (ss->fd < 0 && !ss->lost && end.size == 0)
 		srm_object_open(ss, h->object);
 	if (ss->lost || ss->fd < 0) {
 		rx->unrecoverable++;
-		srm_log(NULL, rx->unit_name, LOG_WARNING, "unrecoverable loss",
-			ss->id, h->object);
+		srm_log_named(NULL, rx->unit_name, LOG_WARNING, "unrecoverable loss", ss->id, h->object, end.name,
+			      end.name_len);
 	} else if (end.size != ss->size || end.crc != ss->crc) {
 		rx->bad_crc++;
-		srm_log(NULL, rx->unit_name, LOG_WARNING,
-			"size or CRC32C mismatch", ss->id, h->object);
-	} else if (close(ss->fd) == 0 && rename(ss->part, ss->final) == 0) {
-		ss->fd = -1;
+		srm_log_named(NULL, rx->unit_name, LOG_WARNING, "size or CRC32C mismatch", ss->id, h->object, end.name,
+			      end.name_len);
+	} else if (rx->command != NULL) {
+		srm_object_name(ss, &end, &name, &name_len);
 		rx->delivered_objects++;
-		srm_log(NULL, rx->unit_name, LOG_INFO, "delivered", ss->id,
-			h->object);
-		ss->lost = false;
-		return;
-	} else {
+		srm_log_named(NULL, rx->unit_name, LOG_INFO, "verified, to the command", ss->id, ss->object, name,
+			      name_len);
+		srm_command_add(rx->command, ss->fd, end.size, ss->id, ss->object, name, name_len);
 		ss->fd = -1;
+	} else {
+		srm_object_name(ss, &end, &name, &name_len);
+		srm_object_store(ss, name, name_len);
 	}
 	srm_object_discard(ss);
 	ss->lost = false;
@@ -371,6 +455,7 @@ void srm_receiver_free(struct srm_receiver *rx)
 	}
 	if (rx->timer != NULL)
 		event_free(rx->timer);
+	srm_command_detach(rx->command);
 	if (rx->dechunker != NULL)
 		dechunker_free(rx->dechunker);
 	if (rx->kamaelia_fd >= 0)
@@ -380,6 +465,7 @@ void srm_receiver_free(struct srm_receiver *rx)
 	free(rx->sessions);
 	free(rx->unit);
 	free(rx->directory);
+	free(rx->spool);
 	free(rx);
 }
 
@@ -429,11 +515,18 @@ struct srm_receiver *srm_receiver_start(const struct srm_settings *s, const stru
 
 	if (rx == NULL)
 		return NULL;
+	/* Nothing of s is kept by pointer: the state outlives it on reload. */
 	rx->settings = *s;
 	rx->settings.directory = NULL;
+	rx->settings.spool = NULL;
+	rx->settings.command = (struct child_spec){ 0 };
 	rx->unit = strdup(env->unit);
 	rx->unit_name = rx->unit;
-	rx->directory = strdup(s->directory);
+	rx->directory = s->directory != NULL ? strdup(s->directory) : NULL;
+	if (s->command.argv != NULL) {
+		rx->spool = strdup(s->spool);
+		rx->command = srm_command_new(env, &s->command, s->command_queue);
+	}
 	rx->receiver_id = srm_random32();
 	rx->n_sessions = s->sessions;
 	rx->sessions = calloc(s->sessions, sizeof(*rx->sessions));
@@ -451,8 +544,9 @@ struct srm_receiver *srm_receiver_start(const struct srm_settings *s, const stru
 	rx->timer = event_new(env->base, -1, EV_PERSIST, srm_receiver_tick, rx);
 	if (rx->nak_fd < 0)
 		srm_log(NULL, env->unit, LOG_ERR, err, s->session, 0);
-	if (rx->unit == NULL || rx->directory == NULL || rx->sessions == NULL || rx->nak_fd < 0 || rx->timer == NULL ||
-	    event_add(rx->timer, &every) < 0) {
+	if (rx->unit == NULL || (s->directory != NULL && rx->directory == NULL) ||
+	    (s->command.argv != NULL && (rx->spool == NULL || rx->command == NULL)) || rx->sessions == NULL ||
+	    rx->nak_fd < 0 || rx->timer == NULL || event_add(rx->timer, &every) < 0) {
 		srm_receiver_free(rx);
 		return NULL;
 	}
@@ -462,6 +556,8 @@ struct srm_receiver *srm_receiver_start(const struct srm_settings *s, const stru
 void srm_receiver_status(const struct srm_receiver *rx, char *buf, size_t len)
 {
 	uint64_t suppressed = 0, lost = 0, duplicates = 0, rtt_ns = 0;
+	const struct srm_command_counters *c;
+	size_t used;
 
 	for (size_t i = 0; i < rx->n_sessions; i++) {
 		if (!rx->sessions[i].used)
@@ -480,12 +576,20 @@ void srm_receiver_status(const struct srm_receiver *rx, char *buf, size_t len)
 			 dechunker_stats(rx->dechunker)->incomplete);
 		return;
 	}
-	snprintf(buf, len,
-		 "datagrams=%" PRIu64 " bad=%" PRIu64 " sessions_refused=%" PRIu64 " naks_sent=%" PRIu64
-		 " naks_heard=%" PRIu64 " naks_suppressed=%" PRIu64 " duplicates=%" PRIu64 " gone=%" PRIu64
-		 " lost=%" PRIu64 " delivered_objects=%" PRIu64 " unrecoverable=%" PRIu64 " bad_crc=%" PRIu64
-		 " incomplete=%" PRIu64 " rtt_us=%" PRIu64,
-		 rx->datagrams, rx->bad, rx->sessions_refused, rx->naks_sent, rx->naks_heard, suppressed, duplicates,
-		 rx->gone_heard, lost, rx->delivered_objects, rx->unrecoverable, rx->bad_crc, rx->incomplete,
-		 rtt_ns / 1000);
+	used = (size_t)snprintf(buf, len,
+				"datagrams=%" PRIu64 " bad=%" PRIu64 " sessions_refused=%" PRIu64 " naks_sent=%" PRIu64
+				" naks_heard=%" PRIu64 " naks_suppressed=%" PRIu64 " duplicates=%" PRIu64
+				" gone=%" PRIu64 " lost=%" PRIu64 " delivered_objects=%" PRIu64
+				" unrecoverable=%" PRIu64 " bad_crc=%" PRIu64 " incomplete=%" PRIu64
+				" names_refused=%" PRIu64 " store_failed=%" PRIu64 " rtt_us=%" PRIu64,
+				rx->datagrams, rx->bad, rx->sessions_refused, rx->naks_sent, rx->naks_heard,
+				suppressed, duplicates, rx->gone_heard, lost, rx->delivered_objects, rx->unrecoverable,
+				rx->bad_crc, rx->incomplete, rx->names_refused, rx->store_failed, rtt_ns / 1000);
+	if (rx->command == NULL || used >= len)
+		return;
+	c = srm_command_counters(rx->command);
+	snprintf(buf + used, len - used,
+		 " command_delivered=%" PRIu64 " command_failed=%" PRIu64 " command_dropped=%" PRIu64
+		 " command_waiting=%zu",
+		 c->delivered, c->failed, c->dropped, srm_command_waiting(rx->command));
 }

@@ -1,12 +1,16 @@
 /* srm, the sender: a stream sends its source as one object of DATA
- * datagrams at the stream's rate, then END; keeps each in the transmit
- * window (window.c); listens on the group for NAKs and answers with REPAIR
- * once per hold-off, or GONE for what left the window; says its window
- * edges in a HEARTBEAT when idle. Wire format: wire.h. */
+ * datagrams at the stream's rate, then END; or, with a directory, each
+ * regular file in it as an object of its own, its name in its END;
+ * keeps each datagram in the transmit window (window.c); listens on the
+ * group for NAKs and answers with REPAIR once per hold-off, or GONE for
+ * what left the window; says its window edges in a HEARTBEAT when idle.
+ * Wire format: wire.h. */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <fcntl.h>
 #include <ifaddrs.h>
 #include <inttypes.h>
 #include <net/if.h>
@@ -14,9 +18,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "conf/conf.h"
+#include "conf/text.h"
 #include "daemon/log.h"
 #include "daemon/pacer.h"
 #include "daemon/protocol.h"
@@ -39,6 +45,20 @@ struct srm_net {
 	uint32_t addr, mask;
 };
 
+/* A file of the directory as it was seen: a changed one is sent again. */
+struct srm_file {
+	char *name;
+	uint64_t size;
+	int64_t mtime_s;
+	long mtime_ns;
+};
+
+/* Files in name order (byte order), at most cap. */
+struct srm_files {
+	struct srm_file *v;
+	size_t n, cap;
+};
+
 struct srm_sender {
 	struct outlet *outlet;
 	struct source *source;
@@ -54,7 +74,20 @@ struct srm_sender {
 	uint32_t object;		/* the one being sent */
 	uint64_t offset;		/* bytes of it sent */
 	uint32_t crc;
-	bool ended;			/* its END went */
+	bool ended;			/* the last END went */
+	/* a directory instead of the source: each file an object */
+	char *directory;
+	size_t max_files;
+	struct event *begin;		/* the first look, once the loop runs */
+	bool looked;
+	struct srm_files seen;		/* the last look, for what a reload finds new */
+	struct srm_files queue;		/* to send, in order, from next_file */
+	size_t next_file;
+	int fd;				/* the file being sent, -1: none */
+	bool at_eof;			/* read to its end: its END is next */
+	char name[NAME_MAX + 1];	/* the file's, NUL-terminated */
+	size_t name_len;		/* on the wire; 0: sent without a name */
+	uint64_t files_sent, files_failed, files_over_limit, names_unsafe;
 	bool kamaelia;
 	struct evbuffer *chunks;	/* kamaelia: the escaped byte stream not yet sent */
 	long long frames;		/* kamaelia: the last frame's number */
@@ -96,20 +129,266 @@ static bool srm_send_data(struct srm_sender *st)
 	return true;
 }
 
-static void srm_send_end(struct srm_sender *st)
+/* The object's END: its size and CRC32C, and its name if it has one;
+ * LAST when no object follows. */
+static void srm_send_end(struct srm_sender *st, bool last)
 {
-	uint8_t body[SRM_END_BODY_SIZE];
-	struct srm_end end = { .size = st->offset, .crc = st->crc };
-	struct srm_header h = { .type = SRM_END, .flags = SRM_FLAG_LAST, .object = st->object };
+	struct srm_end end = { .size = st->offset, .crc = st->crc, .name = (const uint8_t *)st->name,
+			       .name_len = st->name_len };
+	struct srm_header h = { .type = SRM_END, .object = st->object };
 
-	srm_write_end(body, &end);
-	memcpy(st->packet + SRM_HEADER_SIZE, body, sizeof(body));
+	h.flags = (uint16_t)((last ? SRM_FLAG_LAST : 0) | (st->name_len > 0 ? SRM_FLAG_NAME : 0));
 	h.payload = st->packet + SRM_HEADER_SIZE;
-	h.payload_len = sizeof(body);
+	h.payload_len = srm_write_end(st->packet + SRM_HEADER_SIZE, sizeof(st->packet) - SRM_HEADER_SIZE, &end);
 	srm_send_sequenced(st, &h);
-	st->ended = true;
-	srm_log(st->unit, NULL, LOG_INFO, "end", st->session,
-		st->object);
+	st->ended = last;
+	srm_log_named(st->unit, NULL, LOG_INFO, "end", st->session, st->object, end.name, end.name_len);
+}
+
+/* ---- a directory: every regular file in it, an object each ---- */
+
+static void srm_files_clear(struct srm_files *files)
+{
+	for (size_t i = 0; i < files->n; i++)
+		free(files->v[i].name);
+	files->n = 0;
+}
+
+static void srm_files_free(struct srm_files *files)
+{
+	srm_files_clear(files);
+	free(files->v);
+	files->v = NULL;
+	files->cap = 0;
+}
+
+/* Where name is or would go in the sorted list. */
+static size_t srm_files_find(const struct srm_files *files, const char *name, bool *found)
+{
+	size_t lo = 0, hi = files->n;
+
+	*found = false;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(files->v[mid].name, name);
+
+		if (c == 0) {
+			*found = true;
+			return mid;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Keeps the first cap files by name: a later one past them is refused
+ * (false); an earlier one pushes the last out (*pushed). */
+static bool srm_files_insert(struct srm_files *files, const struct srm_file *f, bool *pushed)
+{
+	bool found;
+	size_t at = srm_files_find(files, f->name, &found);
+
+	*pushed = false;
+	if (at == files->cap)
+		return false;
+	if (files->n == files->cap) {
+		free(files->v[files->n - 1].name);
+		files->n--;
+		*pushed = true;
+	}
+	memmove(&files->v[at + 1], &files->v[at], (files->n - at) * sizeof(*files->v));
+	files->v[at] = *f;
+	files->n++;
+	return true;
+}
+
+static bool srm_same_file(const struct srm_file *a, const struct srm_file *b)
+{
+	return a->size == b->size && a->mtime_s == b->mtime_s && a->mtime_ns == b->mtime_ns;
+}
+
+/* The regular files of the directory, not those whose name starts with a
+ * dot (hidden, or another program's temporary file), and not what a
+ * symlink points to; the first max-files by name, the others counted. */
+static int srm_dir_look(struct srm_sender *st, struct srm_files *look, uint64_t *over)
+{
+	DIR *dir = opendir(st->directory);
+	struct dirent *e;
+
+	*over = 0;
+	if (dir == NULL)
+		return -1;
+	while ((e = readdir(dir)) != NULL) {
+		struct stat sb;
+		struct srm_file f;
+		bool pushed;
+
+		if (e->d_name[0] == '.' || fstatat(dirfd(dir), e->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(sb.st_mode))
+			continue;
+		f = (struct srm_file){ .name = strdup(e->d_name), .size = (uint64_t)sb.st_size,
+				       .mtime_s = sb.st_mtim.tv_sec, .mtime_ns = sb.st_mtim.tv_nsec };
+		if (f.name == NULL || !srm_files_insert(look, &f, &pushed)) {
+			free(f.name);
+			(*over)++;
+		} else if (pushed) {
+			(*over)++;
+		}
+	}
+	closedir(dir);
+	return 0;
+}
+
+/* Looks at the directory and queues what is new or changed since the last
+ * look (all of it the first time). The queue holds at most max-files:
+ * more waiting at once are counted as over the limit. */
+static void srm_dir_queue(struct srm_sender *st)
+{
+	struct srm_files look = { .v = calloc(st->max_files, sizeof(struct srm_file)), .cap = st->max_files };
+	struct log_context ctx = { .stream = st->unit, .protocol = "srm" };
+	uint64_t over = 0;
+	size_t queued = 0;
+	bool found;
+
+	if (look.v == NULL || srm_dir_look(st, &look, &over) < 0) {
+		log_write(LOG_ERR, &ctx, "cannot read the directory %s: %s", st->directory,
+			  look.v == NULL ? "out of memory" : strerror(errno));
+		srm_files_free(&look);
+		st->files_failed++;
+		return;
+	}
+	/* What was sent already leaves the queue's front. */
+	if (st->next_file > 0) {
+		for (size_t i = 0; i < st->next_file; i++)
+			free(st->queue.v[i].name);
+		memmove(st->queue.v, &st->queue.v[st->next_file], (st->queue.n - st->next_file) * sizeof(*st->queue.v));
+		st->queue.n -= st->next_file;
+		st->next_file = 0;
+	}
+	for (size_t i = 0; i < look.n; i++) {
+		size_t at = srm_files_find(&st->seen, look.v[i].name, &found);
+		bool waiting = false;
+
+		if (found && srm_same_file(&st->seen.v[at], &look.v[i]))
+			continue;
+		for (size_t q = 0; q < st->queue.n && !waiting; q++)
+			waiting = strcmp(st->queue.v[q].name, look.v[i].name) == 0;
+		if (waiting)
+			continue;
+		if (st->queue.n == st->queue.cap) {
+			over++;
+			continue;
+		}
+		st->queue.v[st->queue.n] = look.v[i];
+		st->queue.v[st->queue.n].name = strdup(look.v[i].name);
+		if (st->queue.v[st->queue.n].name != NULL) {
+			st->queue.n++;
+			queued++;
+		}
+	}
+	srm_files_free(&st->seen);
+	st->seen = look;
+	st->files_over_limit += over;
+	if (over > 0)
+		log_write(LOG_WARNING, &ctx, "%s: %" PRIu64 " file%s over max-files (%zu): not sent", st->directory, over,
+			  over == 1 ? "" : "s", st->max_files);
+	log_write(LOG_INFO, &ctx, "%s: %zu file%s to send", st->directory, queued, queued == 1 ? "" : "s");
+}
+
+/* The next file of the queue opened as the next object (its name checked
+ * as a receiver will); false when none is left. A file that went or
+ * cannot be read is logged, counted and passed over. */
+static bool srm_dir_open_next(struct srm_sender *st)
+{
+	struct log_context ctx = { .stream = st->unit, .protocol = "srm" };
+	char path[PATH_MAX + NAME_MAX + 2];
+	const char *why;
+
+	while (st->next_file < st->queue.n) {
+		const struct srm_file *f = &st->queue.v[st->next_file++];
+		struct stat sb;
+		int fd;
+
+		snprintf(path, sizeof(path), "%s/%s", st->directory, f->name);
+		fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		if (fd < 0 || fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+			log_write(LOG_WARNING, &ctx, "cannot send %s: %s", path, fd < 0 ? strerror(errno) : "not a regular file");
+			if (fd >= 0)
+				close(fd);
+			st->files_failed++;
+			continue;
+		}
+		st->fd = fd;
+		st->at_eof = false;
+		st->object++;
+		st->offset = 0;
+		st->crc = 0;
+		snprintf(st->name, sizeof(st->name), "%s", f->name);
+		st->name_len = strlen(st->name);
+		why = srm_name_refusal((const uint8_t *)st->name, st->name_len);
+		if (why != NULL) {
+			char what[64];
+
+			st->names_unsafe++;
+			snprintf(what, sizeof(what), "sent without a name (%s)", why);
+			srm_log_named(st->unit, NULL, LOG_WARNING, what, st->session, st->object, (const uint8_t *)st->name,
+				      st->name_len);
+			st->name_len = 0;	/* a receiver stores it as object-SESSION-N */
+		}
+		return true;
+	}
+	return false;
+}
+
+/* Up to a payload of the file being sent, as its next DATA; at its end
+ * its END, LAST when no file follows. False when nothing is left. */
+static bool srm_dir_send(struct srm_sender *st)
+{
+	struct srm_header h = { .type = SRM_DATA };
+	size_t n = 0;
+	ssize_t got = 1;
+	bool more;
+
+	if (st->fd < 0 && !srm_dir_open_next(st)) {
+		st->ended = st->object > 0;
+		return false;
+	}
+	while (!st->at_eof && n < st->payload_size && got > 0) {
+		got = read(st->fd, st->packet + SRM_HEADER_SIZE + n, st->payload_size - n);
+		if (got > 0)
+			n += (size_t)got;
+		else if (got < 0 && errno == EINTR)
+			got = 1;
+	}
+	if (got < 0) {
+		/* No END: a receiver never takes a short file for a whole one. */
+		log_write(LOG_WARNING, &(struct log_context){ .stream = st->unit, .protocol = "srm" },
+			  "cannot read %s/%s: %s; not sent whole", st->directory, st->name, strerror(errno));
+		st->files_failed++;
+		close(st->fd);
+		st->fd = -1;
+		return true;
+	}
+	st->at_eof = st->at_eof || n < st->payload_size;
+	if (n > 0) {
+		h.object = st->object;
+		h.offset = st->offset;
+		h.payload = st->packet + SRM_HEADER_SIZE;
+		h.payload_len = n;
+		st->crc = srm_crc32c(st->crc, h.payload, n);
+		st->offset += n;
+		srm_send_sequenced(st, &h);
+		return true;
+	}
+	close(st->fd);
+	st->fd = -1;
+	st->files_sent++;
+	more = st->next_file < st->queue.n;
+	srm_send_end(st, !more);
+	return true;
 }
 
 /* A queued repair: the kept datagram again, as a REPAIR of it. */
@@ -183,10 +462,12 @@ static bool srm_send_one(struct srm_sender *st, uint64_t now)
 		return true;
 	if (st->ended)
 		return false;
+	if (st->directory != NULL)
+		return srm_dir_send(st);
 	if (srm_send_data(st))
 		return true;
 	if (source_ended(st->source) && evbuffer_get_length(source_buffer(st->source)) == 0) {
-		srm_send_end(st);
+		srm_send_end(st, true);
 		return true;
 	}
 	return false;
@@ -198,13 +479,14 @@ static void srm_sender_tick(void *arg, uint64_t now)
 	unsigned sent = 0;
 
 	st->source = outlet_source(st->outlet);
-	if (st->source == NULL)
+	if (st->source == NULL && st->directory == NULL)
 		return;
 	outlet_begin(st->outlet);
 	while (sent < SRM_BURST && srm_send_one(st, now))
 		sent++;
 	outlet_end(st->outlet);
-	source_taken(st->source);
+	if (st->source != NULL)
+		source_taken(st->source);
 	if (sent > 0)
 		st->last_send_ns = now;
 	if (sent == SRM_BURST || pace_allowance(&st->pace, now) < SRM_DATAGRAM_MAX / 8)
@@ -388,8 +670,42 @@ static void srm_find_link_nets(struct srm_sender *st, const struct conf_stream *
 	freeifaddrs(all);
 }
 
+/* The first look at the directory, once the loop runs: after the daemon
+ * dropped root, as a source's file is opened. */
+static void srm_dir_begin(evutil_socket_t fd, short what, void *arg)
+{
+	struct srm_sender *st = arg;
+
+	(void)fd;
+	(void)what;
+	srm_dir_queue(st);
+	st->looked = true;
+	if (st->queue.n == 0)
+		st->ended = true;
+	if (!pacer_armed(st->pacer))
+		pacer_at(st->pacer, pacer_now_ns());
+}
+
+void srm_sender_reloaded(struct srm_sender *st)
+{
+	if (st->directory == NULL || !st->looked)
+		return;
+	srm_dir_queue(st);
+	if (st->fd < 0 && st->next_file < st->queue.n)
+		st->ended = false;
+	if (!st->ended && !pacer_armed(st->pacer))
+		pacer_at(st->pacer, pacer_now_ns());
+}
+
 void srm_sender_free(struct srm_sender *st)
 {
+	if (st->begin != NULL)
+		event_free(st->begin);
+	if (st->fd >= 0)
+		close(st->fd);
+	srm_files_free(&st->seen);
+	srm_files_free(&st->queue);
+	free(st->directory);
 	if (st->outlet != NULL)
 		outlet_close(st->outlet);
 	if (st->nak_event != NULL)
@@ -419,6 +735,16 @@ static struct srm_sender *srm_kamaelia_sender_start(struct srm_sender *st, const
 	return st;
 }
 
+static bool srm_dir_prepare(struct srm_sender *st, const struct srm_settings *s, const struct unit_env *env)
+{
+	st->directory = strdup(s->directory);
+	st->max_files = s->max_files;
+	st->queue.cap = s->max_files;
+	st->queue.v = calloc(s->max_files, sizeof(*st->queue.v));
+	st->begin = evtimer_new(env->base, srm_dir_begin, st);
+	return st->directory != NULL && st->queue.v != NULL && st->begin != NULL;
+}
+
 struct srm_sender *srm_sender_start(const struct srm_settings *s, const struct unit_env *env)
 {
 	const struct conf_stream *conf = env->stream;
@@ -429,9 +755,10 @@ struct srm_sender *srm_sender_start(const struct srm_settings *s, const struct u
 	if (st == NULL)
 		return NULL;
 	st->nak_fd = -1;
+	st->fd = -1;
 	st->unit = env->unit;
 	st->session = s->session;
-	st->object = 1;
+	st->object = s->directory != NULL ? 0 : 1;	/* a directory's first file is object 1 */
 	st->hold_off_ns = s->hold_off_ms * SRM_NS_PER_MS;
 	st->heartbeat_ns = s->heartbeat_ms * SRM_NS_PER_MS;
 	st->payload_size = conf->packet_size > SRM_MAX_PAYLOAD ? SRM_MAX_PAYLOAD : conf->packet_size;
@@ -449,6 +776,10 @@ struct srm_sender *srm_sender_start(const struct srm_settings *s, const struct u
 		return NULL;
 	}
 	srm_find_link_nets(st, conf);
+	if (s->directory != NULL && !srm_dir_prepare(st, s, env)) {
+		srm_sender_free(st);
+		return NULL;
+	}
 	st->nak_event = event_new(env->base, st->nak_fd, EV_READ | EV_PERSIST, srm_sender_on_nak_socket, st);
 	st->heartbeat_timer = event_new(env->base, -1, EV_PERSIST, srm_sender_heartbeat, st);
 	pace_start(&st->pace, conf->rate ? conf->rate / 8 : 0, (uint64_t)SRM_BURST * SRM_DATAGRAM_MAX,
@@ -460,6 +791,8 @@ struct srm_sender *srm_sender_start(const struct srm_settings *s, const struct u
 		return NULL;
 	}
 	st->pacer = outlet_pacer(st->outlet);
+	if (st->begin != NULL)
+		event_active(st->begin, EV_TIMEOUT, 0);
 	return st;
 }
 
@@ -475,6 +808,13 @@ void srm_sender_status(const struct srm_sender *st, char *buf, size_t len)
 		 " gone=%" PRIu64 " heartbeats=%" PRIu64 " bad=%" PRIu64 " foreign=%" PRIu64 " naks_off_path=%" PRIu64,
 		 st->sent, st->repaired, st->naks_received, w->held_off, st->gone_sent, st->heartbeats, st->bad,
 		 st->foreign, st->naks_off_path);
+	used = strlen(buf);
+	if (st->directory != NULL && used < len)
+		snprintf(buf + used, len - used,
+			 " files_sent=%" PRIu64 " files_waiting=%zu files_failed=%" PRIu64 " files_over_limit=%" PRIu64
+			 " names_unsafe=%" PRIu64,
+			 st->files_sent, st->queue.n - st->next_file + (st->fd >= 0), st->files_failed,
+			 st->files_over_limit, st->names_unsafe);
 }
 
 void srm_sender_status_rows(const struct srm_sender *st, char *buf, size_t len)
@@ -484,5 +824,16 @@ void srm_sender_status_rows(const struct srm_sender *st, char *buf, size_t len)
 
 void srm_sender_status_text(const struct srm_sender *st, char *buf, size_t len)
 {
-	outlet_status_text(st->outlet, buf, len);
+	char escaped[4 * NAME_MAX + 1];
+
+	if (st->directory == NULL) {
+		outlet_status_text(st->outlet, buf, len);
+		return;
+	}
+	if (st->fd >= 0) {
+		text_escape_utf8(st->name, strlen(st->name), escaped, sizeof(escaped));
+		snprintf(buf, len, "state sending\nfile %s\n", escaped);
+	} else {
+		snprintf(buf, len, "state %s\n", st->ended ? "ended" : "waiting");
+	}
 }

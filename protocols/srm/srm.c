@@ -1,18 +1,22 @@
 /* srm: reliable multicast of files (issue 20). This file configures the
  * srm { } section and dispatches a unit to its side: a stream is a sender
- * (sender.c), a multicast listener a receiver (receive.c). Wire format:
- * wire.h. IPv4 groups only for now. */
+ * (sender.c) of its source or of a directory, a multicast listener a
+ * receiver (receive.c) into a directory or a command (command.c). Wire
+ * format: wire.h. IPv4 groups only for now. */
 #include <arpa/inet.h>
 #include <confuse.h>
 #include <netinet/in.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "conf/conf.h"
 #include "daemon/protocol.h"
 #include "protocols/srm/receive.h"
 #include "protocols/srm/sender.h"
 #include "protocols/srm/common.h"
+#include "protocols/support/child_spec.h"
 
 #define SRM_WINDOW_DEFAULT 16384
 #define SRM_WINDOW_BYTES_DEFAULT (64ll * 1024 * 1024)
@@ -24,6 +28,13 @@
 #define SRM_BACKOFF_MS_DEFAULT 20
 #define SRM_RETRY_MS_DEFAULT 200
 #define SRM_TIMEOUT_S_DEFAULT 10
+#define SRM_MAX_FILES_DEFAULT 1000
+#define SRM_COMMAND_TIMEOUT_S_DEFAULT 3600
+#define SRM_KILL_GRACE_S_DEFAULT 2
+#define SRM_COMMAND_QUEUE_DEFAULT 16
+/* Unnamed files, so a private /var/tmp (the shipped unit's PrivateTmp=)
+ * does as well as any: on disk, not in memory as /tmp may be. */
+#define SRM_SPOOL_DEFAULT "/var/tmp"
 
 /* The state of a listener is a struct srm_receiver; both start with this. */
 enum srm_side { SRM_SIDE_SENDER = 1, SRM_SIDE_RECEIVER = 2 };
@@ -69,6 +80,24 @@ static void srm_stop(void *arg)
 	free(state);
 }
 
+static bool srm_same_text(const char *a, const char *b)
+{
+	return (a == NULL) == (b == NULL) && (a == NULL || strcmp(a, b) == 0);
+}
+
+static bool srm_same_command(const struct child_spec *a, const struct child_spec *b)
+{
+	size_t i = 0;
+
+	if ((a->argv == NULL) != (b->argv == NULL))
+		return false;
+	for (; a->argv != NULL && a->argv[i] != NULL && b->argv[i] != NULL; i++)
+		if (strcmp(a->argv[i], b->argv[i]) != 0)
+			return false;
+	return (a->argv == NULL || a->argv[i] == b->argv[i]) && srm_same_text(a->workdir, b->workdir) &&
+	       a->timeout_ms == b->timeout_ms && a->kill_grace_ms == b->kill_grace_ms;
+}
+
 static bool srm_same(const void *a_arg, const void *b_arg)
 {
 	const struct srm_settings *a = a_arg, *b = b_arg;
@@ -76,9 +105,20 @@ static bool srm_same(const void *a_arg, const void *b_arg)
 	return a->wire == b->wire && a->session == b->session && a->window == b->window && a->window_bytes == b->window_bytes &&
 	       a->hold_off_ms == b->hold_off_ms && a->heartbeat_ms == b->heartbeat_ms && a->sessions == b->sessions &&
 	       a->reorder == b->reorder && a->reorder_bytes == b->reorder_bytes && a->backoff_ms == b->backoff_ms &&
-	       a->retry_ms == b->retry_ms && a->timeout_s == b->timeout_s &&
-	       (a->directory == NULL) == (b->directory == NULL) &&
-	       (a->directory == NULL || strcmp(a->directory, b->directory) == 0);
+	       a->retry_ms == b->retry_ms && a->timeout_s == b->timeout_s && a->max_files == b->max_files &&
+	       a->command_queue == b->command_queue && srm_same_text(a->directory, b->directory) &&
+	       srm_same_text(a->spool, b->spool) && srm_same_command(&a->command, &b->command);
+}
+
+/* A kept directory stream looks at its directory again: what is new or
+ * changed since the last look is sent. */
+static void srm_reloaded(void *arg, const void *settings)
+{
+	struct srm_state *state = arg;
+
+	(void)settings;
+	if (state->side == SRM_SIDE_SENDER)
+		srm_sender_reloaded(state->u.sender);
 }
 
 static void srm_status(const void *arg, char *buf, size_t len)
@@ -128,20 +168,32 @@ static cfg_opt_t srm_options[] = {
 	CFG_INT("hold-off", SRM_HOLD_OFF_MS_DEFAULT, CFGF_NONE),
 	CFG_INT("heartbeat", SRM_HEARTBEAT_MS_DEFAULT, CFGF_NONE),
 	CFG_STR("directory", NULL, CFGF_NODEFAULT),
+	CFG_INT("max-files", SRM_MAX_FILES_DEFAULT, CFGF_NONE),
 	CFG_INT("sessions", SRM_SESSIONS_DEFAULT, CFGF_NONE),
 	CFG_INT("reorder", SRM_REORDER_DEFAULT, CFGF_NONE),
 	CFG_INT("reorder-bytes", SRM_REORDER_BYTES_DEFAULT, CFGF_NONE),
 	CFG_INT("nak-backoff", SRM_BACKOFF_MS_DEFAULT, CFGF_NONE),
 	CFG_INT("nak-retry", SRM_RETRY_MS_DEFAULT, CFGF_NONE),
 	CFG_INT("timeout", SRM_TIMEOUT_S_DEFAULT, CFGF_NONE),
+	CFG_STR_LIST("command", NULL, CFGF_NODEFAULT),
+	CFG_STR("working-directory", "/", CFGF_NONE),
+	CFG_INT("command-timeout", SRM_COMMAND_TIMEOUT_S_DEFAULT, CFGF_NONE),
+	CFG_INT("kill-grace", SRM_KILL_GRACE_S_DEFAULT, CFGF_NONE),
+	CFG_INT("command-queue", SRM_COMMAND_QUEUE_DEFAULT, CFGF_NONE),
+	CFG_STR("spool", NULL, CFGF_NODEFAULT),	/* SRM_SPOOL_DEFAULT when not written */
 	CFG_END()
 };
 
 static const char *const srm_sender_option_names[] = {
-	"window", "window-bytes", "hold-off", "heartbeat", NULL,
+	"window", "window-bytes", "hold-off", "heartbeat", "max-files", NULL,
 };
 static const char *const srm_receiver_option_names[] = {
-	"directory", "sessions", "reorder", "reorder-bytes", "nak-backoff", "nak-retry", "timeout", NULL,
+	"sessions", "reorder", "reorder-bytes", "nak-backoff", "nak-retry", "timeout", "command", "working-directory",
+	"command-timeout", "kill-grace", "command-queue", "spool", NULL,
+};
+/* A listener's options that apply only when it delivers to a command. */
+static const char *const srm_command_option_names[] = {
+	"working-directory", "command-timeout", "kill-grace", "command-queue", "spool", NULL,
 };
 
 static bool srm_listed(const char *const *names, const char *name)
@@ -153,10 +205,18 @@ static bool srm_listed(const char *const *names, const char *name)
 }
 
 /* For -T: a stream's options in a stream's section, a listener's in a
- * listener's. */
+ * listener's; max-files with a directory to send, the program's options
+ * with a command. */
 static bool srm_option_applies(cfg_t *sec, bool stream, const char *option)
 {
-	return !srm_listed(stream ? srm_receiver_option_names : srm_sender_option_names, option);
+	bool directory = sec != NULL && cfg_size(sec, "directory") > 0;
+	bool command = sec != NULL && cfg_size(sec, "command") > 0;
+
+	if (srm_listed(stream ? srm_receiver_option_names : srm_sender_option_names, option))
+		return false;
+	if (stream)
+		return strcmp(option, "max-files") != 0 || directory;
+	return !srm_listed(srm_command_option_names, option) || command;
 }
 
 static void srm_settings_free(void *arg)
@@ -166,6 +226,8 @@ static void srm_settings_free(void *arg)
 	if (s == NULL)
 		return;
 	free(s->directory);
+	free(s->spool);
+	child_spec_free(&s->command);
 	free(s);
 }
 
@@ -180,6 +242,32 @@ static void srm_check_side(cfg_t *sec, struct conf_scope *scope)
 					 stream ? "listener" : "stream");
 }
 
+/* What a stream sends: its source { } or, instead, every file of a
+ * directory, each an object with its name. */
+static void srm_configure_sent(struct srm_settings *s, cfg_t *sec, struct conf_scope *scope)
+{
+	const struct conf_stream *st = conf_scope_stream(scope);
+	const char *directory = sec ? cfg_getstr(sec, "directory") : NULL;
+	bool source = st == NULL || st->source.kind != SOURCE_NONE;
+	long max_files = SRM_MAX_FILES_DEFAULT;
+
+	if (sec != NULL)
+		conf_scope_int(scope, sec, "max-files", 1, 1000000, &max_files);
+	s->max_files = (unsigned)max_files;
+	if (directory != NULL && source)
+		conf_scope_error(scope, "directory", "an srm stream sends its source { } or a directory, not both");
+	else if (directory == NULL && !source)
+		conf_scope_error(scope, NULL, "an srm stream needs source { } or srm { directory = \"/absolute/path\" }");
+	if (directory == NULL)
+		return;
+	if (directory[0] != '/')
+		conf_scope_error(scope, "directory", "directory must be an absolute path, not \"%s\"", directory);
+	if (s->wire == SRM_WIRE_KAMAELIA)
+		conf_scope_error(scope, "directory",
+				 "wire = \"kamaelia\" is one byte stream with no objects or names: it sends a source { }");
+	s->directory = strdup(directory);
+}
+
 static void srm_configure_sender(struct srm_settings *s, cfg_t *sec, struct conf_scope *scope)
 {
 	long window = SRM_WINDOW_DEFAULT, window_bytes = SRM_WINDOW_BYTES_DEFAULT;
@@ -192,6 +280,7 @@ static void srm_configure_sender(struct srm_settings *s, cfg_t *sec, struct conf
 		conf_scope_int(scope, sec, "hold-off", 1, 10000, &hold_off);
 		conf_scope_int(scope, sec, "heartbeat", 10, 60000, &heartbeat);
 	}
+	srm_configure_sent(s, sec, scope);
 	s->window = (unsigned)window;
 	s->window_bytes = (unsigned long long)window_bytes;
 	s->hold_off_ms = (unsigned)hold_off;
@@ -205,11 +294,43 @@ static void srm_configure_sender(struct srm_settings *s, cfg_t *sec, struct conf
 		conf_scope_error(scope, "session", "an srm stream needs a rate (repairs are counted against it)");
 }
 
+/* A listener that pipes each object to a program: the child runner's
+ * spec (one run at a time, stdout read and thrown away), where objects
+ * wait on disk, and how many may wait. */
+static void srm_configure_command(struct srm_settings *s, cfg_t *sec, struct conf_scope *scope)
+{
+	const char *workdir = cfg_getstr(sec, "working-directory"), *spool = cfg_getstr(sec, "spool");
+	long timeout = SRM_COMMAND_TIMEOUT_S_DEFAULT, grace = SRM_KILL_GRACE_S_DEFAULT;
+	long queue = SRM_COMMAND_QUEUE_DEFAULT;
+	struct stat st;
+
+	if (spool == NULL)
+		spool = SRM_SPOOL_DEFAULT;
+
+	child_spec_configure_argv(&s->command, sec, scope, NULL);
+	conf_scope_int(scope, sec, "command-timeout", 1, 86400, &timeout);
+	conf_scope_int(scope, sec, "kill-grace", 0, 60, &grace);
+	conf_scope_int(scope, sec, "command-queue", 1, 4096, &queue);
+	if (workdir[0] != '/' || stat(workdir, &st) < 0 || !S_ISDIR(st.st_mode))
+		conf_scope_error(scope, "working-directory",
+				 "working-directory \"%s\" is not an absolute path to a directory", workdir);
+	if (spool[0] != '/')
+		conf_scope_error(scope, "spool", "spool must be an absolute path, not \"%s\"", spool);
+	s->command.workdir = strdup(workdir);
+	s->command.timeout_ms = (unsigned)timeout * 1000;
+	s->command.kill_grace_ms = (unsigned)grace * 1000;
+	s->command.output_limit = SIZE_MAX / 2;
+	s->command.max_children = 1;
+	s->spool = strdup(spool);
+	s->command_queue = (unsigned)queue;
+}
+
 static void srm_configure_receiver(struct srm_settings *s, cfg_t *sec, struct conf_scope *scope)
 {
 	long sessions = SRM_SESSIONS_DEFAULT, reorder = SRM_REORDER_DEFAULT, reorder_bytes = SRM_REORDER_BYTES_DEFAULT;
 	long backoff = SRM_BACKOFF_MS_DEFAULT, retry = SRM_RETRY_MS_DEFAULT, timeout = SRM_TIMEOUT_S_DEFAULT;
 	const char *directory = sec ? cfg_getstr(sec, "directory") : NULL;
+	bool command = sec != NULL && cfg_size(sec, "command") > 0;
 
 	if (sec != NULL) {
 		conf_scope_int(scope, sec, "sessions", 1, 4096, &sessions);
@@ -221,8 +342,21 @@ static void srm_configure_receiver(struct srm_settings *s, cfg_t *sec, struct co
 	}
 	if (conf_scope_transport(scope) != TRANSPORT_MULTICAST)
 		conf_scope_error(scope, "directory", "an srm listener needs transport = \"multicast\"");
-	if (directory == NULL || directory[0] != '/')
+	if (directory != NULL && command)
+		conf_scope_error(scope, "command", "an srm listener delivers to directory or to command, not both");
+	else if (directory == NULL && !command)
+		conf_scope_error(scope, "directory", "an srm listener needs directory = \"/absolute/path\" or command = "
+				 "{\"/absolute/program\", ...}");
+	else if (directory != NULL && directory[0] != '/')
 		conf_scope_error(scope, "directory", "an srm listener needs directory = an absolute path");
+	if (command && s->wire == SRM_WIRE_KAMAELIA)
+		conf_scope_error(scope, "command", "wire = \"kamaelia\" is one byte stream with no objects: it needs directory");
+	if (command && directory == NULL)
+		srm_configure_command(s, sec, scope);
+	for (size_t i = 0; !command && srm_command_option_names[i] != NULL; i++)
+		if (conf_scope_written(scope, srm_command_option_names[i]))
+			conf_scope_error(scope, srm_command_option_names[i], "%s applies to an srm listener with command only",
+					 srm_command_option_names[i]);
 	s->directory = directory ? strdup(directory) : NULL;
 	s->sessions = (unsigned)sessions;
 	s->reorder = (unsigned)reorder;
@@ -261,7 +395,7 @@ const struct protocol protocol_srm = {
 	.config = {
 		.name = "srm",
 		.options = srm_options,
-		.transports = TRANSPORT_BIT(TRANSPORT_MULTICAST) | UNIT_STREAM_BIT,
+		.transports = TRANSPORT_BIT(TRANSPORT_MULTICAST) | UNIT_STREAM_BIT | UNIT_STREAM_SOURCE_OPTIONAL_BIT,
 		.configure = srm_configure,
 		.settings_free = srm_settings_free,
 		.option_applies = srm_option_applies,
@@ -269,6 +403,7 @@ const struct protocol protocol_srm = {
 	.start = srm_start,
 	.stop = srm_stop,
 	.same = srm_same,
+	.reloaded = srm_reloaded,
 	.status = srm_status,
 	.status_rows = srm_status_rows,
 	.status_text = srm_status_text,

@@ -1,10 +1,15 @@
-/* SRM version 1 on the wire. Every multi-byte field is network order,
- * read and written a byte at a time: no datagram is cast to a struct, no
- * alignment assumed, no length added to a pointer before it is checked.
+/* SRM versions 1 and 2 on the wire. Every multi-byte field is network
+ * order, read and written a byte at a time: no datagram is cast to a
+ * struct, no alignment assumed, no length added to a pointer before it is
+ * checked.
  *
  *   0  magic "CS"   2 version   3 type   4 flags (16)   6 payload length (16)
  *   8  session (32)   12 sequence (32)   16 object (32)   20 offset (64)
  *   28 CRC32C over bytes 0..27 and the payload   32 payload
+ *
+ * Version 2 differs only in one flag, NAME: an END's body goes on after
+ * its 12 bytes with the object's name, so the CRC covers the name as it
+ * covers any payload.
  */
 #include "protocols/srm/wire.h"
 
@@ -62,6 +67,13 @@ static bool known_type(unsigned type)
 	return type >= SRM_DATA && type <= SRM_GONE;
 }
 
+/* The version a datagram with these flags is written in, and must be
+ * read in. */
+static unsigned version_of(unsigned flags)
+{
+	return flags & SRM_FLAG_NAME ? SRM_VERSION_NAMES : SRM_VERSION;
+}
+
 static uint32_t datagram_crc(const uint8_t *header, const uint8_t *payload, size_t payload_len)
 {
 	return srm_crc32c(srm_crc32c(0, header, AT_CRC), payload, payload_len);
@@ -73,7 +85,7 @@ size_t srm_write(uint8_t *out, size_t cap, const struct srm_header *h)
 	    cap - SRM_HEADER_SIZE < h->payload_len)
 		return 0;
 	write_u16(out, SRM_MAGIC);
-	out[AT_VERSION] = SRM_VERSION;
+	out[AT_VERSION] = (uint8_t)version_of(h->flags);
 	out[AT_TYPE] = h->type;
 	write_u16(out + AT_FLAGS, h->flags);
 	write_u16(out + AT_LENGTH, (uint16_t)h->payload_len);
@@ -110,11 +122,21 @@ static bool valid_flags(const struct srm_header *h)
 {
 	if (h->flags & ~SRM_FLAGS_KNOWN)
 		return false;
+	if ((h->flags & SRM_FLAG_NAME) && h->type != SRM_END && !(h->flags & SRM_FLAG_END))
+		return false;
 	if (h->flags & SRM_FLAG_END)
 		return h->type == SRM_REPAIR;
 	if (h->flags & SRM_FLAG_LAST)	/* a REPAIR with it has SRM_FLAG_END too: above */
 		return h->type == SRM_END || h->type == SRM_HEARTBEAT;
 	return true;
+}
+
+/* 12 bytes, and with a name 1..SRM_NAME_MAX bytes more. */
+static bool valid_end(const struct srm_header *h)
+{
+	if (!(h->flags & SRM_FLAG_NAME))
+		return h->payload_len == SRM_END_BODY_SIZE;
+	return h->payload_len > SRM_END_BODY_SIZE && h->payload_len - SRM_END_BODY_SIZE <= SRM_NAME_MAX;
 }
 
 static bool valid_body(const struct srm_header *h)
@@ -129,10 +151,10 @@ static bool valid_body(const struct srm_header *h)
 		return h->payload_len == SRM_HEARTBEAT_BODY_SIZE &&
 		       plausible_range(read_u32(h->payload), read_u32(h->payload + 4));
 	case SRM_END:
-		return h->payload_len == SRM_END_BODY_SIZE;
+		return valid_end(h);
 	case SRM_REPAIR:
 		if (h->flags & SRM_FLAG_END)
-			return h->payload_len == SRM_END_BODY_SIZE;
+			return valid_end(h);
 		return h->payload_len <= UINT64_MAX - h->offset;
 	default:		/* SRM_DATA */
 		return h->payload_len <= UINT64_MAX - h->offset;
@@ -159,7 +181,7 @@ int srm_parse(const uint8_t *pkt, size_t len, struct srm_header *out)
 		return SRM_SHORT;
 	if (read_u16(pkt) != SRM_MAGIC)
 		return SRM_BAD_MAGIC;
-	if (pkt[AT_VERSION] != SRM_VERSION)
+	if (pkt[AT_VERSION] != version_of(read_u16(pkt + AT_FLAGS)))
 		return SRM_BAD_VERSION;
 	if (!known_type(pkt[AT_TYPE]))
 		return SRM_BAD_TYPE;
@@ -236,14 +258,44 @@ void srm_read_heartbeat(const struct srm_header *h, struct srm_heartbeat *hb)
 	hb->leading = read_u32(h->payload + 4);
 }
 
-void srm_write_end(uint8_t out[SRM_END_BODY_SIZE], const struct srm_end *end)
+size_t srm_write_end(uint8_t *out, size_t cap, const struct srm_end *end)
 {
+	if (end->name_len > SRM_NAME_MAX || cap < SRM_END_BODY_SIZE || cap - SRM_END_BODY_SIZE < end->name_len)
+		return 0;
 	write_u64(out, end->size);
 	write_u32(out + 8, end->crc);
+	if (end->name_len > 0)
+		memcpy(out + SRM_END_BODY_SIZE, end->name, end->name_len);
+	return SRM_END_BODY_SIZE + end->name_len;
 }
 
 void srm_read_end(const struct srm_header *h, struct srm_end *end)
 {
 	end->size = read_u64(h->payload);
 	end->crc = read_u32(h->payload + 8);
+	end->name = NULL;
+	end->name_len = 0;
+	if (h->flags & SRM_FLAG_NAME) {
+		end->name = h->payload + SRM_END_BODY_SIZE;
+		end->name_len = h->payload_len - SRM_END_BODY_SIZE;
+	}
+}
+
+const char *srm_name_refusal(const uint8_t *name, size_t len)
+{
+	if (len == 0)
+		return "empty";
+	if (len > SRM_NAME_STORE_MAX)
+		return "too long";
+	for (size_t i = 0; i < len; i++) {
+		if (name[i] == '/')
+			return "a slash";
+		if (name[i] == 0)
+			return "a NUL byte";
+		if (name[i] < 0x20 || name[i] == 0x7f)
+			return "a control byte";
+	}
+	if (name[0] == '.')	/* ".", "..", hidden, and our own ".object-*.part" */
+		return len <= 2 && (len == 1 || name[1] == '.') ? "a dot name" : "a leading dot";
+	return NULL;
 }

@@ -1,7 +1,10 @@
-/* Reliable multicast (SRM) on the wire, version 1: one header per
- * datagram, typed bodies, CRC32C over header and payload. Writing any
- * message and reading anyone's, without trusting a byte. The layout is
- * documented in README.md ("srm wire format") and chassisd.conf(5). */
+/* Reliable multicast (SRM) on the wire: one header per datagram, typed
+ * bodies, CRC32C over header and payload. Writing any message and reading
+ * anyone's, without trusting a byte. Version 1 is the base; version 2 is
+ * version 1 plus an object's name in its END (SRM_FLAG_NAME), and a
+ * datagram carries the lowest version that can say it, so a sender
+ * without names speaks exactly version 1. The layout is documented in
+ * README.md ("srm wire format") and chassisd.conf(5). */
 #ifndef CHASSISD_SRM_WIRE_H
 #define CHASSISD_SRM_WIRE_H
 
@@ -11,12 +14,15 @@
 
 #define SRM_HEADER_SIZE 32
 #define SRM_VERSION 1
+#define SRM_VERSION_NAMES 2		/* what a datagram with SRM_FLAG_NAME carries */
 #define SRM_MAGIC 0x4353u		/* "CS" */
 #define SRM_MAX_PAYLOAD 65000u		/* what one UDP datagram carries after the header, rounded down */
 #define SRM_MAX_RANGES 64		/* ranges in one NAK or GONE */
 #define SRM_RANGE_SIZE 8
 #define SRM_HEARTBEAT_BODY_SIZE 8
-#define SRM_END_BODY_SIZE 12
+#define SRM_END_BODY_SIZE 12		/* without a name */
+#define SRM_NAME_MAX 1024		/* bytes of a name on the wire */
+#define SRM_NAME_STORE_MAX 255		/* what a receiver takes as a file name (NAME_MAX) */
 
 enum srm_type {
 	SRM_DATA = 1,			/* sequenced: object bytes at offset */
@@ -29,7 +35,9 @@ enum srm_type {
 
 #define SRM_FLAG_LAST 0x0001u		/* no object follows: an END, its REPAIR, the heartbeats after */
 #define SRM_FLAG_END 0x0002u		/* a REPAIR whose original was an END */
-#define SRM_FLAGS_KNOWN (SRM_FLAG_LAST | SRM_FLAG_END)
+#define SRM_FLAG_NAME 0x0004u		/* version 2: an END (or its REPAIR) whose body has the object's name after
+					 * the 12 bytes */
+#define SRM_FLAGS_KNOWN (SRM_FLAG_LAST | SRM_FLAG_END | SRM_FLAG_NAME)
 
 struct srm_header {
 	uint8_t type;			/* enum srm_type */
@@ -57,7 +65,8 @@ static inline bool srm_seq_before(uint32_t a, uint32_t b)
 }
 
 /* The header and h->payload (h->payload_len bytes; it may already lie at
- * out + SRM_HEADER_SIZE) into out, CRC last.
+ * out + SRM_HEADER_SIZE) into out, CRC last; version 2 when h->flags has
+ * SRM_FLAG_NAME, else 1.
  * Returns the datagram's length, or 0 when cap is too small, the payload
  * is over SRM_MAX_PAYLOAD or the type is unknown. */
 size_t srm_write(uint8_t *out, size_t cap, const struct srm_header *h);
@@ -66,7 +75,7 @@ enum srm_parse_result {
 	SRM_OK = 0,
 	SRM_SHORT = -1,			/* under the header, or the payload length past the end */
 	SRM_BAD_MAGIC = -2,
-	SRM_BAD_VERSION = -3,
+	SRM_BAD_VERSION = -3,		/* neither 1 nor 2, or not the one the flags need */
 	SRM_BAD_TYPE = -4,
 	SRM_BAD_LENGTH = -5,		/* bytes after the payload */
 	SRM_BAD_CRC = -6,
@@ -75,11 +84,15 @@ enum srm_parse_result {
 
 /* Any bytes: SRM_OK with h filled (payload pointing into pkt), or why
  * not; h is untouched unless SRM_OK. Checked in this order: length,
- * magic, version, type, exact length, CRC, then the body: NAK and GONE
- * 1..SRM_MAX_RANGES ranges each with first not after last and spanning
- * under 2^31; HEARTBEAT 8 bytes with the trailing edge not after the
- * leading one; END (and REPAIR with SRM_FLAG_END) 12 bytes; DATA and
- * REPAIR offset + length within 2^64; unknown flags refused. */
+ * magic, version (2 exactly when the flags have SRM_FLAG_NAME, else 1),
+ * type, exact length, CRC, then the body: NAK and GONE 1..SRM_MAX_RANGES
+ * ranges each with first not after last and spanning under 2^31;
+ * HEARTBEAT 8 bytes with the trailing edge not after the leading one; END
+ * (and REPAIR with SRM_FLAG_END) 12 bytes, or with SRM_FLAG_NAME 12 plus
+ * 1..SRM_NAME_MAX bytes of name (any bytes: srm_name_acceptable() is the
+ * receiver's own check); DATA and REPAIR offset + length within 2^64;
+ * unknown flags refused, and SRM_FLAG_NAME on anything but an END or its
+ * REPAIR. */
 int srm_parse(const uint8_t *pkt, size_t len, struct srm_header *h);
 
 /* A short name of a parse result, for counters and logs. */
@@ -105,12 +118,26 @@ struct srm_heartbeat {
 void srm_write_heartbeat(uint8_t out[SRM_HEARTBEAT_BODY_SIZE], const struct srm_heartbeat *hb);
 void srm_read_heartbeat(const struct srm_header *h, struct srm_heartbeat *hb);
 
-/* END body: the object's size in bytes and the CRC32C of all of it. */
+/* END body: the object's size in bytes and the CRC32C of all of it; in
+ * version 2 (SRM_FLAG_NAME) its name after them, name_len bytes, no NUL. */
 struct srm_end {
 	uint64_t size;
 	uint32_t crc;
+	const uint8_t *name;		/* NULL (name_len 0): none */
+	size_t name_len;
 };
-void srm_write_end(uint8_t out[SRM_END_BODY_SIZE], const struct srm_end *end);
+/* The body into out; returns its length (SRM_END_BODY_SIZE + name_len),
+ * or 0 when cap is too small or the name over SRM_NAME_MAX. A caller with
+ * a name sets SRM_FLAG_NAME on the header. */
+size_t srm_write_end(uint8_t *out, size_t cap, const struct srm_end *end);
+/* name points into the payload (NULL without SRM_FLAG_NAME). */
 void srm_read_end(const struct srm_header *h, struct srm_end *end);
+
+/* Why a receiver refuses a name as a file name in its directory, or NULL
+ * when it takes it: empty, over SRM_NAME_STORE_MAX, "." or "..", a
+ * leading "." (hidden, and the receiver's own temporary names start so),
+ * a "/", a NUL or another control byte (under 0x20, or 0x7f). Any other
+ * byte is taken (file names are bytes). */
+const char *srm_name_refusal(const uint8_t *name, size_t len);
 
 #endif

@@ -28,8 +28,8 @@ static bool program_runnable(const char *path, struct conf_scope *scope, const c
 }
 
 
-static bool child_argv_configure(struct child_spec *spec, cfg_t *sec, struct conf_scope *scope,
-				 const char *const *default_argv)
+bool child_spec_configure_argv(struct child_spec *spec, cfg_t *sec, struct conf_scope *scope,
+			       const char *const *default_argv)
 {
 	size_t n = cfg_size(sec, "command");
 
@@ -57,7 +57,7 @@ bool child_spec_configure_program(struct child_spec *spec, cfg_t *sec, struct co
 	const char *workdir = cfg_getstr(sec, "working-directory");
 	long timeout, grace, max;
 	struct stat st;
-	bool ok = child_argv_configure(spec, sec, scope, default_argv);
+	bool ok = child_spec_configure_argv(spec, sec, scope, default_argv);
 
 	ok &= conf_scope_int(scope, sec, "timeout", 1, 86400, &timeout);
 	ok &= conf_scope_int(scope, sec, "kill-grace", 0, 60, &grace);

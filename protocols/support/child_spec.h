@@ -31,6 +31,10 @@ bool child_spec_configure(struct child_spec *spec, cfg_t *section, struct conf_s
 /* CHILD_PROGRAM_OPTIONS only: a program whose output is not read. */
 bool child_spec_configure_program(struct child_spec *spec, cfg_t *section, struct conf_scope *scope,
 				  const char *const *default_argv);
+/* `command` alone (argv[0] absolute, runnable): for a section whose other
+ * program options have names of its own (srm's). */
+bool child_spec_configure_argv(struct child_spec *spec, cfg_t *section, struct conf_scope *scope,
+			       const char *const *default_argv);
 void child_spec_free(struct child_spec *spec);
 
 #endif

@@ -30,6 +30,7 @@ struct outlet {
 	struct netsim *netsim;
 	struct pacer *pacer;
 	bool in_tick;
+	bool sourceless;		/* SOURCE_NONE: the protocol reads what it sends itself */
 	uint64_t datagrams, bytes, discontinuities;
 };
 
@@ -111,6 +112,11 @@ struct outlet *outlet_open(const struct unit_env *env, const struct outlet_hooks
 	if (outlet->sender != NULL && conf->netsim.enabled &&
 	    (outlet->netsim = netsim_new(env->base, &conf->netsim, outlet_deliver, outlet)) == NULL)
 		snprintf(err, sizeof(err), "out of memory");
+	if (outlet->sender != NULL && (outlet->netsim != NULL || !conf->netsim.enabled) &&
+	    conf->source.kind == SOURCE_NONE) {
+		outlet->sourceless = true;
+		return outlet;
+	}
 	if (outlet->sender != NULL && (outlet->netsim != NULL || !conf->netsim.enabled)) {
 		outlet->source_conf = conf_source_copy(&conf->source);
 		outlet->begin = evtimer_new(env->base, outlet_on_begin, outlet);
@@ -216,6 +222,12 @@ void outlet_status_text(const struct outlet *outlet, char *buf, size_t len)
 	const char *title;
 	char escaped[512];
 
+	if (outlet->sourceless) {
+		snprintf(buf, len, "state %s\n", !sender_can_take(outlet->sender) ? "blocked"
+						 : outlet->datagrams == 0	  ? "waiting"
+										  : "sending");
+		return;
+	}
 	if (outlet->source == NULL) {
 		const char *what = outlet->begin != NULL && outlet->source_conf ? "starting" : "failed";
 		snprintf(buf, len, "state %s\nsource_state %s\n", what, what);

@@ -30,7 +30,9 @@ struct outlet *outlet_open(const struct unit_env *env, const struct outlet_hooks
  * then frees. */
 void outlet_close(struct outlet *outlet);
 
-/* NULL until the loop has run once (or when it could not start). */
+/* NULL until the loop has run once (or when it could not start), and
+ * always for a stream with no source { } (SOURCE_NONE: a protocol that
+ * reads what it sends itself, srm's directory). */
 struct source *outlet_source(const struct outlet *outlet);
 struct pacer *outlet_pacer(const struct outlet *outlet);
 

@@ -70,11 +70,27 @@ def web(port):
     return status_listener(port)
 
 
+def dir_sender(directory, session=17, rate=80000000, extra=""):
+    """A stream that sends every file of a directory, each with its name."""
+    return ('stream "tx" {\n  protocol = "srm"  destination = {"%s:%d"}  interface = "127.0.0.1"  ttl = 1\n'
+            '  packet-size = 1400  rate = %d\n  srm { session = %d  directory = "%s" %s }\n}\n'
+            % (GROUP, PORT, rate, session, directory, extra))
+
+
+def command_receiver(name, argv, netsim="", extra=""):
+    """A listener that pipes each object to a program instead."""
+    return ('listener "%s" {\n  protocol = "srm"  transport = "multicast"  address = "%s:%d"\n'
+            '  interface = "127.0.0.1"\n  srm { command = {%s} %s }\n  %s\n}\n'
+            % (name, GROUP, PORT, ", ".join('"%s"' % a for a in argv), extra, netsim))
+
+
 class Run:
     """A sender daemon and one receiver daemon per directory, each with a
-    status page, all in the test's namespace."""
+    status page, all in the test's namespace. tx: the sender's config,
+    instead of one sending the file `source`."""
 
-    def __init__(self, start_daemon, tmp_path, netns, netsims, source, rate=80000000, rx_extra="", tx_extra=""):
+    def __init__(self, start_daemon, tmp_path, netns, netsims, source, rate=80000000, rx_extra="", tx_extra="",
+                 tx=None):
         self.netns = netns
         self.dirs = make_dirs(tmp_path, ["r%d" % i for i in range(len(netsims))])
         self.webs = [free_port() for _ in range(len(netsims) + 1)]
@@ -82,8 +98,8 @@ class Run:
         for i, (d, ns) in enumerate(zip(self.dirs, netsims)):
             self.receivers.append(start_daemon(receiver("r%d" % i, d, ns, rx_extra) + web(self.webs[i + 1]),
                                                workdir=tmp_path / ("d%d" % i), wrapper=netns.prefix()))
-        self.tx = start_daemon(sender(source, rate=rate, extra=tx_extra) + web(self.webs[0]), workdir=tmp_path / "tx",
-                               wrapper=netns.prefix())
+        self.tx = start_daemon((tx or sender(source, rate=rate, extra=tx_extra)) + web(self.webs[0]),
+                               workdir=tmp_path / "tx", wrapper=netns.prefix())
 
     def rx_status(self, i):
         return status(self.netns, self.webs[i + 1], "r%d" % i)
@@ -443,3 +459,315 @@ def test_naks_from_off_the_link_are_dropped_and_counted(start_daemon, tmp_path, 
     wait_until(lambda: run.tx_status()["naks_off_path"] == 50, timeout=10)
     tx = run.tx_status()
     assert tx["naks_received"] == 0 and tx["repaired"] == 0 and tx["gone"] == 0
+
+
+# ---- a directory, with names; and delivery to a command ----
+
+def crc32c(data, crc=0):
+    crc ^= 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+def test_the_test_encoder_writes_what_the_readme_documents():
+    """A named END as the README lays it out: version 2, flags NAME|LAST,
+    the name after size and CRC, the CRC over header and body."""
+    body = struct.pack(">QI", 3, crc32c(b"abc")) + b"a.bin"
+    head = struct.pack(">HBBHHIIIQ", 0x4353, 2, 5, 0x0005, len(body), 17, 9, 1, 0)
+    assert len(head) == 28 and crc32c(b"123456789") == 0xE3069283
+    assert (head + struct.pack(">I", crc32c(head + body)) + body)[:8] == bytes.fromhex("4353020500050011")
+
+
+def files_of(directory):
+    return {p.name: sha256(p) for p in directory.iterdir()}
+
+
+def test_a_directory_arrives_under_its_names_behind_loss(start_daemon, tmp_path, netns):
+    """Three files, one of 5 MiB, each an object with its name: a receiver
+    at 5% loss stores each under its name, sha256-identical. A hidden file
+    and a subdirectory are not sent (not recursive)."""
+    src = tmp_path / "updates"
+    src.mkdir()
+    random_file(src / "a.bin", 64 << 10)
+    random_file(src / "image.bin", 5 << 20)
+    (src / "release notes.txt").write_bytes(b"version 2\n" * 100)
+    (src / ".partial").write_bytes(b"not yet")
+    (src / "sub").mkdir()
+    (src / "sub" / "deep.bin").write_bytes(b"not sent")
+    run = Run(start_daemon, tmp_path, netns, ["netsim { loss = 0.05 seed = 21 }"], None, tx=dir_sender(src))
+    run.receivers[0].wait_log(r'delivered: session 17 object 3 name "release notes.txt" listener=r0', 60)
+    got = run.dirs[0]
+    assert files_of(got) == {n: sha256(src / n) for n in ("a.bin", "image.bin", "release notes.txt")}
+    r = run.rx_status(0)
+    assert r["delivered_objects"] == 3 and r["names_refused"] == 0 and r["unrecoverable"] == 0
+    assert r["netsim"][0]["lost"] > 0 and r["naks_sent"] > 0
+    tx = run.tx_status()
+    assert tx["files_sent"] == 3 and tx["files_waiting"] == 0 and tx["files_failed"] == 0
+    assert tx["files_over_limit"] == 0 and tx["repaired"] > 0
+    run.tx.wait_log(r'end: session 17 object 3 name "release notes.txt" stream=tx', 5)
+
+
+def test_max_files_sends_the_first_by_name_and_a_reload_sends_what_is_new(start_daemon, tmp_path, netns):
+    src = tmp_path / "updates"
+    src.mkdir()
+    for name in ("c", "a", "b"):
+        (src / name).write_bytes(name.encode() * 1000)
+    config = dir_sender(src, extra="max-files = 2")
+    run = Run(start_daemon, tmp_path, netns, [""], None, tx=config)
+    run.receivers[0].wait_log(r'delivered: session 17 object 2 name "b"', 30)
+    run.tx.wait_log(r"1 file over max-files \(2\): not sent", 5)
+    assert sorted(os.listdir(run.dirs[0])) == ["a", "b"]
+    assert run.tx_status()["files_over_limit"] == 1
+    # A file that appears later needs a reload: the stream goes on with
+    # the same sequence numbers, the next object number, only what is new.
+    (src / "a").unlink()
+    (src / "0").write_bytes(b"zero")
+    run.tx.reload(config + web(run.webs[0]))
+    run.receivers[0].wait_log(r'delivered: session 17 object 3 name "0"', 30)
+    assert (run.dirs[0] / "0").read_bytes() == b"zero"
+    assert sorted(os.listdir(run.dirs[0])) == ["0", "a", "b"]
+    assert run.tx_status()["files_sent"] == 3
+
+
+FORGE = r"""
+import socket, struct, sys, time
+group, port, session = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+
+
+def crc32c(data, crc=0):
+    crc ^= 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+def datagram(version, kind, flags, seq, obj, offset, body):
+    head = struct.pack(">HBBHHIIIQ", 0x4353, version, kind, flags, len(body), session, seq, obj, offset)
+    return head + struct.pack(">I", crc32c(head + body)) + body
+
+
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton("127.0.0.1"))
+names = [b"../evil", b"ok\x01name", b"a" * 300, b"..", b".object-99-9.part", b"good.txt"]
+seq = 0x7FFFFFF0
+for obj, name in enumerate(names, 1):
+    data = b"object %d " % obj + name
+    s.sendto(datagram(1, 1, 0, seq, obj, 0, data), (group, port))
+    end = struct.pack(">QI", len(data), crc32c(data)) + name
+    s.sendto(datagram(2, 5, 0x0004 | (0x0001 if obj == len(names) else 0), seq + 1, obj, 0, end), (group, port))
+    seq += 2
+    time.sleep(0.05)
+"""
+
+
+def test_names_that_would_leave_the_directory_are_refused(start_daemon, tmp_path, netns):
+    """A sender of the test's own forges names: "../evil", a control byte,
+    300 bytes, "..", one of the receiver's temporary names. Each object is
+    stored as object-SESSION-N instead, counted and logged; nothing is
+    written outside the directory; a good name next to them is taken."""
+    d = tmp_path / "in" / "files"
+    d.mkdir(parents=True)
+    port = free_port()
+    rx = start_daemon(receiver("in", d) + web(port), wrapper=netns.prefix())
+    subprocess.run([*netns.prefix(), "/usr/bin/python3", "-c", FORGE, GROUP, str(PORT), "99"], check=True,
+                   timeout=30)
+    rx.wait_log(r'delivered: session 99 object 6 name "good.txt"', 10)
+    assert sorted(os.listdir(d)) == ["good.txt"] + ["object-99-%d" % n for n in range(1, 6)]
+    assert (d / "object-99-1").read_bytes() == b"object 1 ../evil"
+    assert (d / "good.txt").read_bytes() == b"object 6 good.txt"
+    assert not (tmp_path / "in" / "evil").exists() and sorted(os.listdir(tmp_path / "in")) == ["files"]
+    r = status(netns, port, "in")
+    assert r["names_refused"] == 5 and r["delivered_objects"] == 6 and r["bad"] == 0
+    log = rx.log()
+    assert 'name refused (a slash), stored as object-99-1: session 99 object 1 name "../evil"' in log
+    assert r'name refused (a control byte), stored as object-99-2: session 99 object 2 name "ok\x01name"' in log
+    assert "name refused (too long), stored as object-99-3" in log
+    assert 'name refused (a dot name), stored as object-99-4: session 99 object 4 name ".."' in log
+    assert "name refused (a leading dot), stored as object-99-5" in log
+
+
+def test_a_file_name_a_receiver_would_refuse_is_sent_without_it(start_daemon, tmp_path, netns):
+    src = tmp_path / "updates"
+    src.mkdir()
+    (src / "bad\x01name").write_bytes(b"control")
+    (src / "fine").write_bytes(b"fine")
+    run = Run(start_daemon, tmp_path, netns, [""], None, tx=dir_sender(src))
+    run.receivers[0].wait_log(r'delivered: session 17 object 2 name "fine"', 30)
+    assert sorted(os.listdir(run.dirs[0])) == ["fine", "object-17-1"]
+    assert (run.dirs[0] / "object-17-1").read_bytes() == b"control"
+    assert run.tx_status()["names_unsafe"] == 1 and run.rx_status(0)["names_refused"] == 0
+    run.tx.wait_log(r'sent without a name \(a control byte\): session 17 object 1 name "bad\\x01name"', 5)
+
+
+DELIVER = """#!/bin/sh
+# The object on stdin, its name, size and session in the environment.
+out="$1"
+case "$SRM_NAME" in
+fail*) cat >/dev/null; exit 3 ;;
+slow*) while [ ! -e "$out/go" ]; do sleep 0.05; done ;;
+esac
+cat >"$out/.$SRM_NAME" || exit 1
+mv "$out/.$SRM_NAME" "$out/$SRM_NAME"
+echo "$SRM_SIZE $SRM_SESSION $SRM_OBJECT" >"$out/$SRM_NAME.env"
+"""
+
+
+def deliver_script(tmp_path):
+    script = tmp_path / "deliver"
+    script.write_text(DELIVER)
+    script.chmod(0o755)
+    out = tmp_path / "out"
+    out.mkdir()
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    return script, out, spool
+
+
+def test_objects_are_piped_to_a_command_and_a_failure_is_counted(start_daemon, tmp_path, netns):
+    """Each verified object goes to a fresh run of the program, in order,
+    on stdin; a run that exits 3 is logged with its status and counted."""
+    script, out, spool = deliver_script(tmp_path)
+    src = tmp_path / "updates"
+    src.mkdir()
+    random_file(src / "one.bin", 200 << 10)
+    random_file(src / "two.bin", 1 << 20)
+    (src / "fail.bin").write_bytes(b"x" * 10000)
+    port = free_port()
+    rx = start_daemon(command_receiver("cmd", [script, out], "netsim { loss = 0.02 seed = 5 }",
+                                       'spool = "%s"' % spool) + web(port),
+                      workdir=tmp_path / "rx", wrapper=netns.prefix())
+    start_daemon(dir_sender(src) + web(free_port()), workdir=tmp_path / "tx", wrapper=netns.prefix())
+    rx.wait_log(r'delivered to the command: session 17 object 3 name "two.bin" listener=cmd', 60)
+    assert files_of(out) == {"one.bin": sha256(src / "one.bin"), "two.bin": sha256(src / "two.bin"),
+                             "one.bin.env": files_of(out)["one.bin.env"], "two.bin.env": files_of(out)["two.bin.env"]}
+    assert (out / "one.bin.env").read_text() == "%d 17 2\n" % (200 << 10)
+    assert (out / "two.bin.env").read_text() == "%d 17 3\n" % (1 << 20)
+    rx.wait_log(r'the command exited with status 3: session 17 object 1 name "fail.bin" listener=cmd', 5)
+    r = status(netns, port, "cmd")
+    assert r["command_delivered"] == 2 and r["command_failed"] == 1 and r["command_dropped"] == 0
+    assert r["command_waiting"] == 0 and r["delivered_objects"] == 3
+    metrics = subprocess.run([*netns.prefix(), "curl", "-s", "--max-time", "5", "http://127.0.0.1:%d/metrics" % port],
+                             capture_output=True, text=True, timeout=10).stdout
+    assert 'chassisd_srm_command_delivered_total{listener="cmd",protocol="srm"} 2' in metrics
+    assert 'chassisd_srm_command_failed_total{listener="cmd",protocol="srm"} 1' in metrics
+    assert "# TYPE chassisd_srm_command_waiting gauge" in metrics
+    # Spooled to unnamed files: nothing is left behind.
+    assert os.listdir(spool) == []
+
+
+def test_a_full_command_queue_drops_and_counts(start_daemon, tmp_path, netns):
+    """One run at a time, one object waiting: the program holds the first
+    until told to go, so the third finds the queue full."""
+    script, out, spool = deliver_script(tmp_path)
+    src = tmp_path / "updates"
+    src.mkdir()
+    for name in ("slow-1", "x-2", "y-3", "z-4"):
+        (src / name).write_bytes(name.encode() * 100)
+    port = free_port()
+    rx = start_daemon(command_receiver("cmd", [script, out], extra='command-queue = 1  spool = "%s"' % spool) +
+                      web(port), workdir=tmp_path / "rx", wrapper=netns.prefix())
+    start_daemon(dir_sender(src) + web(free_port()), workdir=tmp_path / "tx", wrapper=netns.prefix())
+    rx.wait_log(r'dropped: the command.s queue is full \(command-queue\): session 17 object 4 name "z-4"', 30)
+    (out / "go").write_bytes(b"")
+    rx.wait_log(r'delivered to the command: session 17 object 2 name "x-2"', 10)
+    r = status(netns, port, "cmd")
+    assert r["command_dropped"] == 2 and r["command_delivered"] == 2 and r["command_waiting"] == 0
+    assert sorted(n for n in os.listdir(out) if not n.endswith(".env")) == ["go", "slow-1", "x-2"]
+
+
+def test_a_reload_keeps_a_running_delivery(start_daemon, tmp_path, netns):
+    """A changed listener is a new one (here following another session);
+    the program the old one started goes on and delivers."""
+    script, out, spool = deliver_script(tmp_path)
+    src = tmp_path / "updates"
+    src.mkdir()
+    (src / "slow.bin").write_bytes(b"s" * 5000)
+    port = free_port()
+
+    def config(session):
+        return (command_receiver("cmd", [script, out], extra='spool = "%s"  session = %d' % (spool, session)) +
+                web(port))
+
+    rx = start_daemon(config(17), workdir=tmp_path / "rx", wrapper=netns.prefix())
+    start_daemon(dir_sender(src) + web(free_port()), workdir=tmp_path / "tx", wrapper=netns.prefix())
+    rx.wait_log(r'verified, to the command: session 17 object 1 name "slow.bin"', 30)
+    rx.reload(config(18))
+    rx.wait_log(r"the listener stopped; 1 object still to deliver to the command go on", 5)
+    (out / "go").write_bytes(b"")
+    rx.wait_log(r'delivered to the command: session 17 object 1 name "slow.bin"', 10)
+    assert (out / "slow.bin").read_bytes() == b"s" * 5000
+
+
+def test_a_stop_gives_a_running_delivery_shutdown_grace(start_daemon, tmp_path, netns):
+    """The daemon waits for the program within shutdown-grace (1 s here,
+    where command-timeout is 600 s), then kills it and stops."""
+    script, out, spool = deliver_script(tmp_path)
+    src = tmp_path / "updates"
+    src.mkdir()
+    (src / "slow.bin").write_bytes(b"s" * 5000)
+    rx = start_daemon("shutdown-grace = 1\n" +
+                      command_receiver("cmd", [script, out], extra='spool = "%s"  command-timeout = 600' % spool),
+                      workdir=tmp_path / "rx", wrapper=netns.prefix())
+    start_daemon(dir_sender(src) + web(free_port()), workdir=tmp_path / "tx", wrapper=netns.prefix())
+    rx.wait_log(r'verified, to the command: session 17 object 1 name "slow.bin"', 30)
+    assert rx.stop(timeout=30) == 0
+    log = rx.log()
+    assert 'not delivered to the command (shutdown grace over: killed): session 17 object 1 name "slow.bin"' in log
+    assert not (out / "slow.bin").exists()
+
+
+def check_config(tmp_path, text):
+    conf = tmp_path / "srm.conf"
+    conf.write_text(text)
+    from conftest import BINARY
+    r = subprocess.run([BINARY, "-t", "-c", str(conf)], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1 and r.stdout == ""
+    return conf, r.stderr.splitlines()
+
+
+def test_config_errors_name_their_file_and_line(tmp_path):
+    text = ("listener \"both\" {\n"
+            "  protocol = \"srm\"  transport = \"multicast\"  address = \"239.255.2.2:7400\"  interface = \"127.0.0.1\"\n"
+            "  srm { directory = \"/var/lib/in\"\n"
+            "        command = {\"/bin/cat\"} }\n"
+            "}\n"
+            "listener \"neither\" {\n"
+            "  protocol = \"srm\"  transport = \"multicast\"  address = \"239.255.2.3:7400\"  interface = \"127.0.0.1\"\n"
+            "  srm { session = 4 }\n"
+            "}\n"
+            "listener \"relative\" {\n"
+            "  protocol = \"srm\"  transport = \"multicast\"  address = \"239.255.2.4:7400\"  interface = \"127.0.0.1\"\n"
+            "  srm {\n"
+            "    command = {\"bin/deliver\"}\n"
+            "    spool = \"spool\"\n"
+            "  }\n"
+            "}\n"
+            "listener \"relative-dir\" {\n"
+            "  protocol = \"srm\"  transport = \"multicast\"  address = \"239.255.2.5:7400\"  interface = \"127.0.0.1\"\n"
+            "  srm { directory = \"in\" }\n"
+            "}\n"
+            "stream \"tx\" {\n"
+            "  protocol = \"srm\"  destination = {\"239.255.2.6:7400\"}  interface = \"127.0.0.1\"  rate = 1000000\n"
+            "  srm { session = 5\n"
+            "        directory = \"updates\" }\n"
+            "}\n"
+            "stream \"nothing\" {\n"
+            "  protocol = \"srm\"  destination = {\"239.255.2.7:7400\"}  interface = \"127.0.0.1\"  rate = 1000000\n"
+            "  srm { session = 6 }\n"
+            "}\n")
+    conf, lines = check_config(tmp_path, text)
+    assert lines == [
+        '%s:4: listener "both": an srm listener delivers to directory or to command, not both' % conf,
+        '%s:8: listener "neither": an srm listener needs directory = "/absolute/path" or command = '
+        '{"/absolute/program", ...}' % conf,
+        '%s:13: listener "relative": "bin/deliver" is not an absolute path (nothing is looked up in PATH)' % conf,
+        '%s:14: listener "relative": spool must be an absolute path, not "spool"' % conf,
+        '%s:19: listener "relative-dir": an srm listener needs directory = an absolute path' % conf,
+        '%s:24: stream "tx": directory must be an absolute path, not "updates"' % conf,
+        '%s:28: stream "nothing": an srm stream needs source { } or srm { directory = "/absolute/path" }' % conf,
+    ]

@@ -1,9 +1,10 @@
 /* The SRM wire format on any bytes: srm_parse on the input as it is, and
- * on a copy resealed to look valid (magic, version, a known type, the
- * payload length and the CRC set from the input), so the fuzzer gets past
- * the CRC into the body checks. Whatever is accepted must point inside
- * the input, add up, and write back to the same bytes; its body readers
- * must stay inside the payload. */
+ * on a copy resealed to look valid (magic, the version its flags need, a
+ * known type, the payload length and the CRC set from the input), so the
+ * fuzzer gets past the CRC into the body checks. Whatever is accepted
+ * must point inside the input, add up, and write back to the same bytes;
+ * its body readers must stay inside the payload, and a name a receiver
+ * takes must be one that cannot leave its directory. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -15,11 +16,35 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* The body readers of an accepted datagram, whose results must obey what
  * srm_parse promised. */
+static void check_end(const struct srm_header *h)
+{
+	struct srm_end end;
+	const char *why;
+
+	srm_read_end(h, &end);
+	if (!(h->flags & SRM_FLAG_NAME)) {
+		if (end.name != NULL || end.name_len != 0 || h->payload_len != SRM_END_BODY_SIZE)
+			abort();
+		return;
+	}
+	if (end.name != h->payload + SRM_END_BODY_SIZE || end.name_len == 0 || end.name_len > SRM_NAME_MAX ||
+	    SRM_END_BODY_SIZE + end.name_len != h->payload_len)
+		abort();
+	why = srm_name_refusal(end.name, end.name_len);
+	if (why != NULL)
+		return;
+	/* Taken: a plain file name of the directory, nothing more. */
+	if (end.name_len > SRM_NAME_STORE_MAX || end.name[0] == '.' || memchr(end.name, '/', end.name_len) != NULL)
+		abort();
+	for (size_t i = 0; i < end.name_len; i++)
+		if (end.name[i] < 0x20 || end.name[i] == 0x7f)
+			abort();
+}
+
 static void check_body(const struct srm_header *h)
 {
 	struct srm_range ranges[SRM_MAX_RANGES];
 	struct srm_heartbeat hb;
-	struct srm_end end;
 	size_t n;
 
 	switch (h->type) {
@@ -38,11 +63,13 @@ static void check_body(const struct srm_header *h)
 			abort();
 		break;
 	case SRM_END:
-		srm_read_end(h, &end);
+		check_end(h);
 		break;
 	case SRM_REPAIR:
 		if (h->flags & SRM_FLAG_END)
-			srm_read_end(h, &end);
+			check_end(h);
+		else if (h->flags & SRM_FLAG_NAME)
+			abort();
 		break;
 	default:
 		break;
@@ -59,7 +86,8 @@ static void check(const uint8_t *data, size_t size)
 	if (srm_parse(data, size, &h) != SRM_OK)
 		return;
 	if (h.payload != data + SRM_HEADER_SIZE || SRM_HEADER_SIZE + h.payload_len != size ||
-	    h.type < SRM_DATA || h.type > SRM_GONE || (h.flags & ~SRM_FLAGS_KNOWN))
+	    h.type < SRM_DATA || h.type > SRM_GONE || (h.flags & ~SRM_FLAGS_KNOWN) ||
+	    data[2] != (h.flags & SRM_FLAG_NAME ? SRM_VERSION_NAMES : SRM_VERSION))
 		abort();
 	check_body(&h);
 	again = malloc(size);
@@ -68,8 +96,8 @@ static void check(const uint8_t *data, size_t size)
 	free(again);
 }
 
-/* Magic, version, a known type, the length of what follows the header
- * and the CRC over it all. */
+/* Magic, the version the flags need, a known type, the length of what
+ * follows the header and the CRC over it all. */
 static void reseal(uint8_t *pkt, size_t size)
 {
 	size_t payload_len = size - SRM_HEADER_SIZE;
@@ -77,7 +105,7 @@ static void reseal(uint8_t *pkt, size_t size)
 
 	pkt[0] = 0x43;
 	pkt[1] = 0x53;
-	pkt[2] = SRM_VERSION;
+	pkt[2] = pkt[5] & SRM_FLAG_NAME ? SRM_VERSION_NAMES : SRM_VERSION;
 	pkt[3] = (uint8_t)(SRM_DATA + pkt[3] % SRM_GONE);
 	pkt[6] = (uint8_t)(payload_len >> 8);
 	pkt[7] = (uint8_t)payload_len;
@@ -93,6 +121,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint8_t *copy;
 
 	check(data, size);
+	/* The name check on any bytes, whatever their length. */
+	if (srm_name_refusal(data, size) == NULL && (size == 0 || size > SRM_NAME_STORE_MAX || data[0] == '.'))
+		abort();
 	if (size < SRM_HEADER_SIZE || size - SRM_HEADER_SIZE > 0xFFFF)
 		return 0;
 	copy = malloc(size);

@@ -137,7 +137,7 @@ Test(srm_wire, empty_data_and_end_of_empty_object)
 				.object = 9, .payload = body, .payload_len = sizeof(body) };
 	struct srm_header back;
 
-	srm_write_end(body, &end);
+	cr_assert_eq(srm_write_end(body, sizeof(body), &end), SRM_END_BODY_SIZE);
 	cr_assert_eq(srm_write(pkt, sizeof(pkt), &h), 44);
 	cr_assert_eq(parse_exact(pkt, 44, &back), SRM_OK);
 	cr_assert_eq(back.flags, SRM_FLAG_LAST);
@@ -159,7 +159,7 @@ Test(srm_wire, end_and_repaired_end)
 	struct srm_header back;
 	size_t len;
 
-	srm_write_end(body, &end);
+	cr_assert_eq(srm_write_end(body, sizeof(body), &end), SRM_END_BODY_SIZE);
 	len = srm_write(pkt, sizeof(pkt), &h);
 	cr_assert_eq(parse_exact(pkt, len, &back), SRM_OK);
 	srm_read_end(&back, &back_end);
@@ -272,7 +272,9 @@ Test(srm_parse, magic_version_type)
 	pkt[0] ^= 1;
 	cr_assert_eq(parse_exact(pkt, len, &h), SRM_BAD_MAGIC);
 	pkt[0] ^= 1;
-	pkt[2] = 2;
+	pkt[2] = 2;		/* version 2 says a name: a DATA has none */
+	cr_assert_eq(parse_exact(pkt, len, &h), SRM_BAD_VERSION);
+	pkt[2] = 3;
 	cr_assert_eq(parse_exact(pkt, len, &h), SRM_BAD_VERSION);
 	pkt[2] = 1;
 	pkt[3] = 0;
@@ -369,4 +371,194 @@ Test(srm_parse, offset_past_two_to_the_64)
 	cr_assert_eq(parse_exact(pkt, srm_write(pkt, sizeof(pkt), &h), &back), SRM_BAD_BODY);
 	h.payload_len = 1;
 	cr_assert_eq(parse_exact(pkt, srm_write(pkt, sizeof(pkt), &h), &back), SRM_OK);
+}
+
+/* ---- names (version 2) ----------------------------------------------------- */
+
+/* An END of object 4 named `name`, as the sender writes it. */
+static size_t write_named_end(uint8_t *out, size_t cap, const char *name, size_t name_len, uint16_t flags)
+{
+	uint8_t body[SRM_END_BODY_SIZE + SRM_NAME_MAX + 1];
+	struct srm_end end = { .size = 5242880, .crc = 0x01020304u, .name = (const uint8_t *)name, .name_len = name_len };
+	struct srm_header h = { .type = SRM_END, .flags = (uint16_t)(SRM_FLAG_NAME | flags), .session = 17,
+				.sequence = 77, .object = 4, .payload = body };
+
+	h.payload_len = srm_write_end(body, sizeof(body), &end);
+	cr_assert_eq(h.payload_len, SRM_END_BODY_SIZE + name_len);
+	return srm_write(out, cap, &h);
+}
+
+Test(srm_names, named_end_layout_byte_by_byte)
+{
+	const uint8_t expected[32 + 12 + 5] = {
+		0x43, 0x53, 2, SRM_END, 0, 0x05, 0, 17,	/* "CS", version 2, END, flags NAME|LAST, length 17 */
+		0, 0, 0, 17, 0, 0, 0, 77, 0, 0, 0, 4,	/* session, sequence, object */
+		0, 0, 0, 0, 0, 0, 0, 0,			/* offset */
+		0, 0, 0, 0,				/* the CRC, checked below */
+		0, 0, 0, 0, 0, 0x50, 0, 0, 1, 2, 3, 4,	/* size 5 MiB, CRC32C of the object */
+		'a', '.', 'b', 'i', 'n',		/* the name, no length byte, no NUL */
+	};
+	uint8_t pkt[128];
+	size_t len = write_named_end(pkt, sizeof(pkt), "a.bin", 5, SRM_FLAG_LAST);
+	uint32_t crc = srm_crc32c(srm_crc32c(0, pkt, 28), pkt + 32, 17);
+
+	cr_assert_eq(len, sizeof(expected));
+	cr_assert_arr_eq(pkt, expected, 28);
+	cr_assert_arr_eq(pkt + 32, expected + 32, 17);
+	cr_assert_eq(pkt[28], (uint8_t)(crc >> 24));
+	cr_assert_eq(pkt[29], (uint8_t)(crc >> 16));
+	cr_assert_eq(pkt[30], (uint8_t)(crc >> 8));
+	cr_assert_eq(pkt[31], (uint8_t)crc);
+}
+
+Test(srm_names, named_end_and_its_repair_round_trip)
+{
+	uint8_t pkt[128];
+	size_t len = write_named_end(pkt, sizeof(pkt), "image-2.bin", 11, 0);
+	struct srm_header h;
+	struct srm_end end;
+
+	cr_assert_eq(parse_exact(pkt, len, &h), SRM_OK);
+	cr_assert_eq(h.flags, SRM_FLAG_NAME);
+	srm_read_end(&h, &end);
+	cr_assert_eq(end.size, 5242880);
+	cr_assert_eq(end.crc, 0x01020304u);
+	cr_assert_eq(end.name_len, 11);
+	cr_assert_arr_eq(end.name, "image-2.bin", 11);
+	cr_assert_eq(end.name, h.payload + SRM_END_BODY_SIZE);
+	/* The sender repairs it as it kept it: a REPAIR with END and NAME. */
+	cr_assert_eq(parse_exact(pkt, len, &h), SRM_OK);
+	h.payload = pkt + SRM_HEADER_SIZE;
+	h.type = SRM_REPAIR;
+	h.flags |= SRM_FLAG_END;
+	cr_assert_eq(srm_write(pkt, sizeof(pkt), &h), len);
+	cr_assert_eq(pkt[2], 2);
+	cr_assert_eq(parse_exact(pkt, len, &h), SRM_OK);
+	srm_read_end(&h, &end);
+	cr_assert_arr_eq(end.name, "image-2.bin", 11);
+}
+
+Test(srm_names, an_unnamed_end_has_no_name_and_stays_version_1)
+{
+	uint8_t body[SRM_END_BODY_SIZE], pkt[64];
+	struct srm_end end = { .size = 3, .crc = 9 };
+	struct srm_header h = { .type = SRM_END, .payload = body, .payload_len = sizeof(body) };
+
+	cr_assert_eq(srm_write_end(body, sizeof(body), &end), SRM_END_BODY_SIZE);
+	cr_assert_eq(srm_write(pkt, sizeof(pkt), &h), 44);
+	cr_assert_eq(pkt[2], 1);
+	cr_assert_eq(parse_exact(pkt, 44, &h), SRM_OK);
+	srm_read_end(&h, &end);
+	cr_assert_null(end.name);
+	cr_assert_eq(end.name_len, 0);
+}
+
+Test(srm_names, the_crc_covers_the_name)
+{
+	uint8_t pkt[128];
+	size_t len = write_named_end(pkt, sizeof(pkt), "abc", 3, 0);
+	struct srm_header h;
+
+	for (size_t at = 32 + SRM_END_BODY_SIZE; at < len; at++) {
+		pkt[at] ^= 0x01;
+		cr_assert_eq(parse_exact(pkt, len, &h), SRM_BAD_CRC, "byte %zu", at);
+		pkt[at] ^= 0x01;
+	}
+	cr_assert_eq(parse_exact(pkt, len, &h), SRM_OK);
+}
+
+Test(srm_names, the_version_must_be_the_one_the_flags_need)
+{
+	uint8_t pkt[128];
+	size_t len = write_named_end(pkt, sizeof(pkt), "abc", 3, 0);
+	struct srm_header h;
+
+	pkt[2] = 1;		/* a name in version 1: an old sender cannot say it */
+	reseal(pkt, len);
+	cr_assert_eq(parse_exact(pkt, len, &h), SRM_BAD_VERSION);
+	pkt[2] = 2;
+	pkt[5] &= (uint8_t)~SRM_FLAG_NAME;	/* version 2 without a name */
+	reseal(pkt, len);
+	cr_assert_eq(parse_exact(pkt, len, &h), SRM_BAD_VERSION);
+}
+
+Test(srm_names, name_lengths)
+{
+	static char name[SRM_NAME_MAX + 1];
+	static uint8_t pkt[SRM_HEADER_SIZE + SRM_END_BODY_SIZE + SRM_NAME_MAX + 1];
+	uint8_t body[SRM_END_BODY_SIZE + SRM_NAME_MAX + 1];
+	struct srm_end end = { .name = (const uint8_t *)name, .name_len = SRM_NAME_MAX + 1 };
+	struct srm_header h;
+	size_t len;
+
+	memset(name, 'n', sizeof(name));
+	len = write_named_end(pkt, sizeof(pkt), name, SRM_NAME_MAX, 0);
+	cr_assert_eq(parse_exact(pkt, len, &h), SRM_OK);
+	/* One byte more, written by hand: refused. */
+	cr_assert_eq(srm_write_end(body, sizeof(body), &end), 0);
+	pkt[len] = 'n';
+	pkt[6] = (uint8_t)((len + 1 - SRM_HEADER_SIZE) >> 8);
+	pkt[7] = (uint8_t)(len + 1 - SRM_HEADER_SIZE);
+	reseal(pkt, len + 1);
+	cr_assert_eq(parse_exact(pkt, len + 1, &h), SRM_BAD_BODY);
+	/* The flag with no name at all. */
+	len = write_named_end(pkt, sizeof(pkt), "x", 1, 0);
+	pkt[7]--;
+	reseal(pkt, len - 1);
+	cr_assert_eq(parse_exact(pkt, len - 1, &h), SRM_BAD_BODY);
+	/* Too small a body buffer. */
+	end.name_len = 4;
+	cr_assert_eq(srm_write_end(body, SRM_END_BODY_SIZE + 3, &end), 0);
+	cr_assert_eq(srm_write_end(body, SRM_END_BODY_SIZE + 4, &end), SRM_END_BODY_SIZE + 4);
+}
+
+Test(srm_names, only_an_end_or_its_repair_has_a_name)
+{
+	uint8_t pkt[128];
+	size_t len = write_named_end(pkt, sizeof(pkt), "abcdefghijkl", 12, 0);
+	struct srm_header h;
+
+	pkt[3] = SRM_DATA;
+	reseal(pkt, len);
+	cr_assert_eq(parse_exact(pkt, len, &h), SRM_BAD_BODY);
+	pkt[3] = SRM_REPAIR;	/* of a DATA: no END flag */
+	reseal(pkt, len);
+	cr_assert_eq(parse_exact(pkt, len, &h), SRM_BAD_BODY);
+	pkt[3] = SRM_HEARTBEAT;
+	reseal(pkt, len);
+	cr_assert_eq(parse_exact(pkt, len, &h), SRM_BAD_BODY);
+	pkt[3] = SRM_END;
+	reseal(pkt, len);
+	cr_assert_eq(parse_exact(pkt, len, &h), SRM_OK);
+}
+
+static const char *refusal(const char *name, size_t len)
+{
+	return srm_name_refusal((const uint8_t *)name, len);
+}
+
+Test(srm_names, what_a_receiver_takes_as_a_file_name)
+{
+	static char long_name[SRM_NAME_STORE_MAX + 1];
+
+	cr_assert_null(refusal("image.bin", 9));
+	cr_assert_null(refusal("a b", 3));
+	cr_assert_null(refusal("caf\xc3\xa9", 5));
+	cr_assert_null(refusal("x..y", 4));
+	cr_assert_str_eq(refusal("", 0), "empty");
+	cr_assert_str_eq(refusal(".", 1), "a dot name");
+	cr_assert_str_eq(refusal("..", 2), "a dot name");
+	cr_assert_str_eq(refusal(".hidden", 7), "a leading dot");
+	cr_assert_str_eq(refusal("..x", 3), "a leading dot");
+	cr_assert_str_eq(refusal(".object-17-2.part", 17), "a leading dot");
+	cr_assert_str_eq(refusal("../evil", 7), "a slash");
+	cr_assert_str_eq(refusal("a/b", 3), "a slash");
+	cr_assert_str_eq(refusal("/etc/passwd", 11), "a slash");
+	cr_assert_str_eq(refusal("a\0b", 3), "a NUL byte");
+	cr_assert_str_eq(refusal("bad\x01name", 8), "a control byte");
+	cr_assert_str_eq(refusal("line\n", 5), "a control byte");
+	cr_assert_str_eq(refusal("del\x7f", 4), "a control byte");
+	memset(long_name, 'a', sizeof(long_name));
+	cr_assert_null(refusal(long_name, SRM_NAME_STORE_MAX));
+	cr_assert_str_eq(refusal(long_name, SRM_NAME_STORE_MAX + 1), "too long");
 }
