@@ -299,6 +299,7 @@ static const struct {
 	{ "", "probation", "RTP packets dropped while their sender was not yet valid (RFC 3550 A.1)." },
 	{ "", "not_played", "RTP packets of valid senders other than the one played." },
 	{ "", "names_refused", "srm objects whose name was refused as a file name (stored as object-SESSION-N)." },
+	{ "", "store_failed", "srm objects received whole that could not be stored (spool or directory write failed)." },
 	{ "", "command_delivered", "srm objects the command took: its run exited with status 0." },
 	{ "", "command_failed", "srm objects whose command run failed: a non-zero exit, a signal, a timeout." },
 	{ "", "command_dropped", "srm objects dropped because the command's queue was full." },
