@@ -112,20 +112,28 @@ static void srm_send_sequenced(struct srm_sender *st, struct srm_header *h)
 	st->sent++;
 }
 
-static bool srm_send_data(struct srm_sender *st)
+/* The n payload bytes already in place after the header, as the current
+ * object's next DATA. */
+static void srm_send_payload(struct srm_sender *st, size_t n)
 {
-	struct evbuffer *in = source_buffer(st->source);
-	size_t have = evbuffer_get_length(in), n = have < st->payload_size ? have : st->payload_size;
 	struct srm_header h = { .type = SRM_DATA, .object = st->object, .offset = st->offset };
 
-	if (n == 0 || (n < st->payload_size && !source_ended(st->source)))
-		return false;
-	evbuffer_remove(in, st->packet + SRM_HEADER_SIZE, n);
 	h.payload = st->packet + SRM_HEADER_SIZE;
 	h.payload_len = n;
 	st->crc = srm_crc32c(st->crc, h.payload, n);
 	st->offset += n;
 	srm_send_sequenced(st, &h);
+}
+
+static bool srm_send_data(struct srm_sender *st)
+{
+	struct evbuffer *in = source_buffer(st->source);
+	size_t have = evbuffer_get_length(in), n = have < st->payload_size ? have : st->payload_size;
+
+	if (n == 0 || (n < st->payload_size && !source_ended(st->source)))
+		return false;
+	evbuffer_remove(in, st->packet + SRM_HEADER_SIZE, n);
+	srm_send_payload(st, n);
 	return true;
 }
 
@@ -347,7 +355,6 @@ static bool srm_dir_open_next(struct srm_sender *st)
  * its END, LAST when no file follows. False when nothing is left. */
 static bool srm_dir_send(struct srm_sender *st)
 {
-	struct srm_header h = { .type = SRM_DATA };
 	size_t n = 0;
 	ssize_t got = 1;
 	bool more;
@@ -374,13 +381,7 @@ static bool srm_dir_send(struct srm_sender *st)
 	}
 	st->at_eof = st->at_eof || n < st->payload_size;
 	if (n > 0) {
-		h.object = st->object;
-		h.offset = st->offset;
-		h.payload = st->packet + SRM_HEADER_SIZE;
-		h.payload_len = n;
-		st->crc = srm_crc32c(st->crc, h.payload, n);
-		st->offset += n;
-		srm_send_sequenced(st, &h);
+		srm_send_payload(st, n);
 		return true;
 	}
 	close(st->fd);

@@ -35,10 +35,16 @@ def sender(path, session=17, rate=80000000, extra=""):
             % (GROUP, PORT, rate, path, session, extra))
 
 
+# Receivers get a socket buffer for half a second of an 80 Mbit/s sender:
+# with the kernel's default (about 20 ms of it) a receiver the machine
+# starves for a moment drops datagrams no netsim asked for, and NAKs.
+RECEIVE_BUFFER = "receive-buffer = 8388608"
+
+
 def receiver(name, directory, netsim="", extra=""):
     return ('listener "%s" {\n  protocol = "srm"  transport = "multicast"  address = "%s:%d"\n'
-            '  interface = "127.0.0.1"\n  srm { directory = "%s" %s }\n  %s\n}\n'
-            % (name, GROUP, PORT, directory, extra, netsim))
+            '  interface = "127.0.0.1"  %s\n  srm { directory = "%s" %s }\n  %s\n}\n'
+            % (name, GROUP, PORT, RECEIVE_BUFFER, directory, extra, netsim))
 
 
 def sha256(path):
@@ -80,8 +86,8 @@ def dir_sender(directory, session=17, rate=80000000, extra=""):
 def command_receiver(name, argv, netsim="", extra=""):
     """A listener that pipes each object to a program instead."""
     return ('listener "%s" {\n  protocol = "srm"  transport = "multicast"  address = "%s:%d"\n'
-            '  interface = "127.0.0.1"\n  srm { command = {%s} %s }\n  %s\n}\n'
-            % (name, GROUP, PORT, ", ".join('"%s"' % a for a in argv), extra, netsim))
+            '  interface = "127.0.0.1"  %s\n  srm { command = {%s} %s }\n  %s\n}\n'
+            % (name, GROUP, PORT, RECEIVE_BUFFER, ", ".join('"%s"' % a for a in argv), extra, netsim))
 
 
 class Run:
