@@ -157,16 +157,30 @@ static uint64_t machine_lateness(uint64_t period, unsigned count)
 	return late[count / 2];
 }
 
+/* The median, within a millisecond or two (libevent's rounding) of what
+ * the machine itself manages, measured before and after the run. Up to
+ * three runs: a neighbour that loads the machine during one run only
+ * (CI: 3.4 ms median against the machine's 0.09 ms measured before it)
+ * fails that run; a pacer that is late fails all three. */
 Test(pacer, coarse_deadlines_are_met_to_a_millisecond)
 {
-	struct run r = { .period = 5 * MS, .wanted = 40 };
-	uint64_t machine = machine_lateness(5 * MS, 40);
+	uint64_t median = 0, machine = 0;
 
-	run_pacer(false, &r);
-	/* The median, within a millisecond or two (libevent's rounding) of
-	 * what the machine itself manages right now. */
-	cr_assert_lt(median_lateness(&r), machine + 3 * MS, "median lateness %llu ns, the machine's %llu ns",
-		     (unsigned long long)median_lateness(&r), (unsigned long long)machine);
+	for (int attempt = 0; attempt < 3; attempt++) {
+		struct run r = { .period = 5 * MS, .wanted = 40 };
+		uint64_t after;
+
+		machine = machine_lateness(5 * MS, 40);
+		run_pacer(false, &r);
+		after = machine_lateness(5 * MS, 40);
+		if (after > machine)
+			machine = after;
+		median = median_lateness(&r);
+		if (median < machine + 3 * MS)
+			break;
+	}
+	cr_assert_lt(median, machine + 3 * MS, "median lateness %llu ns, the machine's %llu ns",
+		     (unsigned long long)median, (unsigned long long)machine);
 }
 
 Test(pacer, a_past_deadline_fires_at_once_and_cancel_stops_it)
