@@ -31,6 +31,9 @@ struct connect {
 	char *host;
 	char port[8];
 	struct evutil_addrinfo *addrs, *next;
+	/* An IP literal needs no resolver and no allocation: the one entry. */
+	struct evutil_addrinfo literal;
+	struct sockaddr_storage literal_sa;
 	struct evdns_getaddrinfo_request *resolving;
 	int fd;
 	int error;			/* the last address's, for failed() */
@@ -101,6 +104,8 @@ static void connect_done(struct connect *c)
 		c->profile.handshake_outcome = connect_on_handshake;
 		c->profile.handshake_arg = c;
 		event_del(c->deadline);		/* the handshake has a deadline of its own */
+		if (c->writable != NULL)
+			event_del(c->writable);	/* persistent: it would fire all through the handshake */
 	}
 	c->handshaking = c->profile.tls != NULL;
 	if (conn_open(c->owner, &c->profile, fd, (struct sockaddr *)&peer, peer_len, c->arg) < 0) {
@@ -134,8 +139,10 @@ static void connect_on_writable(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 }
 
-/* Starts connect() to the next address; false when none is left. */
-static bool connect_try_next(struct connect *c)
+enum connect_start { CONNECT_NONE_LEFT, CONNECT_WAITING, CONNECT_CONNECTED };
+
+/* Starts connect() to the next address. */
+static enum connect_start connect_try_next(struct connect *c)
 {
 	for (; c->next != NULL; c->next = c->next->ai_next) {
 		struct evutil_addrinfo *a = c->next;
@@ -147,10 +154,28 @@ static bool connect_try_next(struct connect *c)
 		}
 		/* As on accepted sockets: each callback's output goes whole. */
 		setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
-		if (connect(c->fd, a->ai_addr, (socklen_t)a->ai_addrlen) == 0 || errno == EINPROGRESS) {
-			c->writable = event_new(c->chassis->base, c->fd, EV_WRITE, connect_on_writable, c);
+		if (connect(c->fd, a->ai_addr, (socklen_t)a->ai_addrlen) == 0)
+			return CONNECT_CONNECTED;
+		/* To a peer on this host the handshake is over by the time
+		 * connect() returns EINPROGRESS: the SYN-ACK waits in the
+		 * socket's backlog until the call releases the socket. A
+		 * second connect() says so (0, or EISCONN elsewhere than
+		 * Linux), or that the peer refused, and the wait for EPOLLOUT
+		 * is saved with its epoll_ctl calls and the SO_ERROR. A peer
+		 * further away: EALREADY, one syscall more on a connect that
+		 * takes a round trip anyway. */
+		if (errno == EINPROGRESS &&
+		    (connect(c->fd, a->ai_addr, (socklen_t)a->ai_addrlen) == 0 || errno == EISCONN))
+			return CONNECT_CONNECTED;
+		if (errno == EINPROGRESS || errno == EALREADY) {
+			/* EV_READ too, and persistent, so that the fd stays in epoll
+			 * until connect_free(): conn_open() adds its read event to
+			 * a registration that is already there, and the handover
+			 * costs one EPOLL_CTL_MOD instead of a DEL and an ADD. */
+			c->writable = event_new(c->chassis->base, c->fd, EV_READ | EV_WRITE | EV_PERSIST,
+						connect_on_writable, c);
 			if (c->writable != NULL && event_add(c->writable, NULL) == 0)
-				return true;
+				return CONNECT_WAITING;
 			c->error = ENOMEM;
 		} else {
 			c->error = errno;
@@ -158,15 +183,23 @@ static bool connect_try_next(struct connect *c)
 		close(c->fd);
 		c->fd = -1;
 	}
-	return false;
+	return CONNECT_NONE_LEFT;
 }
 
 static void connect_on_step(evutil_socket_t fd, short what, void *arg)
 {
 	struct connect *c = arg;
 
-	if (!connect_try_next(c))
+	switch (connect_try_next(c)) {
+	case CONNECT_NONE_LEFT:
 		connect_fail(c, c->error);
+		break;
+	case CONNECT_CONNECTED:
+		connect_done(c);
+		break;
+	case CONNECT_WAITING:
+		break;
+	}
 	(void)fd;
 	(void)what;
 }
@@ -219,16 +252,47 @@ static struct evdns_base *connect_dns(struct chassis *ch)
 	return ch->dns;
 }
 
-/* An IP literal is parsed on the spot; a name goes to evdns. */
-static int connect_resolve(struct connect *c)
+/* A plain IPv4 or IPv6 literal, straight into c->literal: getaddrinfo()
+ * would cost more than the connect() on every relayed connection. */
+static bool connect_literal(struct connect *c, unsigned port)
+{
+	struct sockaddr_in *in4 = (struct sockaddr_in *)&c->literal_sa;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&c->literal_sa;
+
+	if (evutil_inet_pton(AF_INET, c->host, &in4->sin_addr) == 1) {
+		in4->sin_family = AF_INET;
+		in4->sin_port = htons((uint16_t)port);
+		c->literal.ai_addrlen = sizeof(*in4);
+	} else if (evutil_inet_pton(AF_INET6, c->host, &in6->sin6_addr) == 1) {
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((uint16_t)port);
+		c->literal.ai_addrlen = sizeof(*in6);
+	} else {
+		return false;
+	}
+	c->literal.ai_family = c->literal_sa.ss_family;
+	c->literal.ai_socktype = SOCK_STREAM;
+	c->literal.ai_protocol = IPPROTO_TCP;
+	c->literal.ai_addr = (struct sockaddr *)&c->literal_sa;
+	c->next = &c->literal;
+	return true;
+}
+
+/* An IP literal is parsed on the spot (a scoped IPv6 one by
+ * getaddrinfo); a name goes to evdns. */
+static int connect_resolve(struct connect *c, unsigned port)
 {
 	struct evutil_addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_protocol = IPPROTO_TCP };
 	struct evdns_base *dns;
 
 	hints.ai_flags = EVUTIL_AI_NUMERICHOST | EVUTIL_AI_NUMERICSERV;
-	if (evutil_getaddrinfo(c->host, c->port, &hints, &c->addrs) == 0) {
-		c->next = c->addrs;
-		return event_add(c->step, &(struct timeval){ 0, 0 });
+	if (connect_literal(c, port) || evutil_getaddrinfo(c->host, c->port, &hints, &c->addrs) == 0) {
+		if (c->addrs != NULL)
+			c->next = c->addrs;
+		/* Active, not a zero timeout: it runs in this loop turn,
+		 * without an epoll_wait(0) first. */
+		event_active(c->step, EV_TIMEOUT, 0);
+		return 0;
 	}
 	dns = connect_dns(c->chassis);
 	if (dns == NULL)
@@ -270,7 +334,7 @@ struct connect *conn_connect_tls(const struct unit_env *env, const char *host, u
 	c->step = evtimer_new(ch->base, connect_on_step, c);
 	c->deadline = evtimer_new(ch->base, connect_on_deadline, c);
 	if (c->host == NULL || c->step == NULL || c->deadline == NULL || evtimer_add(c->deadline, &deadline) < 0 ||
-	    connect_resolve(c) < 0) {
+	    connect_resolve(c, port) < 0) {
 		connect_free(c);
 		errno = ENOMEM;
 		return NULL;

@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <event2/event.h>
-#include <event2/listener.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -220,7 +219,7 @@ static void listener_resume_accept(struct listener *ls)
 	ls->accept_paused = false;
 	TAILQ_REMOVE(&paused, ls, paused_link);
 	evtimer_del(ls->resume_timer);
-	evconnlistener_enable(ls->acceptor);
+	event_add(ls->acceptor, NULL);
 }
 
 /* The owner's word on each connection it accepted. */
@@ -313,31 +312,24 @@ static bool listener_admit(struct listener *ls, const struct sockaddr *peer)
 	return true;
 }
 
-static void listener_on_accept(struct evconnlistener *acceptor, evutil_socket_t fd,
-			       struct sockaddr *sa, int sa_len, void *arg)
+static void listener_accept(struct listener *ls, int fd, struct sockaddr_storage *peer, socklen_t peer_len)
 {
-	struct listener *ls = arg;
-	struct sockaddr_storage peer;
-	socklen_t peer_len = (socklen_t)sa_len;
-
 	if (ls->out_of_fds) {
 		struct log_context ctx = listener_context(ls);
 		ls->out_of_fds = false;
 		log_write(LOG_NOTICE, &ctx, "accepting again");
 	}
-	memcpy(&peer, sa, peer_len);
-	addr_unmap(&peer, &peer_len);
-	if (!listener_admit(ls, (struct sockaddr *)&peer)) {
-		evutil_closesocket(fd);
+	addr_unmap(peer, &peer_len);
+	if (!listener_admit(ls, (struct sockaddr *)peer)) {
+		close(fd);
 		return;
 	}
 	ls->counters.accepted++;
 	service_ref(ls->service);
-	if (conn_open(&ls->owner, &ls->service->profile, fd, (struct sockaddr *)&peer, peer_len, NULL) < 0) {
-		source_table_release(&ls->sources, (struct sockaddr *)&peer);
+	if (conn_open(&ls->owner, &ls->service->profile, fd, (struct sockaddr *)peer, peer_len, NULL) < 0) {
+		source_table_release(&ls->sources, (struct sockaddr *)peer);
 		service_release(ls->service);
 	}
-	(void)acceptor;
 }
 
 static void listener_on_resume_timer(evutil_socket_t fd, short what, void *arg)
@@ -347,20 +339,18 @@ static void listener_on_resume_timer(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 }
 
-/* libevent keeps a listener armed after accept() fails; with no fd left
- * the socket stays readable and the loop would spin. Pause instead. */
-static void listener_on_accept_error(struct evconnlistener *acceptor, void *arg)
+/* The socket stays readable after accept() fails for want of fds, and
+ * the loop would spin. Pause instead. */
+static void listener_accept_failed(struct listener *ls, int err)
 {
-	struct listener *ls = arg;
 	struct log_context ctx = listener_context(ls);
 	struct timeval resume = { ACCEPT_RESUME_SECONDS, 0 };
-	int err = EVUTIL_SOCKET_ERROR();
 
 	if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) {
 		log_write(LOG_WARNING, &ctx, "accept failed: %s", strerror(err));
 		return;
 	}
-	evconnlistener_disable(acceptor);
+	event_del(ls->acceptor);
 	if (!ls->accept_paused)
 		TAILQ_INSERT_TAIL(&paused, ls, paused_link);
 	ls->accept_paused = true;
@@ -372,6 +362,21 @@ static void listener_on_accept_error(struct evconnlistener *acceptor, void *arg)
 		log_write(LOG_WARNING, &ctx, "accept paused: %s; resuming when a connection closes",
 			  strerror(err));
 	}
+}
+
+/* One connection per wakeup, as nginx without multi_accept. */
+static void listener_on_acceptable(evutil_socket_t lfd, short what, void *arg)
+{
+	struct listener *ls = arg;
+	struct sockaddr_storage peer;
+	socklen_t peer_len = sizeof(peer);
+	int fd = accept4(lfd, (struct sockaddr *)&peer, &peer_len, SOCK_NONBLOCK);
+
+	if (fd >= 0)
+		listener_accept(ls, fd, &peer, peer_len);
+	else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+		listener_accept_failed(ls, errno);
+	(void)what;
 }
 
 /* TCP_DEFER_ACCEPT: the kernel completes the handshake but hands the
@@ -476,12 +481,10 @@ int listener_enable(struct listener *ls)
 	if (conf->transport == TRANSPORT_TCP) {
 		listener_set_tcp_options(ls);
 		ls->resume_timer = evtimer_new(base, listener_on_resume_timer, ls);
-		/* Backlog 0: socket_open() already called listen(). */
-		ls->acceptor = evconnlistener_new(base, listener_on_accept, ls, LEV_OPT_CLOSE_ON_FREE,
-						  0, ls->fd);
-		if (ls->acceptor == NULL || ls->resume_timer == NULL)
+		/* socket_open() already called listen(). */
+		ls->acceptor = event_new(base, ls->fd, EV_READ | EV_PERSIST, listener_on_acceptable, ls);
+		if (ls->acceptor == NULL || ls->resume_timer == NULL || event_add(ls->acceptor, NULL) < 0)
 			return -1;
-		evconnlistener_set_error_cb(ls->acceptor, listener_on_accept_error);
 		return 0;
 	}
 	if (datagram_port_start(&ls->port, base, ls->fd, conf->endpoint.sa.ss_family == AF_INET6 && conf->endpoint.any,
@@ -516,12 +519,13 @@ static void listener_stop_accepting(struct listener *ls)
 		ls->accept_paused = false;
 	}
 	if (ls->acceptor != NULL) {
-		evconnlistener_free(ls->acceptor);	/* closes the fd */
+		event_free(ls->acceptor);
 		ls->acceptor = NULL;
 	} else if (ls->fd >= 0) {
 		datagram_port_stop(&ls->port);
-		close(ls->fd);
 	}
+	if (ls->fd >= 0)
+		close(ls->fd);
 	ls->fd = -1;
 	if (ls->resume_timer != NULL)
 		event_free(ls->resume_timer);

@@ -33,7 +33,7 @@ struct listener {
 	struct chassis *chassis;
 	struct service *service;	/* current config; connections may hold older ones */
 	int fd;
-	struct evconnlistener *acceptor;	/* tcp */
+	struct event *acceptor;		/* tcp: EV_READ on fd */
 	struct datagram_port port;		/* udp, multicast */
 	struct event *resume_timer;
 	struct event *grace_timer;
