@@ -8,8 +8,12 @@
 #define TORRENT_DEFAULT_MAX_PEERS 200
 #define TORRENT_DEFAULT_MAX_TORRENTS 1000
 
+/* listen has its default applied by torrent_configure(), not by libconfuse:
+ * libconfuse parses a list's default when the section opens and calls the
+ * option's validator then, so the line recorded for the option would be
+ * the section's, not the one the user wrote it on. */
 #define TORRENT_OPTIONS                                                         \
-	CFG_STR_LIST("listen", "{0.0.0.0:6881,[::]:6881}", CFGF_NONE),          \
+	CFG_STR_LIST("listen", NULL, CFGF_NODEFAULT),                           \
 	CFG_STR("directory", NULL, CFGF_NODEFAULT),                             \
 	CFG_STR_LIST("torrents", NULL, CFGF_NODEFAULT),                         \
 	CFG_STR("state", TORRENT_DEFAULT_STATE, CFGF_NONE),                     \

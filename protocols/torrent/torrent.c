@@ -8,6 +8,7 @@
  * .torrent files listed are seeded, their data under `directory`, checked
  * before it is served. The resume data of every torrent is written to
  * `state` when the stream stops, and read when it is added again. */
+#include <arpa/inet.h>
 #include <confuse.h>
 #include <dirent.h>
 #include <errno.h>
@@ -877,21 +878,69 @@ static void torrent_settings_free(void *settings)
 	free(s);
 }
 
+/* One listen entry: an IPv4 address or a bracketed IPv6 one, a colon and
+ * a port from 1 to 65535 (libtorrent would take a device name, or a port
+ * of 0 for any: the doc promises neither, and peers must know the port). */
+static bool listen_address_ok(const char *one, const char **why)
+{
+	const char *colon = strrchr(one, ':'), *host = one;
+	char addr[INET6_ADDRSTRLEN + 2], *end;
+	unsigned char buf[sizeof(struct in6_addr)];
+	size_t len;
+	long port;
+
+	*why = "must be IP:PORT or [IPv6]:PORT";
+	if (colon == NULL || strchr(one, ',') != NULL || colon == one)
+		return false;
+	len = (size_t)(colon - one);
+	if (one[0] == '[') {
+		if (len < 3 || one[len - 1] != ']')
+			return false;
+		host = one + 1;
+		len -= 2;
+	}
+	if (len >= sizeof(addr))
+		return false;
+	memcpy(addr, host, len);
+	addr[len] = '\0';
+	if (inet_pton(host == one ? AF_INET : AF_INET6, addr, buf) != 1)
+		return false;
+	errno = 0;
+	port = strtol(colon + 1, &end, 10);
+	if (colon[1] < '0' || colon[1] > '9' || *end != '\0' || errno != 0 || port < 1 || port > 65535) {
+		*why = "the port must be a number from 1 to 65535";
+		return false;
+	}
+	return true;
+}
+
+/* The default goes into the section too, so that -T prints it. */
+static unsigned listen_default(cfg_t *sec)
+{
+	if (sec != NULL && cfg_setmulti(sec, "listen", 2, default_listen) != CFG_SUCCESS)
+		return 0;
+	return 2;
+}
+
 static char *join_listen(cfg_t *sec, struct conf_scope *scope)
 {
-	unsigned n = sec ? cfg_size(sec, "listen") : 2;
+	unsigned n = sec ? cfg_size(sec, "listen") : 0;
 	char joined[TORRENT_LISTEN_MAX] = "";
 	size_t used = 0;
+	const char *why;
 
-	if (n == 0)
+	/* Written as {}: a mistake (libconfuse records no line for it: the
+	 * error is at the section's); not written: the default. */
+	if (n == 0 && sec != NULL && (cfg_getopt(sec, "listen")->flags & CFGF_MODIFIED))
 		conf_scope_error(scope, "listen", "listen needs at least one address, as \"IP:PORT\"");
+	else if (n == 0)
+		n = listen_default(sec);
 	for (unsigned i = 0; i < n; i++) {
 		const char *one = sec ? cfg_getnstr(sec, "listen", i) : default_listen[i];
 		int w = snprintf(joined + used, sizeof(joined) - used, "%s%s", i ? "," : "", one);
 
-		if (strchr(one, ',') != NULL || strchr(one, ':') == NULL)
-			conf_scope_error(scope, "listen", "bad listen address \"%s\": must be IP:PORT or [IPv6]:PORT",
-					 one);
+		if (!listen_address_ok(one, &why))
+			conf_scope_error(scope, "listen", "bad listen address \"%s\": %s", one, why);
 		if (w < 0 || (size_t)w >= sizeof(joined) - used) {
 			conf_scope_error(scope, "listen", "too many listen addresses");
 			break;

@@ -683,6 +683,39 @@ def test_torrents_mistakes_are_config_errors_at_their_line(dirs, admin):
     ]
 
 
+def test_listen_mistakes_are_config_errors_at_the_options_line(dirs, tmp_path):
+    # listen has a default: libconfuse parses it when the section opens,
+    # and that once put every listen error at the stream's line.
+    from conftest import BINARY
+    seed, state, dl = dirs
+    conf = tmp_path / "bad.conf"
+    conf.write_text(
+        'stream "seeds" {\n'
+        '  protocol = "torrent"\n'
+        '  torrent {\n'
+        '    directory = "%s"  state = "%s"\n'
+        '\n'
+        '    listen = {"127.0.0.1:notaport", "localhost:6881",\n'
+        '              "127.0.0.1:0", "[::1]:6881", "::1:6881"}\n'
+        '  }\n'
+        '}\n' % (seed, state))
+    r = subprocess.run([BINARY, "-t", "-c", str(conf)], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1
+    errors = [line for line in r.stderr.splitlines() if ": warning: " not in line]
+    assert errors == [
+        '%s:6: stream "seeds": bad listen address "127.0.0.1:notaport": the port must be a number from 1 to 65535'
+        % conf,
+        '%s:6: stream "seeds": bad listen address "localhost:6881": must be IP:PORT or [IPv6]:PORT' % conf,
+        '%s:6: stream "seeds": bad listen address "127.0.0.1:0": the port must be a number from 1 to 65535' % conf,
+        '%s:6: stream "seeds": bad listen address "::1:6881": must be IP:PORT or [IPv6]:PORT' % conf,
+    ]
+    # Not written: the default, which -T prints.
+    conf.write_text(seeds(seed, state, 1).replace('listen = {"127.0.0.1:1"} ', ''))
+    r = subprocess.run([BINARY, "-T", "-c", str(conf)], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert 'listen = {"0.0.0.0:6881", "[::]:6881"}' in r.stdout
+
+
 def test_a_reload_starts_and_stops_torrents_entries_alone(start_daemon, dirs, admin):
     seed, state, dl = dirs
     names = ("a.bin", "b.bin")
