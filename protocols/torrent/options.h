@@ -7,6 +7,8 @@
 #define TORRENT_DEFAULT_STATE "/var/lib/chassisd/torrent"
 #define TORRENT_DEFAULT_MAX_PEERS 200
 #define TORRENT_DEFAULT_MAX_TORRENTS 1000
+#define TORRENT_DEFAULT_RESUME_INTERVAL 300
+#define TORRENT_MAX_RESUME_INTERVAL 604800
 
 /* listen has its default applied by torrent_configure(), not by libconfuse:
  * libconfuse parses a list's default when the section opens and calls the
@@ -28,6 +30,7 @@
 	CFG_BOOL("utp", cfg_false, CFGF_NONE),                                  \
 	CFG_INT("upload-rate", 0, CFGF_NONE),                                   \
 	CFG_INT("max-peers", TORRENT_DEFAULT_MAX_PEERS, CFGF_NONE),             \
-	CFG_INT("max-torrents", TORRENT_DEFAULT_MAX_TORRENTS, CFGF_NONE)
+	CFG_INT("max-torrents", TORRENT_DEFAULT_MAX_TORRENTS, CFGF_NONE),       \
+	CFG_INT("resume-interval", TORRENT_DEFAULT_RESUME_INTERVAL, CFGF_NONE)
 
 #endif
