@@ -865,7 +865,7 @@ def test_resume_data_saved_periodically_survives_a_sigkill(start_daemon, dirs, t
     assert wait_until(lambda: uploaded() >= 1 << 20)
 
 
-def test_resume_interval_is_checked_and_0_saves_at_stop_only(start_daemon, dirs, tmp_path):
+def test_resume_interval_is_checked_0_saves_at_stop_only_and_a_reload_applies_it(start_daemon, dirs, tmp_path):
     from conftest import BINARY
     seed, state, dl = dirs
     conf = tmp_path / "bad.conf"
@@ -880,5 +880,10 @@ def test_resume_interval_is_checked_and_0_saves_at_stop_only(start_daemon, dirs,
     d.wait_log(r"z.bin: seeding as")
     time.sleep(2)
     assert resume_files(state) == []
+    # A reload sets the period on the running session, without a restart.
+    d.reload(seeds(seed, state, port, "resume-interval = 1"))
+    assert wait_until(lambda: len(resume_files(state)) == 1, timeout=10, interval=0.2)
+    assert "changed, restarted" not in d.log()
+    assert d.log().count("successfully listening on [TCP] 127.0.0.1:%d" % port) == 1
     assert d.stop() == 0
     assert len(resume_files(state)) == 1
