@@ -538,7 +538,7 @@ void save_resume_files(torrent_session *s, std::set<std::string> &kept, torrent_
 					write_resume_file(s, saved->params, report);
 			} else if (const auto *failed = lt::alert_cast<lt::save_resume_data_failed_alert>(a)) {
 				// A periodic save's "not modified" is no answer to ours.
-				if (failed->error == lt::errors::resume_data_not_modified ||
+				if (failed->error == lt::errors::resume_data_not_modified || !failed->handle.is_valid() ||
 				    waiting.erase(hex_of(failed->handle.info_hashes().v1)) == 0)
 					continue;
 				report->failed++;
