@@ -7,9 +7,15 @@
 #define TORRENT_DEFAULT_STATE "/var/lib/chassisd/torrent"
 #define TORRENT_DEFAULT_MAX_PEERS 200
 #define TORRENT_DEFAULT_MAX_TORRENTS 1000
+#define TORRENT_DEFAULT_RESUME_INTERVAL 300
+#define TORRENT_MAX_RESUME_INTERVAL 604800
 
+/* listen has its default applied by torrent_configure(), not by libconfuse:
+ * libconfuse parses a list's default when the section opens and calls the
+ * option's validator then, so the line recorded for the option would be
+ * the section's, not the one the user wrote it on. */
 #define TORRENT_OPTIONS                                                         \
-	CFG_STR_LIST("listen", "{0.0.0.0:6881,[::]:6881}", CFGF_NONE),          \
+	CFG_STR_LIST("listen", NULL, CFGF_NODEFAULT),                           \
 	CFG_STR("directory", NULL, CFGF_NODEFAULT),                             \
 	CFG_STR_LIST("torrents", NULL, CFGF_NODEFAULT),                         \
 	CFG_STR("state", TORRENT_DEFAULT_STATE, CFGF_NONE),                     \
@@ -24,6 +30,7 @@
 	CFG_BOOL("utp", cfg_false, CFGF_NONE),                                  \
 	CFG_INT("upload-rate", 0, CFGF_NONE),                                   \
 	CFG_INT("max-peers", TORRENT_DEFAULT_MAX_PEERS, CFGF_NONE),             \
-	CFG_INT("max-torrents", TORRENT_DEFAULT_MAX_TORRENTS, CFGF_NONE)
+	CFG_INT("max-torrents", TORRENT_DEFAULT_MAX_TORRENTS, CFGF_NONE),       \
+	CFG_INT("resume-interval", TORRENT_DEFAULT_RESUME_INTERVAL, CFGF_NONE)
 
 #endif

@@ -51,6 +51,44 @@ struct pending_check {
 	bool checked = false;	// torrent_checked_alert came
 };
 
+// One resume file to write: made on the loop's thread (the session's
+// tables are the loop's), written on another.
+struct resume_write {
+	std::string hash, path;
+	std::vector<char> bytes;
+	bool dated = false;		// a checked torrent's: dated when its data last matched
+	struct timespec date {};
+};
+
+// The thread that writes the periodic saves (torrent_session_save_resume()),
+// so that the loop never waits on a disk. Started at the first save; the
+// wind-down lets it finish its queue and joins it before it writes the
+// last resume data, which therefore always wins.
+struct resume_writer {
+	std::mutex lock;
+	std::condition_variable wake;
+	std::deque<resume_write> todo;
+	bool stopping = false;
+	torrent_stop_report report{};	// since the last torrent_session_resume_report()
+	std::thread thread;
+
+	void stop() noexcept
+	{
+		try {
+			{
+				std::lock_guard<std::mutex> held(lock);
+				stopping = true;
+				wake.notify_one();
+			}
+			if (thread.joinable())
+				thread.join();
+		} catch (...) {
+			// Not joined: terminate() at destruction beats a write into a freed queue.
+		}
+	}
+	~resume_writer() { stop(); }
+};
+
 struct torrent_session {
 	std::unique_ptr<lt::session> session;
 	std::map<std::string, lt::torrent_handle> handles;	// by v1 infohash, hex
@@ -61,6 +99,11 @@ struct torrent_session {
 	// resume file gets it as mtime, so that a file changed since, even
 	// while the daemon ran, is hashed at the next start.
 	std::map<std::string, struct timespec> verified;
+	// The upload total at the last periodic save asked for, by infohash: a
+	// seeder's resume data changes mostly there, which libtorrent 2.0.8's
+	// need_save_resume_data() does not count.
+	std::map<std::string, int64_t> saved_upload;
+	std::unique_ptr<resume_writer> writer;
 	std::string resume_dir, resume_tag;
 };
 
@@ -211,6 +254,8 @@ void follow_check(torrent_session *s, const lt::alert *a)
 	}
 }
 
+void queue_resume_write(torrent_session *s, const lt::add_torrent_params &params);
+
 void handle_alert(torrent_session *s, const lt::alert *a, torrent_alert_fn *fn, void *arg)
 {
 	if (const auto *update = lt::alert_cast<lt::state_update_alert>(a)) {
@@ -220,6 +265,14 @@ void handle_alert(torrent_session *s, const lt::alert *a, torrent_alert_fn *fn, 
 	if (const auto *added = lt::alert_cast<lt::add_torrent_alert>(a)) {
 		if (!added->error && added->params.ti)
 			s->handles[hex_of(added->params.ti->info_hashes().v1)] = added->handle;
+	}
+	if (const auto *saved = lt::alert_cast<lt::save_resume_data_alert>(a)) {
+		try {
+			queue_resume_write(s, saved->params);
+		} catch (...) {
+			// No memory or no thread: the next period asks again.
+			s->saved_upload.erase(hex_of(saved->params.info_hashes.v1));
+		}
 	}
 	follow_check(s, a);
 	fn(arg, level_of(a), a->message().c_str());
@@ -359,28 +412,40 @@ bool write_all(int fd, const std::vector<char> &bytes)
 	return true;
 }
 
+// The file of params, and its date for a checked torrent.
+resume_write resume_write_of(const torrent_session *s, const lt::add_torrent_params &params)
+{
+	resume_write w;
+	auto verified = s->verified.find(w.hash = hex_of(params.info_hashes.v1));
+
+	w.path = resume_file(s, w.hash);
+	w.bytes = lt::write_resume_data_buf(params);
+	if (verified != s->verified.end()) {
+		w.dated = true;
+		w.date = verified->second;
+	}
+	return w;
+}
+
 // Written to a temporary file, synced, then renamed over the old one: the
 // next start reads the old data or the new, never a part of either. A
 // checked torrent's file is dated when its data was last known to match.
-void write_resume_file(const torrent_session *s, const lt::add_torrent_params &params, torrent_stop_report *report)
+// Both the periodic saves and the stop's come here, never at once (the
+// wind-down joins the writer first): one .tmp name per torrent is enough.
+void write_resume(const resume_write &w, torrent_stop_report *report)
 {
-	std::string hash = hex_of(params.info_hashes.v1), path = resume_file(s, hash), tmp = path + ".tmp";
-	std::vector<char> bytes = lt::write_resume_data_buf(params);
+	std::string tmp = w.path + ".tmp";
 	int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-	auto verified = s->verified.find(hash);
-	struct timespec dates[2];
+	struct timespec dates[2] = { w.date, w.date };
 
-	if (verified != s->verified.end())
-		dates[0] = dates[1] = verified->second;
-	bool ok = fd >= 0 && write_all(fd, bytes) &&
-		  (verified == s->verified.end() || futimens(fd, dates) == 0) && fsync(fd) == 0;
+	bool ok = fd >= 0 && write_all(fd, w.bytes) && (!w.dated || futimens(fd, dates) == 0) && fsync(fd) == 0;
 	int error = errno;
 
 	if (fd >= 0 && close(fd) < 0 && ok) {
 		ok = false;
 		error = errno;
 	}
-	if (ok && std::rename(tmp.c_str(), path.c_str()) == 0) {
+	if (ok && std::rename(tmp.c_str(), w.path.c_str()) == 0) {
 		report->saved++;
 		return;
 	}
@@ -388,7 +453,51 @@ void write_resume_file(const torrent_session *s, const lt::add_torrent_params &p
 		error = errno;
 	std::remove(tmp.c_str());
 	report->failed++;
-	note_failure(report, path + ": " + std::strerror(error));
+	note_failure(report, w.path + ": " + std::strerror(error));
+}
+
+void write_resume_file(const torrent_session *s, const lt::add_torrent_params &params, torrent_stop_report *report)
+{
+	write_resume(resume_write_of(s, params), report);
+}
+
+void writer_thread(resume_writer *w)
+{
+	std::unique_lock<std::mutex> held(w->lock);
+
+	for (;;) {
+		w->wake.wait(held, [w] { return w->stopping || !w->todo.empty(); });
+		if (w->todo.empty())
+			return;		// stopping, and all written
+		resume_write one = std::move(w->todo.front());
+		w->todo.pop_front();
+		held.unlock();
+		torrent_stop_report done{};
+		write_resume(one, &done);
+		held.lock();
+		w->report.saved += done.saved;
+		w->report.failed += done.failed;
+		if (done.failed > 0)
+			note_failure(&w->report, done.error);
+	}
+}
+
+// A periodic save's data, from the alert path: to the writer. A torrent
+// removed meanwhile is not written back (its file went with it).
+void queue_resume_write(torrent_session *s, const lt::add_torrent_params &params)
+{
+	resume_write w = resume_write_of(s, params);
+
+	if (!s->handles.count(w.hash))
+		return;
+	if (!s->writer) {
+		auto writer = std::make_unique<resume_writer>();
+		writer->thread = std::thread(writer_thread, writer.get());
+		s->writer = std::move(writer);
+	}
+	std::lock_guard<std::mutex> held(s->writer->lock);
+	s->writer->todo.push_back(std::move(w));
+	s->writer->wake.notify_one();
 }
 
 // Asks for the resume data of every torrent that seeds (one still being
@@ -399,7 +508,7 @@ void save_resume_files(torrent_session *s, std::set<std::string> &kept, torrent_
 {
 	auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(TORRENT_RESUME_SECONDS);
 	std::vector<lt::alert *> alerts;
-	unsigned waiting = 0;
+	std::set<std::string> waiting;
 
 	for (const lt::torrent_handle &h : s->session->get_torrents()) {
 		lt::torrent_status st = h.status({});
@@ -409,12 +518,14 @@ void save_resume_files(torrent_session *s, std::set<std::string> &kept, torrent_
 		if (!st.has_metadata || !st.is_seeding || s->mismatched.count(hash) || s->checking.count(hash))
 			continue;
 		h.save_resume_data();
-		waiting++;
+		waiting.insert(hash);
 	}
-	while (waiting > 0) {
+	// By infohash: the answer to a periodic save asked for before the stop
+	// may come first, and is written too (it is as fresh, near enough).
+	while (!waiting.empty()) {
 		auto left = deadline - std::chrono::steady_clock::now();
 		if (left <= std::chrono::steady_clock::duration::zero()) {
-			report->failed += waiting;
+			report->failed += static_cast<unsigned>(waiting.size());
 			note_failure(report, "timed out after " + std::to_string(TORRENT_RESUME_SECONDS) + " s");
 			return;
 		}
@@ -423,10 +534,13 @@ void save_resume_files(torrent_session *s, std::set<std::string> &kept, torrent_
 		s->session->pop_alerts(&alerts);
 		for (const lt::alert *a : alerts) {
 			if (const auto *saved = lt::alert_cast<lt::save_resume_data_alert>(a)) {
-				waiting--;
-				write_resume_file(s, saved->params, report);
+				if (waiting.erase(hex_of(saved->params.info_hashes.v1)) > 0)
+					write_resume_file(s, saved->params, report);
 			} else if (const auto *failed = lt::alert_cast<lt::save_resume_data_failed_alert>(a)) {
-				waiting--;
+				// A periodic save's "not modified" is no answer to ours.
+				if (failed->error == lt::errors::resume_data_not_modified || !failed->handle.is_valid() ||
+				    waiting.erase(hex_of(failed->handle.info_hashes().v1)) == 0)
+					continue;
 				report->failed++;
 				note_failure(report, failed->torrent_name() + std::string(": ") + failed->error.message());
 			}
@@ -480,6 +594,14 @@ void wind_down(std::unique_ptr<torrent_session> s, int done_fd, torrent_stop_rep
 
 	if (report == nullptr)
 		report = &ignored;
+	if (s->writer) {
+		// Its queue written, before the last data: the last wins.
+		s->writer->stop();
+		torrent_stop_report &w = s->writer->report;
+		report->failed += w.failed;
+		if (w.failed > 0)
+			note_failure(report, w.error);
+	}
 	try {
 		std::set<std::string> kept;
 		save_resume_files(s.get(), kept, report);
@@ -648,6 +770,13 @@ int torrent_session_remove(torrent_session *s, const char *info_hash, char *err,
 		s->checking.erase(info_hash);
 		s->mismatched.erase(info_hash);
 		s->verified.erase(info_hash);
+		s->saved_upload.erase(info_hash);
+		if (s->writer) {
+			std::lock_guard<std::mutex> held(s->writer->lock);
+			auto &todo = s->writer->todo;
+			for (auto it = todo.begin(); it != todo.end();)
+				it = it->hash == info_hash ? todo.erase(it) : std::next(it);
+		}
 		// Resume data of a torrent no longer seeded is dead weight.
 		std::remove(resume_file(s, info_hash).c_str());
 		return 0;
@@ -693,6 +822,48 @@ bool torrent_session_figures(const torrent_session *s, const char *info_hash, to
 	} catch (...) {
 		return false;
 	}
+}
+
+unsigned torrent_session_save_resume(torrent_session *s)
+{
+	unsigned asked = 0;
+
+	try {
+		for (const auto &one : s->handles) {
+			const std::string &hash = one.first;
+			auto f = s->figures.find(hash);
+
+			// As at the stop: a torrent being checked, or whose data did
+			// not match, keeps what it had.
+			if (f == s->figures.end() || std::strcmp(f->second.state, "seeding") != 0 ||
+			    s->mismatched.count(hash) || s->checking.count(hash))
+				continue;
+			auto last = s->saved_upload.find(hash);
+			int64_t uploaded = static_cast<int64_t>(f->second.uploaded);
+			if (last == s->saved_upload.end() || last->second != uploaded) {
+				one.second.save_resume_data();
+				s->saved_upload[hash] = uploaded;
+			} else {
+				// libtorrent's own need_save_resume_data(), asked without
+				// a blocking call: not modified comes back as a failure.
+				one.second.save_resume_data(lt::torrent_handle::only_if_modified);
+			}
+			asked++;
+		}
+	} catch (...) {
+		// The next period asks again.
+	}
+	return asked;
+}
+
+void torrent_session_resume_report(torrent_session *s, torrent_stop_report *out)
+{
+	*out = torrent_stop_report{};
+	if (!s->writer)
+		return;
+	std::lock_guard<std::mutex> held(s->writer->lock);
+	*out = s->writer->report;
+	s->writer->report = torrent_stop_report{};
 }
 
 int torrent_session_stop(torrent_session *s, int done_fd, torrent_stop_report *report)

@@ -119,6 +119,19 @@ struct torrent_stop_report {
 	char error[256];		/* the first failure */
 };
 
+/* A periodic save of the resume data, without blocking: asks it of every
+ * seeding torrent whose upload total moved since the last time, or that
+ * libtorrent says needs it (need_save_resume_data(), through the
+ * only_if_modified flag); a torrent being checked, or whose data did not
+ * match, is left out, as at a stop. The data comes as alerts, taken in
+ * torrent_session_alerts(), and is written on a thread of the session's,
+ * each file as at a stop (temporary file, fsync, rename). Returns how many
+ * torrents were asked. */
+unsigned torrent_session_save_resume(struct torrent_session *s);
+/* What that thread wrote, and failed to, since the last call (dropped is
+ * always 0). */
+void torrent_session_resume_report(struct torrent_session *s, struct torrent_stop_report *out);
+
 /* Stops the session without blocking: on a thread of its own, the resume
  * data of every seeding torrent is written (each file atomically, within
  * TORRENT_RESUME_SECONDS), the files of this tag's torrents no longer in

@@ -7,7 +7,10 @@
  * `state` under its path, size and mtime; or, with `torrents`, only the
  * .torrent files listed are seeded, their data under `directory`, checked
  * before it is served. The resume data of every torrent is written to
- * `state` when the stream stops, and read when it is added again. */
+ * `state` when the stream stops, and every resume-interval seconds for
+ * those that changed (a crash loses no more), and read when it is added
+ * again. */
+#include <arpa/inet.h>
 #include <confuse.h>
 #include <dirent.h>
 #include <errno.h>
@@ -39,6 +42,7 @@ struct torrent_settings {
 	char *directory, *state, *tracker, *web_seed;
 	bool v1_only, watch, dht, lsd, upnp, natpmp, utp;
 	long upload_rate, max_peers, max_torrents;
+	long resume_interval;		/* seconds between saves of the resume data, 0: at stop only */
 	/* torrents = {...}: the .torrent files seeded instead of the
 	 * directory's files, and their v1 infohashes as read at config time
 	 * (a reload compares them: a file that names another torrent now is
@@ -67,7 +71,7 @@ struct torrent_stream {
 	struct torrent_session *session;
 	struct torrent_maker *maker;
 	int notify_fd, inotify_fd;
-	struct event *begin, *notified, *figures, *directory_changed, *made;
+	struct event *begin, *notified, *figures, *directory_changed, *made, *resume;
 	struct seeded *seeded;
 	size_t n_seeded, cap_seeded;
 	uint64_t rejected;		/* files that could not be made or seeded */
@@ -432,6 +436,8 @@ static void watch_directory(struct torrent_stream *ts)
 
 /* ---- the session ---- */
 
+static void arm_resume(struct torrent_stream *ts);
+
 /* The options the running session takes as they change (torrent_same()
  * leaves them out). */
 static bool apply_session_options(struct torrent_stream *ts, const struct torrent_settings *now)
@@ -450,6 +456,10 @@ static bool apply_session_options(struct torrent_stream *ts, const struct torren
 	ts->cfg.utp = now->utp;
 	ts->cfg.upload_rate = now->upload_rate;
 	ts->cfg.max_peers = now->max_peers;
+	if (ts->cfg.resume_interval != now->resume_interval) {
+		ts->cfg.resume_interval = now->resume_interval;
+		arm_resume(ts);
+	}
 	opts = session_options(&ts->cfg);
 	if (ts->session != NULL && torrent_session_apply(ts->session, &opts, err, sizeof(err)) < 0) {
 		torrent_log(ts, LOG_WARNING, "cannot apply the new options: %s", err);
@@ -460,6 +470,38 @@ static bool apply_session_options(struct torrent_stream *ts, const struct torren
 
 static bool copy_given(struct torrent_settings *dst, const struct torrent_settings *src);
 static void release_given(struct torrent_settings *s);
+
+/* What the session's writer did with the last periods' resume data. */
+static void log_resume_report(struct torrent_stream *ts)
+{
+	struct torrent_stop_report r;
+
+	torrent_session_resume_report(ts->session, &r);
+	if (r.saved > 0)
+		torrent_log(ts, LOG_DEBUG, "resume data saved for %u torrents", r.saved);
+	if (r.failed > 0)
+		torrent_log(ts, LOG_WARNING, "resume data of %u torrents not saved: %s", r.failed, r.error);
+}
+
+static void on_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct torrent_stream *ts = arg;
+
+	log_resume_report(ts);
+	torrent_session_save_resume(ts->session);
+}
+
+/* (Re)starts the periodic save at resume-interval, or stops it at 0. */
+static void arm_resume(struct torrent_stream *ts)
+{
+	const struct timeval every = { ts->cfg.resume_interval, 0 };
+
+	if (ts->session == NULL)
+		return;
+	event_del(ts->resume);
+	if (ts->cfg.resume_interval > 0 && event_add(ts->resume, &every) < 0)
+		torrent_log(ts, LOG_WARNING, "cannot start the periodic save of resume data: resume data saved at stop only");
+}
 
 /* A reload that kept the stream: the session takes the options that may
  * change, and the directory is read again (what inotify has not seen: a
@@ -543,6 +585,7 @@ static void begin_seeding(evutil_socket_t fd, short what, void *arg)
 	}
 	event_add(ts->notified, NULL);
 	event_add(ts->figures, &every);
+	arm_resume(ts);
 	if (ts->cfg.n_torrents > 0) {
 		sync_given(ts);
 		return;
@@ -632,6 +675,8 @@ static void torrent_free(struct torrent_stream *ts)
 		event_free(ts->notified);
 	if (ts->figures != NULL)
 		event_free(ts->figures);
+	if (ts->resume != NULL)
+		event_free(ts->resume);
 	if (ts->directory_changed != NULL)
 		event_free(ts->directory_changed);
 	/* The event first: the maker's fd closes with it. */
@@ -663,11 +708,12 @@ static void *torrent_start(const void *settings, const struct unit_env *env)
 	if (ts->notify_fd >= 0) {
 		ts->notified = event_new(env->base, ts->notify_fd, EV_READ | EV_PERSIST, on_notified, ts);
 		ts->figures = event_new(env->base, -1, EV_PERSIST, on_figures, ts);
+		ts->resume = event_new(env->base, -1, EV_PERSIST, on_resume, ts);
 		ts->begin = evtimer_new(env->base, begin_seeding, ts);
 	}
 	if (!listed || ts->unit == NULL || ts->cfg.listen == NULL || ts->cfg.directory == NULL || ts->cfg.state == NULL ||
 	    ts->cfg.tracker == NULL || ts->cfg.web_seed == NULL || ts->notified == NULL || ts->figures == NULL ||
-	    ts->begin == NULL) {
+	    ts->resume == NULL || ts->begin == NULL) {
 		torrent_free(ts);
 		return NULL;
 	}
@@ -766,8 +812,8 @@ static bool same_text(const char *a, const char *b)
 	return strcmp(a, b) == 0;
 }
 
-/* The session's own options (listen, discovery, uTP, rates, peers) and
- * the entries of torrents are applied to it as it runs
+/* The session's own options (listen, discovery, uTP, rates, peers,
+ * resume-interval) and the entries of torrents are applied to it as it runs
  * (torrent_reloaded()); any other change restarts it, as does going from
  * the directory's files to torrents or back: its peers reconnect, and the
  * torrents are seeded again from their resume data without hashing. */
@@ -877,21 +923,69 @@ static void torrent_settings_free(void *settings)
 	free(s);
 }
 
+/* One listen entry: an IPv4 address or a bracketed IPv6 one, a colon and
+ * a port from 1 to 65535 (libtorrent would take a device name, or a port
+ * of 0 for any: the doc promises neither, and peers must know the port). */
+static bool listen_address_ok(const char *one, const char **why)
+{
+	const char *colon = strrchr(one, ':'), *host = one;
+	char addr[INET6_ADDRSTRLEN + 2], *end;
+	unsigned char buf[sizeof(struct in6_addr)];
+	size_t len;
+	long port;
+
+	*why = "must be IP:PORT or [IPv6]:PORT";
+	if (colon == NULL || strchr(one, ',') != NULL || colon == one)
+		return false;
+	len = (size_t)(colon - one);
+	if (one[0] == '[') {
+		if (len < 3 || one[len - 1] != ']')
+			return false;
+		host = one + 1;
+		len -= 2;
+	}
+	if (len >= sizeof(addr))
+		return false;
+	memcpy(addr, host, len);
+	addr[len] = '\0';
+	if (inet_pton(host == one ? AF_INET : AF_INET6, addr, buf) != 1)
+		return false;
+	errno = 0;
+	port = strtol(colon + 1, &end, 10);
+	if (colon[1] < '0' || colon[1] > '9' || *end != '\0' || errno != 0 || port < 1 || port > 65535) {
+		*why = "the port must be a number from 1 to 65535";
+		return false;
+	}
+	return true;
+}
+
+/* The default goes into the section too, so that -T prints it. */
+static unsigned listen_default(cfg_t *sec)
+{
+	if (sec != NULL && cfg_setmulti(sec, "listen", 2, default_listen) != CFG_SUCCESS)
+		return 0;
+	return 2;
+}
+
 static char *join_listen(cfg_t *sec, struct conf_scope *scope)
 {
-	unsigned n = sec ? cfg_size(sec, "listen") : 2;
+	unsigned n = sec ? cfg_size(sec, "listen") : 0;
 	char joined[TORRENT_LISTEN_MAX] = "";
 	size_t used = 0;
+	const char *why;
 
-	if (n == 0)
+	/* Written as {}: a mistake (libconfuse records no line for it: the
+	 * error is at the section's); not written: the default. */
+	if (n == 0 && sec != NULL && (cfg_getopt(sec, "listen")->flags & CFGF_MODIFIED))
 		conf_scope_error(scope, "listen", "listen needs at least one address, as \"IP:PORT\"");
+	else if (n == 0)
+		n = listen_default(sec);
 	for (unsigned i = 0; i < n; i++) {
 		const char *one = sec ? cfg_getnstr(sec, "listen", i) : default_listen[i];
 		int w = snprintf(joined + used, sizeof(joined) - used, "%s%s", i ? "," : "", one);
 
-		if (strchr(one, ',') != NULL || strchr(one, ':') == NULL)
-			conf_scope_error(scope, "listen", "bad listen address \"%s\": must be IP:PORT or [IPv6]:PORT",
-					 one);
+		if (!listen_address_ok(one, &why))
+			conf_scope_error(scope, "listen", "bad listen address \"%s\": %s", one, why);
 		if (w < 0 || (size_t)w >= sizeof(joined) - used) {
 			conf_scope_error(scope, "listen", "too many listen addresses");
 			break;
@@ -986,10 +1080,12 @@ static void *torrent_configure(cfg_t *sec, struct conf_scope *scope)
 	s->utp = sec && cfg_getbool(sec, "utp");
 	s->max_peers = TORRENT_DEFAULT_MAX_PEERS;
 	s->max_torrents = TORRENT_DEFAULT_MAX_TORRENTS;
+	s->resume_interval = TORRENT_DEFAULT_RESUME_INTERVAL;
 	if (sec != NULL) {
 		conf_scope_int(scope, sec, "upload-rate", 0, INT_MAX, &s->upload_rate);
 		conf_scope_int(scope, sec, "max-peers", 1, 65535, &s->max_peers);
 		conf_scope_int(scope, sec, "max-torrents", 1, 1000000, &s->max_torrents);
+		conf_scope_int(scope, sec, "resume-interval", 0, TORRENT_MAX_RESUME_INTERVAL, &s->resume_interval);
 	}
 	if (s->listen == NULL || s->directory == NULL || s->state == NULL || s->tracker == NULL ||
 	    s->web_seed == NULL) {

@@ -2,7 +2,7 @@
 with the settings chassisd's torrent stream uses (discovery and uTP off),
 seeding one .torrent in seed mode until killed.
 
-usage: /usr/bin/python3 lt_seed.py TORRENT SAVE_DIR PORT"""
+usage: /usr/bin/python3 lt_seed.py TORRENT SAVE_DIR PORT [IP]   (IP: 127.0.0.1)"""
 
 import signal
 import sys
@@ -13,7 +13,8 @@ import libtorrent as lt
 
 def main():
     torrent, save, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    ses = lt.session({"listen_interfaces": "127.0.0.1:%d" % port, "enable_dht": False, "enable_lsd": False,
+    ip = sys.argv[4] if len(sys.argv) > 4 else "127.0.0.1"
+    ses = lt.session({"listen_interfaces": "%s:%d" % (ip, port), "enable_dht": False, "enable_lsd": False,
                       "enable_upnp": False, "enable_natpmp": False, "enable_outgoing_utp": False,
                       "enable_incoming_utp": False, "connections_limit": 200})
     params = lt.add_torrent_params()

@@ -683,6 +683,39 @@ def test_torrents_mistakes_are_config_errors_at_their_line(dirs, admin):
     ]
 
 
+def test_listen_mistakes_are_config_errors_at_the_options_line(dirs, tmp_path):
+    # listen has a default: libconfuse parses it when the section opens,
+    # and that once put every listen error at the stream's line.
+    from conftest import BINARY
+    seed, state, dl = dirs
+    conf = tmp_path / "bad.conf"
+    conf.write_text(
+        'stream "seeds" {\n'
+        '  protocol = "torrent"\n'
+        '  torrent {\n'
+        '    directory = "%s"  state = "%s"\n'
+        '\n'
+        '    listen = {"127.0.0.1:notaport", "localhost:6881",\n'
+        '              "127.0.0.1:0", "[::1]:6881", "::1:6881"}\n'
+        '  }\n'
+        '}\n' % (seed, state))
+    r = subprocess.run([BINARY, "-t", "-c", str(conf)], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1
+    errors = [line for line in r.stderr.splitlines() if ": warning: " not in line]
+    assert errors == [
+        '%s:6: stream "seeds": bad listen address "127.0.0.1:notaport": the port must be a number from 1 to 65535'
+        % conf,
+        '%s:6: stream "seeds": bad listen address "localhost:6881": must be IP:PORT or [IPv6]:PORT' % conf,
+        '%s:6: stream "seeds": bad listen address "127.0.0.1:0": the port must be a number from 1 to 65535' % conf,
+        '%s:6: stream "seeds": bad listen address "::1:6881": must be IP:PORT or [IPv6]:PORT' % conf,
+    ]
+    # Not written: the default, which -T prints.
+    conf.write_text(seeds(seed, state, 1).replace('listen = {"127.0.0.1:1"} ', ''))
+    r = subprocess.run([BINARY, "-T", "-c", str(conf)], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert 'listen = {"0.0.0.0:6881", "[::]:6881"}' in r.stdout
+
+
 def test_a_reload_starts_and_stops_torrents_entries_alone(start_daemon, dirs, admin):
     seed, state, dl = dirs
     names = ("a.bin", "b.bin")
@@ -765,3 +798,92 @@ def test_made_torrents_keep_their_upload_total_in_resume_data(start_daemon, dirs
     d = start_daemon(seeds(seed, state, port) + status_listener(web), workdir=str(tmp_path / "second"))
     d.wait_log(r"m.bin: seeding as [0-9a-f]{40} \(with its resume data\)")
     assert wait_until(lambda: uploaded() >= 1 << 20)
+
+
+def bdecode(data):
+    """A whole bencoded value, parsed here (not by libtorrent, which wrote it)."""
+    def value(i):
+        c = data[i:i + 1]
+        if c == b"i":
+            end = data.index(b"e", i)
+            return int(data[i + 1:end]), end + 1
+        if c in (b"l", b"d"):
+            items, i = [], i + 1
+            while data[i:i + 1] != b"e":
+                item, i = value(i)
+                items.append(item)
+            if c == b"l":
+                return items, i + 1
+            assert len(items) % 2 == 0
+            return dict(zip(items[::2], items[1::2])), i + 1
+        colon = data.index(b":", i)
+        start = colon + 1
+        length = int(data[i:colon])
+        assert start + length <= len(data)
+        return data[start:start + length], start + length
+    parsed, end = value(0)
+    assert end == len(data), "trailing bytes"
+    return parsed
+
+
+def test_resume_data_saved_periodically_survives_a_sigkill(start_daemon, dirs, tmp_path):
+    seed, state, dl = dirs
+    (seed / "k.bin").write_bytes(os.urandom(1 << 20))
+    port, web = free_port(), free_port()
+    config = seeds(seed, state, port, "resume-interval = 1") + status_listener(web)
+    d = start_daemon(config)
+    torrent = made_torrent(d, str(seed / "k.bin"))
+    info_hash = d.wait_log(r"k.bin: seeding as ([0-9a-f]{40})").group(1)
+    done = fetch(torrent, dl, port)
+    assert done.returncode == 0, done.stderr
+    uploaded = lambda: stream_status(web, "seeds")["module"]["uploaded_bytes"]
+    assert wait_until(lambda: uploaded() >= 1 << 20)
+
+    # The upload moved: the next period writes it, while the daemon runs.
+    def saved():
+        files = resume_files(state)
+        if len(files) != 1:
+            return None
+        with open(state / files[0], "rb") as f:
+            resume = bdecode(f.read())
+        return resume if resume[b"total_uploaded"] >= 1 << 20 else None
+    assert wait_until(lambda: saved() is not None, timeout=10, interval=0.2)
+    d.signal(signal.SIGKILL)
+    d.proc.wait(10)
+    assert "files of torrents no longer seeded dropped" not in d.log()    # no stop's save
+    [name] = resume_files(state)
+    assert name.endswith("-%s.resume" % info_hash)
+    resume = saved()
+    assert resume[b"file-format"] == b"libtorrent resume file"
+    assert resume[b"info-hash"].hex() == info_hash and resume[b"name"] == b"k.bin"
+    # A crash leaves no half-written file behind the name.
+    assert not [f for f in os.listdir(state) if f.endswith(".tmp")]
+
+    # The next start takes it: the upload total from before the crash.
+    d = start_daemon(config, workdir=str(tmp_path / "second"))
+    d.wait_log(r"k.bin: seeding as %s \(with its resume data\)" % info_hash)
+    assert wait_until(lambda: uploaded() >= 1 << 20)
+
+
+def test_resume_interval_is_checked_0_saves_at_stop_only_and_a_reload_applies_it(start_daemon, dirs, tmp_path):
+    from conftest import BINARY
+    seed, state, dl = dirs
+    conf = tmp_path / "bad.conf"
+    conf.write_text('stream "seeds" {\n  protocol = "torrent"\n  torrent {\n    directory = "%s"\n'
+                    '    resume-interval = -1\n  }\n}\n' % seed)
+    r = subprocess.run([BINARY, "-t", "-c", str(conf)], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1
+    assert '%s:5: stream "seeds": resume-interval must be from 0 to 604800' % conf in r.stderr
+    (seed / "z.bin").write_bytes(os.urandom(100000))
+    port = free_port()
+    d = start_daemon(seeds(seed, state, port, "resume-interval = 0"))
+    d.wait_log(r"z.bin: seeding as")
+    time.sleep(2)
+    assert resume_files(state) == []
+    # A reload sets the period on the running session, without a restart.
+    d.reload(seeds(seed, state, port, "resume-interval = 1"))
+    assert wait_until(lambda: len(resume_files(state)) == 1, timeout=10, interval=0.2)
+    assert "changed, restarted" not in d.log()
+    assert d.log().count("successfully listening on [TCP] 127.0.0.1:%d" % port) == 1
+    assert d.stop() == 0
+    assert len(resume_files(state)) == 1
