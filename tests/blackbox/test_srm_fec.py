@@ -4,8 +4,7 @@ different loss at each receiver, so the sender sends per block what the
 worst receiver misses, not every datagram any receiver lost."""
 
 import os
-
-import pytest
+import subprocess
 
 from test_srm import Run, netns, netsim, random_file, sha256  # noqa: F401 (netns is a fixture)
 
@@ -65,6 +64,16 @@ def test_proactive_parity_repairs_without_naks(start_daemon, tmp_path, netns):
     assert tx["parity_sent"] >= 2 * (tx["sequenced"] // 16)
     assert rx["fec_recovered"] > lost // 2
     assert rx["naks_sent"] < lost // 4
+    # The counters are metrics, with their own HELP.
+    metrics = subprocess.run([*netns.prefix(), "curl", "-s", "--max-time", "5",
+                              "http://127.0.0.1:%d/metrics" % run.webs[1]], capture_output=True, text=True,
+                             timeout=10).stdout
+    assert 'chassisd_srm_fec_recovered_total{listener="r0",protocol="srm"} %d' % rx["fec_recovered"] in metrics
+    assert "# HELP chassisd_srm_fec_recovered_total Datagrams rebuilt from parity" in metrics
+    metrics = subprocess.run([*netns.prefix(), "curl", "-s", "--max-time", "5",
+                              "http://127.0.0.1:%d/metrics" % run.webs[0]], capture_output=True, text=True,
+                             timeout=10).stdout
+    assert "# HELP chassisd_srm_parity_sent_total srm parity (FEC) datagrams sent" in metrics
 
 
 def test_fec_off_sends_no_parity(start_daemon, tmp_path, netns):
