@@ -28,6 +28,8 @@ struct srm_settings {
 	unsigned long long window_bytes;
 	unsigned hold_off_ms, heartbeat_ms;
 	unsigned max_files;		/* stream with a directory: files per run */
+	unsigned fec_k, fec_n;		/* parity repair: k data + up to n parity per block; k 0: off */
+	unsigned fec_proactive;		/* parity sent with each block before any NAK, at most fec_n */
 	/* listener */
 	unsigned sessions, reorder;
 	unsigned long long reorder_bytes;

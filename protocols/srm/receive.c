@@ -22,12 +22,17 @@
 #include "daemon/protocol.h"
 #include "protocols/srm/command.h"
 #include "protocols/srm/receive.h"
+#include "protocols/srm/recover.h"
 #include "protocols/srm/reorder.h"
 #include "protocols/srm/common.h"
 #include "protocols/srm/wire.h"
 #include "protocols/support/framing.h"
 
 #define SRM_RECEIVER_TICK_MS 10
+/* Blocks of a session with parity held at once, at most (and at most
+ * the reorder window's datagrams): one per block with a loss not yet
+ * rebuilt. */
+#define SRM_RECOVER_BLOCKS 1024
 
 
 /* A Kamaelia stream has no objects and no end: its frames are appended
@@ -67,6 +72,7 @@ struct srm_session {
 	uint32_t id;
 	struct srm_receiver *rx;
 	struct srm_reorder *reorder;
+	struct srm_recover *recover;	/* from the session's first PARITY on, else NULL */
 	uint64_t last_heard_ns;
 	int fd;				/* the object's temporary file, -1: none */
 	uint32_t object;
@@ -231,7 +237,8 @@ static void srm_deliver(void *arg, uint32_t seq, const struct srm_header *h)
 {
 	struct srm_session *ss = arg;
 
-	(void)seq;
+	if (ss->recover != NULL)
+		srm_recover_delivered(ss->recover, seq, h);
 	if (h == NULL) {
 		ss->lost = true;
 		srm_object_discard(ss);
@@ -289,7 +296,8 @@ static struct srm_session *srm_session_find(struct srm_receiver *rx, const struc
 		if (!rx->sessions[i].used && free_slot == NULL)
 			free_slot = &rx->sessions[i];
 	}
-	if ((rx->settings.session != 0 && id != rx->settings.session) || h->type == SRM_NAK || h->type == SRM_GONE)
+	if ((rx->settings.session != 0 && id != rx->settings.session) || h->type == SRM_NAK || h->type == SRM_GONE ||
+	    h->type == SRM_PARITY)
 		return NULL;
 	if (free_slot == NULL) {
 		rx->sessions_refused++;
@@ -324,6 +332,16 @@ static void srm_receive_one(struct srm_receiver *rx, const struct srm_header *h,
 	case SRM_END:
 	case SRM_REPAIR:
 		srm_reorder_add(ss->reorder, h, now);
+		if (ss->recover != NULL)
+			srm_recover_heard(ss->recover, ss->reorder, h->sequence, now);
+		break;
+	case SRM_PARITY:
+		if (ss->recover == NULL)
+			ss->recover = srm_recover_new(&(struct srm_recover_limits){
+				.blocks = rx->settings.reorder < SRM_RECOVER_BLOCKS ? rx->settings.reorder : SRM_RECOVER_BLOCKS,
+				.bytes = (size_t)rx->settings.reorder_bytes });
+		if (ss->recover != NULL)
+			srm_recover_parity(ss->recover, ss->reorder, h, now);
 		break;
 	case SRM_HEARTBEAT:
 		srm_read_heartbeat(h, &hb);
@@ -336,6 +354,8 @@ static void srm_receive_one(struct srm_receiver *rx, const struct srm_header *h,
 		n = srm_read_ranges(h, ranges, SRM_MAX_RANGES);
 		for (size_t i = 0; i < n; i++)
 			srm_reorder_suppress(ss->reorder, &ranges[i], now);
+		if (ss->recover != NULL)
+			srm_recover_suppress(ss->recover, ss->reorder, ranges, n, now);
 		break;
 	case SRM_GONE:
 		rx->gone_heard++;
@@ -416,6 +436,9 @@ static void srm_session_check(struct srm_receiver *rx, struct srm_session *ss, u
 	struct srm_range ranges[SRM_MAX_RANGES];
 	size_t n = srm_reorder_due_naks(ss->reorder, now, ranges, SRM_MAX_RANGES);
 
+	/* Parity held for a block counts toward it: the NAK asks for less. */
+	if (n > 0 && ss->recover != NULL)
+		n = srm_recover_trim(ss->recover, ss->reorder, ranges, n, SRM_MAX_RANGES);
 	if (n > 0)
 		srm_send_nak(rx, ss, ranges, n);
 	if (ss->fd < 0 || now - ss->last_heard_ns < (uint64_t)rx->settings.timeout_s * 1000 * SRM_NS_PER_MS)
@@ -425,7 +448,9 @@ static void srm_session_check(struct srm_receiver *rx, struct srm_session *ss, u
 		"incomplete (the sender went quiet)", ss->id, ss->object);
 	srm_object_discard(ss);
 	srm_reorder_free(ss->reorder);
+	srm_recover_free(ss->recover);
 	ss->reorder = NULL;
+	ss->recover = NULL;
 	ss->used = false;
 }
 
@@ -452,6 +477,7 @@ void srm_receiver_free(struct srm_receiver *rx)
 			continue;
 		srm_object_discard(&rx->sessions[i]);
 		srm_reorder_free(rx->sessions[i].reorder);
+		srm_recover_free(rx->sessions[i].recover);
 	}
 	if (rx->timer != NULL)
 		event_free(rx->timer);
@@ -556,6 +582,7 @@ struct srm_receiver *srm_receiver_start(const struct srm_settings *s, const stru
 void srm_receiver_status(const struct srm_receiver *rx, char *buf, size_t len)
 {
 	uint64_t suppressed = 0, lost = 0, duplicates = 0, rtt_ns = 0;
+	uint64_t parity = 0, parity_unneeded = 0, parity_dropped = 0, recovered = 0, recover_failed = 0;
 	const struct srm_command_counters *c;
 	size_t used;
 
@@ -567,6 +594,15 @@ void srm_receiver_status(const struct srm_receiver *rx, char *buf, size_t len)
 		duplicates += srm_reorder_counters(rx->sessions[i].reorder)->duplicates;
 		if (srm_reorder_rtt_ns(rx->sessions[i].reorder) > rtt_ns)
 			rtt_ns = srm_reorder_rtt_ns(rx->sessions[i].reorder);
+		if (rx->sessions[i].recover != NULL) {
+			const struct srm_recover_counters *f = srm_recover_counters(rx->sessions[i].recover);
+
+			parity += f->parity;
+			parity_unneeded += f->unneeded;
+			parity_dropped += f->dropped;
+			recovered += f->recovered;
+			recover_failed += f->failed;
+		}
 	}
 	if (rx->kamaelia) {
 		snprintf(buf, len,
@@ -585,6 +621,11 @@ void srm_receiver_status(const struct srm_receiver *rx, char *buf, size_t len)
 				rx->datagrams, rx->bad, rx->sessions_refused, rx->naks_sent, rx->naks_heard,
 				suppressed, duplicates, rx->gone_heard, lost, rx->delivered_objects, rx->unrecoverable,
 				rx->bad_crc, rx->incomplete, rx->names_refused, rx->store_failed, rtt_ns / 1000);
+	if (used < len)
+		used += (size_t)snprintf(buf + used, len - used,
+					 " parity_received=%" PRIu64 " parity_unneeded=%" PRIu64 " parity_dropped=%" PRIu64
+					 " fec_recovered=%" PRIu64 " fec_failed=%" PRIu64,
+					 parity, parity_unneeded, parity_dropped, recovered, recover_failed);
 	if (rx->command == NULL || used >= len)
 		return;
 	c = srm_command_counters(rx->command);

@@ -327,6 +327,30 @@ size_t srm_reorder_due_naks(struct srm_reorder *r, uint64_t now_ns, struct srm_r
 	return n;
 }
 
+int srm_reorder_state(const struct srm_reorder *r, uint32_t seq)
+{
+	uint32_t offset = seq - r->next;
+	const struct rslot *s;
+
+	if (offset >= 0x80000000u)
+		return SRM_REORDER_PAST;
+	if (offset >= r->size)
+		return SRM_REORDER_BEYOND;
+	if (offset >= known(r))
+		return SRM_REORDER_MISSING;
+	s = slot_of(r, seq);
+	if (s->present)
+		return SRM_REORDER_HELD;
+	return s->gone ? SRM_REORDER_GIVEN_UP : SRM_REORDER_MISSING;
+}
+
+const struct srm_header *srm_reorder_held(const struct srm_reorder *r, uint32_t seq)
+{
+	if (srm_reorder_state(r, seq) != SRM_REORDER_HELD)
+		return NULL;
+	return &slot_of(r, seq)->h;
+}
+
 size_t srm_reorder_missing(const struct srm_reorder *r)
 {
 	return r->missing;

@@ -67,6 +67,20 @@ void srm_reorder_gone(struct srm_reorder *r, const struct srm_range *range);
  * due again retry_ns later. Returns how many ranges. */
 size_t srm_reorder_due_naks(struct srm_reorder *r, uint64_t now_ns, struct srm_range *out, size_t max);
 
+/* Where a sequence stands, for parity repair (recover.c). */
+enum srm_reorder_state {
+	SRM_REORDER_PAST = 0,		/* before next: delivered or given up */
+	SRM_REORDER_HELD = 1,		/* held, not yet delivered */
+	SRM_REORDER_MISSING = 2,	/* within the window, not heard (known missing or not yet known) */
+	SRM_REORDER_GIVEN_UP = 3,	/* GONE, not yet passed */
+	SRM_REORDER_BEYOND = 4,		/* past the window */
+};
+int srm_reorder_state(const struct srm_reorder *r, uint32_t seq);
+/* A held datagram as srm_reorder_add stored it (a REPAIR as what it
+ * repairs), or NULL when seq is not SRM_REORDER_HELD. Valid until the
+ * next call that adds or delivers. */
+const struct srm_header *srm_reorder_held(const struct srm_reorder *r, uint32_t seq);
+
 /* Sequences missing now, and the next to deliver. */
 size_t srm_reorder_missing(const struct srm_reorder *r);
 uint32_t srm_reorder_next(const struct srm_reorder *r);

@@ -28,6 +28,8 @@
 #include "daemon/protocol.h"
 #include "protocols/srm/sender.h"
 #include "protocols/srm/common.h"
+#include "protocols/srm/fec.h"
+#include "protocols/srm/parity.h"
 #include "protocols/srm/window.h"
 #include "protocols/srm/wire.h"
 #include "protocols/support/framing.h"
@@ -94,6 +96,14 @@ struct srm_sender {
 	struct srm_net link_nets[SRM_LINK_NETS];	/* none: NAKs from anywhere */
 	size_t n_link_nets;
 	uint64_t sent, repaired, naks_received, gone_sent, heartbeats, bad, foreign, naks_off_path;
+	/* fec: the parity plan (NULL: off), and the last block encoded, its
+	 * datagrams zero padded to its longest, k symbols one after another */
+	struct srm_parity_plan *parity;
+	uint8_t *block;
+	size_t block_cap, symbol_len;
+	uint32_t block_first;
+	bool block_ready;
+	uint64_t parity_sent;
 	uint8_t packet[SRM_DATAGRAM_MAX], repair[SRM_DATAGRAM_MAX];
 };
 
@@ -107,6 +117,8 @@ static void srm_send_sequenced(struct srm_sender *st, struct srm_header *h)
 	if (len == 0)
 		return;
 	srm_window_keep(st->window, st->packet, len);
+	if (st->parity != NULL)
+		srm_parity_plan_sent(st->parity, srm_window_leading(st->window));
 	outlet_emit(st->outlet, st->packet, len);
 	pace_sent(&st->pace, len);
 	st->sent++;
@@ -415,6 +427,71 @@ static bool srm_send_repair(struct srm_sender *st, uint64_t now)
 	return true;
 }
 
+/* The block from first as k symbols in st->block; false when a datagram
+ * of it is no longer kept. */
+static bool srm_load_block(struct srm_sender *st, uint32_t first)
+{
+	unsigned k = srm_parity_plan_k(st->parity);
+	size_t len, longest = 0;
+
+	if (st->block_ready && st->block_first == first)
+		return true;
+	st->block_ready = false;
+	for (unsigned j = 0; j < k; j++) {
+		if (srm_window_get(st->window, first + j, &len) == NULL)
+			return false;
+		if (len > longest)
+			longest = len;
+	}
+	if (longest < SRM_HEADER_SIZE || longest > SRM_PARITY_SYMBOL_MAX || (size_t)k * longest > st->block_cap)
+		return false;
+	for (unsigned j = 0; j < k; j++) {
+		const uint8_t *kept = srm_window_get(st->window, first + j, &len);
+
+		memcpy(st->block + j * longest, kept, len);
+		memset(st->block + j * longest + len, 0, longest - len);
+	}
+	st->symbol_len = longest;
+	st->block_first = first;
+	st->block_ready = true;
+	return true;
+}
+
+/* A queued parity: encoded from the block's kept datagrams (skipped when
+ * the block left the window meanwhile). */
+static bool srm_send_parity(struct srm_sender *st)
+{
+	const uint8_t *symbols[SRM_FEC_MAX_BLOCK];
+	struct srm_header h = { .type = SRM_PARITY, .session = st->session };
+	struct srm_parity p;
+	uint32_t first;
+	unsigned index, k;
+	size_t len;
+
+	if (st->parity == NULL)
+		return false;
+	k = srm_parity_plan_k(st->parity);
+	while (srm_parity_plan_next(st->parity, &first, &index)) {
+		if (!srm_load_block(st, first))
+			continue;
+		for (unsigned j = 0; j < k; j++)
+			symbols[j] = st->block + j * st->symbol_len;
+		p = (struct srm_parity){ .k = k, .index = index, .symbol_len = st->symbol_len };
+		h.sequence = first;
+		h.payload = st->repair + SRM_HEADER_SIZE;
+		h.payload_len = srm_write_parity(st->repair + SRM_HEADER_SIZE, sizeof(st->repair) - SRM_HEADER_SIZE, &p);
+		if (h.payload_len == 0 ||
+		    !srm_fec_encode(k, index, symbols, st->symbol_len, st->repair + SRM_HEADER_SIZE + SRM_PARITY_BODY_SIZE))
+			continue;
+		len = srm_write(st->repair, sizeof(st->repair), &h);
+		outlet_emit(st->outlet, st->repair, len);
+		pace_sent(&st->pace, len);
+		st->parity_sent++;
+		return true;
+	}
+	return false;
+}
+
 /* kamaelia: the next packet-size frame of the source framed and escaped
  * onto the stream ("%d %d\n" + data behind the sync), whenever less than a
  * datagram of it is left. */
@@ -459,7 +536,7 @@ static bool srm_send_one(struct srm_sender *st, uint64_t now)
 		return false;
 	if (st->kamaelia)
 		return srm_kamaelia_send(st);
-	if (srm_send_repair(st, now))
+	if (srm_send_repair(st, now) || srm_send_parity(st))
 		return true;
 	if (st->ended)
 		return false;
@@ -531,12 +608,22 @@ static void srm_send_gone(struct srm_sender *st, const struct srm_range *gone, s
 
 static void srm_sender_nak(struct srm_sender *st, const struct srm_header *h, uint64_t now)
 {
-	struct srm_range ranges[SRM_MAX_RANGES], gone[SRM_MAX_RANGES];
-	size_t n = srm_read_ranges(h, ranges, SRM_MAX_RANGES), n_gone = 0;
+	/* With fec, what parity does not answer comes back as ranges for
+	 * plain repair: at most the NAK's own, each cut in three (before,
+	 * past and in the window), and one per block it touches. */
+	struct srm_range ranges[SRM_MAX_RANGES], gone[SRM_MAX_RANGES], plain[4 * SRM_MAX_RANGES];
+	size_t n = srm_read_ranges(h, ranges, SRM_MAX_RANGES), n_gone = 0, n_plain = 0;
+	const struct srm_range *repair = ranges;
 
 	st->naks_received++;
+	if (st->parity != NULL) {
+		srm_parity_plan_nak(st->parity, ranges, n, srm_window_trailing(st->window),
+				    srm_window_leading(st->window), now, plain, &n_plain, sizeof(plain) / sizeof(plain[0]));
+		repair = plain;
+		n = n_plain;
+	}
 	for (size_t i = 0; i < n; i++)
-		srm_window_request(st->window, &ranges[i], now, gone, &n_gone, SRM_MAX_RANGES);
+		srm_window_request(st->window, &repair[i], now, gone, &n_gone, SRM_MAX_RANGES);
 	if (n_gone > 0)
 		srm_send_gone(st, gone, n_gone);
 	if (!pacer_armed(st->pacer))
@@ -718,6 +805,8 @@ void srm_sender_free(struct srm_sender *st)
 	if (st->nak_fd >= 0)
 		close(st->nak_fd);
 	srm_window_free(st->window);
+	srm_parity_plan_free(st->parity);
+	free(st->block);
 	free(st);
 }
 
@@ -777,6 +866,20 @@ struct srm_sender *srm_sender_start(const struct srm_settings *s, const struct u
 		return NULL;
 	}
 	srm_find_link_nets(st, conf);
+	if (s->fec_k > 0) {
+		st->parity = srm_parity_plan_new(s->fec_k, s->fec_n, s->fec_proactive, s->window, st->hold_off_ns,
+						 srm_window_leading(st->window));
+		/* A block's longest datagram: a DATA, or an END with a name. */
+		st->block_cap = (size_t)s->fec_k * (SRM_HEADER_SIZE + (st->payload_size > SRM_END_BODY_SIZE + SRM_NAME_MAX
+									? st->payload_size
+									: SRM_END_BODY_SIZE + SRM_NAME_MAX));
+		st->block = malloc(st->block_cap);
+		if (st->parity == NULL || st->block == NULL) {
+			srm_log(env->unit, NULL, LOG_ERR, "out of memory", st->session, 0);
+			srm_sender_free(st);
+			return NULL;
+		}
+	}
 	if (s->directory != NULL && !srm_dir_prepare(st, s, env)) {
 		srm_sender_free(st);
 		return NULL;
@@ -810,6 +913,15 @@ void srm_sender_status(const struct srm_sender *st, char *buf, size_t len)
 		 st->sent, st->repaired, st->naks_received, w->held_off, st->gone_sent, st->heartbeats, st->bad,
 		 st->foreign, st->naks_off_path);
 	used = strlen(buf);
+	if (st->parity != NULL && used < len) {
+		const struct srm_parity_counters *p = srm_parity_plan_counters(st->parity);
+
+		snprintf(buf + used, len - used,
+			 " parity_sent=%" PRIu64 " parity_held_off=%" PRIu64 " parity_exhausted=%" PRIu64
+			 " parity_partial=%" PRIu64,
+			 st->parity_sent, p->held_off, p->exhausted, p->partial);
+		used = strlen(buf);
+	}
 	if (st->directory != NULL && used < len)
 		snprintf(buf + used, len - used,
 			 " files_sent=%" PRIu64 " files_waiting=%zu files_failed=%" PRIu64 " files_over_limit=%" PRIu64

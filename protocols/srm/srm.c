@@ -7,6 +7,7 @@
 #include <confuse.h>
 #include <netinet/in.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -16,6 +17,7 @@
 #include "protocols/srm/receive.h"
 #include "protocols/srm/sender.h"
 #include "protocols/srm/common.h"
+#include "protocols/srm/fec.h"
 #include "protocols/support/child_spec.h"
 
 #define SRM_WINDOW_DEFAULT 16384
@@ -35,6 +37,7 @@
 /* Unnamed files, so a private /var/tmp (the shipped unit's PrivateTmp=)
  * does as well as any: on disk, not in memory as /tmp may be. */
 #define SRM_SPOOL_DEFAULT "/var/tmp"
+#define SRM_FEC_DEFAULT "off"
 
 /* The state of a listener is a struct srm_receiver; both start with this. */
 enum srm_side { SRM_SIDE_SENDER = 1, SRM_SIDE_RECEIVER = 2 };
@@ -106,7 +109,8 @@ static bool srm_same(const void *a_arg, const void *b_arg)
 	       a->hold_off_ms == b->hold_off_ms && a->heartbeat_ms == b->heartbeat_ms && a->sessions == b->sessions &&
 	       a->reorder == b->reorder && a->reorder_bytes == b->reorder_bytes && a->backoff_ms == b->backoff_ms &&
 	       a->retry_ms == b->retry_ms && a->timeout_s == b->timeout_s && a->max_files == b->max_files &&
-	       a->command_queue == b->command_queue && srm_same_text(a->directory, b->directory) &&
+	       a->command_queue == b->command_queue && a->fec_k == b->fec_k && a->fec_n == b->fec_n &&
+	       a->fec_proactive == b->fec_proactive && srm_same_text(a->directory, b->directory) &&
 	       srm_same_text(a->spool, b->spool) && srm_same_command(&a->command, &b->command);
 }
 
@@ -169,6 +173,8 @@ static cfg_opt_t srm_options[] = {
 	CFG_INT("heartbeat", SRM_HEARTBEAT_MS_DEFAULT, CFGF_NONE),
 	CFG_STR("directory", NULL, CFGF_NODEFAULT),
 	CFG_INT("max-files", SRM_MAX_FILES_DEFAULT, CFGF_NONE),
+	CFG_STR("fec", SRM_FEC_DEFAULT, CFGF_NONE),
+	CFG_INT("fec-proactive", 0, CFGF_NONE),
 	CFG_INT("sessions", SRM_SESSIONS_DEFAULT, CFGF_NONE),
 	CFG_INT("reorder", SRM_REORDER_DEFAULT, CFGF_NONE),
 	CFG_INT("reorder-bytes", SRM_REORDER_BYTES_DEFAULT, CFGF_NONE),
@@ -185,7 +191,7 @@ static cfg_opt_t srm_options[] = {
 };
 
 static const char *const srm_sender_option_names[] = {
-	"window", "window-bytes", "hold-off", "heartbeat", "max-files", NULL,
+	"window", "window-bytes", "hold-off", "heartbeat", "max-files", "fec", "fec-proactive", NULL,
 };
 static const char *const srm_receiver_option_names[] = {
 	"sessions", "reorder", "reorder-bytes", "nak-backoff", "nak-retry", "timeout", "command", "working-directory",
@@ -214,6 +220,8 @@ static bool srm_option_applies(cfg_t *sec, bool stream, const char *option)
 
 	if (srm_listed(stream ? srm_receiver_option_names : srm_sender_option_names, option))
 		return false;
+	if (stream && strcmp(option, "fec-proactive") == 0)
+		return sec != NULL && strcmp(cfg_getstr(sec, "fec"), SRM_FEC_DEFAULT) != 0;
 	if (stream)
 		return strcmp(option, "max-files") != 0 || directory;
 	return !srm_listed(srm_command_option_names, option) || command;
@@ -268,6 +276,45 @@ static void srm_configure_sent(struct srm_settings *s, cfg_t *sec, struct conf_s
 	s->directory = strdup(directory);
 }
 
+/* fec = "off" or "K+N": blocks of K sequenced datagrams, up to N parity
+ * each (proactive ones included); fec-proactive = P of them sent as each
+ * block is complete, the rest only for NAKs. */
+static void srm_configure_fec(struct srm_settings *s, cfg_t *sec, struct conf_scope *scope, long window)
+{
+	const char *fec = sec ? cfg_getstr(sec, "fec") : SRM_FEC_DEFAULT;
+	const struct conf_stream *st = conf_scope_stream(scope);
+	long proactive = 0;
+	unsigned k = 0, n = 0;
+	int used = 0;
+
+	if (sec != NULL)
+		conf_scope_int(scope, sec, "fec-proactive", 0, SRM_FEC_MAX_BLOCK - 1, &proactive);
+	if (strcmp(fec, "off") == 0) {
+		if (proactive != 0)
+			conf_scope_error(scope, "fec-proactive", "fec-proactive needs fec = \"K+N\"");
+		return;
+	}
+	if (sscanf(fec, "%3u+%3u%n", &k, &n, &used) != 2 || fec[used] != '\0' || fec[0] < '0' || fec[0] > '9' ||
+	    strchr(fec, '+')[1] < '0' || strchr(fec, '+')[1] > '9' || k < 1 || n < 1 || k + n > SRM_FEC_MAX_BLOCK) {
+		conf_scope_error(scope, "fec",
+				 "fec must be \"off\" or \"K+N\" (K data and N parity datagrams a block, K and N 1 or "
+				 "more, K + N at most %d), not \"%s\"", SRM_FEC_MAX_BLOCK, fec);
+		return;
+	}
+	if (s->wire != SRM_WIRE_CHASSISD)
+		conf_scope_error(scope, "fec", "fec needs wire = \"chassisd\" (kamaelia's stream has no repair)");
+	if ((long)k > window)
+		conf_scope_error(scope, "fec", "fec's K (%u) is over the window (%ld datagrams)", k, window);
+	if (proactive > (long)n)
+		conf_scope_error(scope, "fec-proactive", "fec-proactive (%ld) is over fec's N (%u)", proactive, n);
+	if (st != NULL && st->packet_size > SRM_PARITY_SYMBOL_MAX - SRM_HEADER_SIZE)
+		conf_scope_error(scope, "fec", "fec needs packet-size at most %d (a parity datagram carries a whole one)",
+				 SRM_PARITY_SYMBOL_MAX - SRM_HEADER_SIZE);
+	s->fec_k = k;
+	s->fec_n = n;
+	s->fec_proactive = (unsigned)proactive;
+}
+
 static void srm_configure_sender(struct srm_settings *s, cfg_t *sec, struct conf_scope *scope)
 {
 	long window = SRM_WINDOW_DEFAULT, window_bytes = SRM_WINDOW_BYTES_DEFAULT;
@@ -281,6 +328,7 @@ static void srm_configure_sender(struct srm_settings *s, cfg_t *sec, struct conf
 		conf_scope_int(scope, sec, "heartbeat", 10, 60000, &heartbeat);
 	}
 	srm_configure_sent(s, sec, scope);
+	srm_configure_fec(s, sec, scope, window);
 	s->window = (unsigned)window;
 	s->window_bytes = (unsigned long long)window_bytes;
 	s->hold_off_ms = (unsigned)hold_off;

@@ -9,12 +9,17 @@
  *
  * Version 2 differs only in one flag, NAME: an END's body goes on after
  * its 12 bytes with the object's name, so the CRC covers the name as it
- * covers any payload.
+ * covers any payload. Version 3 adds one type, PARITY, whose body is
+ *
+ *   0  k (8)   1 parity index (8)   2 symbol length (16)   4 symbol
+ *
+ * and whose sequence is its block's first.
  */
 #include "protocols/srm/wire.h"
 
 #include <string.h>
 
+#include "protocols/srm/fec.h"
 #include "protocols/support/bytes.h"
 
 /* ---- CRC32C ------------------------------------------------------------ */
@@ -64,13 +69,15 @@ uint32_t srm_crc32c(uint32_t crc, const uint8_t *p, size_t len)
 
 static bool known_type(unsigned type)
 {
-	return type >= SRM_DATA && type <= SRM_GONE;
+	return type >= SRM_DATA && type <= SRM_PARITY;
 }
 
-/* The version a datagram with these flags is written in, and must be
- * read in. */
-static unsigned version_of(unsigned flags)
+/* The version a datagram of this type with these flags is written in, and
+ * must be read in. */
+static unsigned version_of(unsigned type, unsigned flags)
 {
+	if (type == SRM_PARITY)
+		return SRM_VERSION_PARITY;
 	return flags & SRM_FLAG_NAME ? SRM_VERSION_NAMES : SRM_VERSION;
 }
 
@@ -85,7 +92,7 @@ size_t srm_write(uint8_t *out, size_t cap, const struct srm_header *h)
 	    cap - SRM_HEADER_SIZE < h->payload_len)
 		return 0;
 	write_u16(out, SRM_MAGIC);
-	out[AT_VERSION] = (uint8_t)version_of(h->flags);
+	out[AT_VERSION] = (uint8_t)version_of(h->type, h->flags);
 	out[AT_TYPE] = h->type;
 	write_u16(out + AT_FLAGS, h->flags);
 	write_u16(out + AT_LENGTH, (uint16_t)h->payload_len);
@@ -131,6 +138,19 @@ static bool valid_flags(const struct srm_header *h)
 	return true;
 }
 
+static bool valid_parity_fields(unsigned k, unsigned index, size_t symbol_len)
+{
+	return k >= 1 && k < SRM_FEC_MAX_BLOCK && index < SRM_FEC_MAX_BLOCK - k && symbol_len >= SRM_HEADER_SIZE &&
+	       symbol_len <= SRM_PARITY_SYMBOL_MAX;
+}
+
+static bool valid_parity(const struct srm_header *h)
+{
+	return h->flags == 0 && h->object == 0 && h->offset == 0 && h->payload_len >= SRM_PARITY_BODY_SIZE &&
+	       read_u16(h->payload + 2) == h->payload_len - SRM_PARITY_BODY_SIZE &&
+	       valid_parity_fields(h->payload[0], h->payload[1], h->payload_len - SRM_PARITY_BODY_SIZE);
+}
+
 /* 12 bytes, and with a name 1..SRM_NAME_MAX bytes more. */
 static bool valid_end(const struct srm_header *h)
 {
@@ -152,6 +172,8 @@ static bool valid_body(const struct srm_header *h)
 		       plausible_range(read_u32(h->payload), read_u32(h->payload + 4));
 	case SRM_END:
 		return valid_end(h);
+	case SRM_PARITY:
+		return valid_parity(h);
 	case SRM_REPAIR:
 		if (h->flags & SRM_FLAG_END)
 			return valid_end(h);
@@ -181,7 +203,7 @@ int srm_parse(const uint8_t *pkt, size_t len, struct srm_header *out)
 		return SRM_SHORT;
 	if (read_u16(pkt) != SRM_MAGIC)
 		return SRM_BAD_MAGIC;
-	if (pkt[AT_VERSION] != version_of(read_u16(pkt + AT_FLAGS)))
+	if (pkt[AT_VERSION] != version_of(pkt[AT_TYPE], read_u16(pkt + AT_FLAGS)))
 		return SRM_BAD_VERSION;
 	if (!known_type(pkt[AT_TYPE]))
 		return SRM_BAD_TYPE;
@@ -279,6 +301,25 @@ void srm_read_end(const struct srm_header *h, struct srm_end *end)
 		end->name = h->payload + SRM_END_BODY_SIZE;
 		end->name_len = h->payload_len - SRM_END_BODY_SIZE;
 	}
+}
+
+size_t srm_write_parity(uint8_t *out, size_t cap, const struct srm_parity *p)
+{
+	if (!valid_parity_fields(p->k, p->index, p->symbol_len) || cap < SRM_PARITY_BODY_SIZE ||
+	    cap - SRM_PARITY_BODY_SIZE < p->symbol_len)
+		return 0;
+	out[0] = (uint8_t)p->k;
+	out[1] = (uint8_t)p->index;
+	write_u16(out + 2, (uint16_t)p->symbol_len);
+	return SRM_PARITY_BODY_SIZE + p->symbol_len;
+}
+
+void srm_read_parity(const struct srm_header *h, struct srm_parity *p)
+{
+	p->k = h->payload[0];
+	p->index = h->payload[1];
+	p->symbol_len = read_u16(h->payload + 2);
+	p->symbol = h->payload + SRM_PARITY_BODY_SIZE;
 }
 
 const char *srm_name_refusal(const uint8_t *name, size_t len)

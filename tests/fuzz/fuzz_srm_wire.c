@@ -4,12 +4,14 @@
  * fuzzer gets past the CRC into the body checks. Whatever is accepted
  * must point inside the input, add up, and write back to the same bytes;
  * its body readers must stay inside the payload, and a name a receiver
- * takes must be one that cannot leave its directory. */
+ * takes must be one that cannot leave its directory. A PARITY (version
+ * 3) must describe a symbol the erasure code has and the body holds. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "protocols/srm/fec.h"
 #include "protocols/srm/wire.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -45,6 +47,7 @@ static void check_body(const struct srm_header *h)
 {
 	struct srm_range ranges[SRM_MAX_RANGES];
 	struct srm_heartbeat hb;
+	struct srm_parity parity;
 	size_t n;
 
 	switch (h->type) {
@@ -71,6 +74,13 @@ static void check_body(const struct srm_header *h)
 		else if (h->flags & SRM_FLAG_NAME)
 			abort();
 		break;
+	case SRM_PARITY:
+		srm_read_parity(h, &parity);
+		if (!srm_fec_valid(parity.k, parity.index) || parity.symbol != h->payload + SRM_PARITY_BODY_SIZE ||
+		    parity.symbol_len + SRM_PARITY_BODY_SIZE != h->payload_len || parity.symbol_len < SRM_HEADER_SIZE ||
+		    h->flags != 0 || h->object != 0 || h->offset != 0)
+			abort();
+		break;
 	default:
 		break;
 	}
@@ -86,8 +96,9 @@ static void check(const uint8_t *data, size_t size)
 	if (srm_parse(data, size, &h) != SRM_OK)
 		return;
 	if (h.payload != data + SRM_HEADER_SIZE || SRM_HEADER_SIZE + h.payload_len != size ||
-	    h.type < SRM_DATA || h.type > SRM_GONE || (h.flags & ~SRM_FLAGS_KNOWN) ||
-	    data[2] != (h.flags & SRM_FLAG_NAME ? SRM_VERSION_NAMES : SRM_VERSION))
+	    h.type < SRM_DATA || h.type > SRM_PARITY || (h.flags & ~SRM_FLAGS_KNOWN) ||
+	    data[2] != (h.type == SRM_PARITY ? SRM_VERSION_PARITY
+					     : h.flags & SRM_FLAG_NAME ? SRM_VERSION_NAMES : SRM_VERSION))
 		abort();
 	check_body(&h);
 	again = malloc(size);
@@ -96,8 +107,9 @@ static void check(const uint8_t *data, size_t size)
 	free(again);
 }
 
-/* Magic, the version the flags need, a known type, the length of what
- * follows the header and the CRC over it all. */
+/* Magic, a known type, the version the type and flags need, the length
+ * of what follows the header (and a PARITY's symbol length) and the CRC
+ * over it all. */
 static void reseal(uint8_t *pkt, size_t size)
 {
 	size_t payload_len = size - SRM_HEADER_SIZE;
@@ -105,8 +117,12 @@ static void reseal(uint8_t *pkt, size_t size)
 
 	pkt[0] = 0x43;
 	pkt[1] = 0x53;
-	pkt[2] = pkt[5] & SRM_FLAG_NAME ? SRM_VERSION_NAMES : SRM_VERSION;
-	pkt[3] = (uint8_t)(SRM_DATA + pkt[3] % SRM_GONE);
+	pkt[3] = (uint8_t)(SRM_DATA + pkt[3] % SRM_PARITY);
+	pkt[2] = pkt[3] == SRM_PARITY ? SRM_VERSION_PARITY : pkt[5] & SRM_FLAG_NAME ? SRM_VERSION_NAMES : SRM_VERSION;
+	if (pkt[3] == SRM_PARITY && payload_len >= SRM_PARITY_BODY_SIZE) {
+		pkt[SRM_HEADER_SIZE + 2] = (uint8_t)((payload_len - SRM_PARITY_BODY_SIZE) >> 8);
+		pkt[SRM_HEADER_SIZE + 3] = (uint8_t)(payload_len - SRM_PARITY_BODY_SIZE);
+	}
 	pkt[6] = (uint8_t)(payload_len >> 8);
 	pkt[7] = (uint8_t)payload_len;
 	crc = srm_crc32c(srm_crc32c(0, pkt, 28), pkt + SRM_HEADER_SIZE, payload_len);

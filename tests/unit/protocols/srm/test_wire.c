@@ -233,7 +233,7 @@ Test(srm_wire, write_refuses_what_does_not_fit)
 	cr_assert_eq(write_data(pkt, 35, "abc"), 35);
 	cr_assert_eq(srm_write(pkt, sizeof(pkt), &h), 0);
 	h.payload_len = 0;
-	h.type = 7;
+	h.type = 8;
 	cr_assert_eq(srm_write(pkt, sizeof(pkt), &h), 0);
 	h.type = 0;
 	cr_assert_eq(srm_write(pkt, sizeof(pkt), &h), 0);
@@ -279,8 +279,10 @@ Test(srm_parse, magic_version_type)
 	pkt[2] = 1;
 	pkt[3] = 0;
 	cr_assert_eq(parse_exact(pkt, len, &h), SRM_BAD_TYPE);
-	pkt[3] = 7;
+	pkt[3] = 8;
 	cr_assert_eq(parse_exact(pkt, len, &h), SRM_BAD_TYPE);
+	pkt[3] = SRM_PARITY;	/* in version 1: the version is checked first */
+	cr_assert_eq(parse_exact(pkt, len, &h), SRM_BAD_VERSION);
 	cr_assert_str_eq(srm_parse_result_name(SRM_BAD_TYPE), "type");
 }
 
@@ -561,4 +563,111 @@ Test(srm_names, what_a_receiver_takes_as_a_file_name)
 	memset(long_name, 'a', sizeof(long_name));
 	cr_assert_null(refusal(long_name, SRM_NAME_STORE_MAX));
 	cr_assert_str_eq(refusal(long_name, SRM_NAME_STORE_MAX + 1), "too long");
+}
+
+/* ---- PARITY (version 3) ---------------------------------------------- */
+
+/* A PARITY of block `first` with a symbol of sym_len bytes, each its
+ * index in the symbol. */
+static size_t write_parity(uint8_t *out, size_t cap, uint32_t first, unsigned k, unsigned index, size_t sym_len)
+{
+	uint8_t body[512];
+	struct srm_parity p = { .k = k, .index = index, .symbol_len = sym_len };
+	struct srm_header h = { .type = SRM_PARITY, .session = 17, .sequence = first, .payload = body };
+
+	cr_assert_leq(sym_len + SRM_PARITY_BODY_SIZE, sizeof(body));
+	for (size_t i = 0; i < sym_len; i++)
+		body[SRM_PARITY_BODY_SIZE + i] = (uint8_t)i;
+	h.payload_len = srm_write_parity(body, sizeof(body), &p);
+	if (h.payload_len == 0)
+		return 0;
+	return srm_write(out, cap, &h);
+}
+
+Test(srm_parity, layout_byte_by_byte_and_round_trip)
+{
+	uint8_t pkt[256];
+	size_t len = write_parity(pkt, sizeof(pkt), 0xFFFFFFF0u, 16, 3, 40);
+	struct srm_header h;
+	struct srm_parity p;
+	static const uint8_t head[] = { 'C', 'S', 3, SRM_PARITY, 0, 0, 0, 44, 0, 0, 0, 17, 0xFF, 0xFF, 0xFF, 0xF0,
+					0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 };
+
+	cr_assert_eq(len, SRM_HEADER_SIZE + SRM_PARITY_BODY_SIZE + 40);
+	cr_assert_arr_eq(pkt, head, sizeof(head));
+	cr_assert_eq(pkt[32], 16);	/* k */
+	cr_assert_eq(pkt[33], 3);	/* index */
+	cr_assert_eq(pkt[34], 0);
+	cr_assert_eq(pkt[35], 40);	/* symbol length */
+	cr_assert_eq(pkt[36 + 39], 39);
+	cr_assert_eq(parse_exact(pkt, len, &h), SRM_OK);
+	cr_assert_eq(h.type, SRM_PARITY);
+	cr_assert_eq(h.sequence, 0xFFFFFFF0u);
+	srm_read_parity(&h, &p);
+	cr_assert_eq(p.k, 16);
+	cr_assert_eq(p.index, 3);
+	cr_assert_eq(p.symbol_len, 40);
+	cr_assert_eq(p.symbol, h.payload + SRM_PARITY_BODY_SIZE);
+}
+
+Test(srm_parity, write_refuses_what_the_code_has_not)
+{
+	uint8_t pkt[512];
+
+	cr_assert_eq(write_parity(pkt, sizeof(pkt), 1, 0, 0, 40), 0);	/* k 0 */
+	cr_assert_eq(write_parity(pkt, sizeof(pkt), 1, 255, 0, 40), 0);	/* k + index over 254 */
+	cr_assert_eq(write_parity(pkt, sizeof(pkt), 1, 250, 5, 40), 0);
+	cr_assert_neq(write_parity(pkt, sizeof(pkt), 1, 250, 4, 40), 0);
+	cr_assert_eq(write_parity(pkt, sizeof(pkt), 1, 4, 0, SRM_HEADER_SIZE - 1), 0);	/* under a header */
+	cr_assert_eq(write_parity(pkt, 40, 1, 4, 0, 40), 0);	/* no room */
+}
+
+/* A valid PARITY with one body byte changed by hand, resealed. */
+static int parity_with(size_t at, uint8_t value)
+{
+	uint8_t pkt[256];
+	size_t len = write_parity(pkt, sizeof(pkt), 100, 8, 1, 48);
+	struct srm_header h;
+
+	pkt[at] = value;
+	reseal(pkt, len);
+	return parse_exact(pkt, len, &h);
+}
+
+Test(srm_parity, bad_parity_refused)
+{
+	cr_assert_eq(parity_with(32, 8), SRM_OK);
+	cr_assert_eq(parity_with(32, 0), SRM_BAD_BODY);	/* k 0 */
+	cr_assert_eq(parity_with(33, 254), SRM_BAD_BODY);	/* index past the code */
+	cr_assert_eq(parity_with(34, 1), SRM_BAD_BODY);	/* symbol length not the body's */
+	cr_assert_eq(parity_with(35, 47), SRM_BAD_BODY);
+	cr_assert_eq(parity_with(35, 49), SRM_BAD_BODY);
+	cr_assert_eq(parity_with(5, SRM_FLAG_LAST), SRM_BAD_BODY);	/* no flags */
+	cr_assert_eq(parity_with(19, 1), SRM_BAD_BODY);	/* object 0 */
+	cr_assert_eq(parity_with(27, 1), SRM_BAD_BODY);	/* offset 0 */
+	cr_assert_eq(parity_with(2, 1), SRM_BAD_VERSION);	/* an old sender cannot say it */
+	cr_assert_eq(parity_with(2, 2), SRM_BAD_VERSION);
+}
+
+Test(srm_parity, a_body_too_short_for_its_fields)
+{
+	uint8_t pkt[64];
+	struct srm_header h = { .type = SRM_PARITY, .session = 1, .payload = (const uint8_t *)"\x01\x00", .payload_len = 2 };
+	size_t len = srm_write(pkt, sizeof(pkt), &h);
+
+	cr_assert_eq(parse_exact(pkt, len, &h), SRM_BAD_BODY);
+}
+
+Test(srm_parity, every_bit_flip_refused)
+{
+	uint8_t pkt[256];
+	size_t len = write_parity(pkt, sizeof(pkt), 7, 4, 0, 33);
+	struct srm_header h;
+
+	for (size_t bit = 0; bit < len * 8; bit++) {
+		pkt[bit / 8] ^= (uint8_t)(1u << bit % 8);
+		cr_assert_neq(parse_exact(pkt, len, &h), SRM_OK, "bit %zu", bit);
+		pkt[bit / 8] ^= (uint8_t)(1u << bit % 8);
+	}
+	cr_assert_eq(parse_exact(pkt, len, &h), SRM_OK);
 }
