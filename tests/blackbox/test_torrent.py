@@ -641,8 +641,15 @@ def test_a_given_torrent_whose_data_changed_is_a_warning_and_not_served(start_da
     assert sha256(dl / "again" / "changed.bin") == sha256(seed / "changed.bin")
 
 
-def test_torrents_mistakes_are_config_errors_at_their_line(dirs, admin):
+def config_errors(conf):
+    """`chassisd -t` on a config that must fail: its error lines, warnings left out."""
     from conftest import BINARY
+    r = subprocess.run([BINARY, "-t", "-c", str(conf)], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1, r.stderr
+    return [line for line in r.stderr.splitlines() if ": warning: " not in line]
+
+
+def test_torrents_mistakes_are_config_errors_at_their_line(dirs, admin):
     seed, state, dl = dirs
     (seed / "a.bin").write_bytes(os.urandom(100000))
     good, copy, v2, garbage = (admin / n for n in ("good.torrent", "copy.torrent", "v2.torrent", "garbage.torrent"))
@@ -666,10 +673,7 @@ def test_torrents_mistakes_are_config_errors_at_their_line(dirs, admin):
         '  torrent { directory = "%s"  state = "%s"\n'
         '    torrents = {} }\n'
         '}\n' % (seed, state, admin / "missing.torrent", garbage, seed, v2, good, good, copy, seed, state))
-    r = subprocess.run([BINARY, "-t", "-c", str(conf)], capture_output=True, text=True, timeout=30)
-    assert r.returncode == 1
-    errors = [line for line in r.stderr.splitlines() if ": warning: " not in line]
-    assert errors == [
+    assert config_errors(conf) == [
         '%s:6: stream "seeds": torrents must be absolute paths, not "relative.torrent"' % conf,
         '%s:6: stream "seeds": torrent file "%s": cannot open: No such file or directory' % (conf, admin / "missing.torrent"),
         '%s:6: stream "seeds": torrent file "%s": not a valid .torrent: '
@@ -699,10 +703,7 @@ def test_listen_mistakes_are_config_errors_at_the_options_line(dirs, tmp_path):
         '              "127.0.0.1:0", "[::1]:6881", "::1:6881"}\n'
         '  }\n'
         '}\n' % (seed, state))
-    r = subprocess.run([BINARY, "-t", "-c", str(conf)], capture_output=True, text=True, timeout=30)
-    assert r.returncode == 1
-    errors = [line for line in r.stderr.splitlines() if ": warning: " not in line]
-    assert errors == [
+    assert config_errors(conf) == [
         '%s:6: stream "seeds": bad listen address "127.0.0.1:notaport": the port must be a number from 1 to 65535'
         % conf,
         '%s:6: stream "seeds": bad listen address "localhost:6881": must be IP:PORT or [IPv6]:PORT' % conf,
@@ -866,14 +867,11 @@ def test_resume_data_saved_periodically_survives_a_sigkill(start_daemon, dirs, t
 
 
 def test_resume_interval_is_checked_0_saves_at_stop_only_and_a_reload_applies_it(start_daemon, dirs, tmp_path):
-    from conftest import BINARY
     seed, state, dl = dirs
     conf = tmp_path / "bad.conf"
     conf.write_text('stream "seeds" {\n  protocol = "torrent"\n  torrent {\n    directory = "%s"\n'
                     '    resume-interval = -1\n  }\n}\n' % seed)
-    r = subprocess.run([BINARY, "-t", "-c", str(conf)], capture_output=True, text=True, timeout=30)
-    assert r.returncode == 1
-    assert '%s:5: stream "seeds": resume-interval must be from 0 to 604800' % conf in r.stderr
+    assert '%s:5: stream "seeds": resume-interval must be from 0 to 604800' % conf in config_errors(conf)
     (seed / "z.bin").write_bytes(os.urandom(100000))
     port = free_port()
     d = start_daemon(seeds(seed, state, port, "resume-interval = 0"))
