@@ -636,6 +636,21 @@ static void parse_listener_tls(struct conf_scope *scope, cfg_t *sec, struct conf
 	l->tls = conf_tls_parse(scope, sec);
 }
 
+/* A low mark keeps a slow reader of a file from tying up megabytes of
+ * socket memory (README), but a relay's bytes have no file to wait in:
+ * with 16 KiB unsent at most, a relayed download woke the daemon for
+ * every 16 KiB and ran at 0.8x haproxy's MB/s (which leaves the kernel
+ * its default); with the sysctl's mark, 1.0x-1.05x (paired runs). Its
+ * own buffer-size still bounds what the daemon holds. */
+static void default_notsent_lowat(cfg_t *sec, struct conf_listener *l)
+{
+	if (l->unit.module == NULL || !l->unit.module->streams_through ||
+	    (cfg_getopt(sec, "notsent-lowat")->flags & CFGF_MODIFIED))
+		return;
+	l->notsent_lowat = 0;
+	cfg_setint(sec, "notsent-lowat", 0);	/* what -T prints */
+}
+
 static bool parse_listener(struct loader *ld, cfg_t *sec, struct conf_listener *l)
 {
 	struct conf_scope scope = {
@@ -661,6 +676,7 @@ static bool parse_listener(struct loader *ld, cfg_t *sec, struct conf_listener *
 	if (l->transport == TRANSPORT_MULTICAST && l->address != NULL)
 		resolve_interface(&scope, sec, l);
 	parse_limits(&scope, sec, l);
+	default_notsent_lowat(sec, l);
 	l->connection_log = cfg_getbool(sec, "connection-log");
 	if (!scope.failed)
 		parse_protocol_settings(&scope, sec, l);

@@ -67,6 +67,9 @@ struct conf_module {
 	bool (*option_applies)(struct cfg_t *section, bool stream, const char *option);
 	/* The socket goes to a program (exec): no tls { } on its listeners. */
 	bool hands_over_socket;
+	/* The module streams bytes between two sockets (relay): its
+	 * notsent-lowat defaults to 0, the kernel's own send buffer. */
+	bool streams_through;
 };
 
 /* What every unit has, whatever its kind (a listener; streams to come):

@@ -630,6 +630,7 @@ const struct protocol protocol_relay = {
 		.options = relay_options,
 		.configure = relay_configure,
 		.settings_free = relay_settings_free,
+		.streams_through = true,
 	},
 	.start = relay_start,
 	.stop = relay_stop,

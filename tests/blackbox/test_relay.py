@@ -14,7 +14,7 @@ import urllib.request
 
 import pytest
 
-from conftest import (connect, echo_listener, echoed, free_port, have_ipv6, read_all, recv_exactly, wait_until)
+from conftest import (BINARY, connect, echo_listener, echoed, free_port, have_ipv6, read_all, recv_exactly, wait_until)
 
 
 def relay_listener(name, port, upstreams, relay_extra="", extra="", host="127.0.0.1"):
@@ -393,6 +393,46 @@ def test_nobody_reading_keeps_the_daemon_bounded(start_daemon):
     for c in clients:
         c.close()
     sink.close()
+    source.close()
+
+
+def unsent_toward(port, client):
+    """Send-Q of the daemon's socket from `port` to the client's port."""
+    out = subprocess.run(["ss", "-tnH", "state", "established", "( sport = :%d and dport = :%d )"
+                          % (port, client.getsockname()[1])], capture_output=True, text=True, timeout=5).stdout
+    return int(out.split()[1]) if out.strip() else 0
+
+
+@pytest.mark.parametrize("written", [None, 16384])
+def test_a_relayed_download_leaves_the_unsent_mark_to_the_kernel(start_daemon, written):
+    """notsent-lowat defaults to 0 for a relay: a download streams through
+    the kernel's own send buffer (as haproxy's and nginx's do) instead of
+    waking the daemon every 16 KiB. Written, the mark applies: a client
+    that does not read then holds little more than it in the socket."""
+    def flood(conn):
+        try:
+            for _ in range(128):  # 8 MiB at most
+                conn.sendall(b"z" * 65536)
+        except OSError:
+            pass
+
+    source = Upstream(flood)
+    port = free_port()
+    extra = "" if written is None else "  notsent-lowat = %d" % written
+    d = start_daemon(relay_listener("down", port, ["127.0.0.1:%d" % source.port], extra=extra))
+    effective = subprocess.run([BINARY, "-T", "-c", d.config], capture_output=True, text=True,
+                               timeout=30).stdout
+    assert "notsent-lowat=%d" % (written or 0) in effective
+    client = socket.socket()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)  # a window that stays small
+    client.connect(("127.0.0.1", port))
+    time.sleep(2)  # the kernel has taken what it will take
+    queued = unsent_toward(port, client)
+    if written is None:
+        assert queued > 512 * 1024, "Send-Q %d" % queued
+    else:
+        assert queued < 256 * 1024, "Send-Q %d" % queued
+    client.close()
     source.close()
 
 
