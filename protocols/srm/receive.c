@@ -500,22 +500,30 @@ void srm_receiver_free(struct srm_receiver *rx)
  * ephemeral port that nothing else is sent to. */
 static int srm_open_nak_sender(const struct conf_listener *l, char *err, size_t err_len)
 {
-	struct ip_mreqn mreq = { .imr_address = l->if_addr, .imr_ifindex = (int)l->ifindex };
-	int ttl = l->ttl, loop = l->loop;
-	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int family = l->endpoint.sa.ss_family, ttl = l->ttl, loop = l->loop;
+	int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int rc;
 
-	if (l->endpoint.sa.ss_family != AF_INET) {
-		snprintf(err, err_len, "srm needs an IPv4 group");
-		if (fd >= 0)
-			close(fd);
+	if (fd < 0) {
+		snprintf(err, err_len, "the NAK socket: %s", strerror(errno));
 		return -1;
 	}
-	if (fd < 0 || setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &mreq, sizeof(mreq)) < 0 ||
-	    setsockopt(fd, IPPROTO_IP, IP_MULTICAST_TTL, &ttl, sizeof(ttl)) < 0 ||
-	    setsockopt(fd, IPPROTO_IP, IP_MULTICAST_LOOP, &loop, sizeof(loop)) < 0) {
+	if (family == AF_INET) {
+		struct ip_mreqn mreq = { .imr_address = l->if_addr, .imr_ifindex = (int)l->ifindex };
+
+		rc = setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &mreq, sizeof(mreq)) < 0 ||
+		     setsockopt(fd, IPPROTO_IP, IP_MULTICAST_TTL, &ttl, sizeof(ttl)) < 0 ||
+		     setsockopt(fd, IPPROTO_IP, IP_MULTICAST_LOOP, &loop, sizeof(loop)) < 0;
+	} else {
+		int ifindex = (int)l->ifindex;
+
+		rc = setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, &ifindex, sizeof(ifindex)) < 0 ||
+		     setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, &ttl, sizeof(ttl)) < 0 ||
+		     setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, &loop, sizeof(loop)) < 0;
+	}
+	if (rc) {
 		snprintf(err, err_len, "the NAK socket: %s", strerror(errno));
-		if (fd >= 0)
-			close(fd);
+		close(fd);
 		return -1;
 	}
 	return fd;

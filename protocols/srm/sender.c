@@ -42,9 +42,11 @@
 /* Subnets of the stream's interface kept for the NAK source check. */
 #define SRM_LINK_NETS 8
 
-/* An IPv4 subnet, host byte order. */
+/* A subnet of the interface, v4 (the first 4 bytes) or v6, as on the
+ * wire: an address matches when it equals addr under mask. */
 struct srm_net {
-	uint32_t addr, mask;
+	sa_family_t family;
+	uint8_t addr[16], mask[16];
 };
 
 /* A file of the directory as it was seen: a changed one is sent again. */
@@ -95,6 +97,8 @@ struct srm_sender {
 	long long frames;		/* kamaelia: the last frame's number */
 	struct srm_net link_nets[SRM_LINK_NETS];	/* none: NAKs from anywhere */
 	size_t n_link_nets;
+	bool link_local_only;		/* v6, no prefix: only link-local NAKs */
+	unsigned ifindex;		/* the stream's interface, for v6 scopes */
 	uint64_t sent, repaired, naks_received, gone_sent, heartbeats, bad, foreign, naks_off_path;
 	/* fec: the parity plan (NULL: off), and the last block encoded, its
 	 * datagrams zero padded to its longest, k symbols one after another */
@@ -630,16 +634,46 @@ static void srm_sender_nak(struct srm_sender *st, const struct srm_header *h, ui
 		pacer_at(st->pacer, now);
 }
 
-/* Whether a NAK's source is on the group's path: with no subnets known
- * (a ttl over 1, or no interface given) any is. */
-static bool srm_on_path(const struct srm_sender *st, const struct sockaddr_in *from)
+/* An address's bytes and how many there are: 4 or 16, 0 for neither. */
+static size_t srm_address_bytes(const struct sockaddr *sa, const uint8_t **bytes)
 {
-	uint32_t addr = ntohl(from->sin_addr.s_addr);
+	if (sa->sa_family == AF_INET) {
+		*bytes = (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
+		return 4;
+	}
+	if (sa->sa_family == AF_INET6) {
+		*bytes = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+		return 16;
+	}
+	return 0;
+}
 
-	if (st->n_link_nets == 0)
+static bool srm_in_net(const struct srm_net *net, const struct sockaddr *sa)
+{
+	const uint8_t *addr;
+	size_t n = srm_address_bytes(sa, &addr);
+
+	if (n == 0 || sa->sa_family != net->family)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((addr[i] & net->mask[i]) != (net->addr[i] & net->mask[i]))
+			return false;
+	return true;
+}
+
+/* Whether a NAK's source is on the group's path: with no subnets known
+ * (a ttl over 1, or no interface given) any is. On IPv6 a link-local
+ * source is on the link when it came in on the stream's interface. */
+static bool srm_on_path(const struct srm_sender *st, const struct sockaddr_storage *from)
+{
+	const struct sockaddr_in6 *from6 = (const struct sockaddr_in6 *)from;
+
+	if (st->n_link_nets == 0 && !st->link_local_only)
 		return true;
+	if (from->ss_family == AF_INET6 && IN6_IS_ADDR_LINKLOCAL(&from6->sin6_addr))
+		return from6->sin6_scope_id == st->ifindex;
 	for (size_t i = 0; i < st->n_link_nets; i++)
-		if ((addr & st->link_nets[i].mask) == (st->link_nets[i].addr & st->link_nets[i].mask))
+		if (srm_in_net(&st->link_nets[i], (const struct sockaddr *)from))
 			return true;
 	return false;
 }
@@ -651,7 +685,7 @@ static void srm_sender_on_nak_socket(evutil_socket_t fd, short what, void *arg)
 	struct srm_header h;
 
 	for (unsigned i = 0; i < SRM_READ_BURST; i++) {
-		struct sockaddr_in from = { 0 };
+		struct sockaddr_storage from = { 0 };
 		socklen_t from_len = sizeof(from);
 		ssize_t n = recvfrom(fd, data, sizeof(data), 0, (struct sockaddr *)&from, &from_len);
 
@@ -699,23 +733,33 @@ static void srm_sender_heartbeat(evutil_socket_t fd, short what, void *arg)
 	st->last_send_ns = now;
 }
 
+static int srm_join(int fd, const struct conf_stream *conf)
+{
+	const struct sockaddr_storage *group = &conf->destinations[0].sa;
+
+	if (group->ss_family == AF_INET) {
+		struct ip_mreqn mreq = { .imr_multiaddr = ((const struct sockaddr_in *)group)->sin_addr,
+					 .imr_address = conf->if_addr, .imr_ifindex = (int)conf->ifindex };
+
+		return setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mreq, sizeof(mreq));
+	}
+	struct ipv6_mreq mreq6 = { .ipv6mr_multiaddr = ((const struct sockaddr_in6 *)group)->sin6_addr,
+				   .ipv6mr_interface = conf->ifindex };
+
+	return setsockopt(fd, IPPROTO_IPV6, IPV6_JOIN_GROUP, &mreq6, sizeof(mreq6));
+}
+
 /* A socket on the group's port, joined on the stream's interface: the
  * receivers' NAKs come to the group. */
 static int srm_open_nak_socket(const struct conf_stream *conf, char *err, size_t err_len)
 {
-	const struct sockaddr_in *group = (const struct sockaddr_in *)&conf->destinations[0].sa;
-	struct ip_mreqn mreq = { .imr_multiaddr = group->sin_addr, .imr_address = conf->if_addr,
-				 .imr_ifindex = (int)conf->ifindex };
-	int one = 1, fd;
+	const struct endpoint *group = &conf->destinations[0];
+	int one = 1, fd = socket(group->sa.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
-	if (group->sin_family != AF_INET || !IN_MULTICAST(ntohl(group->sin_addr.s_addr))) {
-		snprintf(err, err_len, "srm needs an IPv4 multicast destination");
-		return -1;
-	}
-	fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    bind(fd, (const struct sockaddr *)group, sizeof(*group)) < 0 ||
-	    setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mreq, sizeof(mreq)) < 0) {
+	    (group->sa.ss_family == AF_INET6 &&
+	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
+	    bind(fd, (const struct sockaddr *)&group->sa, group->len) < 0 || srm_join(fd, conf) < 0) {
 		snprintf(err, err_len, "the NAK socket: %s", strerror(errno));
 		if (fd >= 0)
 			close(fd);
@@ -729,7 +773,22 @@ static bool srm_is_stream_interface(const struct conf_stream *conf, const struct
 {
 	if (conf->ifindex != 0)
 		return if_nametoindex(ifa->ifa_name) == conf->ifindex;
-	return ((const struct sockaddr_in *)ifa->ifa_addr)->sin_addr.s_addr == conf->if_addr.s_addr;
+	return ifa->ifa_addr->sa_family == AF_INET &&
+	       ((const struct sockaddr_in *)ifa->ifa_addr)->sin_addr.s_addr == conf->if_addr.s_addr;
+}
+
+static void srm_add_link_net(struct srm_sender *st, const struct ifaddrs *ifa)
+{
+	struct srm_net *net = &st->link_nets[st->n_link_nets];
+	const uint8_t *addr, *mask;
+	size_t n = srm_address_bytes(ifa->ifa_addr, &addr);
+
+	if (n == 0 || srm_address_bytes(ifa->ifa_netmask, &mask) != n)
+		return;
+	net->family = ifa->ifa_addr->sa_family;
+	memcpy(net->addr, addr, n);
+	memcpy(net->mask, mask, n);
+	st->n_link_nets++;
 }
 
 /* With ttl 0 or 1 the group reaches only the interface's link, so a
@@ -741,21 +800,23 @@ static void srm_find_link_nets(struct srm_sender *st, const struct conf_stream *
 	struct ifaddrs *all, *ifa;
 	const char *name = NULL;
 
+	sa_family_t family = conf->destinations[0].sa.ss_family;
+
+	st->ifindex = conf->ifindex;
 	if (conf->ttl > 1 || (conf->ifindex == 0 && conf->if_addr.s_addr == htonl(INADDR_ANY)) || getifaddrs(&all) < 0)
 		return;
 	for (ifa = all; ifa != NULL && name == NULL; ifa = ifa->ifa_next)
-		if (ifa->ifa_addr != NULL && ifa->ifa_addr->sa_family == AF_INET && srm_is_stream_interface(conf, ifa))
+		if (ifa->ifa_addr != NULL && srm_is_stream_interface(conf, ifa))
 			name = ifa->ifa_name;
-	for (ifa = all; ifa != NULL && name != NULL && st->n_link_nets < SRM_LINK_NETS; ifa = ifa->ifa_next) {
-		if (ifa->ifa_addr == NULL || ifa->ifa_netmask == NULL || ifa->ifa_addr->sa_family != AF_INET ||
-		    strcmp(ifa->ifa_name, name) != 0)
-			continue;
-		st->link_nets[st->n_link_nets].addr = ntohl(((const struct sockaddr_in *)ifa->ifa_addr)->sin_addr.s_addr);
-		st->link_nets[st->n_link_nets].mask =
-			ntohl(((const struct sockaddr_in *)ifa->ifa_netmask)->sin_addr.s_addr);
-		st->n_link_nets++;
-	}
+	for (ifa = all; ifa != NULL && name != NULL && st->n_link_nets < SRM_LINK_NETS; ifa = ifa->ifa_next)
+		if (ifa->ifa_addr != NULL && ifa->ifa_netmask != NULL && ifa->ifa_addr->sa_family == family &&
+		    strcmp(ifa->ifa_name, name) == 0)
+			srm_add_link_net(st, ifa);
 	freeifaddrs(all);
+	/* A link-local v6 address is checked by its scope: keep the check
+	 * on with no global prefix on the interface. */
+	if (family == AF_INET6 && name != NULL && st->n_link_nets == 0)
+		st->link_local_only = true;
 }
 
 /* The first look at the directory, once the loop runs: after the daemon

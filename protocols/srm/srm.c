@@ -252,6 +252,13 @@ static void srm_check_side(cfg_t *sec, struct conf_scope *scope)
 
 /* What a stream sends: its source { } or, instead, every file of a
  * directory, each an object with its name. */
+static bool srm_is_group(const struct sockaddr_storage *sa)
+{
+	if (sa->ss_family == AF_INET)
+		return IN_MULTICAST(ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr));
+	return sa->ss_family == AF_INET6 && IN6_IS_ADDR_MULTICAST(&((const struct sockaddr_in6 *)sa)->sin6_addr);
+}
+
 static void srm_configure_sent(struct srm_settings *s, cfg_t *sec, struct conf_scope *scope)
 {
 	const struct conf_stream *st = conf_scope_stream(scope);
@@ -335,9 +342,8 @@ static void srm_configure_sender(struct srm_settings *s, cfg_t *sec, struct conf
 	s->heartbeat_ms = (unsigned)heartbeat;
 	if (s->session == 0 && s->wire == SRM_WIRE_CHASSISD)
 		conf_scope_error(scope, "session", "an srm stream needs a session (1 to 4294967295)");
-	if (st != NULL && (st->n_destinations != 1 || st->destinations[0].sa.ss_family != AF_INET ||
-			   !IN_MULTICAST(ntohl(((const struct sockaddr_in *)&st->destinations[0].sa)->sin_addr.s_addr))))
-		conf_scope_error(scope, "destination", "an srm stream sends to one IPv4 multicast group");
+	if (st != NULL && (st->n_destinations != 1 || !srm_is_group(&st->destinations[0].sa)))
+		conf_scope_error(scope, "destination", "an srm stream sends to one multicast group (IPv4 or IPv6)");
 	if (st != NULL && st->rate == 0)
 		conf_scope_error(scope, "session", "an srm stream needs a rate (repairs are counted against it)");
 }
