@@ -8,6 +8,7 @@
  * servers), so the loop never waits on a resolver. Every step runs from
  * the loop, never from inside conn_connect(), so a module never hears of
  * an outcome before it has the handle. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <event2/dns.h>
 #include <event2/event.h>
@@ -259,11 +260,11 @@ static bool connect_literal(struct connect *c, unsigned port)
 	struct sockaddr_in *in4 = (struct sockaddr_in *)&c->literal_sa;
 	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&c->literal_sa;
 
-	if (evutil_inet_pton(AF_INET, c->host, &in4->sin_addr) == 1) {
+	if (inet_pton(AF_INET, c->host, &in4->sin_addr) == 1) {
 		in4->sin_family = AF_INET;
 		in4->sin_port = htons((uint16_t)port);
 		c->literal.ai_addrlen = sizeof(*in4);
-	} else if (evutil_inet_pton(AF_INET6, c->host, &in6->sin6_addr) == 1) {
+	} else if (inet_pton(AF_INET6, c->host, &in6->sin6_addr) == 1) {
 		in6->sin6_family = AF_INET6;
 		in6->sin6_port = htons((uint16_t)port);
 		c->literal.ai_addrlen = sizeof(*in6);
@@ -285,22 +286,25 @@ static int connect_resolve(struct connect *c, unsigned port)
 	struct evutil_addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_protocol = IPPROTO_TCP };
 	struct evdns_base *dns;
 
-	hints.ai_flags = EVUTIL_AI_NUMERICHOST | EVUTIL_AI_NUMERICSERV;
-	if (connect_literal(c, port) || evutil_getaddrinfo(c->host, c->port, &hints, &c->addrs) == 0) {
-		if (c->addrs != NULL)
-			c->next = c->addrs;
-		/* Active, not a zero timeout: it runs in this loop turn,
-		 * without an epoll_wait(0) first. */
-		event_active(c->step, EV_TIMEOUT, 0);
-		return 0;
+	if (!connect_literal(c, port)) {
+		snprintf(c->port, sizeof(c->port), "%u", port);
+		hints.ai_flags = EVUTIL_AI_NUMERICHOST | EVUTIL_AI_NUMERICSERV;
+		if (evutil_getaddrinfo(c->host, c->port, &hints, &c->addrs) != 0) {
+			dns = connect_dns(c->chassis);
+			if (dns == NULL)
+				return -1;
+			hints.ai_flags = EVUTIL_AI_NUMERICSERV;
+			/* The callback may run before this returns (the
+			 * hosts file): it only schedules the step, which runs
+			 * from the loop. */
+			c->resolving = evdns_getaddrinfo(dns, c->host, c->port, &hints, connect_on_resolved, c);
+			return 0;
+		}
+		c->next = c->addrs;
 	}
-	dns = connect_dns(c->chassis);
-	if (dns == NULL)
-		return -1;
-	hints.ai_flags = EVUTIL_AI_NUMERICSERV;
-	/* The callback may run before this returns (the hosts file): it only
-	 * schedules the step, which runs from the loop. */
-	c->resolving = evdns_getaddrinfo(dns, c->host, c->port, &hints, connect_on_resolved, c);
+	/* Active, not a zero timeout: it runs in this loop turn, without an
+	 * epoll_wait(0) first. */
+	event_active(c->step, EV_TIMEOUT, 0);
 	return 0;
 }
 
@@ -328,7 +332,6 @@ struct connect *conn_connect_tls(const struct unit_env *env, const char *host, u
 	c->failed = failed;
 	c->arg = arg;
 	c->fd = -1;
-	snprintf(c->port, sizeof(c->port), "%u", port);
 	chassis_hold(ch);	/* a stopping daemon waits for it as for a connection */
 	c->host = strdup(host);
 	c->step = evtimer_new(ch->base, connect_on_step, c);
