@@ -80,9 +80,12 @@ static bool ticket_mac_init(EVP_MAC_CTX *hctx, const struct ticket_key *key)
 	return EVP_MAC_CTX_set_params(hctx, params) == 1;
 }
 
-/* OpenSSL's ticket key callback: 1 sealed or opened, 2 opened with a
- * retired key (a new ticket follows), 0 unknown key (a full handshake),
- * -1 failure. */
+/* OpenSSL's ticket key callback: 1 sealed or opened, 2 opened and a new
+ * ticket follows, 0 unknown key (a full handshake), -1 failure. A new
+ * ticket follows a retired key's, and every TLS 1.3 resumption: those
+ * tickets are for one use (RFC 8446 C.4), and with 1 OpenSSL sends none,
+ * so a client that reconnects with its last session (wrk, browsers) made
+ * a full handshake every other time. */
 static int tls_on_ticket_key(SSL *ssl, unsigned char *name, unsigned char *iv, EVP_CIPHER_CTX *cctx,
 			     EVP_MAC_CTX *hctx, int seal)
 {
@@ -103,6 +106,8 @@ static int tls_on_ticket_key(SSL *ssl, unsigned char *name, unsigned char *iv, E
 		return 0;
 	if (EVP_DecryptInit_ex(cctx, cipher, NULL, key->aes, iv) != 1 || !ticket_mac_init(hctx, key))
 		return -1;
+	if (SSL_version(ssl) >= TLS1_3_VERSION)
+		return 2;
 	return key == &keys[0] && ticket_now() - key->made < TICKET_KEY_ROTATE_SECONDS ? 1 : 2;
 }
 

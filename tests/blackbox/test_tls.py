@@ -175,6 +175,23 @@ def test_sessions_resume(start_daemon, pki, tmp_path, version):
     assert b"Reused, TLSv1" in again.stdout
 
 
+def test_a_resumed_tls13_session_gets_a_new_ticket_and_the_chain_goes_on(start_daemon, pki, tmp_path):
+    """A client that reconnects with the session of its last connection
+    (wrk, curl, browsers) resumes every time: a TLS 1.3 ticket is for one
+    use (RFC 8446 C.4), so a resumed connection must carry a new one.
+    Without it every other reconnection was a full handshake."""
+    port = free_port()
+    start_daemon(echo_tls(port, tls_section(pki)))
+    sessions = [str(tmp_path / ("s%d.pem" % i)) for i in range(4)]
+    first = s_client(port, "-tls1_3", "-CAfile", pki.ca, "-sess_out", sessions[0], data=b"", linger=0.5)
+    assert b"New, TLSv1.3" in first.stdout, first.stderr
+    for before, after in zip(sessions, sessions[1:]):
+        r = s_client(port, "-tls1_3", "-CAfile", pki.ca, "-sess_in", before, "-sess_out", after, data=b"",
+                     linger=0.5)
+        assert b"Reused, TLSv1.3" in r.stdout and b"Post-Handshake New Session Ticket" in r.stdout, r.stdout
+        assert os.path.getsize(after) > 0
+
+
 @pytest.mark.parametrize("version", ["-tls1_2", "-tls1_3"])
 def test_tickets_resume_across_a_reload(start_daemon, pki, tmp_path, version):
     """A reload builds new TLS contexts; the ticket keys are the process's,
