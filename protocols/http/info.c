@@ -346,6 +346,8 @@ static const struct {
 	{ "", "parity_dropped", "srm parity datagrams not kept: over a bound, past the window, or not matching their block." },
 	{ "", "fec_recovered", "Datagrams rebuilt from parity (FEC) and delivered as if received." },
 	{ "", "fec_failed", "Datagrams rebuilt from parity whose CRC32C or fields were wrong, dropped." },
+	{ "", "live_bytes", "srm object bytes handed in order to the listener's stream routes." },
+	{ "", "live_objects", "srm objects that ended on a live = true listener (not verified, not stored)." },
 	{ "sender", "playing", "1 while this sender's payload is played, else 0." },
 	{ "sender", "valid", "1 once the sender passed probation (RFC 3550 A.1), else 0." },
 	{ "sender", "received", "RTP packets received from the sender." },

@@ -31,6 +31,7 @@ struct srm_settings {
 	unsigned fec_k, fec_n;		/* parity repair: k data + up to n parity per block; k 0: off */
 	unsigned fec_proactive;		/* parity sent with each block before any NAK, at most fec_n */
 	/* listener */
+	bool live;			/* no directory, no command: to stream routes only */
 	unsigned sessions, reorder;
 	unsigned long long reorder_bytes;
 	unsigned backoff_ms, retry_ms, timeout_s;

@@ -46,7 +46,8 @@ struct srm_session;
 
 struct srm_receiver {
 	const char *unit_name;
-	char *unit, *directory;		/* directory NULL: to command */
+	struct chassis *chassis;
+	char *unit, *directory;		/* directory NULL: to command, or live only */
 	char *spool;
 	struct srm_command *command;
 	struct srm_settings settings;
@@ -63,6 +64,7 @@ struct srm_receiver {
 	long long last_frame;
 	uint64_t last_datagram_ns;
 	uint64_t frames, frames_bad, frames_late, frames_missed;
+	uint64_t live_bytes, live_objects;	/* to stream routes */
 	uint64_t datagrams, bad, sessions_refused, naks_sent, naks_heard, delivered_objects, unrecoverable,
 		bad_crc, incomplete, gone_heard, names_refused, store_failed;
 };
@@ -233,12 +235,28 @@ static void srm_object_end(struct srm_session *ss, const struct srm_header *h)
 	ss->lost = false;
 }
 
+/* The session's bytes in order to the listener's stream routes (a live
+ * stream, as udpxy relays a group): each payload once, as it becomes the
+ * next in order; what could not be repaired is a gap. */
+static void srm_to_routes(struct srm_receiver *rx, const void *data, size_t len)
+{
+	chassis_tap_payload(rx->chassis, rx->unit, data, len);
+	rx->live_bytes += len;
+}
+
 static void srm_deliver(void *arg, uint32_t seq, const struct srm_header *h)
 {
 	struct srm_session *ss = arg;
+	bool end = h != NULL && (h->type == SRM_END || (h->flags & SRM_FLAG_END));
 
 	if (ss->recover != NULL)
 		srm_recover_delivered(ss->recover, seq, h);
+	if (h != NULL && !end)
+		srm_to_routes(ss->rx, h->payload, h->payload_len);
+	if (ss->rx->settings.live) {	/* no object files */
+		ss->rx->live_objects += end;
+		return;
+	}
 	if (h == NULL) {
 		ss->lost = true;
 		srm_object_discard(ss);
@@ -251,7 +269,7 @@ static void srm_deliver(void *arg, uint32_t seq, const struct srm_header *h)
 		ss->lost = false;
 	}
 	ss->object = h->object;
-	if (h->type == SRM_END || (h->flags & SRM_FLAG_END))
+	if (end)
 		srm_object_end(ss, h);
 	else
 		srm_object_data(ss, h);
@@ -389,7 +407,8 @@ static void srm_kamaelia_message(void *arg, const void *msg, size_t len)
 	if (rx->last_frame != 0 && tag > rx->last_frame + 1)
 		rx->frames_missed += (uint64_t)(tag - rx->last_frame - 1);
 	rx->last_frame = tag;
-	if (write(rx->kamaelia_fd, data, data_len) == (ssize_t)data_len)
+	srm_to_routes(rx, data, data_len);
+	if (rx->kamaelia_fd < 0 || write(rx->kamaelia_fd, data, data_len) == (ssize_t)data_len)
 		rx->frames++;
 }
 
@@ -535,10 +554,14 @@ static int srm_kamaelia_receiver_open(struct srm_receiver *rx)
 	struct dechunker_options opts = { .drain = true };
 	char path[4096];
 
-	snprintf(path, sizeof(path), "%s/" SRM_KAMAELIA_FILE, rx->directory);
-	rx->kamaelia_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	if (rx->directory != NULL) {	/* else live: to stream routes only */
+		snprintf(path, sizeof(path), "%s/" SRM_KAMAELIA_FILE, rx->directory);
+		rx->kamaelia_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		if (rx->kamaelia_fd < 0)
+			return -1;
+	}
 	rx->dechunker = dechunker_new(&opts, srm_kamaelia_message, rx);
-	return rx->kamaelia_fd < 0 || rx->dechunker == NULL ? -1 : 0;
+	return rx->dechunker == NULL ? -1 : 0;
 }
 
 struct srm_receiver *srm_receiver_start(const struct srm_settings *s, const struct unit_env *env)
@@ -556,6 +579,7 @@ struct srm_receiver *srm_receiver_start(const struct srm_settings *s, const stru
 	rx->settings.command = (struct child_spec){ 0 };
 	rx->unit = strdup(env->unit);
 	rx->unit_name = rx->unit;
+	rx->chassis = env->chassis;
 	rx->directory = s->directory != NULL ? strdup(s->directory) : NULL;
 	if (s->command.argv != NULL) {
 		rx->spool = strdup(s->spool);
@@ -615,9 +639,9 @@ void srm_receiver_status(const struct srm_receiver *rx, char *buf, size_t len)
 	if (rx->kamaelia) {
 		snprintf(buf, len,
 			 "datagrams=%" PRIu64 " frames=%" PRIu64 " frames_bad=%" PRIu64 " frames_late=%" PRIu64
-			 " frames_missed=%" PRIu64 " incomplete_chunks=%" PRIu64,
+			 " frames_missed=%" PRIu64 " incomplete_chunks=%" PRIu64 " live_bytes=%" PRIu64,
 			 rx->datagrams, rx->frames, rx->frames_bad, rx->frames_late, rx->frames_missed,
-			 dechunker_stats(rx->dechunker)->incomplete);
+			 dechunker_stats(rx->dechunker)->incomplete, rx->live_bytes);
 		return;
 	}
 	used = (size_t)snprintf(buf, len,
@@ -625,10 +649,12 @@ void srm_receiver_status(const struct srm_receiver *rx, char *buf, size_t len)
 				" naks_heard=%" PRIu64 " naks_suppressed=%" PRIu64 " duplicates=%" PRIu64
 				" gone=%" PRIu64 " lost=%" PRIu64 " delivered_objects=%" PRIu64
 				" unrecoverable=%" PRIu64 " bad_crc=%" PRIu64 " incomplete=%" PRIu64
-				" names_refused=%" PRIu64 " store_failed=%" PRIu64 " rtt_us=%" PRIu64,
+				" names_refused=%" PRIu64 " store_failed=%" PRIu64 " rtt_us=%" PRIu64
+				" live_bytes=%" PRIu64 " live_objects=%" PRIu64,
 				rx->datagrams, rx->bad, rx->sessions_refused, rx->naks_sent, rx->naks_heard,
 				suppressed, duplicates, rx->gone_heard, lost, rx->delivered_objects, rx->unrecoverable,
-				rx->bad_crc, rx->incomplete, rx->names_refused, rx->store_failed, rtt_ns / 1000);
+				rx->bad_crc, rx->incomplete, rx->names_refused, rx->store_failed, rtt_ns / 1000,
+				rx->live_bytes, rx->live_objects);
 	if (used < len)
 		used += (size_t)snprintf(buf + used, len - used,
 					 " parity_received=%" PRIu64 " parity_unneeded=%" PRIu64 " parity_dropped=%" PRIu64

@@ -110,7 +110,7 @@ static bool srm_same(const void *a_arg, const void *b_arg)
 	       a->reorder == b->reorder && a->reorder_bytes == b->reorder_bytes && a->backoff_ms == b->backoff_ms &&
 	       a->retry_ms == b->retry_ms && a->timeout_s == b->timeout_s && a->max_files == b->max_files &&
 	       a->command_queue == b->command_queue && a->fec_k == b->fec_k && a->fec_n == b->fec_n &&
-	       a->fec_proactive == b->fec_proactive && srm_same_text(a->directory, b->directory) &&
+	       a->fec_proactive == b->fec_proactive && a->live == b->live && srm_same_text(a->directory, b->directory) &&
 	       srm_same_text(a->spool, b->spool) && srm_same_command(&a->command, &b->command);
 }
 
@@ -182,6 +182,7 @@ static cfg_opt_t srm_options[] = {
 	CFG_INT("nak-retry", SRM_RETRY_MS_DEFAULT, CFGF_NONE),
 	CFG_INT("timeout", SRM_TIMEOUT_S_DEFAULT, CFGF_NONE),
 	CFG_STR_LIST("command", NULL, CFGF_NODEFAULT),
+	CFG_BOOL("live", cfg_false, CFGF_NONE),
 	CFG_STR("working-directory", "/", CFGF_NONE),
 	CFG_INT("command-timeout", SRM_COMMAND_TIMEOUT_S_DEFAULT, CFGF_NONE),
 	CFG_INT("kill-grace", SRM_KILL_GRACE_S_DEFAULT, CFGF_NONE),
@@ -195,7 +196,7 @@ static const char *const srm_sender_option_names[] = {
 };
 static const char *const srm_receiver_option_names[] = {
 	"sessions", "reorder", "reorder-bytes", "nak-backoff", "nak-retry", "timeout", "command", "working-directory",
-	"command-timeout", "kill-grace", "command-queue", "spool", NULL,
+	"command-timeout", "kill-grace", "command-queue", "spool", "live", NULL,
 };
 /* A listener's options that apply only when it delivers to a command. */
 static const char *const srm_command_option_names[] = {
@@ -385,6 +386,7 @@ static void srm_configure_receiver(struct srm_settings *s, cfg_t *sec, struct co
 	long backoff = SRM_BACKOFF_MS_DEFAULT, retry = SRM_RETRY_MS_DEFAULT, timeout = SRM_TIMEOUT_S_DEFAULT;
 	const char *directory = sec ? cfg_getstr(sec, "directory") : NULL;
 	bool command = sec != NULL && cfg_size(sec, "command") > 0;
+	bool live = sec != NULL && cfg_getbool(sec, "live");
 
 	if (sec != NULL) {
 		conf_scope_int(scope, sec, "sessions", 1, 4096, &sessions);
@@ -398,9 +400,12 @@ static void srm_configure_receiver(struct srm_settings *s, cfg_t *sec, struct co
 		conf_scope_error(scope, "directory", "an srm listener needs transport = \"multicast\"");
 	if (directory != NULL && command)
 		conf_scope_error(scope, "command", "an srm listener delivers to directory or to command, not both");
-	else if (directory == NULL && !command)
-		conf_scope_error(scope, "directory", "an srm listener needs directory = \"/absolute/path\" or command = "
-				 "{\"/absolute/program\", ...}");
+	else if (live && (directory != NULL || command))
+		conf_scope_error(scope, "live", "live = true delivers to stream routes only: no %s",
+				 command ? "command" : "directory");
+	else if (directory == NULL && !command && !live)
+		conf_scope_error(scope, "directory", "an srm listener needs directory = \"/absolute/path\", command = "
+				 "{\"/absolute/program\", ...} or live = true");
 	else if (directory != NULL && directory[0] != '/')
 		conf_scope_error(scope, "directory", "an srm listener needs directory = an absolute path");
 	if (command && s->wire == SRM_WIRE_KAMAELIA)
@@ -412,6 +417,7 @@ static void srm_configure_receiver(struct srm_settings *s, cfg_t *sec, struct co
 			conf_scope_error(scope, srm_command_option_names[i], "%s applies to an srm listener with command only",
 					 srm_command_option_names[i]);
 	s->directory = directory ? strdup(directory) : NULL;
+	s->live = live;
 	s->sessions = (unsigned)sessions;
 	s->reorder = (unsigned)reorder;
 	s->reorder_bytes = (unsigned long long)reorder_bytes;
@@ -462,4 +468,7 @@ const struct protocol protocol_srm = {
 	.status_rows = srm_status_rows,
 	.status_text = srm_status_text,
 	.datagram = srm_receive_datagram,
+	/* A stream route on a listener gets the session's bytes in order,
+	 * not the srm datagrams. */
+	.taps_get_payload = true,
 };

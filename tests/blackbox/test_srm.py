@@ -476,6 +476,38 @@ def test_naks_from_off_the_link_are_dropped_and_counted(start_daemon, tmp_path, 
     assert tx["naks_received"] == 0 and tx["repaired"] == 0 and tx["gone"] == 0
 
 
+def test_a_live_listener_streams_the_session_in_order_to_curl_behind_loss(start_daemon, tmp_path, netns):
+    """live = true: no files; the listener's stream route gets the
+    session's bytes in order, each once, however many datagrams were lost
+    and repaired on the way: what curl downloads is the file."""
+    size = 2 << 20
+    src = random_file(tmp_path / "image.bin", size)
+    webp = free_port()
+    start_daemon('listener "live" {\n  protocol = "srm"  transport = "multicast"  address = "%s:%d"\n'
+                 '  interface = "127.0.0.1"  %s\n  srm { live = true }\n  netsim { loss = 0.1 seed = 41 }\n}\n'
+                 'listener "web" {\n  protocol = "http"  address = "127.0.0.1:%d"\n'
+                 '  http { access-log = false  route "/status" { handler = "status" }\n'
+                 '         route "/live" { handler = "stream"  listener = "live" } }\n}\n'
+                 % (GROUP, PORT, RECEIVE_BUFFER, webp), workdir=tmp_path / "rx", wrapper=netns.prefix())
+    got = tmp_path / "got.bin"
+    curl = subprocess.Popen([*netns.prefix(), "curl", "-s", "-N", "-o", str(got), "--max-time", "60",
+                             "http://127.0.0.1:%d/live" % webp])
+    try:
+        wait_until(lambda: next(r for r in status(netns, webp, "web")["route"] if r["name"] == "/live")["clients"] == 1,
+                   timeout=10)
+        start_daemon(sender(src, rate=20000000) + web(free_port()), workdir=tmp_path / "tx", wrapper=netns.prefix())
+        wait_until(lambda: got.exists() and got.stat().st_size >= size, timeout=30)
+        time.sleep(0.5)  # nothing may follow the file
+    finally:
+        curl.terminate()
+        curl.wait(timeout=10)
+    assert got.stat().st_size == size and sha256(got) == sha256(src)
+    r = status(netns, webp, "live")
+    assert r["live_bytes"] == size and r["live_objects"] == 1 and r["delivered_objects"] == 0
+    assert r["naks_sent"] > 0 and r["unrecoverable"] == 0
+    assert not any(n.startswith(("object-", ".object-")) for n in os.listdir(tmp_path / "rx"))
+
+
 GROUP6 = "ff15::2:2"
 
 
@@ -806,8 +838,8 @@ def test_config_errors_name_their_file_and_line(tmp_path):
     conf, lines = check_config(tmp_path, text)
     assert lines == [
         '%s:4: listener "both": an srm listener delivers to directory or to command, not both' % conf,
-        '%s:8: listener "neither": an srm listener needs directory = "/absolute/path" or command = '
-        '{"/absolute/program", ...}' % conf,
+        '%s:8: listener "neither": an srm listener needs directory = "/absolute/path", command = '
+        '{"/absolute/program", ...} or live = true' % conf,
         '%s:13: listener "relative": "bin/deliver" is not an absolute path (nothing is looked up in PATH)' % conf,
         '%s:14: listener "relative": spool must be an absolute path, not "spool"' % conf,
         '%s:19: listener "relative-dir": an srm listener needs directory = an absolute path' % conf,
