@@ -270,6 +270,15 @@ bool addr_is_multicast(const struct sockaddr *sa)
 	return false;
 }
 
+void addr_scope_group(struct sockaddr_storage *ss, unsigned ifindex)
+{
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+	if (ss->ss_family == AF_INET6 && sin6->sin6_scope_id == 0 &&
+	    (IN6_IS_ADDR_MC_LINKLOCAL(&sin6->sin6_addr) || IN6_IS_ADDR_MC_NODELOCAL(&sin6->sin6_addr)))
+		sin6->sin6_scope_id = ifindex;
+}
+
 bool addr_equal(const struct sockaddr *a, const struct sockaddr *b)
 {
 	if (a->sa_family != b->sa_family || addr_port(a) != addr_port(b))

@@ -36,6 +36,9 @@ bool cidr_match(const struct cidr *net, const struct sockaddr *sa);
  * access lists and logs see one form of each client. */
 void addr_unmap(struct sockaddr_storage *ss, socklen_t *len);
 bool addr_is_multicast(const struct sockaddr *sa);
+/* A v6 group of interface- or link-local scope (ff01::/16, ff02::/16 and
+ * flag variants) names its link by scope id: bind() refuses it without. */
+void addr_scope_group(struct sockaddr_storage *ss, unsigned ifindex);
 bool addr_equal(const struct sockaddr *a, const struct sockaddr *b);	/* address and port */
 unsigned addr_port(const struct sockaddr *sa);
 /* "1.2.3.4:5" or "[::1]:5"; with_port = false leaves the port out. */

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "conf/addr.h"
 #include "conf/conf.h"
 #include "conf/tls.h"
 #include "daemon/chassis.h"
@@ -156,6 +157,8 @@ static int socket_open(const struct conf_listener *conf, bool shared, char *err,
 	}
 	if (socket_prepare(fd, conf, sa.ss_family, shared, err, errlen) < 0)
 		goto fail;
+	if (conf->transport == TRANSPORT_MULTICAST)
+		addr_scope_group(&sa, conf->ifindex);
 	if (bind(fd, (struct sockaddr *)&sa, len) < 0) {
 		bool privileged = errno == EACCES && addr_port((const struct sockaddr *)&sa) < 1024;
 

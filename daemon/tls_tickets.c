@@ -106,7 +106,7 @@ static int tls_on_ticket_key(SSL *ssl, unsigned char *name, unsigned char *iv, E
 		return 0;
 	if (EVP_DecryptInit_ex(cctx, cipher, NULL, key->aes, iv) != 1 || !ticket_mac_init(hctx, key))
 		return -1;
-	if (SSL_version(ssl) >= TLS1_3_VERSION)
+	if (SSL_version(ssl) == TLS1_3_VERSION)
 		return 2;
 	return key == &keys[0] && ticket_now() - key->made < TICKET_KEY_ROTATE_SECONDS ? 1 : 2;
 }

@@ -237,9 +237,13 @@ static void srm_object_end(struct srm_session *ss, const struct srm_header *h)
 
 /* The session's bytes in order to the listener's stream routes (a live
  * stream, as udpxy relays a group): each payload once, as it becomes the
- * next in order; what could not be repaired is a gap. */
+ * next in order; what could not be repaired is a gap. Only from a
+ * listener that follows one sender: two sessions' bytes interleaved are
+ * nobody's stream. */
 static void srm_to_routes(struct srm_receiver *rx, const void *data, size_t len)
 {
+	if (!rx->kamaelia && rx->settings.session == 0 && rx->settings.sessions > 1)
+		return;
 	chassis_tap_payload(rx->chassis, rx->unit, data, len);
 	rx->live_bytes += len;
 }

@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "conf/addr.h"
 #include "conf/conf.h"
 #include "conf/text.h"
 #include "daemon/log.h"
@@ -41,13 +42,6 @@
 #define SRM_READ_BURST 256
 /* Subnets of the stream's interface kept for the NAK source check. */
 #define SRM_LINK_NETS 8
-
-/* A subnet of the interface, v4 (the first 4 bytes) or v6, as on the
- * wire: an address matches when it equals addr under mask. */
-struct srm_net {
-	sa_family_t family;
-	uint8_t addr[16], mask[16];
-};
 
 /* A file of the directory as it was seen: a changed one is sent again. */
 struct srm_file {
@@ -95,10 +89,16 @@ struct srm_sender {
 	bool kamaelia;
 	struct evbuffer *chunks;	/* kamaelia: the escaped byte stream not yet sent */
 	long long frames;		/* kamaelia: the last frame's number */
-	struct srm_net link_nets[SRM_LINK_NETS];	/* none: NAKs from anywhere */
+	/* The link's subnets, for the NAK source check: on when checking
+	 * (ttl 0 or 1 on a named interface), looked at again at most once a
+	 * second when a NAK matches none (addresses come and go). */
+	bool check_path;
+	struct cidr link_nets[SRM_LINK_NETS];
 	size_t n_link_nets;
-	bool link_local_only;		/* v6, no prefix: only link-local NAKs */
-	unsigned ifindex;		/* the stream's interface, for v6 scopes */
+	uint64_t link_nets_ns;
+	unsigned ifindex;		/* the stream's interface: by index, */
+	struct in_addr if_addr;		/* or by an IPv4 address */
+	sa_family_t family;		/* the group's */
 	uint64_t sent, repaired, naks_received, gone_sent, heartbeats, bad, foreign, naks_off_path;
 	/* fec: the parity plan (NULL: off), and the last block encoded, its
 	 * datagrams zero padded to its longest, k symbols one after another */
@@ -634,48 +634,33 @@ static void srm_sender_nak(struct srm_sender *st, const struct srm_header *h, ui
 		pacer_at(st->pacer, now);
 }
 
-/* An address's bytes and how many there are: 4 or 16, 0 for neither. */
-static size_t srm_address_bytes(const struct sockaddr *sa, const uint8_t **bytes)
+static bool srm_on_link_nets(const struct srm_sender *st, const struct sockaddr *from)
 {
-	if (sa->sa_family == AF_INET) {
-		*bytes = (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
-		return 4;
-	}
-	if (sa->sa_family == AF_INET6) {
-		*bytes = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
-		return 16;
-	}
-	return 0;
+	for (size_t i = 0; i < st->n_link_nets; i++)
+		if (cidr_match(&st->link_nets[i], from))
+			return true;
+	return false;
 }
 
-static bool srm_in_net(const struct srm_net *net, const struct sockaddr *sa)
-{
-	const uint8_t *addr;
-	size_t n = srm_address_bytes(sa, &addr);
+static void srm_find_link_nets(struct srm_sender *st);
 
-	if (n == 0 || sa->sa_family != net->family)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if ((addr[i] & net->mask[i]) != (net->addr[i] & net->mask[i]))
-			return false;
-	return true;
-}
-
-/* Whether a NAK's source is on the group's path: with no subnets known
- * (a ttl over 1, or no interface given) any is. On IPv6 a link-local
- * source is on the link when it came in on the stream's interface. */
-static bool srm_on_path(const struct srm_sender *st, const struct sockaddr_storage *from)
+/* Whether a NAK's source is on the group's path: with no check (a ttl
+ * over 1, or no interface given) any is. On IPv6 a link-local source is
+ * on the link when it came in on the stream's interface. */
+static bool srm_on_path(struct srm_sender *st, const struct sockaddr_storage *from, uint64_t now)
 {
 	const struct sockaddr_in6 *from6 = (const struct sockaddr_in6 *)from;
 
-	if (st->n_link_nets == 0 && !st->link_local_only)
+	if (!st->check_path)
 		return true;
 	if (from->ss_family == AF_INET6 && IN6_IS_ADDR_LINKLOCAL(&from6->sin6_addr))
 		return from6->sin6_scope_id == st->ifindex;
-	for (size_t i = 0; i < st->n_link_nets; i++)
-		if (srm_in_net(&st->link_nets[i], (const struct sockaddr *)from))
-			return true;
-	return false;
+	if (srm_on_link_nets(st, (const struct sockaddr *)from))
+		return true;
+	if (now - st->link_nets_ns < SRM_NS_PER_MS * 1000)
+		return false;
+	srm_find_link_nets(st);
+	return srm_on_link_nets(st, (const struct sockaddr *)from);
 }
 
 static void srm_sender_on_nak_socket(evutil_socket_t fd, short what, void *arg)
@@ -697,7 +682,7 @@ static void srm_sender_on_nak_socket(evutil_socket_t fd, short what, void *arg)
 			continue;	/* our own datagrams, looped back */
 		else if (h.session != st->session)
 			st->foreign++;
-		else if (!srm_on_path(st, &from))
+		else if (!srm_on_path(st, &from, pacer_now_ns()))
 			st->naks_off_path++;
 		else
 			srm_sender_nak(st, &h, pacer_now_ns());
@@ -753,13 +738,13 @@ static int srm_join(int fd, const struct conf_stream *conf)
  * receivers' NAKs come to the group. */
 static int srm_open_nak_socket(const struct conf_stream *conf, char *err, size_t err_len)
 {
-	const struct endpoint *group = &conf->destinations[0];
-	int one = 1, fd = socket(group->sa.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	struct endpoint group = conf->destinations[0];
+	int one = 1, fd = socket(group.sa.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
+	addr_scope_group(&group.sa, conf->ifindex);
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    (group->sa.ss_family == AF_INET6 &&
-	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
-	    bind(fd, (const struct sockaddr *)&group->sa, group->len) < 0 || srm_join(fd, conf) < 0) {
+	    (group.sa.ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
+	    bind(fd, (const struct sockaddr *)&group.sa, group.len) < 0 || srm_join(fd, conf) < 0) {
 		snprintf(err, err_len, "the NAK socket: %s", strerror(errno));
 		if (fd >= 0)
 			close(fd);
@@ -769,54 +754,74 @@ static int srm_open_nak_socket(const struct conf_stream *conf, char *err, size_t
 }
 
 /* The interface a stream names, by index or by one of its addresses. */
-static bool srm_is_stream_interface(const struct conf_stream *conf, const struct ifaddrs *ifa)
+static bool srm_is_stream_interface(const struct srm_sender *st, const struct ifaddrs *ifa)
 {
-	if (conf->ifindex != 0)
-		return if_nametoindex(ifa->ifa_name) == conf->ifindex;
+	if (st->ifindex != 0)
+		return if_nametoindex(ifa->ifa_name) == st->ifindex;
 	return ifa->ifa_addr->sa_family == AF_INET &&
-	       ((const struct sockaddr_in *)ifa->ifa_addr)->sin_addr.s_addr == conf->if_addr.s_addr;
+	       ((const struct sockaddr_in *)ifa->ifa_addr)->sin_addr.s_addr == st->if_addr.s_addr;
 }
 
+/* An address of the interface as its subnet; once each, and no
+ * link-local one (those are checked by scope). */
 static void srm_add_link_net(struct srm_sender *st, const struct ifaddrs *ifa)
 {
-	struct srm_net *net = &st->link_nets[st->n_link_nets];
+	struct cidr net = { .family = ifa->ifa_addr->sa_family };
 	const uint8_t *addr, *mask;
-	size_t n = srm_address_bytes(ifa->ifa_addr, &addr);
+	size_t n;
 
-	if (n == 0 || srm_address_bytes(ifa->ifa_netmask, &mask) != n)
-		return;
-	net->family = ifa->ifa_addr->sa_family;
-	memcpy(net->addr, addr, n);
-	memcpy(net->mask, mask, n);
-	st->n_link_nets++;
+	if (net.family == AF_INET) {
+		addr = (const uint8_t *)&((const struct sockaddr_in *)ifa->ifa_addr)->sin_addr;
+		mask = (const uint8_t *)&((const struct sockaddr_in *)ifa->ifa_netmask)->sin_addr;
+		n = 4;
+	} else {
+		if (IN6_IS_ADDR_LINKLOCAL(&((const struct sockaddr_in6 *)ifa->ifa_addr)->sin6_addr))
+			return;
+		addr = ((const struct sockaddr_in6 *)ifa->ifa_addr)->sin6_addr.s6_addr;
+		mask = ((const struct sockaddr_in6 *)ifa->ifa_netmask)->sin6_addr.s6_addr;
+		n = 16;
+	}
+	for (size_t i = 0; i < n; i++) {
+		net.bytes[i] = addr[i] & mask[i];
+		net.prefix += (unsigned)__builtin_popcount(mask[i]);
+	}
+	for (size_t i = 0; i < st->n_link_nets; i++)
+		if (memcmp(&st->link_nets[i], &net, sizeof(net)) == 0)
+			return;
+	st->link_nets[st->n_link_nets++] = net;
 }
 
 /* With ttl 0 or 1 the group reaches only the interface's link, so a
  * receiver's NAK comes from one of its subnets; one from elsewhere (a
  * spoof from off the link) is dropped and counted. A ttl over 1 routes
  * the group on, and any source may be a receiver. */
-static void srm_find_link_nets(struct srm_sender *st, const struct conf_stream *conf)
+static void srm_find_link_nets(struct srm_sender *st)
 {
 	struct ifaddrs *all, *ifa;
 	const char *name = NULL;
 
-	sa_family_t family = conf->destinations[0].sa.ss_family;
-
-	st->ifindex = conf->ifindex;
-	if (conf->ttl > 1 || (conf->ifindex == 0 && conf->if_addr.s_addr == htonl(INADDR_ANY)) || getifaddrs(&all) < 0)
+	st->link_nets_ns = pacer_now_ns();
+	if (getifaddrs(&all) < 0)
 		return;
+	st->n_link_nets = 0;
 	for (ifa = all; ifa != NULL && name == NULL; ifa = ifa->ifa_next)
-		if (ifa->ifa_addr != NULL && srm_is_stream_interface(conf, ifa))
+		if (ifa->ifa_addr != NULL && srm_is_stream_interface(st, ifa))
 			name = ifa->ifa_name;
 	for (ifa = all; ifa != NULL && name != NULL && st->n_link_nets < SRM_LINK_NETS; ifa = ifa->ifa_next)
-		if (ifa->ifa_addr != NULL && ifa->ifa_netmask != NULL && ifa->ifa_addr->sa_family == family &&
+		if (ifa->ifa_addr != NULL && ifa->ifa_netmask != NULL && ifa->ifa_addr->sa_family == st->family &&
 		    strcmp(ifa->ifa_name, name) == 0)
 			srm_add_link_net(st, ifa);
 	freeifaddrs(all);
-	/* A link-local v6 address is checked by its scope: keep the check
-	 * on with no global prefix on the interface. */
-	if (family == AF_INET6 && name != NULL && st->n_link_nets == 0)
-		st->link_local_only = true;
+}
+
+static void srm_path_check_begin(struct srm_sender *st, const struct conf_stream *conf)
+{
+	st->ifindex = conf->ifindex;
+	st->if_addr = conf->if_addr;
+	st->family = conf->destinations[0].sa.ss_family;
+	st->check_path = conf->ttl <= 1 && (conf->ifindex != 0 || conf->if_addr.s_addr != htonl(INADDR_ANY));
+	if (st->check_path)
+		srm_find_link_nets(st);
 }
 
 /* The first look at the directory, once the loop runs: after the daemon
@@ -926,7 +931,7 @@ struct srm_sender *srm_sender_start(const struct srm_settings *s, const struct u
 		srm_sender_free(st);
 		return NULL;
 	}
-	srm_find_link_nets(st, conf);
+	srm_path_check_begin(st, conf);
 	if (s->fec_k > 0) {
 		st->parity = srm_parity_plan_new(s->fec_k, s->fec_n, s->fec_proactive, s->window, st->hold_off_ns,
 						 srm_window_leading(st->window));

@@ -1,8 +1,8 @@
 /* srm: reliable multicast of files (issue 20). This file configures the
  * srm { } section and dispatches a unit to its side: a stream is a sender
  * (sender.c) of its source or of a directory, a multicast listener a
- * receiver (receive.c) into a directory or a command (command.c). Wire
- * format: wire.h. IPv4 groups only for now. */
+ * receiver (receive.c) into a directory, a command (command.c) or only
+ * its stream routes (live). Wire format: wire.h. IPv4 and IPv6 groups. */
 #include <arpa/inet.h>
 #include <confuse.h>
 #include <netinet/in.h>
@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "conf/addr.h"
 #include "conf/conf.h"
 #include "daemon/protocol.h"
 #include "protocols/srm/receive.h"
@@ -253,13 +254,6 @@ static void srm_check_side(cfg_t *sec, struct conf_scope *scope)
 
 /* What a stream sends: its source { } or, instead, every file of a
  * directory, each an object with its name. */
-static bool srm_is_group(const struct sockaddr_storage *sa)
-{
-	if (sa->ss_family == AF_INET)
-		return IN_MULTICAST(ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr));
-	return sa->ss_family == AF_INET6 && IN6_IS_ADDR_MULTICAST(&((const struct sockaddr_in6 *)sa)->sin6_addr);
-}
-
 static void srm_configure_sent(struct srm_settings *s, cfg_t *sec, struct conf_scope *scope)
 {
 	const struct conf_stream *st = conf_scope_stream(scope);
@@ -343,7 +337,7 @@ static void srm_configure_sender(struct srm_settings *s, cfg_t *sec, struct conf
 	s->heartbeat_ms = (unsigned)heartbeat;
 	if (s->session == 0 && s->wire == SRM_WIRE_CHASSISD)
 		conf_scope_error(scope, "session", "an srm stream needs a session (1 to 4294967295)");
-	if (st != NULL && (st->n_destinations != 1 || !srm_is_group(&st->destinations[0].sa)))
+	if (st != NULL && (st->n_destinations != 1 || !addr_is_multicast((const struct sockaddr *)&st->destinations[0].sa)))
 		conf_scope_error(scope, "destination", "an srm stream sends to one multicast group (IPv4 or IPv6)");
 	if (st != NULL && st->rate == 0)
 		conf_scope_error(scope, "session", "an srm stream needs a rate (repairs are counted against it)");
@@ -416,6 +410,10 @@ static void srm_configure_receiver(struct srm_settings *s, cfg_t *sec, struct co
 		if (conf_scope_written(scope, srm_command_option_names[i]))
 			conf_scope_error(scope, srm_command_option_names[i], "%s applies to an srm listener with command only",
 					 srm_command_option_names[i]);
+	if (live && directory == NULL && !command && s->wire == SRM_WIRE_CHASSISD && s->session == 0 &&
+	    sessions > 1)
+		conf_scope_error(scope, "live", "live = true needs session = N (or sessions = 1): "
+				 "a stream carries one sender's bytes");
 	s->directory = directory ? strdup(directory) : NULL;
 	s->live = live;
 	s->sessions = (unsigned)sessions;

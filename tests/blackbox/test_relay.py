@@ -416,6 +416,9 @@ def test_a_relayed_download_leaves_the_unsent_mark_to_the_kernel(start_daemon, w
         except OSError:
             pass
 
+    with open("/proc/sys/net/ipv4/tcp_notsent_lowat") as f:
+        if written is None and int(f.read()) < 1 << 20:
+            pytest.skip("net.ipv4.tcp_notsent_lowat is set on this host: it is the relay's mark")
     source = Upstream(flood)
     port = free_port()
     extra = "" if written is None else "  notsent-lowat = %d" % written

@@ -166,6 +166,25 @@ Test(addr, multicast_groups)
 	cr_assert_not(addr_is_multicast((struct sockaddr *)&c));
 }
 
+static unsigned scope_of(const char *text, unsigned ifindex)
+{
+	struct sockaddr_storage ss = sockaddr_of(text);
+
+	addr_scope_group(&ss, ifindex);
+	return ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_scope_id : 0;
+}
+
+Test(addr, link_and_interface_local_groups_get_the_interface_as_scope)
+{
+	cr_assert_eq(scope_of("ff02::1:3", 7), 7);
+	cr_assert_eq(scope_of("ff12::2:2", 7), 7);	/* transient, link-local */
+	cr_assert_eq(scope_of("ff01::1", 7), 7);	/* interface-local */
+	cr_assert_eq(scope_of("ff15::2:2", 7), 0);	/* site-local: routed, no scope */
+	cr_assert_eq(scope_of("ff0e::1", 7), 0);
+	cr_assert_eq(scope_of("fe80::1", 7), 0);	/* not a group */
+	cr_assert_eq(scope_of("239.255.2.2", 7), 0);
+}
+
 Test(addr, host_port_takes_literals_and_names)
 {
 	char host[256], err[160];
