@@ -321,6 +321,7 @@ static const struct {
 	{ "", "bad", "Datagrams dropped as not valid for the protocol (CRC, version, body)." },
 	{ "", "foreign", "Datagrams of other sessions heard on the group." },
 	{ "", "naks_off_path", "NAKs dropped because their source is not on the link the group is sent on." },
+	{ "", "receivers_heard", "srm receivers (by the id in their NAKs) heard in the last minute; at most 256 told apart." },
 	{ "", "frames", "Kamaelia frames delivered whole." },
 	{ "", "frames_bad", "Kamaelia frames dropped because their length did not match." },
 	{ "", "frames_late", "Kamaelia frames that came after a later one, dropped." },
@@ -413,7 +414,7 @@ static const struct {
 static const char *const gauge_keys[] = {
 	"connections", "children", "up", "clients", "receivers", "playing", "valid", "fraction_lost",
 	"highest_sequence", "torrents", "connected_peers", "peers", "upload_rate", "swarms", "tracker_peers",
-	"command_waiting", "files_waiting", NULL,
+	"command_waiting", "files_waiting", "receivers_heard", NULL,
 };
 
 /* Status keys that name something rather than count it (an SSRC): the

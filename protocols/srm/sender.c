@@ -42,6 +42,16 @@
 #define SRM_READ_BURST 256
 /* Subnets of the stream's interface kept for the NAK source check. */
 #define SRM_LINK_NETS 8
+/* Receivers told apart by the id in their NAKs, for receivers_heard: a
+ * receiver counts while its last NAK is under a minute old. A bounded
+ * table: past it the oldest is forgotten and the count is a floor. */
+#define SRM_RECEIVERS_TRACKED 256
+#define SRM_RECEIVER_HEARD_NS (60 * 1000 * SRM_NS_PER_MS)
+
+struct srm_heard {
+	uint32_t id;
+	uint64_t last_ns;		/* 0: a free slot */
+};
 
 /* A file of the directory as it was seen: a changed one is sent again. */
 struct srm_file {
@@ -96,6 +106,7 @@ struct srm_sender {
 	struct cidr link_nets[SRM_LINK_NETS];
 	size_t n_link_nets;
 	uint64_t link_nets_ns;
+	struct srm_heard heard[SRM_RECEIVERS_TRACKED];
 	unsigned ifindex;		/* the stream's interface: by index, */
 	struct in_addr if_addr;		/* or by an IPv4 address */
 	sa_family_t family;		/* the group's */
@@ -610,6 +621,31 @@ static void srm_send_gone(struct srm_sender *st, const struct srm_range *gone, s
 	st->gone_sent++;
 }
 
+static void srm_hear_receiver(struct srm_sender *st, uint32_t id, uint64_t now)
+{
+	struct srm_heard *slot = &st->heard[0];
+
+	for (size_t i = 0; i < SRM_RECEIVERS_TRACKED; i++) {
+		if (st->heard[i].last_ns != 0 && st->heard[i].id == id) {
+			st->heard[i].last_ns = now;
+			return;
+		}
+		if (st->heard[i].last_ns < slot->last_ns)
+			slot = &st->heard[i];
+	}
+	slot->id = id;
+	slot->last_ns = now;
+}
+
+static size_t srm_receivers_heard(const struct srm_sender *st, uint64_t now)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < SRM_RECEIVERS_TRACKED; i++)
+		n += st->heard[i].last_ns != 0 && now - st->heard[i].last_ns < SRM_RECEIVER_HEARD_NS;
+	return n;
+}
+
 static void srm_sender_nak(struct srm_sender *st, const struct srm_header *h, uint64_t now)
 {
 	/* With fec, what parity does not answer comes back as ranges for
@@ -620,6 +656,7 @@ static void srm_sender_nak(struct srm_sender *st, const struct srm_header *h, ui
 	const struct srm_range *repair = ranges;
 
 	st->naks_received++;
+	srm_hear_receiver(st, h->object, now);	/* a NAK's object is its receiver's id */
 	if (st->parity != NULL) {
 		srm_parity_plan_nak(st->parity, ranges, n, srm_window_trailing(st->window),
 				    srm_window_leading(st->window), now, plain, &n_plain, sizeof(plain) / sizeof(plain[0]));
@@ -975,9 +1012,10 @@ void srm_sender_status(const struct srm_sender *st, char *buf, size_t len)
 	used = strlen(buf);
 	snprintf(buf + used, len - used,
 		 " sequenced=%" PRIu64 " repaired=%" PRIu64 " naks_received=%" PRIu64 " repairs_held_off=%" PRIu64
-		 " gone=%" PRIu64 " heartbeats=%" PRIu64 " bad=%" PRIu64 " foreign=%" PRIu64 " naks_off_path=%" PRIu64,
+		 " gone=%" PRIu64 " heartbeats=%" PRIu64 " bad=%" PRIu64 " foreign=%" PRIu64 " naks_off_path=%" PRIu64
+		 " receivers_heard=%zu",
 		 st->sent, st->repaired, st->naks_received, w->held_off, st->gone_sent, st->heartbeats, st->bad,
-		 st->foreign, st->naks_off_path);
+		 st->foreign, st->naks_off_path, srm_receivers_heard(st, pacer_now_ns()));
 	used = strlen(buf);
 	if (st->parity != NULL && used < len) {
 		const struct srm_parity_counters *p = srm_parity_plan_counters(st->parity);

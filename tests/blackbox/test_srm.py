@@ -156,6 +156,7 @@ def test_three_receivers_behind_loss_get_the_file_with_few_repairs(start_daemon,
     assert 0 < tx["repaired"] <= 1.5 * required
     assert all(r["delivered_objects"] == 1 and r["unrecoverable"] == 0 and r["bad_crc"] == 0 for r in rx)
     assert sum(r["naks_suppressed"] for r in rx) > 0
+    assert tx["receivers_heard"] == 3  # told apart by the ids in their NAKs
     # Each measured its round trip from its NAKs to their repairs.
     assert all(0 < r["rtt_us"] < 1000000 for r in rx), [r["rtt_us"] for r in rx]
 
