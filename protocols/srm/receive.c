@@ -82,6 +82,8 @@ struct srm_session {
 	uint32_t crc;
 	bool lost;
 	char part[4096];		/* its name; "" for an unnamed spool file */
+	/* this session's share of the listener's counters, for its row */
+	uint64_t datagrams, naks_sent, delivered_objects, unrecoverable;
 };
 
 static void srm_object_discard(struct srm_session *ss)
@@ -192,6 +194,7 @@ static bool srm_object_store(struct srm_session *ss, const uint8_t *name, size_t
 	ss->fd = -1;
 	if (close(fd) == 0 && rename(ss->part, final) == 0) {
 		rx->delivered_objects++;
+		ss->delivered_objects++;
 		srm_log_named(NULL, rx->unit_name, LOG_INFO, "delivered", ss->id, ss->object, name, name_len);
 		return true;
 	}
@@ -214,6 +217,7 @@ static void srm_object_end(struct srm_session *ss, const struct srm_header *h)
 		srm_object_open(ss, h->object);
 	if (ss->lost || ss->fd < 0) {
 		rx->unrecoverable++;
+		ss->unrecoverable++;
 		srm_log_named(NULL, rx->unit_name, LOG_WARNING, "unrecoverable loss", ss->id, h->object, end.name,
 			      end.name_len);
 	} else if (end.size != ss->size || end.crc != ss->crc) {
@@ -223,6 +227,7 @@ static void srm_object_end(struct srm_session *ss, const struct srm_header *h)
 	} else if (rx->command != NULL) {
 		srm_object_name(ss, &end, &name, &name_len);
 		rx->delivered_objects++;
+		ss->delivered_objects++;
 		srm_log_named(NULL, rx->unit_name, LOG_INFO, "verified, to the command", ss->id, ss->object, name,
 			      name_len);
 		srm_command_add(rx->command, ss->fd, end.size, ss->id, ss->object, name, name_len);
@@ -330,6 +335,7 @@ static struct srm_session *srm_session_find(struct srm_receiver *rx, const struc
 		return NULL;
 	free_slot->used = true;
 	free_slot->id = id;
+	free_slot->datagrams = free_slot->naks_sent = free_slot->delivered_objects = free_slot->unrecoverable = 0;
 	free_slot->fd = -1;
 	free_slot->rx = rx;
 	free_slot->last_heard_ns = now;
@@ -347,8 +353,10 @@ static void srm_receive_one(struct srm_receiver *rx, const struct srm_header *h,
 		return;
 	/* Only the sender's own datagrams say it is still there: the other
 	 * receivers' NAKs go on after it died. */
-	if (h->type != SRM_NAK)
+	if (h->type != SRM_NAK) {
 		ss->last_heard_ns = now;
+		ss->datagrams++;
+	}
 	switch (h->type) {
 	case SRM_DATA:
 	case SRM_END:
@@ -448,8 +456,10 @@ static void srm_send_nak(struct srm_receiver *rx, struct srm_session *ss, const 
 	h.payload_len = srm_write_ranges(body, sizeof(body), ranges, n);
 	h.payload = body;
 	len = srm_write(out, sizeof(out), &h);
-	if (len != 0 && sendto(rx->nak_fd, out, len, 0, (struct sockaddr *)&rx->group, rx->group_len) > 0)
+	if (len != 0 && sendto(rx->nak_fd, out, len, 0, (struct sockaddr *)&rx->group, rx->group_len) > 0) {
 		rx->naks_sent++;
+		ss->naks_sent++;
+	}
 }
 
 /* Nothing heard of a session with an object open for the timeout: it is
@@ -613,6 +623,36 @@ struct srm_receiver *srm_receiver_start(const struct srm_settings *s, const stru
 		return NULL;
 	}
 	return rx;
+}
+
+/* A row per followed session: "session ID key=value ...". */
+void srm_receiver_status_rows(const struct srm_receiver *rx, char *buf, size_t len)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < rx->n_sessions && used < len; i++) {
+		const struct srm_session *ss = &rx->sessions[i];
+		const struct srm_reorder_counters *r;
+
+		if (!ss->used || ss->reorder == NULL)
+			continue;
+		r = srm_reorder_counters(ss->reorder);
+		used += (size_t)snprintf(buf + used, len - used,
+					 "session %" PRIu32 " datagrams=%" PRIu64 " naks_sent=%" PRIu64
+					 " naks_suppressed=%" PRIu64 " duplicates=%" PRIu64 " lost=%" PRIu64
+					 " delivered_objects=%" PRIu64 " unrecoverable=%" PRIu64 " rtt_us=%" PRIu64 "\n",
+					 ss->id, ss->datagrams, ss->naks_sent, r->suppressed, r->duplicates, r->lost,
+					 ss->delivered_objects, ss->unrecoverable, srm_reorder_rtt_ns(ss->reorder) / 1000);
+	}
+	if (used >= len) {	/* cut: whole rows only */
+		char *end = strrchr(buf, '\n');
+
+		if (end != NULL)
+			end[1] = '\0';
+		else
+			buf[0] = '\0';
+	}
 }
 
 void srm_receiver_status(const struct srm_receiver *rx, char *buf, size_t len)

@@ -15,5 +15,6 @@ struct srm_receiver *srm_receiver_start(const struct srm_settings *settings, con
 void srm_receiver_free(struct srm_receiver *rx);
 void srm_receiver_datagram(struct srm_receiver *rx, struct datagram *dgram);
 void srm_receiver_status(const struct srm_receiver *rx, char *buf, size_t len);
+void srm_receiver_status_rows(const struct srm_receiver *rx, char *buf, size_t len);
 
 #endif

@@ -144,6 +144,8 @@ static void srm_status_rows(const void *arg, char *buf, size_t len)
 	buf[0] = '\0';
 	if (state->side == SRM_SIDE_SENDER)
 		srm_sender_status_rows(state->u.sender, buf, len);
+	else
+		srm_receiver_status_rows(state->u.receiver, buf, len);
 }
 
 static void srm_status_text(const void *arg, char *buf, size_t len)

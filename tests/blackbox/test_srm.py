@@ -157,6 +157,12 @@ def test_three_receivers_behind_loss_get_the_file_with_few_repairs(start_daemon,
     assert all(r["delivered_objects"] == 1 and r["unrecoverable"] == 0 and r["bad_crc"] == 0 for r in rx)
     assert sum(r["naks_suppressed"] for r in rx) > 0
     assert tx["receivers_heard"] == 3  # told apart by the ids in their NAKs
+    # A row per followed session, with its share of the counters.
+    for r in rx:
+        row = r["session"][0]
+        assert len(r["session"]) == 1 and row["name"] == "17"
+        assert row["delivered_objects"] == 1 and row["naks_sent"] == r["naks_sent"] > 0
+        assert row["datagrams"] >= data and row["lost"] == r["lost"] and row["rtt_us"] == r["rtt_us"]
     # Each measured its round trip from its NAKs to their repairs.
     assert all(0 < r["rtt_us"] < 1000000 for r in rx), [r["rtt_us"] for r in rx]
 
