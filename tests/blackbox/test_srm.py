@@ -374,6 +374,39 @@ def test_kamaelia_wire_chassisd_receives_what_7_2_encodes(start_daemon, tmp_path
     assert st["frames"] == len(frames) and st["frames_bad"] == 1
 
 
+def test_kamaelia_wire_live_hands_its_route_each_whole_frame(start_daemon, tmp_path, netns):
+    """wire = "kamaelia" with live = true: no file; curl on the listener's
+    stream route gets every complete frame's data, in order, the bad one
+    left out."""
+    frames = [b"hello X%"] + [kamaelia_payload(random.Random(n).randrange(0, 3000), n) for n in range(2, 102)]
+    encoded = [kamaelia_encode(n, p) for n, p in enumerate(frames, 1)]
+    encoded.insert(50, SYNC + kamaelia_escape(b"500 5\nhello X%"))
+    (tmp_path / "stream").write_bytes(b"".join(encoded))
+    want = b"".join(frames)
+    webp = free_port()
+    start_daemon('listener "k" {\n  protocol = "srm"  transport = "multicast"  address = "%s:%d"\n'
+                 '  interface = "127.0.0.1"  %s\n  srm { wire = "kamaelia"  live = true }\n}\n'
+                 'listener "web" {\n  protocol = "http"  address = "127.0.0.1:%d"\n'
+                 '  http { access-log = false  route "/status" { handler = "status" }\n'
+                 '         route "/k" { handler = "stream"  listener = "k" } }\n}\n'
+                 % (GROUP, PORT, RECEIVE_BUFFER, webp), wrapper=netns.prefix())
+    got = tmp_path / "got.bin"
+    curl = subprocess.Popen([*netns.prefix(), "curl", "-s", "-N", "-o", str(got), "--max-time", "60",
+                             "http://127.0.0.1:%d/k" % webp])
+    try:
+        wait_until(lambda: next(r for r in status(netns, webp, "web")["route"] if r["name"] == "/k")["clients"] == 1,
+                   timeout=10)
+        subprocess.run([*netns.prefix(), "/usr/bin/python3", "-c", SEND, GROUP, str(PORT), str(tmp_path / "stream")],
+                       check=True, timeout=60)
+        wait_until(lambda: got.exists() and got.stat().st_size >= len(want), timeout=10)
+    finally:
+        curl.terminate()
+        curl.wait(timeout=10)
+    assert got.read_bytes() == want
+    st = status(netns, webp, "k")
+    assert st["frames"] == len(frames) and st["frames_bad"] == 1 and st["live_bytes"] == len(want)
+
+
 def test_what_left_the_window_is_gone_and_the_object_is_not_delivered(start_daemon, tmp_path, netns):
     """A window of 16 datagrams at 30% loss: the NAKs come too late for
     some, the sender says GONE, the receiver logs and counts the loss and
