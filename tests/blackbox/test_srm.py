@@ -374,6 +374,23 @@ def test_kamaelia_wire_chassisd_receives_what_7_2_encodes(start_daemon, tmp_path
     assert st["frames"] == len(frames) and st["frames_bad"] == 1
 
 
+def download_route(netns, webp, route, path, send, size, timeout):
+    """curl on a stream route while send() makes the traffic: what it got
+    once size bytes are in (and half a second more: nothing may follow)."""
+    curl = subprocess.Popen([*netns.prefix(), "curl", "-s", "-N", "-o", str(path), "--max-time", "60",
+                             "http://127.0.0.1:%d%s" % (webp, route)])
+    try:
+        wait_until(lambda: next(r for r in status(netns, webp, "web")["route"] if r["name"] == route)["clients"] == 1,
+                   timeout=10)
+        send()
+        wait_until(lambda: path.exists() and path.stat().st_size >= size, timeout=timeout)
+        time.sleep(0.5)
+    finally:
+        curl.terminate()
+        curl.wait(timeout=10)
+    return path.read_bytes()
+
+
 def test_kamaelia_wire_live_hands_its_route_each_whole_frame(start_daemon, tmp_path, netns):
     """wire = "kamaelia" with live = true: no file; curl on the listener's
     stream route gets every complete frame's data, in order, the bad one
@@ -390,19 +407,10 @@ def test_kamaelia_wire_live_hands_its_route_each_whole_frame(start_daemon, tmp_p
                  '  http { access-log = false  route "/status" { handler = "status" }\n'
                  '         route "/k" { handler = "stream"  listener = "k" } }\n}\n'
                  % (GROUP, PORT, RECEIVE_BUFFER, webp), wrapper=netns.prefix())
-    got = tmp_path / "got.bin"
-    curl = subprocess.Popen([*netns.prefix(), "curl", "-s", "-N", "-o", str(got), "--max-time", "60",
-                             "http://127.0.0.1:%d/k" % webp])
-    try:
-        wait_until(lambda: next(r for r in status(netns, webp, "web")["route"] if r["name"] == "/k")["clients"] == 1,
-                   timeout=10)
-        subprocess.run([*netns.prefix(), "/usr/bin/python3", "-c", SEND, GROUP, str(PORT), str(tmp_path / "stream")],
-                       check=True, timeout=60)
-        wait_until(lambda: got.exists() and got.stat().st_size >= len(want), timeout=10)
-    finally:
-        curl.terminate()
-        curl.wait(timeout=10)
-    assert got.read_bytes() == want
+    got = download_route(netns, webp, "/k", tmp_path / "got.bin",
+                         lambda: subprocess.run([*netns.prefix(), "/usr/bin/python3", "-c", SEND, GROUP, str(PORT),
+                                                 str(tmp_path / "stream")], check=True, timeout=60), len(want), 10)
+    assert got == want
     st = status(netns, webp, "k")
     assert st["frames"] == len(frames) and st["frames_bad"] == 1 and st["live_bytes"] == len(want)
 
@@ -533,19 +541,10 @@ def test_a_live_listener_streams_the_session_in_order_to_curl_behind_loss(start_
                  '  http { access-log = false  route "/status" { handler = "status" }\n'
                  '         route "/live" { handler = "stream"  listener = "live"  client-buffer = 16777216 } }\n}\n'
                  % (GROUP, PORT, RECEIVE_BUFFER, webp), workdir=tmp_path / "rx", wrapper=netns.prefix())
-    got = tmp_path / "got.bin"
-    curl = subprocess.Popen([*netns.prefix(), "curl", "-s", "-N", "-o", str(got), "--max-time", "60",
-                             "http://127.0.0.1:%d/live" % webp])
-    try:
-        wait_until(lambda: next(r for r in status(netns, webp, "web")["route"] if r["name"] == "/live")["clients"] == 1,
-                   timeout=10)
-        start_daemon(sender(src, rate=20000000) + web(free_port()), workdir=tmp_path / "tx", wrapper=netns.prefix())
-        wait_until(lambda: got.exists() and got.stat().st_size >= size, timeout=30)
-        time.sleep(0.5)  # nothing may follow the file
-    finally:
-        curl.terminate()
-        curl.wait(timeout=10)
-    assert got.stat().st_size == size and sha256(got) == sha256(src)
+    got = download_route(netns, webp, "/live", tmp_path / "got.bin",
+                         lambda: start_daemon(sender(src, rate=20000000) + web(free_port()), workdir=tmp_path / "tx",
+                                              wrapper=netns.prefix()), size, 30)
+    assert len(got) == size and hashlib.sha256(got).hexdigest() == sha256(src)
     r = status(netns, webp, "live")
     assert r["live_bytes"] == size and r["live_objects"] == 1 and r["delivered_objects"] == 0
     assert r["naks_sent"] > 0 and r["unrecoverable"] == 0
