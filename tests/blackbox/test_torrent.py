@@ -649,6 +649,19 @@ def config_errors(conf):
     return [line for line in r.stderr.splitlines() if ": warning: " not in line]
 
 
+def bad_seeds_stream(seed, state, line6, line7):
+    """A "seeds" stream whose lines 6 and 7 are the options under test."""
+    return ('stream "seeds" {\n'
+            '  protocol = "torrent"\n'
+            '  torrent {\n'
+            '    directory = "%s"  state = "%s"\n'
+            '\n'
+            '    %s\n'
+            '    %s\n'
+            '  }\n'
+            '}\n' % (seed, state, line6, line7))
+
+
 def test_torrents_mistakes_are_config_errors_at_their_line(dirs, admin):
     seed, state, dl = dirs
     (seed / "a.bin").write_bytes(os.urandom(100000))
@@ -659,20 +672,14 @@ def test_torrents_mistakes_are_config_errors_at_their_line(dirs, admin):
     garbage.write_bytes(b"<html>not a torrent</html>")
     conf = admin / "bad.conf"
     conf.write_text(
-        'stream "seeds" {\n'
-        '  protocol = "torrent"\n'
-        '  torrent {\n'
-        '    directory = "%s"  state = "%s"\n'
-        '\n'
-        '    torrents = {"relative.torrent", "%s", "%s", "%s", "%s",\n'
-        '                "%s", "%s", "%s"}\n'
-        '  }\n'
-        '}\n'
+        bad_seeds_stream(seed, state, 'torrents = {"relative.torrent", "%s", "%s", "%s", "%s",'
+                         % (admin / "missing.torrent", garbage, seed, v2),
+                         '            "%s", "%s", "%s"}' % (good, good, copy)) +
         'stream "empty" {\n'
         '  protocol = "torrent"\n'
         '  torrent { directory = "%s"  state = "%s"\n'
         '    torrents = {} }\n'
-        '}\n' % (seed, state, admin / "missing.torrent", garbage, seed, v2, good, good, copy, seed, state))
+        '}\n' % (seed, state))
     assert config_errors(conf) == [
         '%s:6: stream "seeds": torrents must be absolute paths, not "relative.torrent"' % conf,
         '%s:6: stream "seeds": torrent file "%s": cannot open: No such file or directory' % (conf, admin / "missing.torrent"),
@@ -693,16 +700,8 @@ def test_listen_mistakes_are_config_errors_at_the_options_line(dirs, tmp_path):
     from conftest import BINARY
     seed, state, dl = dirs
     conf = tmp_path / "bad.conf"
-    conf.write_text(
-        'stream "seeds" {\n'
-        '  protocol = "torrent"\n'
-        '  torrent {\n'
-        '    directory = "%s"  state = "%s"\n'
-        '\n'
-        '    listen = {"127.0.0.1:notaport", "localhost:6881",\n'
-        '              "127.0.0.1:0", "[::1]:6881", "::1:6881"}\n'
-        '  }\n'
-        '}\n' % (seed, state))
+    conf.write_text(bad_seeds_stream(seed, state, 'listen = {"127.0.0.1:notaport", "localhost:6881",',
+                                     '          "127.0.0.1:0", "[::1]:6881", "::1:6881"}'))
     assert config_errors(conf) == [
         '%s:6: stream "seeds": bad listen address "127.0.0.1:notaport": the port must be a number from 1 to 65535'
         % conf,
