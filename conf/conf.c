@@ -199,12 +199,15 @@ static void register_line_marks(cfg_t *cfg, cfg_opt_t *opts, const char *prefix)
 	char path[256];
 
 	for (cfg_opt_t *opt = opts; opt->name != NULL; opt++) {
-		snprintf(path, sizeof(path), "%s%s", prefix, opt->name);
+		/* Option paths are a few names deep; a cut one would mark the
+		 * wrong option, so it is skipped rather than truncated. */
+		if (snprintf(path, sizeof(path), "%s%s", prefix, opt->name) >= (int)sizeof(path))
+			continue;
 		if (opt->type == CFGT_SEC) {
 			char nested[sizeof(path) + 1];
 			cfg_set_validate_func(cfg, path, record_section_line);
-			snprintf(nested, sizeof(nested), "%s|", path);
-			register_line_marks(cfg, opt->subopts, nested);
+			if (snprintf(nested, sizeof(nested), "%s|", path) < (int)sizeof(nested))
+				register_line_marks(cfg, opt->subopts, nested);
 		} else {
 			cfg_set_validate_func(cfg, path, record_value_line);
 		}
