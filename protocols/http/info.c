@@ -328,6 +328,7 @@ static const struct {
 	{ "", "frames_missed", "Kamaelia frame numbers skipped." },
 	{ "", "incomplete_chunks", "Kamaelia chunks cut off by the next sync." },
 	{ "", "sessions_refused", "Sessions not followed because the session table was full." },
+	{ "", "sessions_expired", "Sessions forgotten after their sender was silent for the timeout." },
 	{ "", "naks_sent", "NAKs sent for missing datagrams." },
 	{ "", "naks_heard", "Other receivers' NAKs heard on the group." },
 	{ "", "naks_suppressed", "NAKs not sent because another receiver had asked." },

@@ -65,7 +65,7 @@ struct srm_receiver {
 	uint64_t last_datagram_ns;
 	uint64_t frames, frames_bad, frames_late, frames_missed;
 	uint64_t live_bytes, live_objects;	/* to stream routes */
-	uint64_t datagrams, bad, sessions_refused, naks_sent, naks_heard, delivered_objects, unrecoverable,
+	uint64_t datagrams, bad, sessions_refused, sessions_expired, naks_sent, naks_heard, delivered_objects, unrecoverable,
 		bad_crc, incomplete, gone_heard, names_refused, store_failed;
 };
 
@@ -462,8 +462,10 @@ static void srm_send_nak(struct srm_receiver *rx, struct srm_session *ss, const 
 	}
 }
 
-/* Nothing heard of a session with an object open for the timeout: it is
- * incomplete, and its temporary file goes. */
+/* Nothing heard of a session for the timeout: its slot is freed, so that
+ * senders that finished, died or were forged (a HEARTBEAT costs nothing to
+ * fake) cannot hold the `sessions` slots and their NAKs for ever. With an
+ * object open it is incomplete, and its temporary file goes. */
 static void srm_session_check(struct srm_receiver *rx, struct srm_session *ss, uint64_t now)
 {
 	struct srm_range ranges[SRM_MAX_RANGES];
@@ -474,12 +476,14 @@ static void srm_session_check(struct srm_receiver *rx, struct srm_session *ss, u
 		n = srm_recover_trim(ss->recover, ss->reorder, ranges, n, SRM_MAX_RANGES);
 	if (n > 0)
 		srm_send_nak(rx, ss, ranges, n);
-	if (ss->fd < 0 || now - ss->last_heard_ns < (uint64_t)rx->settings.timeout_s * 1000 * SRM_NS_PER_MS)
+	if (now - ss->last_heard_ns < (uint64_t)rx->settings.timeout_s * 1000 * SRM_NS_PER_MS)
 		return;
-	rx->incomplete++;
-	srm_log(NULL, rx->unit_name, LOG_WARNING,
-		"incomplete (the sender went quiet)", ss->id, ss->object);
-	srm_object_discard(ss);
+	if (ss->fd >= 0) {
+		rx->incomplete++;
+		srm_log(NULL, rx->unit_name, LOG_WARNING, "incomplete (the sender went quiet)", ss->id, ss->object);
+		srm_object_discard(ss);
+	}
+	rx->sessions_expired++;
 	srm_reorder_free(ss->reorder);
 	srm_recover_free(ss->recover);
 	ss->reorder = NULL;
@@ -689,13 +693,14 @@ void srm_receiver_status(const struct srm_receiver *rx, char *buf, size_t len)
 		return;
 	}
 	used = (size_t)snprintf(buf, len,
-				"datagrams=%" PRIu64 " bad=%" PRIu64 " sessions_refused=%" PRIu64 " naks_sent=%" PRIu64
+				"datagrams=%" PRIu64 " bad=%" PRIu64 " sessions_refused=%" PRIu64 " sessions_expired=%" PRIu64
+				" naks_sent=%" PRIu64
 				" naks_heard=%" PRIu64 " naks_suppressed=%" PRIu64 " duplicates=%" PRIu64
 				" gone=%" PRIu64 " lost=%" PRIu64 " delivered_objects=%" PRIu64
 				" unrecoverable=%" PRIu64 " bad_crc=%" PRIu64 " incomplete=%" PRIu64
 				" names_refused=%" PRIu64 " store_failed=%" PRIu64 " rtt_us=%" PRIu64
 				" live_bytes=%" PRIu64 " live_objects=%" PRIu64,
-				rx->datagrams, rx->bad, rx->sessions_refused, rx->naks_sent, rx->naks_heard,
+				rx->datagrams, rx->bad, rx->sessions_refused, rx->sessions_expired, rx->naks_sent, rx->naks_heard,
 				suppressed, duplicates, rx->gone_heard, lost, rx->delivered_objects, rx->unrecoverable,
 				rx->bad_crc, rx->incomplete, rx->names_refused, rx->store_failed, rtt_ns / 1000,
 				rx->live_bytes, rx->live_objects);

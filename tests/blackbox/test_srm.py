@@ -689,6 +689,51 @@ for obj, name in enumerate(names, 1):
 """
 
 
+SEND_HEX = r"""
+import socket, sys
+group, port = sys.argv[1], int(sys.argv[2])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton("127.0.0.1"))
+for d in sys.argv[3:]:
+    s.sendto(bytes.fromhex(d), (group, port))
+"""
+
+
+def heartbeat(session, trailing, leading):
+    body = struct.pack(">II", trailing, leading)
+    head = struct.pack(">HBBHHIIIQ", 0x4353, 1, 4, 0, len(body), session, leading, 0, 0)
+    return head + struct.pack(">I", crc32c(head + body)) + body
+
+
+def send_to_group(netns, *datagrams):
+    subprocess.run([*netns.prefix(), "/usr/bin/python3", "-c", SEND_HEX, GROUP, str(PORT),
+                    *(d.hex() for d in datagrams)], check=True, timeout=30)
+
+
+def test_forged_heartbeats_hold_the_session_slots_only_until_the_timeout(start_daemon, tmp_path, netns):
+    """Two forged HEARTBEATs, each with a whole window missing, take both
+    of `sessions = 2` and draw NAKs; a third session is refused. After
+    `timeout` seconds of silence both are forgotten: the NAKs stop and the
+    slot takes a new session."""
+    d = tmp_path / "in"
+    d.mkdir()
+    port = free_port()
+    start_daemon(receiver("in", d, extra="sessions = 2  timeout = 2  nak-retry = 100") + web(port),
+                 wrapper=netns.prefix())
+    send_to_group(netns, heartbeat(1, 0, 1000), heartbeat(2, 0, 1000))
+    wait_until(lambda: len(status(netns, port, "in").get("session", [])) == 2, timeout=10)
+    send_to_group(netns, heartbeat(3, 0, 1000))
+    wait_until(lambda: status(netns, port, "in")["sessions_refused"] == 1, timeout=10)
+    assert status(netns, port, "in")["naks_sent"] > 0
+    wait_until(lambda: status(netns, port, "in")["sessions_expired"] == 2, timeout=10)
+    quiet = status(netns, port, "in")
+    assert quiet.get("session", []) == [] and quiet["incomplete"] == 0
+    time.sleep(1)
+    assert status(netns, port, "in")["naks_sent"] == quiet["naks_sent"]
+    send_to_group(netns, heartbeat(3, 0, 1000))
+    wait_until(lambda: [r["name"] for r in status(netns, port, "in").get("session", [])] == ["3"], timeout=10)
+
+
 def test_names_that_would_leave_the_directory_are_refused(start_daemon, tmp_path, netns):
     """A sender of the test's own forges names: "../evil", a control byte,
     300 bytes, "..", one of the receiver's temporary names. Each object is
