@@ -257,6 +257,7 @@ static void cookie_status(const void *p, char *buf, size_t len)
 			.open = cookie_open,                                    \
 			.input = oneshot_conn_input,                            \
 			.end_of_input = oneshot_conn_end_of_input,              \
+			.drained = oneshot_conn_drained,                        \
 			.close = oneshot_conn_close,                            \
 		},                                                              \
 		.body = cookie_body,                                            \

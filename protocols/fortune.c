@@ -393,6 +393,7 @@ const struct protocol protocol_fortune = {
 		.open = fortune_open,
 		.input = oneshot_conn_input,
 		.end_of_input = oneshot_conn_end_of_input,
+		.drained = oneshot_conn_drained,
 		.close = oneshot_conn_close,
 	},
 	.datagram = fortune_datagram,

@@ -705,6 +705,8 @@ void http_exchange_drained(struct conn *conn)
 {
 	struct http_exchange *ex = conn_data(conn);
 
+	if (ex->feed != NULL)
+		feed_sink_drained(ex->feed);
 	if (ex->file_anchor != NULL) {
 		if (http_file_refill(ex)) {
 			http_file_done(ex);

@@ -389,10 +389,18 @@ static void http_feed_done(void *arg, bool ok, const char *why)
 	http_finish(ex);
 }
 
+static bool http_feed_full(void *arg)
+{
+	struct http_exchange *ex = arg;
+
+	return conn_output_full(ex->conn);
+}
+
 static const struct feed_sink http_feed_sink = {
 	.write = http_feed_write,
 	.write_file = http_feed_write_file,
 	.done = http_feed_done,
+	.full = http_feed_full,
 };
 
 void http_respond_feed(struct http_exchange *ex, const struct protocol *module, void *module_state)

@@ -16,6 +16,9 @@
  * late wakeup does not make the whole feed late. */
 #define FEED_STEPS_PER_SECOND 20
 #define FEED_FILE_CHUNK 65536
+/* A program's output read ahead of a paced release, at most: beyond it the
+ * program waits in its pipe (the rest of its output-limit is not held). */
+#define FEED_PENDING_MAX (256 * 1024)
 
 struct feed {
 	const struct feed_sink *sink;
@@ -28,6 +31,7 @@ struct feed {
 	off_t file_left;
 	unsigned long step;		/* bytes per release when paced */
 	bool source_done, ok;
+	bool held;			/* the child's output paused */
 	const char *why;
 };
 
@@ -41,6 +45,31 @@ static void feed_free(struct feed *feed)
 	if (feed->pending != NULL)
 		evbuffer_free(feed->pending);
 	free(feed);
+}
+
+/* A client that does not read, or a pace slower than the program, must
+ * not make the daemon hold the program's whole output: the pipe fills and
+ * the program waits. Held past the limit, released at half of it. */
+static void feed_check_hold(struct feed *feed)
+{
+	size_t pending = evbuffer_get_length(feed->pending);
+	bool sink_full = feed->sink->full != NULL && feed->sink->full(feed->arg);
+
+	if (feed->child == NULL)
+		return;
+	if (!feed->held && (sink_full || pending > FEED_PENDING_MAX)) {
+		feed->held = true;
+		child_pause_output(feed->child);
+	} else if (feed->held && !sink_full && pending <= FEED_PENDING_MAX / 2) {
+		feed->held = false;
+		child_resume_output(feed->child);
+	}
+}
+
+void feed_sink_drained(struct feed *feed)
+{
+	if (feed != NULL)
+		feed_check_hold(feed);
 }
 
 static void feed_schedule(struct feed *feed)
@@ -91,6 +120,7 @@ static void feed_on_tick(void *arg, uint64_t now_ns)
 			evbuffer_free(part);
 		}
 	}
+	feed_check_hold(feed);
 	if (feed->source_done && evbuffer_get_length(feed->pending) == 0 && feed->fd < 0) {
 		feed->sink->done(feed->arg, feed->ok, feed->why);
 		feed_free(feed);
@@ -174,6 +204,7 @@ static void feed_child_output(void *arg, struct evbuffer *data)
 	struct feed *feed = arg;
 
 	evbuffer_add_buffer(feed->pending, data);
+	feed_check_hold(feed);
 	feed_schedule(feed);
 }
 

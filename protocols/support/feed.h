@@ -22,6 +22,9 @@ struct feed_sink {
 	void (*write)(void *arg, struct evbuffer *data);	/* takes every byte */
 	int (*write_file)(void *arg, int fd, off_t offset, off_t len);	/* takes the fd */
 	void (*done)(void *arg, bool ok, const char *why);
+	/* The sink holds enough unsent (its client does not read): a
+	 * program's output waits in its pipe until feed_sink_drained(). */
+	bool (*full)(void *arg);
 };
 
 /* pace: bytes per second, 0 for as fast as the sink takes them. */
@@ -35,6 +38,9 @@ struct feed *feed_file(struct event_base *base, int fd, off_t len, unsigned long
 struct feed *feed_command(struct event_base *base, const struct child_spec *spec, struct child_pool *pool,
 			  const char *listener, unsigned long pace, const struct feed_sink *sink, void *arg,
 			  char *err, size_t err_len);
+/* The sink has room again (its connection's drained hook): a program
+ * held back by full() goes on. */
+void feed_sink_drained(struct feed *feed);
 /* The sink is gone: stop, kill any child, free. No done() follows. */
 void feed_cancel(struct feed *feed);
 

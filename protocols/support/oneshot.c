@@ -45,10 +45,18 @@ static void oneshot_done(void *arg, bool ok, const char *why)
 	conn_close_after_flush(shot->conn);
 }
 
+static bool oneshot_full(void *arg)
+{
+	struct oneshot *shot = arg;
+
+	return conn_output_full(shot->conn);
+}
+
 static const struct feed_sink oneshot_sink = {
 	.write = oneshot_write,
 	.write_file = oneshot_write_file,
 	.done = oneshot_done,
+	.full = oneshot_full,
 };
 
 static struct oneshot *oneshot_open(struct conn *conn, struct oneshot_counters *counters, const char *what)
@@ -106,6 +114,14 @@ void oneshot_conn_input(struct conn *conn, struct evbuffer *in)
 void oneshot_conn_end_of_input(struct conn *conn)
 {
 	(void)conn;
+}
+
+void oneshot_conn_drained(struct conn *conn)
+{
+	struct oneshot *shot = conn_data(conn);
+
+	if (shot != NULL)
+		feed_sink_drained(shot->feed);
 }
 
 void oneshot_conn_close(struct conn *conn)

@@ -30,6 +30,8 @@ int oneshot_conn_open(struct conn *conn, struct oneshot_counters *counters, cons
 
 void oneshot_conn_input(struct conn *conn, struct evbuffer *in);
 void oneshot_conn_end_of_input(struct conn *conn);
+/* The client read enough: a program held back goes on. */
+void oneshot_conn_drained(struct conn *conn);
 void oneshot_conn_close(struct conn *conn);
 
 #endif

@@ -108,3 +108,32 @@ def test_a_vanished_clip_is_logged_with_the_peer(start_daemon, tmp_path):
     assert fetch(port, tmp_path / "none") == b""
     d.wait_log(r"<4>clip .*: No such file or directory listener=sounds .*peer=127\.0\.0\.1:")
     assert "failed=1" in d.status_dump()
+
+
+def test_clients_that_do_not_read_hold_back_the_program_not_its_output(start_daemon):
+    """20 clients that never read a 16 MB program output: the program
+    waits in its pipe, so the daemon holds about buffer-size each, not the
+    16 MB each that output-limit allows. A client that reads late still
+    gets every byte."""
+    port = free_port()
+    size = 16000000
+    d = start_daemon(cookie_listener("video-cookie", "clips", port,
+                                     'command = {"/usr/bin/head", "-c", "%d", "/dev/zero"}  timeout = 60  max-children = 24' % size))
+    before = d.rss_kib()
+    idle = []
+    for _ in range(20):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(("127.0.0.1", port))
+        idle.append(s)
+    late = connect(port, timeout=30)
+    time.sleep(3)
+    grown_mib = (d.rss_kib() - before) / 1024
+    got = len(read_all(late))
+    late.close()
+    for s in idle:
+        s.close()
+    # Held back: 21 x (256 KiB buffer-size + a pipe read); unheld it was
+    # 16 MB each, over 300 MiB.
+    assert grown_mib < 64, grown_mib
+    assert got == size
