@@ -258,8 +258,9 @@ static int on_headers_complete(http_parser *parser)
 	unsigned allowed;
 
 	ex->phase = PHASE_BODY;
-	if (ex->head_deadline != NULL)
-		event_del(ex->head_deadline);
+	ex->body_started_ns = http_clock_ns();
+	if (ex->request_deadline != NULL)
+		event_del(ex->request_deadline);
 	req->method = (enum http_method)parser->method;
 	req->major = parser->http_major;
 	req->minor = parser->http_minor;
@@ -322,6 +323,8 @@ static int on_message_complete(http_parser *parser)
 	struct http_exchange *ex = parser->data;
 
 	ex->phase = PHASE_ANSWERING;
+	if (ex->request_deadline != NULL)
+		event_del(ex->request_deadline);
 	http_parser_pause(parser, 1);
 	return 0;
 }
@@ -394,33 +397,52 @@ static void http_reject(struct http_exchange *ex, int status, const char *why)
 	ex->settings->respond_error(ex, status, why);
 }
 
-static void http_on_head_deadline(evutil_socket_t fd, short what, void *arg)
+static void http_on_request_deadline(evutil_socket_t fd, short what, void *arg)
 {
 	struct http_exchange *ex = arg;
 
-	if (ex->phase != PHASE_HEAD)
-		return;
-	ex->state->counters.timeouts++;
-	http_reject(ex, 408, "The request head took too long.");
+	if (ex->phase == PHASE_HEAD) {
+		ex->state->counters.timeouts++;
+		http_reject(ex, 408, "The request head took too long.");
+	} else if (ex->phase == PHASE_BODY) {
+		ex->state->counters.body_timeouts++;
+		http_reject(ex, 408, "The request body took too long.");
+	}
 	(void)fd;
 	(void)what;
 }
 
-/* Slowloris: a head still incomplete gets a deadline from its first byte. */
-static void http_arm_head_deadline(struct http_exchange *ex)
+/* The request's deadline: `ns` after `from` (http_clock_ns() time). */
+static void http_arm_request_deadline(struct http_exchange *ex, uint64_t from, uint64_t ns)
 {
-	uint64_t elapsed = http_clock_ns() - http_started_ns(ex), limit = ex->settings->head_timeout * 1000000000ull;
+	uint64_t elapsed = http_clock_ns() - from;
 	struct timeval left;
 
-	if (ex->head_deadline == NULL &&
-	    (ex->head_deadline = evtimer_new(ex->state->base, http_on_head_deadline, ex)) == NULL)
+	if (ex->request_deadline == NULL &&
+	    (ex->request_deadline = evtimer_new(ex->state->base, http_on_request_deadline, ex)) == NULL)
 		return;
-	if (evtimer_pending(ex->head_deadline, NULL))
-		return;
-	elapsed = elapsed < limit ? limit - elapsed : 0;
+	elapsed = elapsed < ns ? ns - elapsed : 0;
 	left.tv_sec = (time_t)(elapsed / 1000000000u);
 	left.tv_usec = (suseconds_t)(elapsed % 1000000000u / 1000u);
-	evtimer_add(ex->head_deadline, &left);
+	evtimer_add(ex->request_deadline, &left);
+}
+
+/* Slowloris: a head still incomplete gets a deadline from its first byte.
+ * A body gets body-timeout from the head's end, moved a second later for
+ * each body-min-rate bytes that came (Apache's mod_reqtimeout): a large
+ * upload at a sane rate goes on, a byte every few seconds does not. Both
+ * outlast the connection's idle timeout, which any byte resets. */
+static void http_arm_deadlines(struct http_exchange *ex)
+{
+	const struct http_settings *settings = ex->settings;
+	uint64_t earned;
+
+	if (ex->phase == PHASE_HEAD && (ex->request_deadline == NULL || !evtimer_pending(ex->request_deadline, NULL))) {
+		http_arm_request_deadline(ex, http_started_ns(ex), settings->head_timeout * 1000000000ull);
+	} else if (ex->phase == PHASE_BODY) {
+		earned = settings->body_min_rate ? ex->body_bytes / settings->body_min_rate : 0;
+		http_arm_request_deadline(ex, ex->body_started_ns, (settings->body_timeout + earned) * 1000000000ull);
+	}
 }
 
 /* Feeds buffered input to the parser until a request is complete, the input
@@ -453,8 +475,7 @@ static void http_process(struct http_exchange *ex)
 			http_reject(ex, 505, "HTTP/0.9 is not supported.");
 		}
 	}
-	if (ex->phase == PHASE_HEAD)
-		http_arm_head_deadline(ex);
+	http_arm_deadlines(ex);
 	if (ex->end_of_input && ex->phase != PHASE_ANSWERING && ex->phase != PHASE_CLOSED &&
 	    evbuffer_get_length(ex->in) == 0) {
 		ex->phase = PHASE_CLOSED;
@@ -734,8 +755,8 @@ void http_exchange_close(struct conn *conn)
 		http_account(ex);
 	}
 	http_file_done(ex);
-	if (ex->head_deadline != NULL)
-		event_free(ex->head_deadline);
+	if (ex->request_deadline != NULL)
+		event_free(ex->request_deadline);
 	if (ex->request.body != NULL)
 		evbuffer_free(ex->request.body);
 	free(ex->arena);

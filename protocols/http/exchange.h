@@ -37,6 +37,8 @@ struct unit_env;
 #define HTTP_DEFAULT_MAX_HEADERS 100
 #define HTTP_DEFAULT_MAX_BODY (1 << 20)
 #define HTTP_DEFAULT_HEAD_TIMEOUT 10		/* seconds from the first byte */
+#define HTTP_DEFAULT_BODY_TIMEOUT 20		/* seconds from the head's end ... */
+#define HTTP_DEFAULT_BODY_MIN_RATE 500		/* ... plus one per this many body bytes */
 #define HTTP_DEFAULT_KEEPALIVE_TIMEOUT 15	/* seconds idle between requests */
 #define HTTP_DEFAULT_MAX_REQUESTS 1000		/* per connection */
 #define HTTP_DEFAULT_STREAM_TYPE "video/mp2t"	/* a stream route's content-type */
@@ -105,13 +107,15 @@ struct http_settings {
 	http_error_fn *respond_error;
 	size_t max_head, max_body;
 	unsigned max_headers, head_timeout, keepalive_timeout, max_requests;
+	unsigned body_timeout;		/* seconds from the head's end to the body's ... */
+	unsigned long body_min_rate;	/* ... plus one for each this many bytes of it */
 	struct mime_table *mime;
 	struct http_route *routes;
 	size_t n_routes;
 };
 
 struct http_counters {
-	uint64_t requests, bad_requests, timeouts, bytes_out, prepared;
+	uint64_t requests, bad_requests, timeouts, body_timeouts, bytes_out, prepared;
 	uint64_t files_cut_short;	/* truncated while being sent: reset */
 	uint64_t status[6];		/* by class: [2] = 2xx ... */
 };
@@ -173,7 +177,8 @@ struct http_exchange {
 	struct http_request request;
 	const struct http_route *route;
 	uint64_t body_bytes;
-	struct event *head_deadline;
+	uint64_t body_started_ns;	/* the head's end, for the body's deadline */
+	struct event *request_deadline;
 	struct timespec started;	/* the head's deadline, the access log's duration */
 	unsigned served;		/* requests answered on this connection */
 	bool end_of_input;

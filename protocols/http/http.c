@@ -22,6 +22,8 @@ static cfg_opt_t http_options[] = {
 	CFG_INT("max-headers", HTTP_DEFAULT_MAX_HEADERS, CFGF_NONE),
 	CFG_INT("max-body", HTTP_DEFAULT_MAX_BODY, CFGF_NONE),
 	CFG_INT("head-timeout", HTTP_DEFAULT_HEAD_TIMEOUT, CFGF_NONE),
+	CFG_INT("body-timeout", HTTP_DEFAULT_BODY_TIMEOUT, CFGF_NONE),
+	CFG_INT("body-min-rate", HTTP_DEFAULT_BODY_MIN_RATE, CFGF_NONE),
 	CFG_INT("keepalive-timeout", HTTP_DEFAULT_KEEPALIVE_TIMEOUT, CFGF_NONE),
 	CFG_INT("max-requests", HTTP_DEFAULT_MAX_REQUESTS, CFGF_NONE),
 	CFG_STR("mime-types", "/etc/mime.types", CFGF_NONE),
@@ -42,19 +44,23 @@ static void http_settings_free(void *p)
 
 static bool http_configure_limits(struct http_settings *settings, cfg_t *sec, struct conf_scope *scope)
 {
-	long head, headers, body, head_timeout, keepalive, requests;
+	long head, headers, body, head_timeout, body_timeout, body_min_rate, keepalive, requests;
 	bool ok = true;
 
 	ok &= conf_scope_int(scope, sec, "max-head", 256, 1 << 20, &head);
 	ok &= conf_scope_int(scope, sec, "max-headers", 1, 10000, &headers);
 	ok &= conf_scope_int(scope, sec, "max-body", 0, 1L << 40, &body);
 	ok &= conf_scope_int(scope, sec, "head-timeout", 1, 3600, &head_timeout);
+	ok &= conf_scope_int(scope, sec, "body-timeout", 1, 86400, &body_timeout);
+	ok &= conf_scope_int(scope, sec, "body-min-rate", 0, 1L << 40, &body_min_rate);
 	ok &= conf_scope_int(scope, sec, "keepalive-timeout", 0, 86400, &keepalive);
 	ok &= conf_scope_int(scope, sec, "max-requests", 1, 1000000000, &requests);
 	settings->max_head = (size_t)head;
 	settings->max_headers = (unsigned)headers;
 	settings->max_body = (size_t)body;
 	settings->head_timeout = (unsigned)head_timeout;
+	settings->body_timeout = (unsigned)body_timeout;
+	settings->body_min_rate = (unsigned long)body_min_rate;
 	settings->keepalive_timeout = (unsigned)keepalive;
 	settings->max_requests = (unsigned)requests;
 	return ok;
@@ -144,13 +150,13 @@ static void http_status(const void *p, char *buf, size_t len)
 
 	snprintf(buf, len,
 		 "requests=%llu responses_1xx=%llu responses_2xx=%llu responses_3xx=%llu responses_4xx=%llu "
-		 "responses_5xx=%llu bad_requests=%llu head_timeouts=%llu body_bytes_out=%llu prepared_answers=%llu "
-		 "files_cut_short=%llu",
+		 "responses_5xx=%llu bad_requests=%llu head_timeouts=%llu body_timeouts=%llu body_bytes_out=%llu "
+		 "prepared_answers=%llu files_cut_short=%llu",
 		 (unsigned long long)c->requests, (unsigned long long)c->status[1],
 		 (unsigned long long)c->status[2], (unsigned long long)c->status[3],
 		 (unsigned long long)c->status[4], (unsigned long long)c->status[5],
 		 (unsigned long long)c->bad_requests, (unsigned long long)c->timeouts,
-		 (unsigned long long)c->bytes_out, (unsigned long long)c->prepared,
+		 (unsigned long long)c->body_timeouts, (unsigned long long)c->bytes_out, (unsigned long long)c->prepared,
 		 (unsigned long long)c->files_cut_short);
 }
 

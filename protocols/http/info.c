@@ -256,6 +256,7 @@ static const struct {
 	{ "", "responses_5xx", "HTTP responses with a 5xx status." },
 	{ "", "bad_requests", "HTTP requests refused as malformed or over a limit." },
 	{ "", "head_timeouts", "HTTP connections closed at head-timeout waiting for a request head." },
+	{ "", "body_timeouts", "HTTP connections closed at body-timeout waiting for a request body." },
 	{ "", "body_bytes_out", "HTTP response body bytes sent." },
 	{ "", "prepared_answers", "HTTP answers sent from a prepared head and body." },
 	{ "", "files_cut_short", "Files truncated while being sent (connection reset)." },

@@ -580,6 +580,39 @@ def test_slowloris_is_cut_at_the_head_deadline_while_others_are_served(web):
     assert answered >= 2
 
 
+def test_a_trickled_body_is_cut_at_the_body_deadline_and_a_steady_upload_is_not(start_daemon, tmp_path):
+    """A POST that sends a byte every 0.4 s keeps resetting the idle
+    timeout; body-timeout = 2 (one more second per 1000 bytes) cuts it with
+    408 after about 2 s. curl uploading 100 kB at 25 kB/s takes 4 s, longer
+    than body-timeout, and is answered in full: it keeps to the rate."""
+    root = make_root(tmp_path)
+    port = free_port()
+    d = start_daemon(web_config(port, root, "body-timeout = 2  body-min-rate = 1000"))
+    slow = connect(port, timeout=10)
+    slow.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+    started, data = time.monotonic(), b""
+    slow.settimeout(0.4)
+    while time.monotonic() - started < 8 and not data:
+        try:
+            slow.sendall(b"x")
+            data = slow.recv(4096)
+        except socket.timeout:
+            pass
+        except (BrokenPipeError, ConnectionResetError):
+            break
+    cut = time.monotonic() - started
+    slow.close()
+    assert data.startswith(b"HTTP/1.1 408 "), data[:80]
+    assert 1.8 <= cut <= 4, "cut after %.1f s with body-timeout = 2" % cut
+    payload = os.urandom(100000)
+    path = os.path.join(d.workdir, "upload.bin")
+    with open(path, "wb") as f:
+        f.write(payload)
+    r = curl("--limit-rate", "25k", "--data-binary", "@" + path, "http://127.0.0.1:%d/echo" % port)
+    assert r.stdout == payload
+    assert module_counter(port, "body_timeouts") == 1
+
+
 def test_body_and_request_limits(start_daemon, tmp_path):
     root = make_root(tmp_path)
     port = free_port()
