@@ -95,7 +95,7 @@ struct http_route {
 	size_t client_buffer;
 	unsigned max_clients;
 	/* tracker: its tables' bounds and the announce interval (seconds) */
-	unsigned tracker_swarms, tracker_peers, tracker_interval;
+	unsigned tracker_swarms, tracker_peers, tracker_per_address, tracker_interval;
 };
 
 /* Answers with an error page (response.c's http_respond_error): how the

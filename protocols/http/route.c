@@ -35,6 +35,7 @@ cfg_opt_t http_route_options[] = {
 	CFG_INT("max-clients", HTTP_DEFAULT_MAX_CLIENTS, CFGF_NONE),
 	CFG_INT("max-swarms", 1000, CFGF_NONE),
 	CFG_INT("max-peers", 1000, CFGF_NONE),
+	CFG_INT("max-peers-per-address", 16, CFGF_NONE),
 	CFG_INT("interval", 1800, CFGF_NONE),
 	CFG_SEC("fortune", fortune_options, CFGF_NONE),
 	CFG_SEC("audio-cookie", audio_cookie_options, CFGF_NONE),

@@ -29,30 +29,32 @@ struct tracker_peer {
 
 struct swarm {
 	unsigned char info_hash[ANNOUNCE_HASH_LEN];
-	struct tracker_peer *peers;	/* max-peers of them */
-	unsigned n_peers;
+	struct tracker_peer *peers;	/* room for cap_peers, up to max-peers */
+	unsigned n_peers, cap_peers;
 	unsigned long long completed;
 };
 
 struct tracker {
 	struct swarm *swarms;		/* max-swarms of them, n_swarms in use */
 	unsigned n_swarms;
-	unsigned max_swarms, max_peers, interval;
+	unsigned max_swarms, max_peers, per_address, interval;
 	unsigned long long announces, failures, table_full;
 };
 
 static bool tracker_configure(struct http_route *route, cfg_t *sec, struct conf_scope *scope)
 {
 	const char *stream = cfg_getstr(sec, "stream");
-	long swarms, peers, interval;
+	long swarms, peers, per_address, interval;
 	char name[300];
 
 	if (!conf_scope_int(scope, sec, "max-swarms", 1, 1000000, &swarms) ||
 	    !conf_scope_int(scope, sec, "max-peers", 1, 100000, &peers) ||
+	    !conf_scope_int(scope, sec, "max-peers-per-address", 1, 100000, &per_address) ||
 	    !conf_scope_int(scope, sec, "interval", 10, 86400, &interval))
 		return false;
 	route->tracker_swarms = (unsigned)swarms;
 	route->tracker_peers = (unsigned)peers;
+	route->tracker_per_address = (unsigned)per_address;
 	route->tracker_interval = (unsigned)interval;
 	if (stream == NULL)
 		return true;
@@ -94,6 +96,7 @@ static void *tracker_start(const struct http_route *route, const struct unit_env
 		return NULL;
 	t->max_swarms = route->tracker_swarms;
 	t->max_peers = route->tracker_peers;
+	t->per_address = route->tracker_per_address;
 	t->interval = route->tracker_interval;
 	/* Grown as swarms come: max-swarms bounds it, not preallocates it. */
 	return t;
@@ -118,14 +121,36 @@ static void expire(const struct tracker *t, struct swarm *s, uint64_t now)
 			s->peers[i] = s->peers[--s->n_peers];
 }
 
+/* A swarm whose last peer stopped or expired goes: otherwise announces of
+ * made-up info_hashes would fill max-swarms for good. */
+static void drop_swarm_if_empty(struct tracker *t, struct swarm *s)
+{
+	if (s->n_peers > 0)
+		return;
+	free(s->peers);
+	*s = t->swarms[--t->n_swarms];
+}
+
+/* With the table full, every swarm's expired peers go, and with them the
+ * swarms left empty. */
+static void sweep_swarms(struct tracker *t, uint64_t now)
+{
+	for (unsigned i = t->n_swarms; i-- > 0;) {
+		expire(t, &t->swarms[i], now);
+		drop_swarm_if_empty(t, &t->swarms[i]);
+	}
+}
+
 /* The swarm of info_hash, made when new and there is room; NULL when full. */
-static struct swarm *find_swarm(struct tracker *t, const unsigned char *info_hash, bool make)
+static struct swarm *find_swarm(struct tracker *t, const unsigned char *info_hash, bool make, uint64_t now)
 {
 	struct swarm *grown;
 
 	for (unsigned i = 0; i < t->n_swarms; i++)
 		if (memcmp(t->swarms[i].info_hash, info_hash, ANNOUNCE_HASH_LEN) == 0)
 			return &t->swarms[i];
+	if (make && t->n_swarms == t->max_swarms)
+		sweep_swarms(t, now);
 	if (!make || t->n_swarms == t->max_swarms)
 		return NULL;
 	grown = realloc(t->swarms, (t->n_swarms + 1) * sizeof(*grown));
@@ -133,9 +158,6 @@ static struct swarm *find_swarm(struct tracker *t, const unsigned char *info_has
 		return NULL;
 	t->swarms = grown;
 	memset(&t->swarms[t->n_swarms], 0, sizeof(*t->swarms));
-	t->swarms[t->n_swarms].peers = calloc(t->max_peers, sizeof(struct tracker_peer));
-	if (t->swarms[t->n_swarms].peers == NULL)
-		return NULL;
 	memcpy(t->swarms[t->n_swarms].info_hash, info_hash, ANNOUNCE_HASH_LEN);
 	return &t->swarms[t->n_swarms++];
 }
@@ -167,20 +189,57 @@ static struct tracker_peer *find_peer(struct swarm *s, const unsigned char *peer
 	return NULL;
 }
 
-/* Records the announce; false when the swarm is full. */
-static bool record(struct tracker *t, struct swarm *s, const struct announce *a, const struct sockaddr *from,
-		   uint64_t now)
+/* Peers of the swarm at the address of `p`. */
+static unsigned peers_at(const struct swarm *s, const struct tracker_peer *p)
 {
-	struct tracker_peer *p = find_peer(s, a->peer_id);
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < s->n_peers; i++)
+		n += s->peers[i].family == p->family &&
+		     memcmp(s->peers[i].addr, p->addr, p->family == AF_INET ? 4 : 16) == 0;
+	return n;
+}
+
+/* Room for one more peer: the table grows as peers come, up to max-peers,
+ * so that a swarm of a few costs a few. */
+static bool make_room(const struct tracker *t, struct swarm *s)
+{
+	unsigned cap = s->cap_peers ? 2 * s->cap_peers : 8;
+	struct tracker_peer *grown;
+
+	if (s->n_peers < s->cap_peers)
+		return true;
+	if (s->n_peers == t->max_peers)
+		return false;
+	if (cap > t->max_peers)
+		cap = t->max_peers;
+	grown = realloc(s->peers, cap * sizeof(*grown));
+	if (grown == NULL)
+		return false;
+	s->peers = grown;
+	s->cap_peers = cap;
+	return true;
+}
+
+/* Records the announce; NULL when it is, else why it is refused. */
+static const char *record(struct tracker *t, struct swarm *s, const struct announce *a, const struct sockaddr *from,
+			  uint64_t now)
+{
+	struct tracker_peer *p = find_peer(s, a->peer_id), seen;
 
 	if (a->event == ANNOUNCE_STOPPED) {
 		if (p != NULL)
 			*p = s->peers[--s->n_peers];
-		return true;
+		return NULL;
 	}
 	if (p == NULL) {
-		if (s->n_peers == t->max_peers)
-			return false;
+		/* One host with many peer_ids would fill the swarm for two
+		 * intervals. */
+		peer_address(from, &seen);
+		if (peers_at(s, &seen) >= t->per_address)
+			return "tracker full: too many peers from this address";
+		if (!make_room(t, s))
+			return "tracker full: too many peers for this torrent";
 		p = &s->peers[s->n_peers++];
 		memcpy(p->peer_id, a->peer_id, ANNOUNCE_HASH_LEN);
 	}
@@ -190,7 +249,7 @@ static bool record(struct tracker *t, struct swarm *s, const struct announce *a,
 	p->seen_ms = now;
 	if (a->event == ANNOUNCE_COMPLETED)
 		s->completed++;
-	return true;
+	return NULL;
 }
 
 static void respond_failure(struct http_exchange *ex, struct tracker *t, const char *reason)
@@ -267,7 +326,7 @@ static void tracker_serve(struct http_exchange *ex, const struct http_route *rou
 		respond_failure(ex, t, "unknown info_hash: not seeded here");
 		return;
 	}
-	s = find_swarm(t, a.info_hash, a.event != ANNOUNCE_STOPPED);
+	s = find_swarm(t, a.info_hash, a.event != ANNOUNCE_STOPPED, now);
 	if (s == NULL) {
 		if (a.event == ANNOUNCE_STOPPED) {
 			respond_failure(ex, t, "unknown info_hash");
@@ -278,12 +337,13 @@ static void tracker_serve(struct http_exchange *ex, const struct http_route *rou
 		return;
 	}
 	expire(t, s, now);
-	if (!record(t, s, &a, conn_peer(ex->conn), now)) {
+	if ((reason = record(t, s, &a, conn_peer(ex->conn), now)) != NULL) {
 		t->table_full++;
-		respond_failure(ex, t, "tracker full: too many peers for this torrent");
-		return;
+		respond_failure(ex, t, reason);
+	} else {
+		respond_peers(ex, t, s, &a);
 	}
-	respond_peers(ex, t, s, &a);
+	drop_swarm_if_empty(t, s);
 }
 
 static void tracker_status_row(const struct http_route *route, const void *route_state, char *buf, size_t len)
@@ -299,7 +359,7 @@ static void tracker_status_row(const struct http_route *route, const void *route
 
 const struct http_handler http_handler_tracker = {
 	.name = "tracker",
-	.options = (const char *const[]){ "max-swarms", "max-peers", "interval", "stream", NULL },
+	.options = (const char *const[]){ "max-swarms", "max-peers", "max-peers-per-address", "interval", "stream", NULL },
 	.methods = HTTP_ALLOW_GET,
 	.configure = tracker_configure,
 	.free = tracker_free,

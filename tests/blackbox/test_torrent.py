@@ -3,6 +3,7 @@
 LSD, UPnP, NAT-PMP and uTP off."""
 
 import hashlib
+import http.client
 import os
 import re
 import socket
@@ -300,6 +301,35 @@ def test_the_tracker_tables_are_bounded(start_daemon):
     assert full.startswith(b"d14:failure reason") and b"too many peers" in full
     route = stream_status(web, "web")["module"]["route"][0]
     assert route["swarms"] == 2 and route["tracker_peers"] == 4 and route["table_full"] == 2
+
+
+def test_swarms_whose_peers_all_stopped_give_their_room_back(start_daemon):
+    """max-swarms = 2: two torrents announced and stopped leave no swarm,
+    so a third is taken; announces of made-up info_hashes cannot fill the
+    table for good."""
+    web = free_port()
+    start_daemon(tracker_listener(web, "max-swarms = 2"))
+    for i in range(2):
+        assert b"failure" not in announce(web, **good_announce(info_hash=bytes([i]) * 20, event="started"))
+        assert b"failure" not in announce(web, **good_announce(info_hash=bytes([i]) * 20, event="stopped"))
+    assert stream_status(web, "web")["module"]["route"][0]["swarms"] == 0
+    assert b"failure" not in announce(web, **good_announce(info_hash=b"\x09" * 20))
+    assert stream_status(web, "web")["module"]["route"][0]["swarms"] == 1
+
+
+def test_one_address_gets_at_most_max_peers_per_address_in_a_swarm(start_daemon):
+    web = free_port()
+    start_daemon(tracker_listener(web, "max-peers-per-address = 2"))
+    for i in range(2):
+        assert b"failure" not in announce(web, **good_announce(peer_id=b"-XX0001-%012d" % i))
+    refused = announce(web, **good_announce(peer_id=b"-XX0001-000000000002"))
+    assert refused == b"d14:failure reason46:tracker full: too many peers from this addresse"
+    query = urllib.parse.urlencode(good_announce(peer_id=b"-XX0001-000000000003"))
+    other = http.client.HTTPConnection("127.0.0.1", web, timeout=5, source_address=("127.0.0.2", 0))
+    other.request("GET", "/announce?" + query)
+    assert b"failure" not in other.getresponse().read()
+    other.close()
+    assert stream_status(web, "web")["module"]["route"][0]["tracker_peers"] == 3
 
 
 def test_ipv6_peers_come_as_peers6(start_daemon):
