@@ -1,5 +1,6 @@
-/* The Accept header's media ranges, read within the header's bytes only:
- * the value is not NUL-terminated and comes from the client. */
+/* The Accept header's media ranges and Accept-Encoding's codings, read
+ * within the header's bytes only: the value is not NUL-terminated and
+ * comes from the client. */
 #include <stdbool.h>
 #include <string.h>
 #include <strings.h>
@@ -78,27 +79,45 @@ static bool element_quality(const char *p, const char *end, unsigned *quality)
 	return true;
 }
 
-unsigned http_accept_quality(const char *accept, size_t len, const char *type)
+/* How closely a content coding names one: 2 exact, 1 "*", 0 not. */
+static int coding_match(const char *coding, size_t len, const char *name)
 {
-	const char *p = accept, *end = accept + len;
+	if (len == strlen(name) && strncasecmp(coding, name, len) == 0)
+		return 2;
+	return len == 1 && coding[0] == '*';
+}
+
+/* The quality of the most specific element that `match` finds naming `name`. */
+static unsigned best_quality(const char *value, size_t len, const char *name,
+			     int (*match)(const char *element, size_t len, const char *name))
+{
+	const char *p = value, *end = value + len;
 	int best = 0;
 	unsigned quality = 0;
 
-	if (strchr(type, '/') == NULL)
-		return 0;
 	while (p < end) {
 		const char *stop = find(p, end, ','), *range_end;
 		unsigned q;
-		int match;
+		int found;
 
 		p = skip_space(p, stop);
 		range_end = trim_end(p, find(p, stop, ';'));
-		match = range_match(p, (size_t)(range_end - p), type);
-		if (match > best && element_quality(range_end, stop, &q)) {
-			best = match;
+		found = match(p, (size_t)(range_end - p), name);
+		if (found > best && element_quality(range_end, stop, &q)) {
+			best = found;
 			quality = q;
 		}
 		p = stop < end ? stop + 1 : end;
 	}
 	return quality;
+}
+
+unsigned http_accept_quality(const char *accept, size_t len, const char *type)
+{
+	return strchr(type, '/') != NULL ? best_quality(accept, len, type, range_match) : 0;
+}
+
+unsigned http_accept_coding_quality(const char *accept_encoding, size_t len, const char *coding)
+{
+	return best_quality(accept_encoding, len, coding, coding_match);
 }

@@ -26,6 +26,7 @@
 
 #include "daemon/chassis.h"
 #include "daemon/log.h"
+#include "protocols/http/accept.h"
 #include "protocols/http/handlers.h"
 #include "protocols/http/mime.h"
 #include "protocols/http/response.h"
@@ -377,31 +378,6 @@ static int static_open(const struct http_static *files, const char *rel, uint64_
 
 /* ---- headers a client sends ---- */
 
-static bool token_list_has(const char *list, size_t len, const char *token)
-{
-	size_t token_len = strlen(token);
-	const char *p = list, *end = list + len;
-
-	while (p < end) {
-		const char *item_end = memchr(p, ',', (size_t)(end - p)), *q;
-		const char *stop = item_end ? item_end : end;
-
-		while (p < stop && (*p == ' ' || *p == '\t'))
-			p++;
-		for (q = p; q < stop && *q != ';' && *q != ' '; q++)
-			;
-		if ((size_t)(q - p) == token_len && strncasecmp(p, token, token_len) == 0) {
-			const char *qv = memmem(q, (size_t)(stop - q), "q=", 2);
-			/* q=0, q=0.0 ... refuse it */
-			if (qv == NULL || strtod(qv + 2, NULL) > 0)
-				return true;
-			return false;
-		}
-		p = stop + 1;
-	}
-	return false;
-}
-
 static bool etag_matches(const char *list, size_t len, const char *etag)
 {
 	size_t etag_len = strlen(etag);
@@ -606,7 +582,7 @@ static void static_try_gzip(struct http_exchange *ex, const struct http_static *
 	char gz[PATH_MAX];
 	struct static_file packed;
 
-	if (!files->precompressed || accept == NULL || !token_list_has(accept, len, "gzip") ||
+	if (!files->precompressed || accept == NULL || http_accept_coding_quality(accept, len, "gzip") == 0 ||
 	    rel_len + 4 > sizeof(gz))
 		return;
 	memcpy(gz, rel, rel_len);

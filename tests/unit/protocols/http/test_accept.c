@@ -71,3 +71,44 @@ Test(accept, malformed_elements_are_ignored)
 	cr_assert_eq(quality("*", "text/html"), 0);
 	cr_assert_eq(quality("text/html", "nonsense"), 0);
 }
+
+static unsigned coding_quality(const char *accept_encoding, const char *coding)
+{
+	size_t len = strlen(accept_encoding);
+	char *exact = malloc(len ? len : 1);
+	unsigned q;
+
+	cr_assert_not_null(exact);
+	memcpy(exact, accept_encoding, len);
+	q = http_accept_coding_quality(exact, len, coding);
+	free(exact);
+	return q;
+}
+
+Test(accept_encoding, what_browsers_and_curl_send_takes_gzip)
+{
+	cr_assert_eq(coding_quality("gzip, deflate, br, zstd", "gzip"), 1000);
+	cr_assert_eq(coding_quality("deflate, GZIP;q=0.5", "gzip"), 500);
+	cr_assert_eq(coding_quality("br", "gzip"), 0);
+	cr_assert_eq(coding_quality("", "gzip"), 0);
+}
+
+Test(accept_encoding, a_zero_weight_refuses_and_the_named_coding_beats_the_star)
+{
+	cr_assert_eq(coding_quality("gzip;q=0", "gzip"), 0);
+	cr_assert_eq(coding_quality("gzip;q=0.000", "gzip"), 0);
+	cr_assert_eq(coding_quality("gzip;q=0.001", "gzip"), 1);
+	cr_assert_eq(coding_quality("*", "gzip"), 1000);
+	cr_assert_eq(coding_quality("*;q=0.3, gzip;q=0", "gzip"), 0);
+	cr_assert_eq(coding_quality("gzip;q=0, *", "gzip"), 0);
+}
+
+Test(accept_encoding, a_weight_at_the_very_end_of_the_value_is_read_within_it)
+{
+	/* The header's last bytes: strtod read on past them into whatever
+	 * followed in the request's arena. */
+	cr_assert_eq(coding_quality("gzip;q=0.5", "gzip"), 500);
+	cr_assert_eq(coding_quality("gzip;q=", "gzip"), 0);
+	cr_assert_eq(coding_quality("gzip;q=111111111111", "gzip"), 0);
+	cr_assert_eq(coding_quality("gzip;q", "gzip"), 1000);
+}
