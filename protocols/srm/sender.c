@@ -47,6 +47,8 @@
  * table: past it the oldest is forgotten and the count is a floor. */
 #define SRM_RECEIVERS_TRACKED 256
 #define SRM_RECEIVER_HEARD_NS (60 * 1000 * SRM_NS_PER_MS)
+/* GONEs at most 100 a second: about 10 KB/s however many NAKs come. */
+#define SRM_GONE_GAP_NS (10 * SRM_NS_PER_MS)
 
 struct srm_heard {
 	uint32_t id;
@@ -110,7 +112,8 @@ struct srm_sender {
 	unsigned ifindex;		/* the stream's interface: by index, */
 	struct in_addr if_addr;		/* or by an IPv4 address */
 	sa_family_t family;		/* the group's */
-	uint64_t sent, repaired, naks_received, gone_sent, heartbeats, bad, foreign, naks_off_path;
+	uint64_t sent, repaired, naks_received, gone_sent, gone_held, heartbeats, bad, foreign, naks_off_path;
+	uint64_t last_gone_ns;
 	/* fec: the parity plan (NULL: off), and the last block encoded, its
 	 * datagrams zero padded to its longest, k symbols one after another */
 	struct srm_parity_plan *parity;
@@ -602,12 +605,22 @@ static const struct outlet_hooks srm_outlet_hooks = {
 };
 
 /* GONE for what a NAK asked that left the window: small and rare, sent now. */
-static void srm_send_gone(struct srm_sender *st, const struct srm_range *gone, size_t n)
+/* A GONE goes at once, outside the rate's queue: at most one per
+ * SRM_GONE_GAP_NS, so that a storm of NAKs for what left the window long
+ * ago (a receiver far behind, or forged) cannot make the sender send
+ * faster or starve its data. A receiver held back NAKs again and hears
+ * the next one. */
+static void srm_send_gone(struct srm_sender *st, const struct srm_range *gone, size_t n, uint64_t now)
 {
 	uint8_t body[SRM_MAX_RANGES * SRM_RANGE_SIZE];
 	struct srm_header h = { .type = SRM_GONE, .session = st->session };
 	size_t len;
 
+	if (st->last_gone_ns != 0 && now - st->last_gone_ns < SRM_GONE_GAP_NS) {
+		st->gone_held++;
+		return;
+	}
+	st->last_gone_ns = now;
 	h.sequence = srm_window_leading(st->window);
 	h.payload_len = srm_write_ranges(body, sizeof(body), gone, n);
 	h.payload = body;
@@ -666,7 +679,7 @@ static void srm_sender_nak(struct srm_sender *st, const struct srm_header *h, ui
 	for (size_t i = 0; i < n; i++)
 		srm_window_request(st->window, &repair[i], now, gone, &n_gone, SRM_MAX_RANGES);
 	if (n_gone > 0)
-		srm_send_gone(st, gone, n_gone);
+		srm_send_gone(st, gone, n_gone, now);
 	if (!pacer_armed(st->pacer))
 		pacer_at(st->pacer, now);
 }
@@ -1012,9 +1025,9 @@ void srm_sender_status(const struct srm_sender *st, char *buf, size_t len)
 	used = strlen(buf);
 	snprintf(buf + used, len - used,
 		 " sequenced=%" PRIu64 " repaired=%" PRIu64 " naks_received=%" PRIu64 " repairs_held_off=%" PRIu64
-		 " gone=%" PRIu64 " heartbeats=%" PRIu64 " bad=%" PRIu64 " foreign=%" PRIu64 " naks_off_path=%" PRIu64
-		 " receivers_heard=%zu",
-		 st->sent, st->repaired, st->naks_received, w->held_off, st->gone_sent, st->heartbeats, st->bad,
+		 " gone=%" PRIu64 " gone_held=%" PRIu64 " heartbeats=%" PRIu64 " bad=%" PRIu64 " foreign=%" PRIu64
+		 " naks_off_path=%" PRIu64 " receivers_heard=%zu",
+		 st->sent, st->repaired, st->naks_received, w->held_off, st->gone_sent, st->gone_held, st->heartbeats, st->bad,
 		 st->foreign, st->naks_off_path, srm_receivers_heard(st, pacer_now_ns()));
 	used = strlen(buf);
 	if (st->parity != NULL && used < len) {
