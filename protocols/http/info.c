@@ -331,6 +331,7 @@ static const struct {
 	{ "", "incomplete_chunks", "Kamaelia chunks cut off by the next sync." },
 	{ "", "sessions_refused", "Sessions not followed because the session table was full." },
 	{ "", "sessions_expired", "Sessions forgotten after their sender was silent for the timeout." },
+	{ "", "objects_too_large", "Objects given up and removed on passing max-object-size." },
 	{ "", "naks_sent", "NAKs sent for missing datagrams." },
 	{ "", "naks_heard", "Other receivers' NAKs heard on the group." },
 	{ "", "naks_suppressed", "NAKs not sent because another receiver had asked." },

@@ -35,6 +35,7 @@ struct srm_settings {
 	unsigned sessions, reorder;
 	unsigned long long reorder_bytes;
 	unsigned backoff_ms, retry_ms, timeout_s;
+	unsigned long long max_object_size;	/* bytes an object may reach on disk */
 	struct child_spec command;	/* argv NULL: none */
 	char *spool;			/* with command: where objects are spooled */
 	unsigned command_queue;		/* objects waiting for the command at most */

@@ -65,8 +65,8 @@ struct srm_receiver {
 	uint64_t last_datagram_ns;
 	uint64_t frames, frames_bad, frames_late, frames_missed;
 	uint64_t live_bytes, live_objects;	/* to stream routes */
-	uint64_t datagrams, bad, sessions_refused, sessions_expired, naks_sent, naks_heard, delivered_objects, unrecoverable,
-		bad_crc, incomplete, gone_heard, names_refused, store_failed;
+	uint64_t datagrams, bad, sessions_refused, sessions_expired, naks_sent, naks_heard, delivered_objects,
+		unrecoverable, bad_crc, incomplete, gone_heard, names_refused, store_failed, objects_too_large;
 };
 
 struct srm_session {
@@ -81,6 +81,7 @@ struct srm_session {
 	uint64_t size;
 	uint32_t crc;
 	bool lost;
+	bool too_large;			/* lost as past max-object-size: said once */
 	char part[4096];		/* its name; "" for an unnamed spool file */
 	/* this session's share of the listener's counters, for its row */
 	uint64_t datagrams, naks_sent, delivered_objects, unrecoverable;
@@ -135,6 +136,16 @@ static void srm_object_open(struct srm_session *ss, uint32_t object)
 	}
 }
 
+/* An object past max-object-size is given up at once, its file removed:
+ * a forged or runaway sender cannot fill the disk with one object. */
+static void srm_object_too_large(struct srm_session *ss)
+{
+	ss->rx->objects_too_large++;
+	srm_log(NULL, ss->rx->unit_name, LOG_WARNING, "refused: larger than max-object-size", ss->id, ss->object);
+	srm_object_discard(ss);
+	ss->lost = ss->too_large = true;
+}
+
 static void srm_object_data(struct srm_session *ss, const struct srm_header *h)
 {
 	if (ss->fd < 0 && !ss->lost) {
@@ -143,6 +154,10 @@ static void srm_object_data(struct srm_session *ss, const struct srm_header *h)
 	}
 	if (ss->lost || h->offset != ss->size)
 		return;
+	if (ss->size + h->payload_len > ss->rx->settings.max_object_size) {
+		srm_object_too_large(ss);
+		return;
+	}
 	if (pwrite(ss->fd, h->payload, h->payload_len, (off_t)h->offset) != (ssize_t)h->payload_len) {
 		ss->lost = true;
 		return;
@@ -215,7 +230,9 @@ static void srm_object_end(struct srm_session *ss, const struct srm_header *h)
 	srm_read_end(h, &end);
 	if (ss->fd < 0 && !ss->lost && end.size == 0)
 		srm_object_open(ss, h->object);
-	if (ss->lost || ss->fd < 0) {
+	if (ss->too_large) {
+		;	/* said when it was refused */
+	} else if (ss->lost || ss->fd < 0) {
 		rx->unrecoverable++;
 		ss->unrecoverable++;
 		srm_log_named(NULL, rx->unit_name, LOG_WARNING, "unrecoverable loss", ss->id, h->object, end.name,
@@ -237,7 +254,7 @@ static void srm_object_end(struct srm_session *ss, const struct srm_header *h)
 		srm_object_store(ss, name, name_len);
 	}
 	srm_object_discard(ss);
-	ss->lost = false;
+	ss->lost = ss->too_large = false;
 }
 
 /* The session's bytes in order to the listener's stream routes (a live
@@ -275,7 +292,7 @@ static void srm_deliver(void *arg, uint32_t seq, const struct srm_header *h)
 	 * (object 0) is the first object's. */
 	if (ss->object != 0 && h->object != ss->object) {
 		srm_object_discard(ss);
-		ss->lost = false;
+		ss->lost = ss->too_large = false;
 	}
 	ss->object = h->object;
 	if (end)
@@ -698,11 +715,13 @@ void srm_receiver_status(const struct srm_receiver *rx, char *buf, size_t len)
 				" naks_heard=%" PRIu64 " naks_suppressed=%" PRIu64 " duplicates=%" PRIu64
 				" gone=%" PRIu64 " lost=%" PRIu64 " delivered_objects=%" PRIu64
 				" unrecoverable=%" PRIu64 " bad_crc=%" PRIu64 " incomplete=%" PRIu64
-				" names_refused=%" PRIu64 " store_failed=%" PRIu64 " rtt_us=%" PRIu64
+				" names_refused=%" PRIu64 " store_failed=%" PRIu64 " objects_too_large=%" PRIu64
+				" rtt_us=%" PRIu64
 				" live_bytes=%" PRIu64 " live_objects=%" PRIu64,
 				rx->datagrams, rx->bad, rx->sessions_refused, rx->sessions_expired, rx->naks_sent, rx->naks_heard,
 				suppressed, duplicates, rx->gone_heard, lost, rx->delivered_objects, rx->unrecoverable,
-				rx->bad_crc, rx->incomplete, rx->names_refused, rx->store_failed, rtt_ns / 1000,
+				rx->bad_crc, rx->incomplete, rx->names_refused, rx->store_failed, rx->objects_too_large,
+				rtt_ns / 1000,
 				rx->live_bytes, rx->live_objects);
 	if (used < len)
 		used += (size_t)snprintf(buf + used, len - used,

@@ -31,6 +31,7 @@
 #define SRM_BACKOFF_MS_DEFAULT 20
 #define SRM_RETRY_MS_DEFAULT 200
 #define SRM_TIMEOUT_S_DEFAULT 10
+#define SRM_MAX_OBJECT_SIZE_DEFAULT (16ll << 30)	/* a DVD image is 4.7 GB, a BD 25 GB */
 #define SRM_MAX_FILES_DEFAULT 1000
 #define SRM_COMMAND_TIMEOUT_S_DEFAULT 3600
 #define SRM_KILL_GRACE_S_DEFAULT 2
@@ -110,6 +111,7 @@ static bool srm_same(const void *a_arg, const void *b_arg)
 	       a->hold_off_ms == b->hold_off_ms && a->heartbeat_ms == b->heartbeat_ms && a->sessions == b->sessions &&
 	       a->reorder == b->reorder && a->reorder_bytes == b->reorder_bytes && a->backoff_ms == b->backoff_ms &&
 	       a->retry_ms == b->retry_ms && a->timeout_s == b->timeout_s && a->max_files == b->max_files &&
+	       a->max_object_size == b->max_object_size &&
 	       a->command_queue == b->command_queue && a->fec_k == b->fec_k && a->fec_n == b->fec_n &&
 	       a->fec_proactive == b->fec_proactive && a->live == b->live && srm_same_text(a->directory, b->directory) &&
 	       srm_same_text(a->spool, b->spool) && srm_same_command(&a->command, &b->command);
@@ -184,6 +186,7 @@ static cfg_opt_t srm_options[] = {
 	CFG_INT("nak-backoff", SRM_BACKOFF_MS_DEFAULT, CFGF_NONE),
 	CFG_INT("nak-retry", SRM_RETRY_MS_DEFAULT, CFGF_NONE),
 	CFG_INT("timeout", SRM_TIMEOUT_S_DEFAULT, CFGF_NONE),
+	CFG_INT("max-object-size", SRM_MAX_OBJECT_SIZE_DEFAULT, CFGF_NONE),
 	CFG_STR_LIST("command", NULL, CFGF_NODEFAULT),
 	CFG_BOOL("live", cfg_false, CFGF_NONE),
 	CFG_STR("working-directory", "/", CFGF_NONE),
@@ -198,7 +201,8 @@ static const char *const srm_sender_option_names[] = {
 	"window", "window-bytes", "hold-off", "heartbeat", "max-files", "fec", "fec-proactive", NULL,
 };
 static const char *const srm_receiver_option_names[] = {
-	"sessions", "reorder", "reorder-bytes", "nak-backoff", "nak-retry", "timeout", "command", "working-directory",
+	"sessions", "reorder", "reorder-bytes", "nak-backoff", "nak-retry", "timeout", "max-object-size", "command",
+	"working-directory",
 	"command-timeout", "kill-grace", "command-queue", "spool", "live", NULL,
 };
 /* A listener's options that apply only when it delivers to a command. */
@@ -380,6 +384,7 @@ static void srm_configure_receiver(struct srm_settings *s, cfg_t *sec, struct co
 {
 	long sessions = SRM_SESSIONS_DEFAULT, reorder = SRM_REORDER_DEFAULT, reorder_bytes = SRM_REORDER_BYTES_DEFAULT;
 	long backoff = SRM_BACKOFF_MS_DEFAULT, retry = SRM_RETRY_MS_DEFAULT, timeout = SRM_TIMEOUT_S_DEFAULT;
+	long max_object = SRM_MAX_OBJECT_SIZE_DEFAULT;
 	const char *directory = sec ? cfg_getstr(sec, "directory") : NULL;
 	bool command = sec != NULL && cfg_size(sec, "command") > 0;
 	bool live = sec != NULL && cfg_getbool(sec, "live");
@@ -391,6 +396,7 @@ static void srm_configure_receiver(struct srm_settings *s, cfg_t *sec, struct co
 		conf_scope_int(scope, sec, "nak-backoff", 1, 10000, &backoff);
 		conf_scope_int(scope, sec, "nak-retry", 1, 60000, &retry);
 		conf_scope_int(scope, sec, "timeout", 1, 86400, &timeout);
+		conf_scope_int(scope, sec, "max-object-size", 1, 1ll << 50, &max_object);
 	}
 	if (conf_scope_transport(scope) != TRANSPORT_MULTICAST)
 		conf_scope_error(scope, "directory", "an srm listener needs transport = \"multicast\"");
@@ -424,6 +430,7 @@ static void srm_configure_receiver(struct srm_settings *s, cfg_t *sec, struct co
 	s->backoff_ms = (unsigned)backoff;
 	s->retry_ms = (unsigned)retry;
 	s->timeout_s = (unsigned)timeout;
+	s->max_object_size = (unsigned long long)max_object;
 }
 
 static void *srm_configure(cfg_t *sec, struct conf_scope *scope)

@@ -710,6 +710,18 @@ def send_to_group(netns, *datagrams):
                     *(d.hex() for d in datagrams)], check=True, timeout=30)
 
 
+def test_an_object_past_max_object_size_is_given_up_and_its_file_removed(start_daemon, tmp_path, netns):
+    src = random_file(tmp_path / "image.bin", 3 << 20)
+    run = Run(start_daemon, tmp_path, netns, [""], src, rx_extra="max-object-size = 1048576")
+    run.receivers[0].wait_log(r"refused: larger than max-object-size: session 17 object 1 listener=r0", 30)
+    wait_until(lambda: run.rx_status(0)["objects_too_large"] == 1, timeout=10)
+    assert os.listdir(run.dirs[0]) == []
+    wait_until(lambda: run.tx_status()["sequenced"] > (3 << 20) // 1400, timeout=30)
+    time.sleep(0.5)
+    r = run.rx_status(0)
+    assert r["delivered_objects"] == 0 and r["unrecoverable"] == 0 and os.listdir(run.dirs[0]) == []
+
+
 def test_forged_heartbeats_hold_the_session_slots_only_until_the_timeout(start_daemon, tmp_path, netns):
     """Two forged HEARTBEATs, each with a whole window missing, take both
     of `sessions = 2` and draw NAKs; a third session is refused. After
