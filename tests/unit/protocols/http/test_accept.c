@@ -8,17 +8,23 @@
 
 #include "protocols/http/accept.h"
 
-static unsigned quality(const char *accept, const char *type)
+/* What `parse` makes of `value` copied into an exact-size buffer. */
+static unsigned exactly(unsigned (*parse)(const char *, size_t, const char *), const char *value, const char *name)
 {
-	size_t len = strlen(accept);
+	size_t len = strlen(value);
 	char *exact = malloc(len ? len : 1);
 	unsigned q;
 
 	cr_assert_not_null(exact);
-	memcpy(exact, accept, len);
-	q = http_accept_quality(exact, len, type);
+	memcpy(exact, value, len);
+	q = parse(exact, len, name);
 	free(exact);
 	return q;
+}
+
+static unsigned quality(const char *accept, const char *type)
+{
+	return exactly(http_accept_quality, accept, type);
 }
 
 Test(accept, a_browser_prefers_html_to_json)
@@ -74,15 +80,7 @@ Test(accept, malformed_elements_are_ignored)
 
 static unsigned coding_quality(const char *accept_encoding, const char *coding)
 {
-	size_t len = strlen(accept_encoding);
-	char *exact = malloc(len ? len : 1);
-	unsigned q;
-
-	cr_assert_not_null(exact);
-	memcpy(exact, accept_encoding, len);
-	q = http_accept_coding_quality(exact, len, coding);
-	free(exact);
-	return q;
+	return exactly(http_accept_coding_quality, accept_encoding, coding);
 }
 
 Test(accept_encoding, what_browsers_and_curl_send_takes_gzip)
