@@ -44,6 +44,15 @@
 
 struct srm_session;
 
+/* A session forgotten after the timeout, and the next sequence it would
+ * have delivered: if its sender is heard again it goes on from there
+ * rather than take the window again and deliver its objects twice. */
+#define SRM_FORGOTTEN 64
+struct srm_forgotten {
+	bool used;
+	uint32_t id, next;
+};
+
 struct srm_receiver {
 	const char *unit_name;
 	struct chassis *chassis;
@@ -65,6 +74,12 @@ struct srm_receiver {
 	uint64_t last_datagram_ns;
 	uint64_t frames, frames_bad, frames_late, frames_missed;
 	uint64_t live_bytes, live_objects;	/* to stream routes */
+	/* What forgotten sessions had counted, so that the listener's totals
+	 * never go back; and where each had got to (below). */
+	struct srm_reorder_counters forgotten_reorder;
+	struct srm_recover_counters forgotten_recover;
+	struct srm_forgotten forgotten[SRM_FORGOTTEN];
+	unsigned forgotten_next;
 	uint64_t datagrams, bad, sessions_refused, sessions_expired, naks_sent, naks_heard, delivered_objects,
 		unrecoverable, bad_crc, incomplete, gone_heard, names_refused, store_failed, objects_too_large;
 };
@@ -325,6 +340,63 @@ static uint32_t srm_first_sequence(const struct srm_header *h, size_t window)
 	return h->sequence - (uint32_t)back;
 }
 
+static void srm_add_reorder_counters(struct srm_reorder_counters *sum, const struct srm_reorder_counters *c)
+{
+	sum->suppressed += c->suppressed;
+	sum->lost += c->lost;
+	sum->duplicates += c->duplicates;
+}
+
+static void srm_add_recover_counters(struct srm_recover_counters *sum, const struct srm_recover_counters *c)
+{
+	sum->parity += c->parity;
+	sum->unneeded += c->unneeded;
+	sum->dropped += c->dropped;
+	sum->recovered += c->recovered;
+	sum->failed += c->failed;
+}
+
+/* Keeps what an expiring session counted and where it had got to. */
+static void srm_session_forget(struct srm_receiver *rx, const struct srm_session *ss)
+{
+	struct srm_forgotten *f = &rx->forgotten[rx->forgotten_next++ % SRM_FORGOTTEN];
+
+	srm_add_reorder_counters(&rx->forgotten_reorder, srm_reorder_counters(ss->reorder));
+	if (ss->recover != NULL)
+		srm_add_recover_counters(&rx->forgotten_recover, srm_recover_counters(ss->recover));
+	for (size_t i = 0; i < SRM_FORGOTTEN; i++)
+		if (rx->forgotten[i].used && rx->forgotten[i].id == ss->id)
+			rx->forgotten[i].used = false;
+	f->used = true;
+	f->id = ss->id;
+	f->next = srm_reorder_next(ss->reorder);
+}
+
+/* Where a session heard again starts: where it had got to when it was
+ * forgotten, if that lies between where this datagram would start it and
+ * the sender's leading edge (a restarted sender, with a new random
+ * sequence, starts afresh); else `first`. */
+static uint32_t srm_session_resume(struct srm_receiver *rx, const struct srm_header *h, uint32_t first)
+{
+	uint32_t upper = h->sequence;
+	struct srm_heartbeat hb;
+
+	if (h->type == SRM_HEARTBEAT) {
+		srm_read_heartbeat(h, &hb);
+		upper = hb.leading;
+	}
+	for (size_t i = 0; i < SRM_FORGOTTEN; i++) {
+		struct srm_forgotten *f = &rx->forgotten[i];
+
+		if (!f->used || f->id != h->session)
+			continue;
+		f->used = false;
+		if ((int32_t)(f->next - first) >= 0 && (int32_t)(upper - f->next) >= 0)
+			return f->next;
+	}
+	return first;
+}
+
 static struct srm_session *srm_session_find(struct srm_receiver *rx, const struct srm_header *h, uint64_t now)
 {
 	struct srm_session *free_slot = NULL;
@@ -347,12 +419,19 @@ static struct srm_session *srm_session_find(struct srm_receiver *rx, const struc
 		rx->sessions_refused++;
 		return NULL;
 	}
-	free_slot->reorder = srm_reorder_new(&limits, srm_first_sequence(h, limits.datagrams), rx->receiver_id ^ id, srm_deliver, free_slot);
+	free_slot->reorder = srm_reorder_new(&limits, srm_session_resume(rx, h, srm_first_sequence(h, limits.datagrams)),
+					     rx->receiver_id ^ id, srm_deliver, free_slot);
 	if (free_slot->reorder == NULL)
 		return NULL;
 	free_slot->used = true;
 	free_slot->id = id;
 	free_slot->datagrams = free_slot->naks_sent = free_slot->delivered_objects = free_slot->unrecoverable = 0;
+	/* A slot used before starts with nothing of its last session's. */
+	free_slot->object = 0;
+	free_slot->size = 0;
+	free_slot->crc = 0;
+	free_slot->lost = free_slot->too_large = false;
+	free_slot->part[0] = '\0';
 	free_slot->fd = -1;
 	free_slot->rx = rx;
 	free_slot->last_heard_ns = now;
@@ -501,6 +580,7 @@ static void srm_session_check(struct srm_receiver *rx, struct srm_session *ss, u
 		srm_object_discard(ss);
 	}
 	rx->sessions_expired++;
+	srm_session_forget(rx, ss);
 	srm_reorder_free(ss->reorder);
 	srm_recover_free(ss->recover);
 	ss->reorder = NULL;
@@ -678,28 +758,20 @@ void srm_receiver_status_rows(const struct srm_receiver *rx, char *buf, size_t l
 
 void srm_receiver_status(const struct srm_receiver *rx, char *buf, size_t len)
 {
-	uint64_t suppressed = 0, lost = 0, duplicates = 0, rtt_ns = 0;
-	uint64_t parity = 0, parity_unneeded = 0, parity_dropped = 0, recovered = 0, recover_failed = 0;
+	struct srm_reorder_counters r = rx->forgotten_reorder;
+	struct srm_recover_counters f = rx->forgotten_recover;
+	uint64_t rtt_ns = 0;
 	const struct srm_command_counters *c;
 	size_t used;
 
 	for (size_t i = 0; i < rx->n_sessions; i++) {
 		if (!rx->sessions[i].used)
 			continue;
-		suppressed += srm_reorder_counters(rx->sessions[i].reorder)->suppressed;
-		lost += srm_reorder_counters(rx->sessions[i].reorder)->lost;
-		duplicates += srm_reorder_counters(rx->sessions[i].reorder)->duplicates;
+		srm_add_reorder_counters(&r, srm_reorder_counters(rx->sessions[i].reorder));
 		if (srm_reorder_rtt_ns(rx->sessions[i].reorder) > rtt_ns)
 			rtt_ns = srm_reorder_rtt_ns(rx->sessions[i].reorder);
-		if (rx->sessions[i].recover != NULL) {
-			const struct srm_recover_counters *f = srm_recover_counters(rx->sessions[i].recover);
-
-			parity += f->parity;
-			parity_unneeded += f->unneeded;
-			parity_dropped += f->dropped;
-			recovered += f->recovered;
-			recover_failed += f->failed;
-		}
+		if (rx->sessions[i].recover != NULL)
+			srm_add_recover_counters(&f, srm_recover_counters(rx->sessions[i].recover));
 	}
 	if (rx->kamaelia) {
 		snprintf(buf, len,
@@ -719,7 +791,7 @@ void srm_receiver_status(const struct srm_receiver *rx, char *buf, size_t len)
 				" rtt_us=%" PRIu64
 				" live_bytes=%" PRIu64 " live_objects=%" PRIu64,
 				rx->datagrams, rx->bad, rx->sessions_refused, rx->sessions_expired, rx->naks_sent, rx->naks_heard,
-				suppressed, duplicates, rx->gone_heard, lost, rx->delivered_objects, rx->unrecoverable,
+				r.suppressed, r.duplicates, rx->gone_heard, r.lost, rx->delivered_objects, rx->unrecoverable,
 				rx->bad_crc, rx->incomplete, rx->names_refused, rx->store_failed, rx->objects_too_large,
 				rtt_ns / 1000,
 				rx->live_bytes, rx->live_objects);
@@ -727,7 +799,7 @@ void srm_receiver_status(const struct srm_receiver *rx, char *buf, size_t len)
 		used += (size_t)snprintf(buf + used, len - used,
 					 " parity_received=%" PRIu64 " parity_unneeded=%" PRIu64 " parity_dropped=%" PRIu64
 					 " fec_recovered=%" PRIu64 " fec_failed=%" PRIu64,
-					 parity, parity_unneeded, parity_dropped, recovered, recover_failed);
+					 f.parity, f.unneeded, f.dropped, f.recovered, f.failed);
 	if (rx->command == NULL || used >= len)
 		return;
 	c = srm_command_counters(rx->command);

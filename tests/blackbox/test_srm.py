@@ -710,6 +710,39 @@ def send_to_group(netns, *datagrams):
                     *(d.hex() for d in datagrams)], check=True, timeout=30)
 
 
+def test_a_session_forgotten_between_heartbeats_goes_on_where_it_was(start_daemon, tmp_path, netns):
+    """A sender that heartbeats every 2.5 s to a receiver with timeout = 1
+    is forgotten and heard again, over and over: each time it goes on
+    where it was, so its object is delivered once, not once per return,
+    and the listener's counters (duplicates, from the receiver's netsim)
+    never go back."""
+    src = random_file(tmp_path / "image.bin", 200 << 10)
+    run = Run(start_daemon, tmp_path, netns, ["netsim { duplicate = 0.2  seed = 3 }"], src,
+              rx_extra="timeout = 1", tx_extra="heartbeat = 2500")
+    run.wait_delivered()
+    first = run.rx_status(0)
+    assert first["duplicates"] > 0
+    wait_until(lambda: run.rx_status(0)["sessions_expired"] >= 3, timeout=20)
+    r = run.rx_status(0)
+    assert r["delivered_objects"] == 1 and r["duplicates"] >= first["duplicates"], r
+    assert run.receivers[0].log().count("delivered: session 17") == 1
+
+
+def test_a_slot_used_again_starts_clean(start_daemon, tmp_path, netns):
+    """Object 1 of a sender is refused as too large; the sender dies and
+    its session is forgotten; a new sender of the same session sends a
+    small object 1, which is delivered, not taken for the refused one."""
+    big = random_file(tmp_path / "big.bin", 3 << 20)
+    small = random_file(tmp_path / "small.bin", 100 << 10)
+    run = Run(start_daemon, tmp_path, netns, [""], big, rx_extra="max-object-size = 1048576  timeout = 1")
+    run.receivers[0].wait_log(r"refused: larger than max-object-size: session 17 object 1 listener=r0", 30)
+    run.tx.stop()
+    wait_until(lambda: run.rx_status(0)["sessions_expired"] == 1, timeout=10)
+    start_daemon(sender(small), workdir=tmp_path / "tx2", wrapper=netns.prefix())
+    run.wait_delivered()
+    assert sha256(run.dirs[0] / "object-17-1") == sha256(small)
+
+
 def test_an_object_past_max_object_size_is_given_up_and_its_file_removed(start_daemon, tmp_path, netns):
     src = random_file(tmp_path / "image.bin", 3 << 20)
     run = Run(start_daemon, tmp_path, netns, [""], src, rx_extra="max-object-size = 1048576")
