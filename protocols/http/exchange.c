@@ -441,6 +441,10 @@ static void http_arm_deadlines(struct http_exchange *ex)
 		http_arm_request_deadline(ex, http_started_ns(ex), settings->head_timeout * 1000000000ull);
 	} else if (ex->phase == PHASE_BODY) {
 		earned = settings->body_min_rate ? ex->body_bytes / settings->body_min_rate : 0;
+		/* 136 years at most: terabytes at a byte a second must not wrap
+		 * the nanoseconds to a deadline already passed. */
+		if (earned > UINT32_MAX)
+			earned = UINT32_MAX;
 		http_arm_request_deadline(ex, ex->body_started_ns, (settings->body_timeout + earned) * 1000000000ull);
 	}
 }

@@ -391,7 +391,7 @@ static const struct {
 	{ "route", "tracker_peers", "Peers the tracker route keeps now, all torrents." },
 	{ "route", "announces", "Announces the tracker route has answered." },
 	{ "route", "announce_failures", "Announces answered with a failure reason (malformed, or a full table)." },
-	{ "route", "table_full", "Announces refused because max-swarms or max-peers was reached." },
+	{ "route", "table_full", "Announces refused because max-swarms, max-peers or max-peers-per-address was reached." },
 	{ "", "torrents", "Torrents seeded now." },
 	{ "", "connected_peers", "Peers connected now, all torrents." },
 	{ "", "uploaded_bytes", "Payload bytes uploaded, all torrents seeded now, each since first seeded (resume data)." },
