@@ -318,7 +318,7 @@ static const struct {
 	{ "", "naks_received", "NAKs received from receivers." },
 	{ "", "repairs_held_off", "Repairs asked for again within hold-off, sent once." },
 	{ "", "gone", "Ranges asked for or announced that had left the transmit window." },
-	{ "", "gone_held", "GONEs not sent because one had gone in the last 10 ms (a NAK storm)." },
+	{ "", "gone_held", "NAK answers put off into the next GONE because one had gone in the last 10 ms." },
 	{ "", "heartbeats", "Heartbeats (the window's edges) sent while idle." },
 	{ "", "bad", "Datagrams dropped as not valid for the protocol (CRC, version, body)." },
 	{ "", "foreign", "Datagrams of other sessions heard on the group." },

@@ -78,7 +78,9 @@ struct srm_sender {
 	uint32_t session;
 	struct srm_window *window;
 	int nak_fd;
-	struct event *nak_event, *heartbeat_timer;
+	struct event *nak_event, *heartbeat_timer, *gone_timer;
+	struct srm_range gone_pending[SRM_MAX_RANGES];	/* for the next GONE */
+	size_t n_gone_pending;
 	uint64_t hold_off_ns, heartbeat_ns, last_send_ns;
 	size_t payload_size;
 	uint32_t object;		/* the one being sent */
@@ -604,25 +606,17 @@ static const struct outlet_hooks srm_outlet_hooks = {
 	.ready = srm_sender_ready,
 };
 
-/* GONE for what a NAK asked that left the window: small and rare, sent now. */
-/* A GONE goes at once, outside the rate's queue: at most one per
- * SRM_GONE_GAP_NS, so that a storm of NAKs for what left the window long
- * ago (a receiver far behind, or forged) cannot make the sender send
- * faster or starve its data. A receiver held back NAKs again and hears
- * the next one. */
-static void srm_send_gone(struct srm_sender *st, const struct srm_range *gone, size_t n, uint64_t now)
+/* The pending GONE's ranges, all in one datagram; none pending after. */
+static void srm_send_gone(struct srm_sender *st, uint64_t now)
 {
 	uint8_t body[SRM_MAX_RANGES * SRM_RANGE_SIZE];
 	struct srm_header h = { .type = SRM_GONE, .session = st->session };
 	size_t len;
 
-	if (st->last_gone_ns != 0 && now - st->last_gone_ns < SRM_GONE_GAP_NS) {
-		st->gone_held++;
-		return;
-	}
 	st->last_gone_ns = now;
 	h.sequence = srm_window_leading(st->window);
-	h.payload_len = srm_write_ranges(body, sizeof(body), gone, n);
+	h.payload_len = srm_write_ranges(body, sizeof(body), st->gone_pending, st->n_gone_pending);
+	st->n_gone_pending = 0;
 	h.payload = body;
 	len = srm_write(st->repair, sizeof(st->repair), &h);
 	if (len == 0)
@@ -632,6 +626,51 @@ static void srm_send_gone(struct srm_sender *st, const struct srm_range *gone, s
 	outlet_end(st->outlet);
 	pace_sent(&st->pace, len);
 	st->gone_sent++;
+}
+
+static void srm_on_gone_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct srm_sender *st = arg;
+
+	(void)fd;
+	(void)what;
+	if (st->n_gone_pending > 0)
+		srm_send_gone(st, pacer_now_ns());
+}
+
+/* Whether serial range a holds all of b. */
+static bool srm_range_holds(const struct srm_range *a, const struct srm_range *b)
+{
+	return (int32_t)(b->first - a->first) >= 0 && (int32_t)(a->last - b->last) >= 0;
+}
+
+/* GONE for what NAKs asked that left the window. A GONE goes outside the
+ * rate's queue, so at most one per SRM_GONE_GAP_NS: a storm of NAKs for
+ * what left long ago (a receiver far behind, or forged) cannot make the
+ * sender send faster or starve its data. What comes between is gathered
+ * into the next GONE, each range once (up to 64): a flood of one range
+ * cannot crowd out the ranges other receivers wait for. */
+static void srm_answer_gone(struct srm_sender *st, const struct srm_range *gone, size_t n, uint64_t now)
+{
+	struct timeval in = { 0, 0 };
+
+	for (size_t i = 0; i < n; i++) {
+		size_t j = 0;
+
+		while (j < st->n_gone_pending && !srm_range_holds(&st->gone_pending[j], &gone[i]))
+			j++;
+		if (j == st->n_gone_pending && st->n_gone_pending < SRM_MAX_RANGES)
+			st->gone_pending[st->n_gone_pending++] = gone[i];
+	}
+	if (st->last_gone_ns == 0 || now - st->last_gone_ns >= SRM_GONE_GAP_NS) {
+		srm_send_gone(st, now);
+		return;
+	}
+	st->gone_held++;
+	if (!evtimer_pending(st->gone_timer, NULL)) {
+		in.tv_usec = (suseconds_t)((st->last_gone_ns + SRM_GONE_GAP_NS - now) / 1000);
+		evtimer_add(st->gone_timer, &in);
+	}
 }
 
 static void srm_hear_receiver(struct srm_sender *st, uint32_t id, uint64_t now)
@@ -679,7 +718,7 @@ static void srm_sender_nak(struct srm_sender *st, const struct srm_header *h, ui
 	for (size_t i = 0; i < n; i++)
 		srm_window_request(st->window, &repair[i], now, gone, &n_gone, SRM_MAX_RANGES);
 	if (n_gone > 0)
-		srm_send_gone(st, gone, n_gone, now);
+		srm_answer_gone(st, gone, n_gone, now);
 	if (!pacer_armed(st->pacer))
 		pacer_at(st->pacer, now);
 }
@@ -916,6 +955,8 @@ void srm_sender_free(struct srm_sender *st)
 		event_free(st->nak_event);
 	if (st->heartbeat_timer != NULL)
 		event_free(st->heartbeat_timer);
+	if (st->gone_timer != NULL)
+		event_free(st->gone_timer);
 	if (st->chunks != NULL)
 		evbuffer_free(st->chunks);
 	if (st->nak_fd >= 0)
@@ -1002,10 +1043,11 @@ struct srm_sender *srm_sender_start(const struct srm_settings *s, const struct u
 	}
 	st->nak_event = event_new(env->base, st->nak_fd, EV_READ | EV_PERSIST, srm_sender_on_nak_socket, st);
 	st->heartbeat_timer = event_new(env->base, -1, EV_PERSIST, srm_sender_heartbeat, st);
+	st->gone_timer = evtimer_new(env->base, srm_on_gone_timer, st);
 	pace_start(&st->pace, conf->rate ? conf->rate / 8 : 0, (uint64_t)SRM_BURST * SRM_DATAGRAM_MAX,
 		   pacer_now_ns());
 	st->outlet = outlet_open(env, &srm_outlet_hooks, st);
-	if (st->nak_event == NULL || st->heartbeat_timer == NULL || st->outlet == NULL ||
+	if (st->nak_event == NULL || st->heartbeat_timer == NULL || st->gone_timer == NULL || st->outlet == NULL ||
 	    event_add(st->nak_event, NULL) < 0 || event_add(st->heartbeat_timer, &every) < 0) {
 		srm_sender_free(st);
 		return NULL;

@@ -690,12 +690,14 @@ for obj, name in enumerate(names, 1):
 
 
 SEND_HEX = r"""
-import socket, sys
+import socket, sys, time
 group, port = sys.argv[1], int(sys.argv[2])
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton("127.0.0.1"))
-for d in sys.argv[3:]:
+for i, d in enumerate(sys.argv[3:]):
     s.sendto(bytes.fromhex(d), (group, port))
+    if i % 100 == 99:     # a breath, so that the daemon's socket buffer keeps up
+        time.sleep(0.001)
 """
 
 
@@ -805,6 +807,56 @@ def test_a_storm_of_naks_for_what_left_the_window_gets_few_gones(start_daemon, t
     assert tx["naks_received"] - before["naks_received"] > 1000
     assert 1 <= gones <= took / 0.010 + 2, (gones, took)
     assert tx.get("gone_held", 0) >= 400, tx
+
+
+CAPTURE = r"""
+import socket, sys, time
+group, port, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+rx.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+rx.bind((group, port))
+rx.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, socket.inet_aton(group) + socket.inet_aton("127.0.0.1"))
+print("ready", flush=True)
+end = time.monotonic() + seconds
+rx.settimeout(0.05)
+while time.monotonic() < end:
+    try:
+        print(rx.recv(65536).hex(), flush=True)
+    except socket.timeout:
+        pass
+"""
+
+
+def capture(netns, seconds):
+    """What comes to the group for `seconds`: a Popen whose stdout lines
+    are the datagrams in hex, once its first line, "ready", is read."""
+    proc = subprocess.Popen([*netns.prefix(), "/usr/bin/python3", "-c", CAPTURE, GROUP, str(PORT), str(seconds)],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+def captured(proc, kind):
+    out, _ = proc.communicate(timeout=30)
+    return [d for d in map(bytes.fromhex, out.split()) if len(d) >= 32 and d[3] == kind]
+
+
+def test_a_flood_of_naks_for_one_gone_range_does_not_crowd_out_another(start_daemon, tmp_path, netns):
+    """5000 NAKs for one sequence before the window, every 500th for
+    another: the GONEs, at most one per 10 ms, still carry the other's
+    (answering only the NAK that finds the 10 ms passed, the other's
+    would go out about once in a hundred runs)."""
+    src = random_file(tmp_path / "image.bin", 256 << 10)
+    run = Run(start_daemon, tmp_path, netns, [""], src)
+    run.wait_delivered()
+    trailing = struct.unpack(">I", captured(capture(netns, 1), 4)[0][32:36])[0]
+    flood, other = (trailing - 1) & 0xFFFFFFFF, (trailing - 1000) & 0xFFFFFFFF
+    watch = capture(netns, 2)
+    send_to_group(netns, *(nak(other, other) if i % 500 == 250 else nak(flood, flood) for i in range(5000)))
+    ranges = [struct.unpack(">II", d[i:i + 8]) for d in captured(watch, 6) for i in range(32, len(d), 8)]
+    assert any(first == last == other for first, last in ranges), ranges[:10]
+    assert len(ranges) < 5000 // 10
 
 
 def test_names_that_would_leave_the_directory_are_refused(start_daemon, tmp_path, netns):
