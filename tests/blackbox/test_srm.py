@@ -809,7 +809,7 @@ def test_a_storm_of_naks_for_what_left_the_window_gets_few_gones(start_daemon, t
     assert tx.get("gone_held", 0) >= 400, tx
 
 
-CAPTURE = r"""
+GROUP_DATAGRAMS = r"""
 import socket, sys, time
 group, port, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -831,8 +831,8 @@ while time.monotonic() < end:
 def capture(netns, seconds):
     """What comes to the group for `seconds`: a Popen whose stdout lines
     are the datagrams in hex, once its first line, "ready", is read."""
-    proc = subprocess.Popen([*netns.prefix(), "/usr/bin/python3", "-c", CAPTURE, GROUP, str(PORT), str(seconds)],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([*netns.prefix(), "/usr/bin/python3", "-c", GROUP_DATAGRAMS, GROUP, str(PORT),
+                             str(seconds)], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "ready"
     return proc
 
