@@ -99,6 +99,8 @@ class Daemon:
         self.notify.settimeout(0.1)
         self.notifications = []
         self.arrivals = []
+        self.polled = 0
+        self.closing = False
         self.log_path = os.path.join(workdir, "stderr.log")
         self.log_file = open(self.log_path, "wb")
         env = dict(os.environ, NOTIFY_SOCKET=self.notify_path, **(env or {}))
@@ -107,6 +109,22 @@ class Daemon:
                                      stdout=subprocess.DEVNULL, stderr=self.log_file, env=env,
                                      preexec_fn=preexec)
         self.pid = self.proc.pid
+        # Read as systemd does, all the time: a socket nobody reads fills
+        # (net.unix.max_dgram_qlen is 10 where no systemd raised it) and
+        # sd_notify then blocks the daemon.
+        self.reader = threading.Thread(target=self.read_notifications, daemon=True)
+        self.reader.start()
+
+    def read_notifications(self):
+        while not self.closing:
+            try:
+                data = self.notify.recv(4096).decode()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.arrivals.append(time.monotonic())
+            self.notifications.append(data)
 
     def write_config(self, text):
         tmp = self.config + ".tmp"
@@ -115,16 +133,15 @@ class Daemon:
         os.replace(tmp, self.config)
 
     def poll_notifications(self, timeout=0.0):
+        """The next notification not handed out before, waiting up to
+        timeout for one; None when there is none."""
         deadline = time.monotonic() + timeout
-        while True:
-            try:
-                data = self.notify.recv(4096).decode()
-                self.notifications.append(data)
-                self.arrivals.append(time.monotonic())
-                return data
-            except socket.timeout:
-                if time.monotonic() >= deadline:
-                    return None
+        while self.polled >= len(self.notifications):
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.01)
+        self.polled += 1
+        return self.notifications[self.polled - 1]
 
     def wait_notification(self, pattern, timeout=10.0, start=0):
         """Waits for a notification (at index >= start) matching pattern."""
@@ -137,14 +154,14 @@ class Daemon:
                     return index, self.notifications[index]
                 index += 1
             if self.proc.poll() is not None:
-                self.poll_notifications()
+                time.sleep(0.2)		# what it sent last, still on its way to the reader
                 if index < len(self.notifications):
                     continue
                 raise AssertionError("chassisd exited (%s) before %r:\n%s" % (self.proc.returncode, pattern, self.log()))
             if time.monotonic() >= deadline:
                 raise AssertionError("no %r from chassisd in %.1f s; got %r\n%s" % (
                     pattern, timeout, self.notifications, self.log()))
-            self.poll_notifications(0.1)
+            time.sleep(0.02)
 
     def wait_ready(self):
         return self.wait_notification(r"^READY=1")
@@ -175,6 +192,8 @@ class Daemon:
             self.proc.kill()
             self.proc.wait()
         self.log_file.close()
+        self.closing = True
+        self.reader.join()
         self.notify.close()
         if os.path.exists(self.notify_path):
             os.unlink(self.notify_path)
