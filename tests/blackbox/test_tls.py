@@ -8,7 +8,6 @@ import re
 import socket
 import ssl
 import subprocess
-import threading
 import time
 
 import pytest
