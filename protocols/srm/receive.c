@@ -112,6 +112,14 @@ static void srm_object_discard(struct srm_session *ss)
 	ss->fd = -1;
 }
 
+/* The object is over (delivered, lost or left behind): the next starts
+ * clean. */
+static void srm_object_done(struct srm_session *ss)
+{
+	srm_object_discard(ss);
+	ss->lost = ss->too_large = false;
+}
+
 /* A file of no name in the spool directory: O_TMPFILE, or where the file
  * system has none a named one unlinked at once. Either way nothing is
  * left behind, whatever happens to the daemon. */
@@ -268,8 +276,7 @@ static void srm_object_end(struct srm_session *ss, const struct srm_header *h)
 		srm_object_name(ss, &end, &name, &name_len);
 		srm_object_store(ss, name, name_len);
 	}
-	srm_object_discard(ss);
-	ss->lost = ss->too_large = false;
+	srm_object_done(ss);
 }
 
 /* The session's bytes in order to the listener's stream routes (a live
@@ -305,10 +312,8 @@ static void srm_deliver(void *arg, uint32_t seq, const struct srm_header *h)
 	}
 	/* A new object starts clean; a loss before the first datagram of any
 	 * (object 0) is the first object's. */
-	if (ss->object != 0 && h->object != ss->object) {
-		srm_object_discard(ss);
-		ss->lost = ss->too_large = false;
-	}
+	if (ss->object != 0 && h->object != ss->object)
+		srm_object_done(ss);
 	ss->object = h->object;
 	if (end)
 		srm_object_end(ss, h);
